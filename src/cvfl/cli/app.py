@@ -1,0 +1,68 @@
+"""The ``cvfl`` command: sub-commands, error-to-exit-code mapping, logging set-up."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+from rich.console import Console
+
+from cvfl import __version__
+from cvfl.errors import CvflError
+
+app = typer.Typer(
+    name="cvfl",
+    help="Confidential vertical federated learning: align, train, seal, attest.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_err = Console(stderr=True)
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug detail."),
+) -> None:
+    """Confidential vertical federated learning."""
+    from cvfl.logs import configure
+
+    configure(logging.DEBUG if verbose else logging.INFO)
+
+
+@app.command()
+def version() -> None:
+    """Print the cvfl version."""
+    typer.echo(__version__)
+
+
+def _register() -> None:
+    from cvfl.cli import commands
+
+    commands.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; turn a :class:`CvflError` into its message and documented exit code."""
+    _register()
+    try:
+        app(args=argv, standalone_mode=False)
+    except CvflError as exc:
+        _err.print(f"[bold red]error[/] [{exc.code}] {exc.message}", highlight=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        _err.print("[bold red]interrupted[/]")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,9 @@
+"""Registers every concern's sub-commands on the root app (one line per concern)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the sub-commands of each concern to ``app``."""

@@ -1,0 +1,102 @@
+"""One error hierarchy for cvfl, with stable codes and documented exit codes.
+
+Every error carries a stable ``code`` (``"<concern>.<what>"``) that scripts can match on, and its
+class carries the process exit code the CLI uses. Messages name what failed with the expected and
+seen values, never raw features, labels, ids or keys.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class CvflError(Exception):
+    """Base of every error cvfl raises on purpose."""
+
+    exit_code: ClassVar[int] = 1
+    default_code: ClassVar[str] = "cvfl.error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(CvflError):
+    """A job file, policy or command-line option is invalid."""
+
+    exit_code = 2
+    default_code = "config.invalid"
+
+
+class DataError(CvflError):
+    """An input table is malformed (the message names file, column and row)."""
+
+    exit_code = 3
+    default_code = "data.invalid"
+
+
+class ProtocolError(CvflError):
+    """The peer disagrees on the session (hello mismatch, misaligned batch, bad message)."""
+
+    exit_code = 4
+    default_code = "protocol.mismatch"
+
+
+class AttestationError(CvflError):
+    """Evidence did not verify, or the policy refused the peer."""
+
+    exit_code = 5
+    default_code = "attestation.refused"
+
+
+class SealingError(CvflError):
+    """A sealed file failed to open (tampered, wrong key, wrong purpose) or could not be written."""
+
+    exit_code = 6
+    default_code = "sealing.failed"
+
+
+class AlignmentError(CvflError):
+    """Private set intersection failed (bad point, count mismatch, duplicate ids)."""
+
+    exit_code = 7
+    default_code = "psi.failed"
+
+
+class PeerUnavailableError(CvflError):
+    """The peer could not be reached, or went away and did not come back in time."""
+
+    exit_code = 8
+    default_code = "peer.unavailable"
+
+
+class ModelError(CvflError):
+    """A model factory, checkpoint or export does not fit the job."""
+
+    exit_code = 9
+    default_code = "model.invalid"
+
+
+EXIT_CODES: dict[type[CvflError], int] = {
+    cls: cls.exit_code
+    for cls in (
+        CvflError,
+        ConfigError,
+        DataError,
+        ProtocolError,
+        AttestationError,
+        SealingError,
+        AlignmentError,
+        PeerUnavailableError,
+        ModelError,
+    )
+}
+
+
+def mismatch(what: str, expected: object, seen: object) -> str:
+    """Format the standard refusal phrase naming a field with its expected and seen values."""
+    return f"{what}: expected {expected}, seen {seen}"
