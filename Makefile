@@ -33,7 +33,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 proto: $(STAMP)
-	$(BIN)/python -m cvfl.wire.regen
+	$(BIN)/python tools/regen_proto.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
