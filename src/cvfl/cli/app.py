@@ -48,21 +48,10 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI; turn a :class:`CvflError` into its message and documented exit code."""
     _register()
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv)
     except CvflError as exc:
-        _err.print(f"[bold red]error[/] [{exc.code}] {exc.message}", highlight=False)
+        _err.print(f"[bold red]error[/] [{exc.code}] {exc.message}", highlight=False, markup=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _err.print("[bold red]interrupted[/]")
         sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(1)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise

@@ -1,0 +1,213 @@
+"""Reading and validating a party's table (Parquet or CSV) into arrays the trainer can use.
+
+Every problem is a :class:`~cvfl.errors.DataError` that names the file, the column and, where it
+applies, the first offending row (row numbers count from 0, excluding a CSV header). Values are
+never quoted in messages: they may be private.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cvfl.data.synth import ID_COLUMN, LABEL_COLUMN
+from cvfl.errors import DataError
+from cvfl.fsutil import atomic_writer
+
+
+class FeatureKind(str, Enum):
+    """How feature columns are interpreted."""
+
+    CATEGORICAL = "categorical"
+    NUMERIC = "numeric"
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """What a party's table must contain.
+
+    Attributes:
+        kind: Categorical (integer codes ``0..vocab-1``) or numeric (finite floats).
+        id_column: Name of the example id column.
+        label_column: Name of the label column, or None for a party without labels.
+        vocab: Number of category values (categorical only).
+        features: Feature column names in model order; empty means "every other column".
+    """
+
+    kind: FeatureKind
+    id_column: str = ID_COLUMN
+    label_column: str | None = None
+    vocab: int = 101
+    features: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PartyTable:
+    """A validated table: ids (as strings), features (N, F) and optional labels (N,)."""
+
+    path: Path
+    ids: tuple[str, ...]
+    features: np.ndarray
+    feature_names: tuple[str, ...]
+    labels: np.ndarray | None
+
+    @property
+    def rows(self) -> int:
+        """Number of rows."""
+        return len(self.ids)
+
+
+def table_format(path: Path) -> str:
+    """Return ``"parquet"`` or ``"csv"`` from the file name (``.sealed`` suffix ignored)."""
+    name = path.name.removesuffix(".sealed")
+    if name.endswith(".parquet") or name.endswith(".pq"):
+        return "parquet"
+    if name.endswith(".csv"):
+        return "csv"
+    raise DataError(
+        f"{path}: unknown table format (expected a .parquet or .csv file name)",
+        code="data.format",
+    )
+
+
+def load_arrow(path: Path) -> pa.Table:
+    """Read a Parquet or CSV file into an Arrow table (errors name the file)."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    fmt = table_format(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file", code="data.missing_file")
+    try:
+        if fmt == "parquet":
+            return pq.read_table(path)
+        return pacsv.read_csv(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{path}: cannot read as {fmt}: {exc}", code="data.unreadable") from exc
+
+
+def write_arrow(table: pa.Table, path: Path) -> None:
+    """Write a table atomically as Parquet or CSV, chosen by the file name."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    fmt = table_format(path)
+    with atomic_writer(path, mode=0o600) as handle:
+        if fmt == "parquet":
+            pq.write_table(table, handle)
+        else:
+            pacsv.write_csv(table, handle)
+
+
+def read_party_table(path: Path, schema: TableSchema) -> PartyTable:
+    """Read and validate ``path`` against ``schema``."""
+    return validate(load_arrow(path), path, schema)
+
+
+def validate(table: pa.Table, path: Path, schema: TableSchema) -> PartyTable:
+    """Validate an Arrow table against ``schema`` and convert it to arrays."""
+    if table.num_rows == 0:
+        raise DataError(f"{path}: the table is empty (0 rows)", code="data.empty")
+    _require_column(table, path, schema.id_column)
+    ids = _ids(table, path, schema.id_column)
+    names = schema.features or tuple(
+        c for c in table.column_names if c not in (schema.id_column, schema.label_column)
+    )
+    if not names:
+        raise DataError(f"{path}: no feature columns", code="data.no_features")
+    features = np.empty((table.num_rows, len(names)), dtype=_dtype(schema.kind))
+    for j, name in enumerate(names):
+        _require_column(table, path, name)
+        features[:, j] = _feature_column(table.column(name), path, name, schema)
+    labels = None
+    if schema.label_column is not None:
+        _require_column(table, path, schema.label_column)
+        labels = _labels(table.column(schema.label_column), path, schema.label_column)
+    return PartyTable(path, ids, features, tuple(names), labels)
+
+
+def _dtype(kind: FeatureKind) -> type[np.generic]:
+    return np.int64 if kind is FeatureKind.CATEGORICAL else np.float32
+
+
+def _require_column(table: pa.Table, path: Path, name: str) -> None:
+    if name not in table.column_names:
+        raise DataError(f"{path}: missing column {name!r}", code="data.missing_column")
+
+
+def _first_row(mask: pa.ChunkedArray | pa.Array) -> int:
+    return int(pc.index(mask, True).as_py())
+
+
+def _check_nulls(column: pa.ChunkedArray, path: Path, name: str) -> None:
+    if column.null_count:
+        row = _first_row(pc.is_null(column, nan_is_null=True))
+        raise DataError(f"{path}: column {name!r} row {row}: missing value", code="data.null")
+
+
+def _ids(table: pa.Table, path: Path, name: str) -> tuple[str, ...]:
+    column = table.column(name)
+    _check_nulls(column, path, name)
+    if not (pa.types.is_string(column.type) or pa.types.is_integer(column.type)) and not (
+        pa.types.is_large_string(column.type)
+    ):
+        raise DataError(
+            f"{path}: column {name!r}: expected string or integer ids, seen {column.type}",
+            code="data.type",
+        )
+    return tuple(str(v) for v in column.to_pylist())
+
+
+def _feature_column(
+    column: pa.ChunkedArray, path: Path, name: str, schema: TableSchema
+) -> np.ndarray:
+    _check_nulls(column, path, name)
+    if schema.kind is FeatureKind.CATEGORICAL:
+        if not pa.types.is_integer(column.type):
+            raise DataError(
+                f"{path}: column {name!r}: expected integer category codes, seen {column.type}",
+                code="data.type",
+            )
+        values: np.ndarray = np.asarray(column.to_numpy(), dtype=np.int64)
+        bad = (values < 0) | (values >= schema.vocab)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise DataError(
+                f"{path}: column {name!r} row {row}: category out of range "
+                f"(expected 0..{schema.vocab - 1})",
+                code="data.range",
+            )
+        return values
+    if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)):
+        raise DataError(
+            f"{path}: column {name!r}: expected a number, seen {column.type}", code="data.type"
+        )
+    values = np.asarray(column.to_numpy(), dtype=np.float32)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise DataError(
+            f"{path}: column {name!r} row {row}: NaN or infinite value", code="data.nan"
+        )
+    return values
+
+
+def _labels(column: pa.ChunkedArray, path: Path, name: str) -> np.ndarray:
+    _check_nulls(column, path, name)
+    if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+        raise DataError(
+            f"{path}: column {name!r}: expected 0/1 labels, seen {column.type}", code="data.type"
+        )
+    values: np.ndarray = np.asarray(column.to_numpy())
+    bad = (values != 0) & (values != 1)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise DataError(
+            f"{path}: column {name!r} row {row}: label must be 0 or 1", code="data.label"
+        )
+    return np.asarray(values, dtype=np.int64)

@@ -1,0 +1,74 @@
+"""Build each party's half from a :class:`ModelSpec`, deterministically from a seed."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from collections.abc import Callable
+from typing import cast
+
+import torch
+from torch import nn
+
+from cvfl.errors import ConfigError, ModelError
+from cvfl.models.nets import FollowerHalf, LeaderHalf, SlotEmbedding
+from cvfl.models.spec import ModelSpec
+
+Factory = Callable[[ModelSpec, int], nn.Module]
+
+
+def role_seed(seed: int, role: str) -> int:
+    """A 63-bit seed for one role's parameter initialisation, derived from the job seed."""
+    digest = hashlib.sha256(f"cvfl/init/{role}/{seed}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def load_factory(path: str) -> Factory:
+    """Import ``package.module:function``; errors name the path."""
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(
+            f"model factory {path!r}: expected 'package.module:function'", code="config.model"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(
+            f"model factory {path!r}: cannot import {module_name}: {exc}", code="config.model"
+        ) from exc
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise ConfigError(f"model factory {path!r}: {attr} is not callable", code="config.model")
+    return cast(Factory, fn)
+
+
+def _encoder(spec: ModelSpec, num_features: int) -> tuple[nn.Module, int]:
+    if spec.kind == "widedeep":
+        if num_features != spec.slots:
+            raise ModelError(
+                f"wide&deep expects one column per slot: expected {spec.slots} feature "
+                f"columns, seen {num_features}",
+                code="model.shape",
+            )
+        return SlotEmbedding(spec.slots, spec.vocab, spec.embed_dim), spec.slots * spec.embed_dim
+    return nn.Identity(), num_features
+
+
+def build_follower(spec: ModelSpec, num_features: int, seed: int) -> nn.Module:
+    """The follower's half, initialised from ``seed``."""
+    torch.manual_seed(role_seed(seed, "follower"))
+    if spec.kind == "custom":
+        return load_factory(spec.follower_factory)(spec, num_features)
+    encoder, width = _encoder(spec, num_features)
+    return FollowerHalf(encoder, width, list(spec.follower_hidden), spec.cut_width)
+
+
+def build_leader(spec: ModelSpec, num_features: int, seed: int) -> nn.Module:
+    """The leader's half, initialised from ``seed``."""
+    torch.manual_seed(role_seed(seed, "leader"))
+    if spec.kind == "custom":
+        return load_factory(spec.leader_factory)(spec, num_features)
+    if not spec.leader_hidden:
+        raise ConfigError("[model] leader_hidden must name at least one width", code="config")
+    encoder, width = _encoder(spec, num_features)
+    return LeaderHalf(encoder, width, list(spec.leader_hidden), spec.cut_width)

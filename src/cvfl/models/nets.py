@@ -1,0 +1,96 @@
+"""The split models: Fedlearner's wide&deep and a plain MLP, as follower and leader halves.
+
+A follower half maps its features to the cut-layer activations ``act1_f``; a leader half maps its
+own features and ``act1_f`` to two logits. :class:`CombinedModel` joins them in one process; it
+is the centralized twin that split training must reproduce exactly.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SlotEmbedding(nn.Module):
+    """One ``vocab x dim`` table per categorical slot, looked up and concatenated.
+
+    Each slot holds one value per row, so Fedlearner's mean pooling over a slot's values is the
+    identity here; the tables live in one ``nn.Embedding`` with per-slot offsets.
+    """
+
+    offsets: torch.Tensor
+
+    def __init__(self, slots: int, vocab: int, dim: int) -> None:
+        super().__init__()
+        self.table = nn.Embedding(slots * vocab, dim)
+        self.register_buffer("offsets", torch.arange(slots, dtype=torch.int64) * vocab)
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        """Embed ``(batch, slots)`` codes into ``(batch, slots * dim)``."""
+        out: torch.Tensor = self.table(codes + self.offsets)
+        return out.flatten(1)
+
+
+def _mlp(widths: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in zip(widths[:-1], widths[1:], strict=True):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+class FollowerHalf(nn.Module):
+    """The follower's bottom model: features -> ``act1_f``."""
+
+    def __init__(self, encoder: nn.Module, in_width: int, hidden: list[int], cut: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.bottom = _mlp([in_width, *hidden, cut])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Compute the cut-layer activations."""
+        out: torch.Tensor = self.bottom(self.encoder(x))
+        return out
+
+
+class LeaderHalf(nn.Module):
+    """The leader's model: its own bottom, then a top over ``[own, act1_f]`` -> 2 logits."""
+
+    def __init__(self, encoder: nn.Module, in_width: int, hidden: list[int], cut: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.bottom = _mlp([in_width, *hidden])
+        self.top = nn.Linear(hidden[-1] + cut, 2)
+
+    def forward(self, x: torch.Tensor, act_f: torch.Tensor) -> torch.Tensor:
+        """Compute logits from the leader's features and the follower's activations."""
+        out: torch.Tensor = self.top(torch.cat([self.bottom(self.encoder(x)), act_f], dim=1))
+        return out
+
+
+class CombinedModel(nn.Module):
+    """Both halves in one process: the centralized model split training must equal."""
+
+    def __init__(self, follower: nn.Module, leader: nn.Module) -> None:
+        super().__init__()
+        self.follower = follower
+        self.leader = leader
+
+    def forward(self, x_leader: torch.Tensor, x_follower: torch.Tensor) -> torch.Tensor:
+        """Compute logits end to end."""
+        out: torch.Tensor = self.leader(x_leader, self.follower(x_follower))
+        return out
+
+
+class LeaderOnly(nn.Module):
+    """The leader's half fed zeros where the follower's activations would be (a baseline)."""
+
+    def __init__(self, leader: nn.Module, cut: int) -> None:
+        super().__init__()
+        self.leader = leader
+        self.cut = cut
+
+    def forward(self, x_leader: torch.Tensor) -> torch.Tensor:
+        """Compute logits without the follower."""
+        zeros = torch.zeros(x_leader.shape[0], self.cut)
+        out: torch.Tensor = self.leader(x_leader, zeros)
+        return out

@@ -1,0 +1,79 @@
+"""The model section of a job: which split model to build, validated at the boundary."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from cvfl.errors import ConfigError
+
+KINDS = ("widedeep", "mlp", "custom")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A split model: the follower's bottom half and the leader's half (bottom + top).
+
+    Attributes:
+        kind: ``widedeep`` (Fedlearner's model), ``mlp`` (tabular) or ``custom`` (factories).
+        slots: Categorical slots per party (wide&deep).
+        vocab: Values per slot (wide&deep).
+        embed_dim: Embedding width per slot (wide&deep).
+        cut_width: Width of the follower's cut-layer output ``act1_f``.
+        leader_hidden: Hidden widths of the leader's bottom (its last width joins the cut).
+        follower_hidden: Hidden widths of the follower's bottom before the cut (MLP).
+        follower_factory: ``module:function`` building the follower half (custom).
+        leader_factory: ``module:function`` building the leader half (custom).
+    """
+
+    kind: str = "widedeep"
+    slots: int = 512
+    vocab: int = 101
+    embed_dim: int = 16
+    cut_width: int = 64
+    leader_hidden: tuple[int, ...] = (256, 64)
+    follower_hidden: tuple[int, ...] = ()
+    follower_factory: str = ""
+    leader_factory: str = ""
+    cut_name: str = field(default="act1_f")
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(
+                f"[model] kind: expected one of {', '.join(KINDS)}, seen {self.kind!r}",
+                code="config.model",
+            )
+        for name in ("slots", "vocab", "embed_dim", "cut_width"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"[model] {name} must be positive", code="config.model")
+        if self.kind == "custom" and not (self.follower_factory and self.leader_factory):
+            raise ConfigError(
+                "[model] kind = 'custom' needs follower_factory and leader_factory "
+                "('package.module:function')",
+                code="config.model",
+            )
+
+    @classmethod
+    def from_toml_table(cls, table: Mapping[str, Any]) -> ModelSpec:
+        """Build from the job's ``[model]`` table (unknown keys are refused)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise ConfigError(f"[model] unknown keys: {', '.join(unknown)}", code="config.model")
+        values = dict(table)
+        for key in ("leader_hidden", "follower_hidden"):
+            if key in values:
+                values[key] = tuple(int(v) for v in values[key])
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ConfigError(f"[model] {exc}", code="config.model") from exc
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready description (for export specs)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+
+def _plain(value: object) -> object:
+    return list(value) if isinstance(value, tuple) else value
