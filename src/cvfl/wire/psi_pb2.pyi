@@ -1,0 +1,68 @@
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class PsiHello(_message.Message):
+    __slots__ = ("version", "job_id", "role", "count", "mode", "batch_size")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    job_id: str
+    role: str
+    count: int
+    mode: str
+    batch_size: int
+    def __init__(self, version: _Optional[int] = ..., job_id: _Optional[str] = ..., role: _Optional[str] = ..., count: _Optional[int] = ..., mode: _Optional[str] = ..., batch_size: _Optional[int] = ...) -> None: ...
+
+class PsiBatch(_message.Message):
+    __slots__ = ("index", "points")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    points: bytes
+    def __init__(self, index: _Optional[int] = ..., points: _Optional[bytes] = ...) -> None: ...
+
+class PsiReturn(_message.Message):
+    __slots__ = ("index", "points")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    points: bytes
+    def __init__(self, index: _Optional[int] = ..., points: _Optional[bytes] = ...) -> None: ...
+
+class PsiDone(_message.Message):
+    __slots__ = ("sent", "returned")
+    SENT_FIELD_NUMBER: _ClassVar[int]
+    RETURNED_FIELD_NUMBER: _ClassVar[int]
+    sent: int
+    returned: int
+    def __init__(self, sent: _Optional[int] = ..., returned: _Optional[int] = ...) -> None: ...
+
+class PsiAbort(_message.Message):
+    __slots__ = ("code", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class PsiFrame(_message.Message):
+    __slots__ = ("hello", "batch", "ret", "done", "abort")
+    HELLO_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    RET_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    ABORT_FIELD_NUMBER: _ClassVar[int]
+    hello: PsiHello
+    batch: PsiBatch
+    ret: PsiReturn
+    done: PsiDone
+    abort: PsiAbort
+    def __init__(self, hello: _Optional[_Union[PsiHello, _Mapping]] = ..., batch: _Optional[_Union[PsiBatch, _Mapping]] = ..., ret: _Optional[_Union[PsiReturn, _Mapping]] = ..., done: _Optional[_Union[PsiDone, _Mapping]] = ..., abort: _Optional[_Union[PsiAbort, _Mapping]] = ...) -> None: ...
