@@ -1,0 +1,21 @@
+"""Private alignment: ECDH-PSI over ristretto255 on example ids, streamed over gRPC.
+
+Each party hashes its ids to the group, blinds them with a fresh secret scalar, swaps them with
+the peer, blinds the peer's once more, and intersects the doubly-blinded values. Both parties
+then write their rows of the intersection in ascending doubly-blinded order. See docs/psi.md.
+"""
+
+from cvfl.psi.config import AlignJob, PsiConfig
+from cvfl.psi.output import PURPOSE, read_aligned
+from cvfl.psi.runner import AlignReport, align, run_follower, run_leader
+
+__all__ = [
+    "PURPOSE",
+    "AlignJob",
+    "AlignReport",
+    "PsiConfig",
+    "align",
+    "read_aligned",
+    "run_follower",
+    "run_leader",
+]

@@ -1,0 +1,191 @@
+"""Validated configuration for one party's alignment: the job, its data, its peer and ``[psi]``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, cast
+
+from cvfl.errors import ConfigError, mismatch
+
+Role = Literal["leader", "follower"]
+DuplicatePolicy = Literal["error", "drop"]
+ROLES: tuple[Role, ...] = ("leader", "follower")
+MODES = ("ecdh",)
+
+
+def _get(table: Mapping[str, object], key: str, kind: type, where: str, default: object) -> object:
+    value = table.get(key, default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if value is not None and (not isinstance(value, kind) or (kind is int and value is True)):
+        raise ConfigError(
+            mismatch(f"{where}.{key}", kind.__name__, type(value).__name__), code="config.type"
+        )
+    return value
+
+
+def _path(value: object, base: Path | None) -> Path | None:
+    if value is None:
+        return None
+    path = Path(cast(str, value))
+    return path if path.is_absolute() or base is None else base / path
+
+
+def _unknown(table: Mapping[str, object], allowed: set[str], where: str) -> None:
+    extra = sorted(set(table) - allowed)
+    if extra:
+        raise ConfigError(
+            mismatch(f"{where} keys", f"a subset of {sorted(allowed)}", extra), code="config.key"
+        )
+
+
+@dataclass(frozen=True)
+class PsiConfig:
+    """The job's ``[psi]`` table.
+
+    Attributes:
+        output: where this party's aligned table goes (same format as its input).
+        report: where the JSON report goes (default: ``output`` + ``.report.json``).
+        plaintext_output: write the aligned table unsealed (must be asked for by name).
+        batch_size: points per message.
+        threads: worker threads for the group arithmetic (0 = every core of this process).
+        spill_threshold: records held in memory per store before spilling (sealed) to disk.
+        spill_dir: folder for spill files (default: the system temporary folder).
+        duplicates: ``"error"`` (default) or ``"drop"`` (keep each id's first row).
+        window: own batches in flight awaiting the peer's answer.
+        connect_timeout_s: how long the follower tries to reach the leader.
+        timeout_s: the longest the whole exchange may take.
+        mode: ``"ecdh"``.
+    """
+
+    output: Path
+    report: Path | None = None
+    plaintext_output: bool = False
+    batch_size: int = 4096
+    threads: int = 0
+    spill_threshold: int = 1 << 22
+    spill_dir: Path | None = None
+    duplicates: DuplicatePolicy = "error"
+    window: int = 64
+    connect_timeout_s: float = 60.0
+    timeout_s: float = 3600.0
+    mode: str = "ecdh"
+
+    def __post_init__(self) -> None:
+        for name, low in (("batch_size", 1), ("threads", 0), ("spill_threshold", 1), ("window", 1)):
+            if getattr(self, name) < low:
+                raise ConfigError(
+                    mismatch(f"psi.{name}", f">= {low}", getattr(self, name)), code="config.range"
+                )
+        for name in ("connect_timeout_s", "timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(
+                    mismatch(f"psi.{name}", "> 0", getattr(self, name)), code="config.range"
+                )
+        if self.duplicates not in ("error", "drop"):
+            raise ConfigError(
+                mismatch("psi.duplicates", "'error' or 'drop'", repr(self.duplicates)),
+                code="config.value",
+            )
+        if self.mode not in MODES:
+            raise ConfigError(
+                mismatch("psi.mode", f"one of {list(MODES)}", repr(self.mode)),
+                code="config.value",
+            )
+
+    @property
+    def report_path(self) -> Path:
+        """The report's path (explicit, or derived from the output's)."""
+        return self.report or self.output.with_name(self.output.name + ".report.json")
+
+    @classmethod
+    def from_toml_table(cls, table: Mapping[str, object], *, base: Path | None = None) -> PsiConfig:
+        """Build from the job TOML's ``[psi]`` table; relative paths resolve against ``base``."""
+        w = "psi"
+        _unknown(table, set(cls.__dataclass_fields__), w)
+        output = _path(_get(table, "output", str, w, None), base)
+        if output is None:
+            raise ConfigError(mismatch("psi.output", "a file path", "nothing"), code="config.key")
+        return cls(
+            output=output,
+            report=_path(_get(table, "report", str, w, None), base),
+            plaintext_output=cast(bool, _get(table, "plaintext_output", bool, w, False)),
+            batch_size=cast(int, _get(table, "batch_size", int, w, 4096)),
+            threads=cast(int, _get(table, "threads", int, w, 0)),
+            spill_threshold=cast(int, _get(table, "spill_threshold", int, w, 1 << 22)),
+            spill_dir=_path(_get(table, "spill_dir", str, w, None), base),
+            duplicates=cast(DuplicatePolicy, _get(table, "duplicates", str, w, "error")),
+            window=cast(int, _get(table, "window", int, w, 64)),
+            connect_timeout_s=cast(float, _get(table, "connect_timeout_s", float, w, 60.0)),
+            timeout_s=cast(float, _get(table, "timeout_s", float, w, 3600.0)),
+            mode=cast(str, _get(table, "mode", str, w, "ecdh")),
+        )
+
+
+@dataclass(frozen=True)
+class AlignJob:
+    """Who this party is and what it aligns: ``[job]`` id/role, ``[data]``, ``[peer]``.
+
+    Attributes:
+        job_id: the job's id; both parties must agree (it also separates the hash domain).
+        role: ``"leader"`` (serves) or ``"follower"`` (connects).
+        data: the party's Parquet or CSV table.
+        id_column: the column holding example ids.
+        address: ``[peer] listen`` for the leader, ``[peer] connect`` for the follower.
+    """
+
+    job_id: str
+    role: Role
+    data: Path
+    id_column: str
+    address: str
+
+    def __post_init__(self) -> None:
+        if not self.job_id:
+            raise ConfigError(mismatch("job.id", "a non-empty string", "''"), code="config.value")
+        if self.role not in ROLES:
+            raise ConfigError(
+                mismatch("job.role", "'leader' or 'follower'", repr(self.role)),
+                code="config.value",
+            )
+
+    @property
+    def peer_role(self) -> Role:
+        """The other party's role."""
+        return "follower" if self.role == "leader" else "leader"
+
+    @classmethod
+    def from_toml(
+        cls, doc: Mapping[str, object], *, base: Path | None = None, role: str | None = None
+    ) -> AlignJob:
+        """Read ``[job]``, ``[data]`` and ``[peer]`` from a parsed job TOML (other keys ignored)."""
+        job, data, peer = (_table(doc, name) for name in ("job", "data", "peer"))
+        chosen = role or cast(str | None, _get(job, "role", str, "job", None))
+        if chosen not in ROLES:
+            raise ConfigError(
+                mismatch("job.role", "'leader' or 'follower'", repr(chosen)), code="config.value"
+            )
+        key = "listen" if chosen == "leader" else "connect"
+        address = cast(str | None, _get(peer, key, str, "peer", None))
+        path = _path(_get(data, "path", str, "data", None), base)
+        if address is None or path is None:
+            missing = f"peer.{key}" if address is None else "data.path"
+            raise ConfigError(mismatch(missing, "a value", "nothing"), code="config.key")
+        return cls(
+            job_id=cast(str, _get(job, "id", str, "job", "")),
+            role=chosen,
+            data=path,
+            id_column=cast(str, _get(data, "id_column", str, "data", "id")),
+            address=address,
+        )
+
+
+def _table(doc: Mapping[str, object], name: str) -> Mapping[str, object]:
+    value = doc.get(name, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            mismatch(f"[{name}]", "a table", type(value).__name__), code="config.type"
+        )
+    return cast(Mapping[str, object], value)

@@ -1,0 +1,200 @@
+"""One party's whole alignment: blind own ids, exchange with the peer, intersect, write output."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+
+from cvfl.bridge.security import ChannelSecurity
+from cvfl.errors import ConfigError, mismatch
+from cvfl.fsutil import atomic_write_bytes
+from cvfl.logs import get_logger
+from cvfl.psi import serde
+from cvfl.psi.config import AlignJob, PsiConfig
+from cvfl.psi.exchange import Session
+from cvfl.psi.group import Blinder, domain_label
+from cvfl.psi.output import select_rows, write_table
+from cvfl.psi.service import connect_session, serve_session
+from cvfl.psi.sets import blind_own, duplicate_error, find_duplicates, intersect, own_batches
+from cvfl.psi.source import table_format
+from cvfl.psi.spill import BucketStore, default_threads
+from cvfl.sealing import KeyProvider
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class AlignReport:
+    """What one party's alignment did; written next to the output as JSON (no ids in it)."""
+
+    job_id: str
+    role: str
+    mode: str
+    channel: str
+    own_rows: int
+    duplicates_dropped: int
+    peer_items: int
+    intersection: int
+    order_fingerprint: str
+    output: str
+    sealed: bool
+    seconds_blind: float
+    seconds_exchange: float
+    seconds_output: float
+    seconds_total: float
+
+    def to_json(self) -> str:
+        """Return the report as indented JSON."""
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+
+def align(
+    job: AlignJob,
+    cfg: PsiConfig,
+    security: ChannelSecurity,
+    *,
+    keys: KeyProvider | None,
+    on_bound: Callable[[int], None] | None = None,
+) -> AlignReport:
+    """Align this party's table with the peer's and write its rows of the intersection.
+
+    The leader serves on ``job.address`` (``on_bound`` receives the bound port); the follower
+    connects to it. The output is sealed under ``keys`` with purpose ``aligned-table``; without
+    keys, ``cfg.plaintext_output`` must be set.
+
+    Raises:
+        ConfigError: no key provider and plaintext output not asked for.
+        DataError: the input table cannot be read.
+        AlignmentError: duplicate ids, a misbehaving or vanished peer, a timeout.
+        PeerUnavailableError: the peer never showed up.
+    """
+    if keys is None and not cfg.plaintext_output:
+        raise ConfigError(
+            mismatch(
+                "psi output protection", "a [sealing] key or psi.plaintext_output = true", "neither"
+            ),
+            code="psi.unsealed_output",
+        )
+    fmt = table_format(job.data)
+    threads = cfg.threads or default_threads()
+    t0 = time.perf_counter()
+    with (
+        ThreadPoolExecutor(threads, thread_name_prefix="psi") as pool,
+        BucketStore("own", threshold=cfg.spill_threshold, spill_dir=cfg.spill_dir) as own_a,
+        BucketStore("own-d", threshold=cfg.spill_threshold, spill_dir=cfg.spill_dir) as own_d,
+        BucketStore("peer-d", threshold=cfg.spill_threshold, spill_dir=cfg.spill_dir) as peer_d,
+    ):
+        blinder = Blinder()
+        rows = blind_own(
+            job.data,
+            job.id_column,
+            label=domain_label(job.job_id),
+            blinder=blinder,
+            pool=pool,
+            chunk_rows=cfg.batch_size,
+            lookahead=2 * threads,
+            store=own_a,
+        )
+        dups = find_duplicates(own_a)
+        if dups.count and cfg.duplicates == "error":
+            raise duplicate_error(job.data, dups)
+        t1 = time.perf_counter()
+        me = serde.PsiHello(job.job_id, job.role, rows - dups.count, cfg.mode, cfg.batch_size)
+        session = Session(
+            me=me,
+            peer_role=job.peer_role,
+            own=own_batches(own_a, cfg.batch_size),
+            blinder=blinder,
+            pool=pool,
+            window=cfg.window,
+            own_d=own_d,
+            peer_d=peer_d,
+        )
+        _exchange(job, cfg, security, session, on_bound)
+        found = intersect(own_d, peer_d)
+        t2 = time.perf_counter()
+    table = select_rows(job.data, found.rows, max(cfg.batch_size, 1 << 16))
+    write_table(table, fmt, cfg.output, keys)
+    t3 = time.perf_counter()
+    report = AlignReport(
+        job_id=job.job_id,
+        role=job.role,
+        mode=cfg.mode,
+        channel=security.name,
+        own_rows=rows,
+        duplicates_dropped=dups.count,
+        peer_items=session.peer.count if session.peer else 0,
+        intersection=len(found.rows),
+        order_fingerprint=found.fingerprint.hex(),
+        output=str(cfg.output),
+        sealed=keys is not None,
+        seconds_blind=round(t1 - t0, 3),
+        seconds_exchange=round(t2 - t1, 3),
+        seconds_output=round(t3 - t2, 3),
+        seconds_total=round(t3 - t0, 3),
+    )
+    atomic_write_bytes(cfg.report_path, report.to_json().encode("utf-8"))
+    log.info(
+        "psi: %s holds %d of the %d common rows in the agreed order; wrote %s (%s)",
+        job.role,
+        report.intersection,
+        report.intersection,
+        cfg.output,
+        "sealed" if keys is not None else "PLAINTEXT",
+    )
+    return report
+
+
+def _exchange(
+    job: AlignJob,
+    cfg: PsiConfig,
+    security: ChannelSecurity,
+    session: Session,
+    on_bound: Callable[[int], None] | None,
+) -> None:
+    if job.role == "leader":
+        serve_session(
+            session,
+            security,
+            job.address,
+            connect_timeout=cfg.connect_timeout_s,
+            timeout=cfg.timeout_s,
+            on_bound=on_bound,
+        )
+    else:
+        connect_session(
+            session,
+            security,
+            job.address,
+            connect_timeout=cfg.connect_timeout_s,
+            timeout=cfg.timeout_s,
+        )
+
+
+def run_leader(
+    job: AlignJob,
+    cfg: PsiConfig,
+    security: ChannelSecurity,
+    *,
+    keys: KeyProvider | None,
+    on_bound: Callable[[int], None] | None = None,
+) -> AlignReport:
+    """Run :func:`align` as the leader (checks the role)."""
+    _role(job, "leader")
+    return align(job, cfg, security, keys=keys, on_bound=on_bound)
+
+
+def run_follower(
+    job: AlignJob, cfg: PsiConfig, security: ChannelSecurity, *, keys: KeyProvider | None
+) -> AlignReport:
+    """Run :func:`align` as the follower (checks the role)."""
+    _role(job, "follower")
+    return align(job, cfg, security, keys=keys)
+
+
+def _role(job: AlignJob, role: str) -> None:
+    if job.role != role:
+        raise ConfigError(mismatch("job.role", role, job.role), code="config.value")

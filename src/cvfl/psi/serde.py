@@ -1,0 +1,75 @@
+"""Pure conversions between PSI messages and their protobuf frames."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cvfl.errors import AlignmentError, CvflError
+from cvfl.wire import psi_pb2
+
+PROTOCOL_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PsiHello:
+    """What a party announces before sending any point."""
+
+    job_id: str
+    role: str
+    count: int
+    mode: str
+    batch_size: int
+    version: int = PROTOCOL_VERSION
+
+
+def hello_to_proto(hello: PsiHello) -> psi_pb2.PsiFrame:
+    """Wrap a hello in a frame."""
+    return psi_pb2.PsiFrame(
+        hello=psi_pb2.PsiHello(
+            version=hello.version,
+            job_id=hello.job_id,
+            role=hello.role,
+            count=hello.count,
+            mode=hello.mode,
+            batch_size=hello.batch_size,
+        )
+    )
+
+
+def hello_from_proto(msg: psi_pb2.PsiHello) -> PsiHello:
+    """Read a hello frame's body."""
+    return PsiHello(
+        job_id=msg.job_id,
+        role=msg.role,
+        count=msg.count,
+        mode=msg.mode,
+        batch_size=msg.batch_size,
+        version=msg.version,
+    )
+
+
+def batch_to_proto(index: int, points: bytes) -> psi_pb2.PsiFrame:
+    """A batch of the sender's singly-blinded points."""
+    return psi_pb2.PsiFrame(batch=psi_pb2.PsiBatch(index=index, points=points))
+
+
+def return_to_proto(index: int, points: bytes) -> psi_pb2.PsiFrame:
+    """The doubly-blinded points for the peer's batch ``index``."""
+    return psi_pb2.PsiFrame(ret=psi_pb2.PsiReturn(index=index, points=points))
+
+
+def done_to_proto(sent: int, returned: int) -> psi_pb2.PsiFrame:
+    """The sender's end marker with its totals."""
+    return psi_pb2.PsiFrame(done=psi_pb2.PsiDone(sent=sent, returned=returned))
+
+
+def abort_to_proto(error: CvflError) -> psi_pb2.PsiFrame:
+    """Tell the peer why this side stops (the message never names an id)."""
+    return psi_pb2.PsiFrame(abort=psi_pb2.PsiAbort(code=error.code, message=error.message))
+
+
+def abort_from_proto(msg: psi_pb2.PsiAbort) -> AlignmentError:
+    """Turn the peer's abort into the local error."""
+    return AlignmentError(
+        f"the peer stopped the alignment: [{msg.code}] {msg.message}", code="psi.peer_abort"
+    )

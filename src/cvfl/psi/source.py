@@ -1,0 +1,103 @@
+"""Reading a party's id column in chunks and canonicalising ids before hashing.
+
+Canonical form: a one-byte kind tag, then the bytes. Strings and integers share the text kind
+(``b"t"`` + UTF-8 of the string, or of the integer's decimal form), as in :mod:`cvfl.data`, which
+treats ids as text, so a CSV whose id column was inferred as integers matches a Parquet file
+that stores the same ids as strings. Binary ids use ``b"b"`` + the raw bytes. Strings are not
+Unicode-normalised: two spellings that differ in code points are different ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from cvfl.errors import DataError
+
+TEXT_TAG = b"t"
+BINARY_TAG = b"b"
+
+
+def table_format(path: Path) -> str:
+    """Return ``"parquet"`` or ``"csv"`` from the file name (a ``.sealed`` suffix is ignored)."""
+    name = path.name.removesuffix(".sealed")
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    if name.endswith(".csv"):
+        return "csv"
+    raise DataError(
+        f"{path}: unknown table format (expected a .parquet or .csv file name)",
+        code="data.format",
+    )
+
+
+@dataclass(frozen=True)
+class IdChunk:
+    """One chunk of canonical ids and the row number of its first id."""
+
+    start: int
+    items: list[bytes]
+
+
+def canonical_ids(column: pa.Array, *, path: Path, name: str, start: int) -> list[bytes]:
+    """Canonicalise one Arrow array of ids; nulls and unsupported types are a DataError."""
+    if column.null_count:
+        first = start + int(pc.index(column.is_null(), True).as_py())
+        raise DataError(f"{path}: column {name!r} row {first}: missing id", code="data.null")
+    kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return [TEXT_TAG + v.encode("utf-8") for v in column.to_pylist()]
+    if pa.types.is_integer(kind):
+        return [TEXT_TAG + str(v).encode("ascii") for v in column.to_pylist()]
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        return [BINARY_TAG + v for v in column.to_pylist()]
+    raise DataError(
+        f"{path}: column {name!r}: expected string, integer or binary ids, seen {kind}",
+        code="data.type",
+    )
+
+
+def iter_id_chunks(path: Path, id_column: str, chunk_rows: int) -> Iterator[IdChunk]:
+    """Yield the id column of a Parquet or CSV file in chunks of about ``chunk_rows`` ids."""
+    start = 0
+    for batch in _iter_batches(path, [id_column], chunk_rows):
+        if id_column not in batch.schema.names:
+            raise DataError(f"{path}: no column {id_column!r}", code="data.column")
+        column = batch.column(id_column)
+        yield IdChunk(start, canonical_ids(column, path=path, name=id_column, start=start))
+        start += batch.num_rows
+
+
+def iter_row_batches(path: Path, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+    """Yield all columns of a Parquet or CSV file in record batches."""
+    yield from _iter_batches(path, None, chunk_rows)
+
+
+def _iter_batches(
+    path: Path, columns: list[str] | None, chunk_rows: int
+) -> Iterator[pa.RecordBatch]:
+    fmt = table_format(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file", code="data.missing_file")
+    try:
+        if fmt == "parquet":
+            pf = pq.ParquetFile(path)
+            if columns and any(c not in pf.schema_arrow.names for c in columns):
+                raise DataError(f"{path}: no column {columns[0]!r}", code="data.column")
+            yield from pf.iter_batches(batch_size=chunk_rows, columns=columns)
+            return
+        convert = pacsv.ConvertOptions(include_columns=columns) if columns else None
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=max(1 << 16, chunk_rows * 64)),
+            convert_options=convert,
+        )
+        yield from reader
+    except (pa.ArrowInvalid, pa.ArrowKeyError, OSError) as exc:
+        raise DataError(f"{path}: cannot read as {fmt}: {exc}", code="data.unreadable") from exc

@@ -1,0 +1,161 @@
+"""Bucketed storage of (32-byte key, row) records that spills to sealed files past a threshold.
+
+Keys are blinded or doubly-blinded points, which look uniformly random, so their top bits split
+the records into buckets of even size. Walking the buckets in order, each sorted, yields every
+record in global key order while holding one bucket in memory at a time. Spill files are sealed
+under an ephemeral key that exists only in this process's memory for this run.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import struct
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from cvfl.logs import get_logger
+from cvfl.sealing import read_sealed, write_sealed
+
+log = get_logger(__name__)
+
+KEY_BYTES = 32
+BUCKET_BITS = 6
+BUCKETS = 1 << BUCKET_BITS
+_PURPOSE = "psi-spill"
+
+Keys = npt.NDArray[np.bytes_]
+Rows = npt.NDArray[np.int64]
+
+
+class EphemeralKeys:
+    """A sealing key provider whose key is random, per run, and never written anywhere."""
+
+    def __init__(self) -> None:
+        self.key_id = f"ephemeral-{secrets.token_hex(4)}"
+        self._key = secrets.token_bytes(32)
+
+    def __repr__(self) -> str:
+        return f"EphemeralKeys({self.key_id})"
+
+    def key(self) -> bytes:
+        """Return the run's spill key."""
+        return self._key
+
+
+def keys_from_bytes(data: bytes) -> Keys:
+    """View concatenated 32-byte keys as a numpy ``S32`` array (a copy-free reinterpretation)."""
+    return np.frombuffer(data, dtype=f"S{KEY_BYTES}")
+
+
+def keys_to_bytes(keys: Keys) -> bytes:
+    """Concatenate keys back into bytes (full 32 bytes each, trailing zeros kept)."""
+    return np.ascontiguousarray(keys).tobytes()
+
+
+def bucket_of(keys: Keys) -> npt.NDArray[np.uint8]:
+    """Return the bucket number of each key (its top ``BUCKET_BITS`` bits)."""
+    first = np.frombuffer(keys.tobytes(), dtype=np.uint8)[::KEY_BYTES]
+    return np.right_shift(first, np.uint8(8 - BUCKET_BITS))
+
+
+class BucketStore:
+    """Collects records, holding at most ``threshold`` in memory before spilling them to disk."""
+
+    def __init__(self, name: str, *, threshold: int, spill_dir: Path | None) -> None:
+        self.name = name
+        self.threshold = threshold
+        self.count = 0
+        self.spills = 0
+        self._spill_root = spill_dir
+        self._dir: Path | None = None
+        self._keys = EphemeralKeys()
+        self._pending: list[list[tuple[Keys, Rows]]] = [[] for _ in range(BUCKETS)]
+        self._pending_count = 0
+        self._files: list[list[Path]] = [[] for _ in range(BUCKETS)]
+
+    def add(self, keys: Keys, rows: Rows) -> None:
+        """Add records (keys with their row numbers)."""
+        buckets = bucket_of(keys)
+        order = np.argsort(buckets, kind="stable")
+        bounds = np.searchsorted(buckets[order], np.arange(BUCKETS + 1))
+        for b in range(BUCKETS):
+            sel = order[bounds[b] : bounds[b + 1]]
+            if len(sel):
+                self._pending[b].append((keys[sel], rows[sel]))
+        self.count += len(keys)
+        self._pending_count += len(keys)
+        if self._pending_count > self.threshold:
+            self._spill()
+
+    def bucket(self, b: int) -> tuple[Keys, Rows]:
+        """Return bucket ``b``'s records sorted by key (stable: equal keys keep insertion order)."""
+        parts = [self._load(path) for path in self._files[b]] + self._pending[b]
+        if not parts:
+            return np.empty(0, dtype=f"S{KEY_BYTES}"), np.empty(0, dtype=np.int64)
+        keys = np.concatenate([p[0] for p in parts])
+        rows = np.concatenate([p[1] for p in parts])
+        order = np.argsort(keys, kind="stable")
+        return keys[order], rows[order]
+
+    def sorted_buckets(self) -> Iterator[tuple[Keys, Rows]]:
+        """Yield every bucket in key order."""
+        for b in range(BUCKETS):
+            yield self.bucket(b)
+
+    def close(self) -> None:
+        """Delete the spill files."""
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    def __enter__(self) -> BucketStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _spill(self) -> None:
+        if self._dir is None:
+            root = self._spill_root or Path(tempfile.gettempdir())
+            root.mkdir(parents=True, exist_ok=True)
+            self._dir = Path(tempfile.mkdtemp(prefix=f"cvfl-psi-{self.name}-", dir=root))
+        for b in range(BUCKETS):
+            if not self._pending[b]:
+                continue
+            keys = np.concatenate([p[0] for p in self._pending[b]])
+            rows = np.concatenate([p[1] for p in self._pending[b]])
+            path = self._dir / f"b{b:02d}-{self.spills:05d}.sealed"
+            payload = struct.pack("<Q", len(keys)) + keys_to_bytes(keys) + rows.tobytes()
+            write_sealed(path, payload, purpose=_PURPOSE, keys=self._keys)
+            self._files[b].append(path)
+            self._pending[b] = []
+        log.debug(
+            "psi store %s: spilled %d records (spill %d)",
+            self.name,
+            self._pending_count,
+            self.spills,
+        )
+        self.spills += 1
+        self._pending_count = 0
+
+    def _load(self, path: Path) -> tuple[Keys, Rows]:
+        payload = read_sealed(path, purpose=_PURPOSE, keys=self._keys)
+        (n,) = struct.unpack_from("<Q", payload)
+        end = 8 + n * KEY_BYTES
+        keys = keys_from_bytes(payload[8:end])
+        rows = np.frombuffer(payload[end : end + n * 8], dtype=np.int64)
+        return keys, rows
+
+
+def default_threads() -> int:
+    """Return the number of cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
