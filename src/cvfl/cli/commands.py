@@ -8,3 +8,4 @@ import typer
 def register(app: typer.Typer) -> None:
     """Attach the sub-commands of each concern to ``app``."""
     __import__("cvfl.cli.attest", fromlist=["register"]).register(app)
+    __import__("cvfl.cli.align", fromlist=["register"]).register(app)

@@ -101,21 +101,23 @@ class PsiConfig:
         return self.report or self.output.with_name(self.output.name + ".report.json")
 
     @classmethod
-    def from_toml_table(cls, table: Mapping[str, object], *, base: Path | None = None) -> PsiConfig:
-        """Build from the job TOML's ``[psi]`` table; relative paths resolve against ``base``."""
+    def from_toml_table(
+        cls, table: Mapping[str, object], *, base_dir: Path | None = None
+    ) -> PsiConfig:
+        """Build from the ``[psi]`` table; relative paths resolve against ``base_dir``."""
         w = "psi"
         _unknown(table, set(cls.__dataclass_fields__), w)
-        output = _path(_get(table, "output", str, w, None), base)
+        output = _path(_get(table, "output", str, w, None), base_dir)
         if output is None:
             raise ConfigError(mismatch("psi.output", "a file path", "nothing"), code="config.key")
         return cls(
             output=output,
-            report=_path(_get(table, "report", str, w, None), base),
+            report=_path(_get(table, "report", str, w, None), base_dir),
             plaintext_output=cast(bool, _get(table, "plaintext_output", bool, w, False)),
             batch_size=cast(int, _get(table, "batch_size", int, w, 4096)),
             threads=cast(int, _get(table, "threads", int, w, 0)),
             spill_threshold=cast(int, _get(table, "spill_threshold", int, w, 1 << 22)),
-            spill_dir=_path(_get(table, "spill_dir", str, w, None), base),
+            spill_dir=_path(_get(table, "spill_dir", str, w, None), base_dir),
             duplicates=cast(DuplicatePolicy, _get(table, "duplicates", str, w, "error")),
             window=cast(int, _get(table, "window", int, w, 64)),
             connect_timeout_s=cast(float, _get(table, "connect_timeout_s", float, w, 60.0)),
@@ -158,7 +160,7 @@ class AlignJob:
 
     @classmethod
     def from_toml(
-        cls, doc: Mapping[str, object], *, base: Path | None = None, role: str | None = None
+        cls, doc: Mapping[str, object], *, base_dir: Path | None = None, role: str | None = None
     ) -> AlignJob:
         """Read ``[job]``, ``[data]`` and ``[peer]`` from a parsed job TOML (other keys ignored)."""
         job, data, peer = (_table(doc, name) for name in ("job", "data", "peer"))
@@ -169,7 +171,7 @@ class AlignJob:
             )
         key = "listen" if chosen == "leader" else "connect"
         address = cast(str | None, _get(peer, key, str, "peer", None))
-        path = _path(_get(data, "path", str, "data", None), base)
+        path = _path(_get(data, "path", str, "data", None), base_dir)
         if address is None or path is None:
             missing = f"peer.{key}" if address is None else "data.path"
             raise ConfigError(mismatch(missing, "a value", "nothing"), code="config.key")

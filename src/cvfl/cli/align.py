@@ -1,0 +1,88 @@
+"""``cvfl align --config FILE``: one party's private alignment (ECDH-PSI) with its peer."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, cast
+
+import typer
+
+from cvfl.attestation import AttestationConfig
+from cvfl.bridge.security import ChannelSecurity, PlaintextSecurity
+from cvfl.errors import ConfigError, mismatch
+from cvfl.psi import AlignJob, PsiConfig, align
+from cvfl.ratls import security_from_config
+from cvfl.sealing import KeyProvider, SealingConfig, key_provider_from_config
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``align`` command to ``app``."""
+    app.command(name="align")(align_command)
+
+
+def align_command(
+    config: Annotated[Path, typer.Option("--config", help="The job TOML file.")],
+    role: Annotated[
+        str | None,
+        typer.Option("--role", help="leader or follower (default: the role in the job table)."),
+    ] = None,
+    insecure_plaintext: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-plaintext",
+            help="With no attestation table, run over plaintext gRPC (development only).",
+        ),
+    ] = False,
+) -> None:
+    """Find the rows both parties hold and write this party's, in the agreed order."""
+    doc = _load(config)
+    base = config.parent
+    job = AlignJob.from_toml(doc, base_dir=base, role=role)
+    cfg = PsiConfig.from_toml_table(_table(doc, "psi"), base_dir=base)
+    report = align(job, cfg, _security(doc, base, insecure_plaintext), keys=_keys(doc, base))
+    typer.echo(
+        f"{report.role}: {report.own_rows} rows, peer {report.peer_items}, "
+        f"intersection {report.intersection}, {report.seconds_total:.1f} s; "
+        f"wrote {report.output} ({'sealed' if report.sealed else 'PLAINTEXT'}) "
+        f"and {cfg.report_path}"
+    )
+
+
+def _load(path: Path) -> Mapping[str, object]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}", code="config.file") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}", code="config.toml") from exc
+
+
+def _table(doc: Mapping[str, object], name: str) -> Mapping[str, object]:
+    value = doc.get(name)
+    if not isinstance(value, Mapping):
+        raise ConfigError(mismatch(f"[{name}]", "a table", "nothing"), code="config.key")
+    return cast(Mapping[str, object], value)
+
+
+def _keys(doc: Mapping[str, object], base: Path) -> KeyProvider | None:
+    if "sealing" not in doc:
+        return None
+    table = _table(doc, "sealing")
+    return key_provider_from_config(SealingConfig.from_toml_table(table, base_dir=base))
+
+
+def _security(doc: Mapping[str, object], base: Path, insecure: bool) -> ChannelSecurity:
+    if "attestation" in doc:
+        table = _table(doc, "attestation")
+        return security_from_config(AttestationConfig.from_toml_table(table, base_dir=base))
+    if not insecure:
+        raise ConfigError(
+            mismatch(
+                "channel security", "an [attestation] table or --insecure-plaintext", "neither"
+            ),
+            code="psi.no_security",
+        )
+    return PlaintextSecurity()
