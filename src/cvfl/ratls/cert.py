@@ -1,0 +1,327 @@
+"""RA-TLS certificates in Gramine's format: make them, and verify the evidence they carry.
+
+A certificate is self-signed X.509 v3 with a fresh ECDSA P-384 key, subject and issuer
+``CN=RATLS,O=GramineDevelopers,C=US``, signed ecdsa-with-SHA256, and carries the SGX quote twice
+(DESIGN.md §3):
+
+- the legacy extension, whose OID Gramine encodes with a historical bug (the OID's own DER header
+  is part of its content: on the wire ``06 0B 06 09 2A 86 48 86 F8 4D 8A 39 06``, i.e. the dotted
+  form ``0.6.9.42.840.113741.1337.6``); its value is the raw quote, whose report_data is
+  ``SHA256(SubjectPublicKeyInfo DER) || 32 zero bytes``;
+- the TCG DICE tagged-evidence extension (OID 2.23.133.5.4.9): CBOR tag 60000 around
+  ``[quote (bstr), claims (bstr)]``, where claims is a serialized CBOR map
+  ``{"pubkey-hash": bstr(serialized [1, SHA256(SPKI)])}`` and the quote's report_data is
+  ``SHA256(claims) || 32 zero bytes``.
+
+Verifiers try the TCG extension first and fall back to the legacy one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from typing import Literal
+
+import cbor2
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from cvfl.attestation.evidence import EvidenceProvider, QuoteVerifier, VerifiedEvidence
+from cvfl.attestation.policy import Policy
+from cvfl.attestation.quote import parse_quote
+from cvfl.errors import AttestationError, mismatch
+from cvfl.logs import get_logger
+from cvfl.ratls import cbor
+
+log = get_logger(__name__)
+
+LEGACY_QUOTE_OID = x509.ObjectIdentifier("0.6.9.42.840.113741.1337.6")
+LEGACY_QUOTE_OID_WIRE = bytes.fromhex("060B06092A864886F84D8A3906")
+TCG_EVIDENCE_OID = x509.ObjectIdentifier("2.23.133.5.4.9")
+TCG_TEE_QUOTE_TAG = 60000
+HASH_ALG_SHA256 = 1  # IANA named-information hash algorithm registry
+PUBKEY_HASH_CLAIM = "pubkey-hash"
+SUBJECT = x509.Name(
+    [
+        x509.NameAttribute(NameOID.COMMON_NAME, "RATLS"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "GramineDevelopers"),
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+    ]
+)
+TARGET_NAME = "RATLS"  # the common name gRPC checks (ssl_target_name_override)
+DEFAULT_VALIDITY = dt.timedelta(hours=1)
+BACKDATE = dt.timedelta(minutes=1)
+MAX_CERT_BYTES = 64 * 1024
+
+EvidenceFormat = Literal["tcg", "legacy"]
+
+
+@dataclass(frozen=True, repr=False)
+class RatlsCredentials:
+    """A fresh RA-TLS certificate and its private key (kept in memory, never written by cvfl)."""
+
+    cert_pem: bytes
+    key_pem: bytes
+    cert_der: bytes
+    not_before: dt.datetime
+    not_after: dt.datetime
+    private_key: ec.EllipticCurvePrivateKey = field(compare=False)
+
+    def __repr__(self) -> str:
+        short = fingerprint(self.cert_der)[:16]
+        return f"RatlsCredentials(sha256={short}…, not_after={self.not_after.isoformat()})"
+
+
+@dataclass(frozen=True)
+class CertificateEvidence:
+    """The quote found in a certificate, after the key binding was checked."""
+
+    format: EvidenceFormat
+    quote: bytes
+    spki_sha256: bytes
+
+
+def fingerprint(cert_der: bytes) -> str:
+    """Return the SHA-256 of a certificate's DER as hex (its pin)."""
+    return hashlib.sha256(cert_der).hexdigest()
+
+
+def spki_der(cert: x509.Certificate) -> bytes:
+    """Return the DER SubjectPublicKeyInfo of ``cert``."""
+    return cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _zero_pad(digest: bytes) -> bytes:
+    return digest + bytes(64 - len(digest))
+
+
+def legacy_report_data(spki: bytes) -> bytes:
+    """Return the report_data that binds ``spki`` in the legacy format."""
+    return _zero_pad(hashlib.sha256(spki).digest())
+
+
+def tcg_claims(spki: bytes) -> bytes:
+    """Return the serialized claims map ``{"pubkey-hash": bstr([1, SHA256(spki)])}``."""
+    entry = cbor2.dumps([HASH_ALG_SHA256, hashlib.sha256(spki).digest()])
+    return bytes(cbor2.dumps({PUBKEY_HASH_CLAIM: entry}))
+
+
+def make_certificate(
+    provider: EvidenceProvider,
+    *,
+    valid_for: dt.timedelta = DEFAULT_VALIDITY,
+    now: dt.datetime | None = None,
+) -> RatlsCredentials:
+    """Make a fresh P-384 key and a self-signed RA-TLS certificate carrying its evidence.
+
+    Raises:
+        AttestationError: the provider could not produce a quote.
+    """
+    if valid_for <= dt.timedelta(0):
+        raise AttestationError(
+            mismatch("certificate validity", "a positive duration", valid_for),
+            code="ratls.validity",
+        )
+    key = ec.generate_private_key(ec.SECP384R1())
+    spki = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    legacy_quote = provider.quote(legacy_report_data(spki))
+    claims = tcg_claims(spki)
+    tcg_quote = provider.quote(_zero_pad(hashlib.sha256(claims).digest()))
+    evidence = cbor2.dumps(cbor2.CBORTag(TCG_TEE_QUOTE_TAG, [tcg_quote, claims]))
+    start = (now or dt.datetime.now(dt.UTC)) - BACKDATE
+    cert = _build(key, start, start + BACKDATE + valid_for, legacy_quote, bytes(evidence))
+    der = cert.public_bytes(serialization.Encoding.DER)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    log.debug("made RA-TLS certificate sha256=%s… (%s)", fingerprint(der)[:16], provider.name)
+    return RatlsCredentials(
+        cert_pem=cert.public_bytes(serialization.Encoding.PEM),
+        key_pem=key_pem,
+        cert_der=der,
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        private_key=key,
+    )
+
+
+def _build(
+    key: ec.EllipticCurvePrivateKey,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+    legacy_quote: bytes,
+    tcg_evidence: bytes,
+) -> x509.Certificate:
+    public = key.public_key()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(SUBJECT)
+        .issuer_name(SUBJECT)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
+        .add_extension(x509.UnrecognizedExtension(LEGACY_QUOTE_OID, legacy_quote), critical=False)
+        .add_extension(x509.UnrecognizedExtension(TCG_EVIDENCE_OID, tcg_evidence), critical=False)
+    )
+    return builder.sign(key, hashes.SHA256())
+
+
+def _refuse(code: str, message: str) -> AttestationError:
+    return AttestationError(f"RA-TLS certificate refused: {message}", code=f"ratls.{code}")
+
+
+def load_certificate(data: bytes) -> x509.Certificate:
+    """Parse a PEM or DER certificate.
+
+    Raises:
+        AttestationError: not a certificate, or larger than :data:`MAX_CERT_BYTES`.
+    """
+    if not isinstance(data, bytes | bytearray) or len(data) > MAX_CERT_BYTES:
+        seen = len(data) if isinstance(data, bytes | bytearray) else type(data).__name__
+        raise _refuse("parse", mismatch("certificate size", f"at most {MAX_CERT_BYTES}", seen))
+    try:
+        if bytes(data).lstrip().startswith(b"-----BEGIN"):
+            return x509.load_pem_x509_certificate(bytes(data))
+        return x509.load_der_x509_certificate(bytes(data))
+    except ValueError as exc:
+        raise _refuse("parse", mismatch("certificate", "X.509 PEM or DER", f"{exc}")) from None
+
+
+def _extension_value(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> bytes | None:
+    try:
+        ext = cert.extensions.get_extension_for_oid(oid)
+    except x509.ExtensionNotFound:
+        return None
+    except (ValueError, x509.DuplicateExtension) as exc:
+        raise _refuse("extensions", mismatch("extensions", "well-formed, unique", exc)) from None
+    value = ext.value
+    if not isinstance(value, x509.UnrecognizedExtension):
+        raise _refuse("extensions", mismatch(oid.dotted_string, "raw bytes", type(value).__name__))
+    return value.value
+
+
+def _check_binding(quote: bytes, expected: bytes, what: str) -> None:
+    seen = parse_quote(quote).identity.report_data
+    if not hmac.compare_digest(seen, expected):
+        raise _refuse(
+            "key_binding",
+            mismatch(f"report_data ({what})", expected.hex()[:64] + "+zeros", seen.hex()[:64]),
+        )
+
+
+def _tcg_evidence(value: bytes, spki: bytes) -> CertificateEvidence:
+    decoded = cbor.decode(value)
+    if not isinstance(decoded, cbor.Tagged) or decoded.tag != TCG_TEE_QUOTE_TAG:
+        seen = decoded.tag if isinstance(decoded, cbor.Tagged) else type(decoded).__name__
+        raise _refuse("tcg_evidence", mismatch("CBOR tag", TCG_TEE_QUOTE_TAG, seen))
+    body = decoded.item
+    if not (isinstance(body, list) and len(body) == 2 and all(isinstance(b, bytes) for b in body)):
+        raise _refuse("tcg_evidence", mismatch("tagged item", "[quote bstr, claims bstr]", body))
+    quote, claims = body
+    assert isinstance(quote, bytes) and isinstance(claims, bytes)
+    _check_binding(quote, _zero_pad(hashlib.sha256(claims).digest()), "SHA256 of the claims")
+    _check_pubkey_claim(claims, spki)
+    return CertificateEvidence("tcg", quote, hashlib.sha256(spki).digest())
+
+
+def _check_pubkey_claim(claims: bytes, spki: bytes) -> None:
+    decoded = cbor.decode(claims)
+    if not isinstance(decoded, dict) or not isinstance(decoded.get(PUBKEY_HASH_CLAIM), bytes):
+        raise _refuse("tcg_evidence", mismatch("claims", '{"pubkey-hash": bstr}', "absent"))
+    entry = decoded[PUBKEY_HASH_CLAIM]
+    assert isinstance(entry, bytes)
+    parsed = cbor.decode(entry)
+    if not (isinstance(parsed, list) and len(parsed) == 2 and isinstance(parsed[1], bytes)):
+        raise _refuse("tcg_evidence", mismatch("pubkey-hash", "[alg, hash]", parsed))
+    if parsed[0] != HASH_ALG_SHA256:
+        raise _refuse("tcg_evidence", mismatch("pubkey-hash algorithm", 1, parsed[0]))
+    expected = hashlib.sha256(spki).digest()
+    if not hmac.compare_digest(parsed[1], expected):
+        raise _refuse("key_binding", mismatch("pubkey-hash claim", expected.hex(), parsed[1].hex()))
+
+
+def extract_evidence(cert: x509.Certificate) -> CertificateEvidence:
+    """Find the quote in ``cert`` (TCG first, then legacy) and check it binds the cert's key.
+
+    Raises:
+        AttestationError: no evidence extension, malformed evidence, or a key binding mismatch.
+    """
+    spki = spki_der(cert)
+    tcg = _extension_value(cert, TCG_EVIDENCE_OID)
+    if tcg is not None:
+        return _tcg_evidence(tcg, spki)
+    legacy = _extension_value(cert, LEGACY_QUOTE_OID)
+    if legacy is None:
+        raise _refuse(
+            "no_evidence",
+            mismatch("evidence extension", f"{TCG_EVIDENCE_OID.dotted_string} or legacy", "none"),
+        )
+    _check_binding(legacy, legacy_report_data(spki), "SHA256 of the SubjectPublicKeyInfo")
+    return CertificateEvidence("legacy", legacy, hashlib.sha256(spki).digest())
+
+
+def check_validity(cert: x509.Certificate, at: int | None = None) -> None:
+    """Check that UNIX time ``at`` (now when None) lies in the certificate's validity window.
+
+    Raises:
+        AttestationError: the certificate is not yet valid or has expired.
+    """
+    moment = dt.datetime.now(dt.UTC) if at is None else dt.datetime.fromtimestamp(at, dt.UTC)
+    if moment < cert.not_valid_before_utc:
+        expected = f"not before {cert.not_valid_before_utc.isoformat()}"
+        raise _refuse("validity", mismatch("certificate validity", expected, moment.isoformat()))
+    if moment > cert.not_valid_after_utc:
+        expected = f"not after {cert.not_valid_after_utc.isoformat()}"
+        raise _refuse("validity", mismatch("certificate validity", expected, moment.isoformat()))
+
+
+def check_self_signature(cert: x509.Certificate) -> None:
+    """Check that ``cert`` is issued by its own subject and signed by its own key.
+
+    Raises:
+        AttestationError: issuer differs from subject, or the signature does not verify.
+    """
+    try:
+        cert.verify_directly_issued_by(cert)
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        seen = str(exc) or type(exc).__name__
+        raise _refuse("self_signature", mismatch("self-signature", "valid", seen)) from None
+
+
+def verify_certificate(
+    cert: bytes,
+    verifier: QuoteVerifier,
+    policy: Policy,
+    *,
+    at: int | None = None,
+    quote_at: int | None = None,
+) -> VerifiedEvidence:
+    """Verify an RA-TLS certificate (PEM or DER) and return its verified evidence.
+
+    Checks, in order: the evidence extension and its key binding, the validity window at ``at``,
+    the self-signature, then the quote with ``verifier`` (at ``quote_at``, default ``at``) and
+    ``policy``.
+
+    Raises:
+        AttestationError: naming the check that failed with the expected and seen values.
+    """
+    parsed = load_certificate(cert)
+    evidence = extract_evidence(parsed)
+    check_validity(parsed, at)
+    check_self_signature(parsed)
+    verified = verifier.verify(evidence.quote, at=at if quote_at is None else quote_at)
+    policy.check(verified)
+    return verified
