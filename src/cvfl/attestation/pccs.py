@@ -5,8 +5,9 @@ The same four GET requests dcap-qvl's own fetcher makes, relative to ``<base>/sg
 
 - ``pckcrl?ca=<processor|platform>&encoding=der``: the PCK CRL (DER, or hex text), issuer chain
   in the URL-encoded header ``SGX-PCK-CRL-Issuer-Chain``;
-- ``tcb?fmspc=<FMSPC hex, upper case>``: JSON ``{"tcbInfo": {...}, "signature": "<hex>"}``, issuer
-  chain in ``TCB-Info-Issuer-Chain`` (or ``SGX-TCB-Info-Issuer-Chain``);
+- ``tcb?fmspc=<FMSPC, upper-case hex>&update=standard``: JSON
+  ``{"tcbInfo": {...}, "signature": "<hex>"}``, issuer chain in ``TCB-Info-Issuer-Chain``
+  (or ``SGX-TCB-Info-Issuer-Chain``);
 - ``qe/identity?update=standard``: JSON ``{"enclaveIdentity": {...}, "signature": "<hex>"}``,
   issuer chain in ``SGX-Enclave-Identity-Issuer-Chain``;
 - ``rootcacrl``: the root CA CRL (hex text as PCCS serves it, or DER).
@@ -77,7 +78,7 @@ class PccsCollateral:
     def _fetch(self, fmspc: str, ca: str) -> Collateral:
         log.info("fetching DCAP collateral from %s (fmspc %s, ca %s)", self.api, fmspc, ca)
         crl_body, crl_headers = self._get(f"pckcrl?ca={ca}&encoding=der")
-        tcb_body, tcb_headers = self._get(f"tcb?fmspc={fmspc}")
+        tcb_body, tcb_headers = self._get(f"tcb?fmspc={fmspc}&update=standard")
         qe_body, qe_headers = self._get("qe/identity?update=standard")
         root_body, _ = self._get("rootcacrl")
         tcb_info, tcb_sig = _signed_member(tcb_body, "tcbInfo", "tcb")
