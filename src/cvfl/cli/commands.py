@@ -8,4 +8,5 @@ import typer
 def register(app: typer.Typer) -> None:
     """Attach the sub-commands of each concern to ``app``."""
     __import__("cvfl.cli.attest", fromlist=["register"]).register(app)
+    __import__("cvfl.cli.seal", fromlist=["register"]).register(app)
     __import__("cvfl.cli.align", fromlist=["register"]).register(app)
