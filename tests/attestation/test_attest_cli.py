@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
 
+from cvfl.attestation import SimulatedProvider
 from cvfl.cli.app import main
 
 from .conftest import T_VALID
@@ -93,3 +95,22 @@ def test_show_gramine_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         ["attest", "show", "--provider", "gramine", "--gramine-root", str(tmp_path)], capsys
     )
     assert code == 5 and "attestation_type" in err
+
+
+def test_verify_simulated_ratls_certificate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ratls = pytest.importorskip("cvfl.ratls")
+    provider = SimulatedProvider()
+    creds = ratls.make_certificate(provider, valid_for=dt.timedelta(minutes=5))
+    cert = tmp_path / "peer.pem"
+    cert.write_bytes(creds.cert_pem)
+    policy = tmp_path / "p.toml"
+    policy.write_text(
+        "[policy]\nallow_simulated = true\n[[policy.identities]]\n"
+        f'mr_enclave = "{provider.mr_enclave.hex()}"\n'
+    )
+    code, out, _ = run(["attest", "verify", str(cert), "--policy", str(policy)], capsys)
+    assert code == 0 and "key binding verified" in out and "ACCEPTED" in out
+    code, _, err = run(["attest", "verify", str(cert)], capsys)
+    assert code == 5 and "simulated: expected false" in err

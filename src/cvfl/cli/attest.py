@@ -145,19 +145,28 @@ def _echo_evidence(evidence: VerifiedEvidence) -> None:
     typer.echo(f"advisories: {', '.join(evidence.advisory_ids) or 'none'}")
 
 
-def _verify_certificate(data: bytes, verifier: QuoteVerifier, at: int | None) -> VerifiedEvidence:
-    cert = _load_cert(data)
-    quote = _quote_from_cert(cert)
-    typer.echo(f"certificate: subject {cert.subject.rfc4514_string()}")
-    _echo_quote(quote)
-    ratls: Any
+def _ratls() -> Any:
     try:
         from cvfl import ratls  # noqa: PLC0415 - engineer B's package, optional here
     except ImportError:
-        ratls = None
-    if ratls is None or not hasattr(ratls, "verify_certificate"):
-        typer.echo("key binding: NOT checked (cvfl.ratls.verify_certificate is not available)")
-        return verifier.verify(quote, at=at)
+        return None
+    needed = ("verify_certificate", "extract_evidence", "load_certificate")
+    return ratls if all(hasattr(ratls, name) for name in needed) else None
+
+
+def _verify_certificate(data: bytes, verifier: QuoteVerifier, at: int | None) -> VerifiedEvidence:
+    ratls = _ratls()
+    if ratls is None:
+        cert = _load_cert(data)
+        typer.echo(f"certificate: subject {cert.subject.rfc4514_string()}")
+        _echo_quote(_quote_from_cert(cert))
+        typer.echo("key binding: NOT checked (cvfl.ratls is not available)")
+        return verifier.verify(_quote_from_cert(cert), at=at)
+    cert = ratls.load_certificate(data)
+    typer.echo(f"certificate: subject {cert.subject.rfc4514_string()}")
+    found = ratls.extract_evidence(cert)
+    typer.echo(f"evidence: {found.format} extension; key binding verified")
+    _echo_quote(found.quote)
     permissive = Policy(
         allow_debug=True,
         allowed_tcb_statuses=TCB_STATUSES,
@@ -165,7 +174,7 @@ def _verify_certificate(data: bytes, verifier: QuoteVerifier, at: int | None) ->
         allow_any_identity=True,
     )
     evidence: VerifiedEvidence = ratls.verify_certificate(data, verifier, permissive, at=at)
-    typer.echo("key binding, validity, self-signature: verified by cvfl.ratls")
+    typer.echo("certificate validity and self-signature: verified")
     return evidence
 
 
