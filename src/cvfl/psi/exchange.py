@@ -76,6 +76,7 @@ class Session:
         self._failure: CvflError | None = None
         self._peer_ok = threading.Event()
         self._finished = threading.Event()
+        self._sent_all = threading.Event()
         self._cancel: Callable[[], None] | None = None
 
     # ----- driving -----------------------------------------------------------------------
@@ -88,6 +89,12 @@ class Session:
 
     def outgoing(self) -> Iterator[psi_pb2.PsiFrame]:
         """Yield the frames to send, in order; ends after ``done`` or an abort."""
+        try:
+            yield from self._frames()
+        finally:
+            self._sent_all.set()
+
+    def _frames(self) -> Iterator[psi_pb2.PsiFrame]:
         while True:
             item = self._out.get()
             if self._failure is not None or item is None:
@@ -115,8 +122,9 @@ class Session:
                 )
             )
         if self._failure is not None:
-            self._finished.wait(2.0)  # let the abort reach the peer before cutting the call
-            if self._cancel is not None:
+            # let the abort go out and the peer hang up; cut the call only if it lingers
+            lingering = not (self._sent_all.wait(2.0) and self._finished.wait(2.0))
+            if lingering and self._cancel is not None:
                 self._cancel()
             raise self._failure
 

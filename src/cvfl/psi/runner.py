@@ -41,6 +41,7 @@ class AlignReport:
     order_fingerprint: str
     output: str
     sealed: bool
+    spills: int
     seconds_blind: float
     seconds_exchange: float
     seconds_output: float
@@ -115,6 +116,7 @@ def align(
         )
         _exchange(job, cfg, security, session, on_bound)
         found = intersect(own_d, peer_d)
+        spills = own_a.spills + own_d.spills + peer_d.spills
         t2 = time.perf_counter()
     table = select_rows(job.data, found.rows, max(cfg.batch_size, 1 << 16))
     write_table(table, fmt, cfg.output, keys)
@@ -131,6 +133,7 @@ def align(
         order_fingerprint=found.fingerprint.hex(),
         output=str(cfg.output),
         sealed=keys is not None,
+        spills=spills,
         seconds_blind=round(t1 - t0, 3),
         seconds_exchange=round(t2 - t1, 3),
         seconds_output=round(t3 - t2, 3),

@@ -25,7 +25,7 @@ from cvfl.sealing import read_sealed, write_sealed
 log = get_logger(__name__)
 
 KEY_BYTES = 32
-BUCKET_BITS = 6
+BUCKET_BITS = 4
 BUCKETS = 1 << BUCKET_BITS
 _PURPOSE = "psi-spill"
 
