@@ -26,7 +26,7 @@ from typing import Literal
 
 import cbor2
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
@@ -92,10 +92,17 @@ def fingerprint(cert_der: bytes) -> str:
 
 
 def spki_der(cert: x509.Certificate) -> bytes:
-    """Return the DER SubjectPublicKeyInfo of ``cert``."""
-    return cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    """Return the DER SubjectPublicKeyInfo of ``cert``.
+
+    Raises:
+        AttestationError: the public key is malformed or of an unsupported type.
+    """
+    try:
+        return cert.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise _refuse("public_key", mismatch("public key", "a valid EC or RSA key", exc)) from None
 
 
 def _zero_pad(digest: bytes) -> bytes:
