@@ -1,0 +1,167 @@
+"""ECDH-PSI benchmark: both parties on this machine as two processes, half the ids overlapping.
+
+Usage: ``.venv/bin/python benchmarks/psi.py [--log2 16 20] [--threads N]``.
+
+For each size 2^k it writes two shuffled Parquet tables of 2^k ids (half shared), runs the leader
+and the follower as separate processes over gRPC on 127.0.0.1 (plaintext channel: the benchmark
+measures PSI, not TLS), with sealed output and sealed spilling, and prints wall time, CPU time and
+peak memory per party. As a baseline it measures, in the same run, the cost of the group
+operations alone (hash-to-group and scalar multiplication on one core) and prints the ratio of
+the measured wall time to the crypto-bound ideal on this machine's cores. The last line is
+``psi 2^20 seconds: <value>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import rbcl
+
+from cvfl.bridge.security import PlaintextSecurity
+from cvfl.psi import AlignJob, PsiConfig, align
+from cvfl.sealing import new_key_file
+
+
+def make_tables(folder: Path, n: int) -> tuple[Path, Path]:
+    rng = random.Random(n)
+    half = n // 2
+    leader = [f"user-{i:09d}" for i in range(n)]
+    follower = [f"user-{i:09d}" for i in range(half, half + n)]
+    rng.shuffle(leader)
+    rng.shuffle(follower)
+    paths = []
+    for name, ids in (("leader", leader), ("follower", follower)):
+        table = pa.table({"id": ids, f"{name}_x": pa.array(range(n), type=pa.float32())})
+        path = folder / f"{name}.parquet"
+        pq.write_table(table, path)
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def party(role: str, data: Path, port: int, folder: Path, threads: int) -> None:
+    keys = new_key_file(folder / f"{role}.key")
+    cfg = PsiConfig(
+        output=folder / f"{role}-aligned.parquet",
+        threads=threads,
+        spill_dir=folder / f"{role}-spill",
+        connect_timeout_s=600,
+        timeout_s=3600,
+    )
+    job = AlignJob("bench", role, data, "id", f"127.0.0.1:{port}")
+    t0 = time.perf_counter()
+    report = align(job, cfg, PlaintextSecurity(), keys=keys)
+    wall = time.perf_counter() - t0
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(
+        json.dumps(
+            {
+                "role": role,
+                "wall_s": wall,
+                "cpu_s": usage.ru_utime + usage.ru_stime,
+                "peak_mib": usage.ru_maxrss / 1024,
+                "intersection": report.intersection,
+                "fingerprint": report.order_fingerprint,
+                "blind_s": report.seconds_blind,
+                "exchange_s": report.seconds_exchange,
+                "output_s": report.seconds_output,
+            }
+        ),
+        flush=True,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def crypto_baseline(samples: int = 3000) -> tuple[float, float]:
+    """Seconds per hash-to-group and per scalar multiplication, on one core."""
+    digests = [hashlib.sha512(os.urandom(16)).digest() for _ in range(samples)]
+    t0 = time.perf_counter()
+    points = [rbcl.crypto_core_ristretto255_from_hash(d) for d in digests]
+    t_hash = (time.perf_counter() - t0) / samples
+    scalar = rbcl.crypto_core_ristretto255_scalar_random()
+    t0 = time.perf_counter()
+    for p in points:
+        rbcl.crypto_scalarmult_ristretto255(scalar, p)
+    t_mult = (time.perf_counter() - t0) / samples
+    return t_hash, t_mult
+
+
+def run_size(log2: int, threads: int, t_hash: float, t_mult: float) -> float:
+    n = 1 << log2
+    with tempfile.TemporaryDirectory(prefix="cvfl-psi-bench-") as tmp:
+        folder = Path(tmp)
+        lpath, fpath = make_tables(folder, n)
+        port = free_port()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        cmd = [sys.executable, __file__, "--party"]
+        t0 = time.perf_counter()
+        procs = [
+            subprocess.Popen(
+                [*cmd, role, str(path), str(port), tmp, str(threads)],
+                stdout=subprocess.PIPE,
+                env=env,
+                text=True,
+            )
+            for role, path in (("leader", lpath), ("follower", fpath))
+        ]
+        outs = [p.communicate()[0] for p in procs]
+        wall = time.perf_counter() - t0
+        if any(p.returncode for p in procs):
+            raise SystemExit(f"a party failed: {[p.returncode for p in procs]}")
+    results = [json.loads(o.strip().splitlines()[-1]) for o in outs]
+    assert all(r["intersection"] == n // 2 for r in results), results
+    assert results[0]["fingerprint"] == results[1]["fingerprint"]
+    cores = len(os.sched_getaffinity(0))
+    ideal = 2 * n * (t_hash + 2 * t_mult) / cores
+    print(f"2^{log2} ids per side, {n // 2} common: wall {wall:.1f} s (both processes)")
+    for r in results:
+        print(
+            f"  {r['role']:8s} wall {r['wall_s']:7.1f} s  cpu {r['cpu_s']:7.1f} s  "
+            f"peak {r['peak_mib']:7.1f} MiB  (blind {r['blind_s']:.1f} s, exchange "
+            f"{r['exchange_s']:.1f} s, output {r['output_s']:.1f} s)"
+        )
+    print(
+        f"  crypto-bound ideal on {cores} cores: {ideal:.1f} s; measured/ideal {wall / ideal:.2f}"
+    )
+    return wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--log2", type=int, nargs="+", default=[16, 20])
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--party", nargs=5, metavar=("ROLE", "DATA", "PORT", "DIR", "THREADS"))
+    args = parser.parse_args()
+    if args.party:
+        role, data, port, folder, threads = args.party
+        party(role, Path(data), int(port), Path(folder), int(threads))
+        return
+    t_hash, t_mult = crypto_baseline()
+    print(
+        f"baseline (one core): hash-to-group {t_hash * 1e6:.1f} us, "
+        f"scalar multiplication {t_mult * 1e6:.1f} us"
+    )
+    walls = {k: run_size(k, args.threads, t_hash, t_mult) for k in args.log2}
+    last = max(walls)
+    print(f"psi 2^{last} seconds: {walls[last]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
