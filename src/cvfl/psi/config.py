@@ -16,7 +16,9 @@ MODES = ("ecdh",)
 
 
 def _get(table: Mapping[str, object], key: str, kind: type, where: str, default: object) -> object:
-    value = table.get(key, default)
+    value = table.get(key)
+    if value is None:
+        value = default
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if value is not None and (not isinstance(value, kind) or (kind is int and value is True)):

@@ -17,6 +17,7 @@ from cvfl.errors import AlignmentError
 
 POINT_BYTES = 32
 _DOMAIN = b"cvfl/psi/hash-to-ristretto255/v1"
+_IDENTITY = bytes(POINT_BYTES)
 
 
 def domain_label(job_id: str) -> bytes:
@@ -79,7 +80,8 @@ def validate_points(points: bytes, *, batch: int, what: str) -> None:
     """
     check_length(points, batch=batch, what=what)
     for i in range(0, len(points), POINT_BYTES):
-        if not rbcl.crypto_core_ristretto255_is_valid_point(points[i : i + POINT_BYTES]):
+        point = points[i : i + POINT_BYTES]
+        if point == _IDENTITY or not rbcl.crypto_core_ristretto255_is_valid_point(point):
             raise _bad_point(what, batch, i // POINT_BYTES)
 
 
