@@ -1,0 +1,94 @@
+"""``cvfl align --config FILE`` for both parties (threads in this process, real gRPC)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from cvfl.cli.app import main
+from cvfl.sealing import new_key_file
+
+from .conftest import write_table
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _config(folder: Path, role: str, port: int, sealed: bool) -> Path:
+    sealing = '[sealing]\nprovider = "file"\nkey_file = "key.hex"\n' if sealed else ""
+    text = f"""
+[job]
+id = "cli-job"
+role = "{role}"
+seed = 1
+
+[data]
+path = "{role}.parquet"
+id_column = "id"
+
+[peer]
+listen = "127.0.0.1:{port}"
+connect = "127.0.0.1:{port}"
+
+[psi]
+output = "out/{role}-aligned.parquet"
+plaintext_output = {"false" if sealed else "true"}
+batch_size = 5
+connect_timeout_s = 20
+timeout_s = 30
+{sealing}"""
+    path = folder / f"{role}.toml"
+    path.write_text(text)
+    return path
+
+
+def test_align_command_both_parties(tmp_path: Path) -> None:
+    port = _free_port()
+    write_table(tmp_path / "leader.parquet", ["a", "b", "c", "d"], "l")
+    write_table(tmp_path / "follower.parquet", ["d", "x", "b"], "f")
+    errors: list[BaseException] = []
+
+    def run(role: str) -> None:
+        try:
+            main(
+                [
+                    "align",
+                    "--config",
+                    str(_config(tmp_path, role, port, False)),
+                    "--insecure-plaintext",
+                ]
+            )
+        except SystemExit as exc:
+            if exc.code:
+                errors.append(exc)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in ("leader", "follower")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    lids = pq.read_table(tmp_path / "out/leader-aligned.parquet").column("id").to_pylist()
+    fids = pq.read_table(tmp_path / "out/follower-aligned.parquet").column("id").to_pylist()
+    assert lids == fids and sorted(lids) == ["b", "d"]
+    assert (tmp_path / "out/leader-aligned.parquet.report.json").is_file()
+
+
+def test_align_command_refuses_without_channel_security(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    new_key_file(tmp_path / "key.hex")
+    write_table(tmp_path / "leader.parquet", ["a"], "l")
+    with pytest.raises(SystemExit) as exit_:
+        main(["align", "--config", str(_config(tmp_path, "leader", 1, True))])
+    assert exit_.value.code == 2
+    assert "--insecure-plaintext" in capsys.readouterr().err
