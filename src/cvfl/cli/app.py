@@ -7,6 +7,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cvfl import __version__
 from cvfl.errors import CvflError
@@ -50,7 +51,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv)
     except CvflError as exc:
-        _err.print(f"[bold red]error[/] [{exc.code}] {exc.message}", highlight=False, markup=True)
+        _err.print(
+            f"[bold red]error[/] {escape(f'[{exc.code}] {exc.message}')}",
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _err.print("[bold red]interrupted[/]")

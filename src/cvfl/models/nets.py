@@ -23,6 +23,7 @@ class SlotEmbedding(nn.Module):
     def __init__(self, slots: int, vocab: int, dim: int) -> None:
         super().__init__()
         self.table = nn.Embedding(slots * vocab, dim)
+        nn.init.uniform_(self.table.weight, -0.05, 0.05)
         self.register_buffer("offsets", torch.arange(slots, dtype=torch.int64) * vocab)
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,94 @@
+"""The session hello: both sides declare the session and refuse any mismatch, on both sides."""
+
+from __future__ import annotations
+
+from cvfl.bridge.link import Link, expect
+from cvfl.bridge.serde import Hello, hello_from_proto, hello_to_proto
+from cvfl.errors import ProtocolError, mismatch
+from cvfl.logs import get_logger
+from cvfl.wire import bridge_pb2 as pb
+
+log = get_logger(__name__)
+
+PROTOCOL_VERSION = 1
+ROLES = ("leader", "follower")
+
+
+def _short(value: bytes) -> str:
+    return value.hex()[:16] + "…" if value else "(none)"
+
+
+def hello_mismatches(mine: Hello, theirs: Hello) -> list[str]:
+    """Every field on which the peer's hello disagrees with ours, as refusal phrases."""
+    problems: list[str] = []
+    if theirs.role == mine.role or theirs.role not in ROLES:
+        other = "follower" if mine.role == "leader" else "leader"
+        problems.append(mismatch("role", other, theirs.role))
+    pairs: list[tuple[str, object, object]] = [
+        ("protocol_version", mine.protocol_version, theirs.protocol_version),
+        ("job_id", mine.job_id, theirs.job_id),
+        ("batch_size", mine.batch_size, theirs.batch_size),
+        ("seed", mine.seed, theirs.seed),
+        ("num_rows", mine.num_rows, theirs.num_rows),
+        ("last_committed_step", mine.last_committed_step, theirs.last_committed_step),
+    ]
+    problems += [mismatch(name, a, b) for name, a, b in pairs if a != b]
+    if mine.cut_layer != theirs.cut_layer:
+        problems.append(
+            mismatch(
+                "cut_layer",
+                "; ".join(s.describe() for s in mine.cut_layer),
+                "; ".join(s.describe() for s in theirs.cut_layer),
+            )
+        )
+    for name, a, b in (
+        ("id_order_fingerprint", mine.id_order_fingerprint, theirs.id_order_fingerprint),
+        ("schedule_digest", mine.schedule_digest, theirs.schedule_digest),
+    ):
+        if a != b:
+            problems.append(mismatch(name, _short(a), _short(b)))
+    return problems
+
+
+def _refusal(problems: list[str]) -> ProtocolError:
+    return ProtocolError("session hello mismatch: " + "; ".join(problems), code="protocol.hello")
+
+
+def leader_handshake(link: Link, mine: Hello, timeout: float) -> Hello:
+    """Receive the follower's hello, check it, answer with ours (or an Abort naming the fields)."""
+    envelope = link.recv(timeout)
+    expect(envelope, "hello")
+    theirs = hello_from_proto(envelope.hello)
+    problems = hello_mismatches(mine, theirs)
+    if problems:
+        error = _refusal(problems)
+        link.abort(error)
+        raise error
+    link.send(pb.Envelope(hello=hello_to_proto(mine)))
+    _log_versions(mine, theirs)
+    return theirs
+
+
+def follower_handshake(link: Link, mine: Hello, timeout: float) -> Hello:
+    """Send our hello, then check the leader's answer (an Abort raises with its reasons)."""
+    link.send(pb.Envelope(hello=hello_to_proto(mine)))
+    envelope = link.recv(timeout)
+    expect(envelope, "hello")
+    theirs = hello_from_proto(envelope.hello)
+    problems = hello_mismatches(mine, theirs)
+    if problems:
+        error = _refusal(problems)
+        link.abort(error)
+        raise error
+    _log_versions(mine, theirs)
+    return theirs
+
+
+def _log_versions(mine: Hello, theirs: Hello) -> None:
+    if mine.software_version != theirs.software_version:
+        log.warning(
+            "peer runs cvfl %s, this side %s (same protocol %s)",
+            theirs.software_version,
+            mine.software_version,
+            mine.protocol_version,
+        )

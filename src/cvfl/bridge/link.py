@@ -1,0 +1,216 @@
+"""A message pipe to the peer over one bidirectional gRPC stream, for both ends.
+
+The leader runs a :class:`BridgeServer` and ``accept``\\ s a :class:`Link`; the follower ``dial``\\ s
+one. Training code only sees ``send``/``recv``; the gRPC servicer only translates and delegates.
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import threading
+import time
+from collections.abc import Iterator
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+
+from cvfl.bridge.security import SERVER_OPTIONS, ChannelSecurity
+from cvfl.errors import AttestationError, CvflError, PeerUnavailableError, ProtocolError
+from cvfl.logs import get_logger
+from cvfl.wire import bridge_pb2 as pb
+from cvfl.wire import bridge_pb2_grpc as pb_grpc
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class _Closed:
+    reason: str
+
+
+_END = object()
+
+
+class Link:
+    """One end of a bridge stream: ordered, numbered messages to and from the peer."""
+
+    def __init__(self, peer: str) -> None:
+        self.peer = peer
+        self._out: queue.Queue[object] = queue.Queue()
+        self._in: queue.Queue[pb.Envelope | _Closed] = queue.Queue()
+        self._seq = 0
+        self._last_seen = 0
+        self.closed = False
+
+    def send(self, envelope: pb.Envelope) -> None:
+        """Queue a message for the peer (numbered and acknowledging what was received)."""
+        if self.closed:
+            raise PeerUnavailableError("the bridge stream is closed", code="peer.closed")
+        self._seq += 1
+        envelope.seq = self._seq
+        envelope.ack = self._last_seen
+        self._out.put(envelope)
+
+    def recv(self, timeout: float) -> pb.Envelope:
+        """Wait for the next message; the peer's Abort becomes a ProtocolError here."""
+        try:
+            item = self._in.get(timeout=timeout)
+        except queue.Empty:
+            raise PeerUnavailableError(
+                f"no message from the peer ({self.peer}) within {timeout:.0f} s",
+                code="peer.timeout",
+            ) from None
+        if isinstance(item, _Closed):
+            self._in.put(item)
+            raise PeerUnavailableError(
+                f"the peer ({self.peer}) closed the stream: {item.reason}", code="peer.closed"
+            )
+        self._last_seen = item.seq
+        if item.WhichOneof("body") == "abort":
+            raise ProtocolError(
+                f"the peer stopped the session: {item.abort.message}",
+                code=item.abort.code or "protocol.peer_abort",
+            )
+        return item
+
+    def abort(self, error: CvflError) -> None:
+        """Tell the peer why this side stops, then close."""
+        if not self.closed:
+            self.send(pb.Envelope(abort=pb.Abort(code=error.code, message=error.message)))
+        self.close()
+
+    def close(self) -> None:
+        """Finish the outgoing half of the stream (idempotent)."""
+        if not self.closed:
+            self.closed = True
+            self._out.put(_END)
+
+    def _outgoing(self) -> Iterator[pb.Envelope]:
+        while True:
+            item = self._out.get()
+            if item is _END:
+                return
+            assert isinstance(item, pb.Envelope)
+            yield item
+
+    def _pump(self, incoming: Iterator[pb.Envelope]) -> None:
+        try:
+            for envelope in incoming:
+                self._in.put(envelope)
+            self._in.put(_Closed("end of stream"))
+        except grpc.RpcError as exc:
+            code = exc.code() if hasattr(exc, "code") else None
+            details = exc.details() if hasattr(exc, "details") else str(exc)
+            self._in.put(_Closed(f"{code}: {details}"))
+        except Exception as exc:  # the stream is gone either way
+            self._in.put(_Closed(repr(exc)))
+
+
+class _Servicer(pb_grpc.BridgeServicer):
+    """Translates the gRPC stream into a Link and hands it to the waiting trainer."""
+
+    def __init__(self, security: ChannelSecurity, accepted: queue.Queue[Link]) -> None:
+        self._security = security
+        self._accepted = accepted
+
+    def Session(  # noqa: N802 - gRPC's method name
+        self, request_iterator: Iterator[pb.Envelope], context: grpc.ServicerContext
+    ) -> Iterator[pb.Envelope]:
+        """Serve one bridge stream."""
+        try:
+            peer = self._security.authorize(context)
+        except AttestationError as exc:
+            log.error("refused a bridge stream: %s", exc.message)
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, exc.message)
+        link = Link(peer)
+        context.add_callback(link.close)
+        threading.Thread(target=link._pump, args=(request_iterator,), daemon=True).start()
+        self._accepted.put(link)
+        yield from link._outgoing()
+
+
+class BridgeServer:
+    """The leader's listening end: binds through a ChannelSecurity and accepts streams."""
+
+    def __init__(self, security: ChannelSecurity, address: str) -> None:
+        self._accepted: queue.Queue[Link] = queue.Queue()
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="cvfl-bridge"),
+            options=SERVER_OPTIONS,
+        )
+        pb_grpc.add_BridgeServicer_to_server(_Servicer(security, self._accepted), self._server)
+        self.port = security.bind(self._server, address)
+        self._server.start()
+        log.info("bridge listening on port %s (%s)", self.port, security.name)
+
+    def accept(self, timeout: float) -> Link:
+        """Wait for the follower's stream."""
+        try:
+            return self._accepted.get(timeout=timeout)
+        except queue.Empty:
+            raise PeerUnavailableError(
+                f"no follower connected within {timeout:.0f} s", code="peer.timeout"
+            ) from None
+
+    def stop(self, grace: float = 1.0) -> None:
+        """Stop serving."""
+        self._server.stop(grace).wait()
+
+
+class ClientLink(Link):
+    """The follower's end; owns its channel."""
+
+    def __init__(self, channel: grpc.Channel, target: str) -> None:
+        super().__init__(target)
+        self._channel = channel
+        stub = pb_grpc.BridgeStub(channel)
+        responses = stub.Session(self._outgoing())
+        threading.Thread(target=self._pump, args=(responses,), daemon=True).start()
+
+    def close(self) -> None:
+        """Close the stream, then the channel once the stream has drained."""
+        super().close()
+
+    def shutdown(self) -> None:
+        """Close the channel."""
+        self.close()
+        self._channel.close()
+
+
+def dial(security: ChannelSecurity, target: str, timeout: float) -> ClientLink:
+    """Connect to the leader, retrying with jittered backoff until ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    delay = 0.1
+    last = "not tried"
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise PeerUnavailableError(
+                f"could not reach the leader at {target} within {timeout:.0f} s ({last})",
+                code="peer.unreachable",
+            )
+        try:
+            channel = security.connect(target, timeout=min(remaining, 10.0))
+            grpc.channel_ready_future(channel).result(timeout=min(remaining, 2.0))
+            log.info("connected to the leader at %s (%s)", target, security.name)
+            return ClientLink(channel, target)
+        except grpc.FutureTimeoutError:
+            last = "not ready"
+            channel.close()
+        except PeerUnavailableError as exc:
+            last = exc.message
+        log.debug("leader at %s not reachable yet (%s); retrying", target, last)
+        time.sleep(min(delay * (0.5 + random.random()), max(0.0, remaining)))
+        delay = min(delay * 2, 2.0)
+
+
+def expect(envelope: pb.Envelope, kind: str) -> None:
+    """Raise a ProtocolError unless ``envelope`` carries a ``kind`` message."""
+    seen = envelope.WhichOneof("body")
+    if seen != kind:
+        raise ProtocolError(
+            f"unexpected message from the peer: expected {kind}, seen {seen}",
+            code="protocol.unexpected",
+        )

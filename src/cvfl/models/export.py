@@ -1,0 +1,102 @@
+"""Exported model halves: safetensors weights plus a JSON spec, and a parameter fingerprint.
+
+Nothing here unpickles. The fingerprint is a SHA-256 over the parameters in canonical order
+(sorted names; name, dtype, shape and raw little-endian bytes of each), so it is the same whatever
+container the tensors sit in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from torch import nn
+
+from cvfl.errors import ModelError
+from cvfl.fsutil import atomic_write_bytes
+
+FORMAT = "cvfl-half/v1"
+
+
+@dataclass(frozen=True)
+class ExportedHalf:
+    """A loaded export: its tensors and its JSON spec."""
+
+    tensors: dict[str, torch.Tensor]
+    spec: dict[str, Any]
+
+
+def parameter_fingerprint(tensors: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 (hex) of the tensors in canonical order."""
+    h = hashlib.sha256(b"cvfl/params/v1")
+    for name in sorted(tensors):
+        t = tensors[name].detach().contiguous().cpu()
+        raw = name.encode()
+        dtype = str(t.dtype).removeprefix("torch.").encode()
+        h.update(struct.pack("<I", len(raw)) + raw + struct.pack("<I", len(dtype)) + dtype)
+        h.update(struct.pack("<I", t.dim()) + struct.pack(f"<{t.dim()}q", *t.shape))
+        data = t.view(torch.int16) if t.dtype == torch.bfloat16 else t
+        h.update(data.numpy().tobytes())
+    return h.hexdigest()
+
+
+def module_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
+    """The module's parameters and persistent buffers, detached."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def encode_half(module: nn.Module, spec: Mapping[str, Any]) -> tuple[bytes, bytes, str]:
+    """Serialise ``module`` to (safetensors bytes, JSON spec bytes, fingerprint)."""
+    tensors = module_tensors(module)
+    fingerprint = parameter_fingerprint(tensors)
+    full = {"format": FORMAT, **spec, "fingerprint": fingerprint}
+    weights = st_save(tensors, metadata={"format": FORMAT})
+    return weights, json.dumps(full, indent=2, sort_keys=True).encode() + b"\n", fingerprint
+
+
+def export_half(
+    folder: Path, role: str, module: nn.Module, spec: Mapping[str, Any]
+) -> tuple[Path, str]:
+    """Write ``<role>.safetensors`` and ``<role>.json`` atomically; return path and fingerprint."""
+    weights, spec_bytes, fingerprint = encode_half(module, spec)
+    target = folder / f"{role}.safetensors"
+    atomic_write_bytes(target, weights)
+    atomic_write_bytes(folder / f"{role}.json", spec_bytes)
+    return target, fingerprint
+
+
+def decode_tensors(data: bytes, source: Path) -> dict[str, torch.Tensor]:
+    """Parse safetensors bytes; errors name the file."""
+    try:
+        return dict(st_load(data))
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"{source}: not a valid safetensors file: {exc}", code="model.corrupt")
+
+
+def load_half(weights: Path) -> ExportedHalf:
+    """Load an export and check its weights against the fingerprint in its spec."""
+    try:
+        data = weights.read_bytes()
+        spec_path = weights.with_suffix(".json")
+        spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ModelError(f"{exc.filename}: no such file", code="model.missing") from None
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{weights}: spec is not valid JSON: {exc}", code="model.corrupt") from exc
+    tensors = decode_tensors(data, weights)
+    seen = parameter_fingerprint(tensors)
+    if spec.get("fingerprint") != seen:
+        raise ModelError(
+            f"{weights}: parameter fingerprint: expected {spec.get('fingerprint')}, seen {seen}",
+            code="model.fingerprint",
+        )
+    return ExportedHalf(tensors, spec)

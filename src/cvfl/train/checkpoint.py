@@ -1,0 +1,97 @@
+"""Checkpoints: model and optimiser state at a step, in safetensors (no pickle), written atomically.
+
+Optimiser state tensors are flattened under ``opt/<param index>/<key>``; hyper-parameters and
+scalar state go to JSON metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save as st_save
+from torch import nn
+
+from cvfl.errors import ModelError
+from cvfl.fsutil import atomic_write_bytes
+from cvfl.models.export import decode_tensors
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What a party restores: its step, model state and optimiser state."""
+
+    step: int
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+
+
+def checkpoint_path(folder: Path, role: str, step: int) -> Path:
+    """The file of ``role``'s checkpoint at ``step``."""
+    return folder / f"{role}-step-{step:09d}.safetensors"
+
+
+def encode(step: int, job_id: str, model: nn.Module, optimizer: torch.optim.Optimizer) -> bytes:
+    """Serialise a checkpoint to bytes."""
+    tensors = {f"model/{k}": v.detach().clone() for k, v in model.state_dict().items()}
+    state = optimizer.state_dict()
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, entries in state["state"].items():
+        for key, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"opt/{index}/{key}"] = value.detach().clone()
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    meta = {
+        "step": step,
+        "job_id": job_id,
+        "param_groups": state["param_groups"],
+        "scalars": scalars,
+    }
+    return st_save(tensors, metadata={"cvfl": json.dumps(meta)})
+
+
+def save(
+    path: Path, step: int, job_id: str, model: nn.Module, optimizer: torch.optim.Optimizer
+) -> None:
+    """Write a checkpoint atomically."""
+    atomic_write_bytes(path, encode(step, job_id, model, optimizer))
+
+
+def decode(data: bytes, source: Path) -> Checkpoint:
+    """Parse checkpoint bytes; errors name the file."""
+    from safetensors import safe_open  # metadata lives in the header
+
+    tensors = decode_tensors(data, source)
+    try:
+        import tempfile
+
+        with tempfile.NamedTemporaryFile(suffix=".safetensors") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            with safe_open(tmp.name, framework="pt") as handle:
+                meta = json.loads(handle.metadata()["cvfl"])
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{source}: checkpoint metadata missing", code="model.corrupt") from exc
+    model = {k.removeprefix("model/"): v for k, v in tensors.items() if k.startswith("model/")}
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith("opt/"):
+            _, index, name = key.split("/", 2)
+            state.setdefault(int(index), {})[name] = value
+    for index, entries in meta["scalars"].items():
+        state.setdefault(int(index), {}).update(entries)
+    optimizer = {"state": state, "param_groups": meta["param_groups"]}
+    return Checkpoint(int(meta["step"]), model, optimizer)
+
+
+def restore(ckpt: Checkpoint, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """Load a checkpoint's state into ``model`` and ``optimizer``."""
+    try:
+        model.load_state_dict(ckpt.model)
+        optimizer.load_state_dict(ckpt.optimizer)
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise ModelError(f"checkpoint does not fit the model: {exc}", code="model.shape") from exc

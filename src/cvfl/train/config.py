@@ -1,0 +1,175 @@
+"""The job file: validated, frozen sections loaded from TOML at the boundary.
+
+Relative paths are resolved against the job file's folder.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from cvfl.data.tables import FeatureKind
+from cvfl.errors import ConfigError
+from cvfl.models.spec import ModelSpec
+
+T = TypeVar("T")
+ROLES = ("leader", "follower")
+
+
+@dataclass(frozen=True)
+class JobSection:
+    """``[job]``: identity of the job and this party."""
+
+    id: str
+    role: str
+    seed: int = 0
+    workdir: Path = Path("cvfl-out")
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ConfigError(
+                f"[job] role: expected leader or follower, seen {self.role!r}", code="config.role"
+            )
+        if not self.id:
+            raise ConfigError("[job] id must not be empty", code="config.job")
+
+
+@dataclass(frozen=True)
+class DataSection:
+    """``[data]``: this party's table."""
+
+    path: Path
+    kind: FeatureKind = FeatureKind.CATEGORICAL
+    id_column: str = "example_id"
+    label_column: str = "label"
+    holdout_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.holdout_fraction < 1.0:
+            raise ConfigError("[data] holdout_fraction must be in (0, 1)", code="config.data")
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    """``[train]``: optimisation and schedule (both parties must agree)."""
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    batch_size: int = 32
+    epochs: int = 1
+    max_steps: int = 0
+    eval_batch_size: int = 1024
+    checkpoint_every: int = 0
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("sgd", "adam"):
+            raise ConfigError(
+                f"[train] optimizer: expected sgd or adam, seen {self.optimizer!r}",
+                code="config.train",
+            )
+        for name in ("batch_size", "epochs", "eval_batch_size"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"[train] {name} must be positive", code="config.train")
+        if self.lr <= 0:
+            raise ConfigError("[train] lr must be positive", code="config.train")
+
+
+@dataclass(frozen=True)
+class PeerSection:
+    """``[peer]``: where the leader listens or the follower dials, and how it is protected."""
+
+    listen: str = "127.0.0.1:7788"
+    connect: str = "127.0.0.1:7788"
+    security: str = "ratls"
+    connect_timeout: float = 60.0
+    step_timeout: float = 300.0
+    port_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.security not in ("ratls", "insecure"):
+            raise ConfigError(
+                f"[peer] security: expected ratls or insecure, seen {self.security!r}",
+                code="config.peer",
+            )
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """A whole job file for one party."""
+
+    source: Path
+    job: JobSection
+    data: DataSection
+    model: ModelSpec
+    train: TrainSection = field(default_factory=TrainSection)
+    peer: PeerSection = field(default_factory=PeerSection)
+    attestation: Mapping[str, Any] = field(default_factory=dict)
+    sealing: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def role(self) -> str:
+        """This party's role."""
+        return self.job.role
+
+
+def _section(cls: type[T], name: str, table: Mapping[str, Any], base: Path) -> T:
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise ConfigError(f"[{name}] unknown keys: {', '.join(unknown)}", code="config.unknown")
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        kind = str(known[key].type)
+        if "Path" in kind and value is not None:
+            path = Path(str(value)).expanduser()
+            value = path if path.is_absolute() else base / path
+        elif "FeatureKind" in kind:
+            try:
+                value = FeatureKind(value)
+            except ValueError:
+                raise ConfigError(
+                    f"[{name}] {key}: expected categorical or numeric, seen {value!r}",
+                    code="config.data",
+                ) from None
+        values[key] = value
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"[{name}] {exc}", code="config.missing") from exc
+
+
+def load_job(path: Path) -> JobConfig:
+    """Load and validate a job file."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such job file", code="config.missing_file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}", code="config.toml") from exc
+    return job_from_mapping(raw, path)
+
+
+def job_from_mapping(raw: Mapping[str, Any], source: Path) -> JobConfig:
+    """Validate an already-parsed job table."""
+    known = {"job", "data", "model", "train", "peer", "attestation", "sealing"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown sections: {', '.join(unknown)}", code="config")
+    for required in ("job", "data"):
+        if required not in raw:
+            raise ConfigError(f"{source}: missing section [{required}]", code="config.missing")
+    base = source.parent
+    return JobConfig(
+        source=source,
+        job=_section(JobSection, "job", raw["job"], base),
+        data=_section(DataSection, "data", raw["data"], base),
+        model=ModelSpec.from_toml_table(raw.get("model", {})),
+        train=_section(TrainSection, "train", raw.get("train", {}), base),
+        peer=_section(PeerSection, "peer", raw.get("peer", {}), base),
+        attestation=dict(raw.get("attestation", {})),
+        sealing=dict(raw.get("sealing", {})),
+    )

@@ -1,0 +1,49 @@
+"""What a training run reports, and where a party's outputs go."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cvfl.fsutil import atomic_write_bytes
+from cvfl.train.metrics import Metrics
+
+
+@dataclass
+class TrainResult:
+    """The outcome of one party's run."""
+
+    role: str
+    steps: int
+    seconds: float
+    export: Path | None = None
+    fingerprint: str = ""
+    metrics: Metrics | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    examples: int = 0
+
+    @property
+    def examples_per_second(self) -> float:
+        """Training throughput."""
+        return self.examples / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready summary (metrics and counts only; no data)."""
+        return {
+            "role": self.role,
+            "steps": self.steps,
+            "seconds": round(self.seconds, 3),
+            "examples_per_second": round(self.examples_per_second, 1),
+            "export": str(self.export) if self.export else None,
+            "fingerprint": self.fingerprint,
+            "metrics": self.metrics.as_dict() if self.metrics else None,
+            "history": self.history,
+        }
+
+    def write(self, folder: Path) -> Path:
+        """Write ``<role>-result.json`` atomically."""
+        path = folder / f"{self.role}-result.json"
+        atomic_write_bytes(path, json.dumps(self.to_json(), indent=2).encode() + b"\n")
+        return path

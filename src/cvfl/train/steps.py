@@ -1,0 +1,72 @@
+"""Message-level pieces of a training step shared by the two loops."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+from cvfl.bridge.serde import tensor_from_proto, tensor_to_proto
+from cvfl.data.ids import batch_mac, macs_equal
+from cvfl.errors import ProtocolError, mismatch
+from cvfl.wire import bridge_pb2 as pb
+
+TRAIN = pb.PHASE_TRAIN
+EVAL = pb.PHASE_EVAL
+
+
+def forward_message(
+    step: int, phase: int, key: bytes, ids: list[str], name: str, act: torch.Tensor
+) -> pb.Envelope:
+    """The follower's activations for one batch."""
+    return pb.Envelope(
+        forward=pb.Forward(
+            step=step,
+            phase=phase,  # type: ignore[arg-type]
+            ids_mac=batch_mac(key, step, phase, ids),
+            tensors=[tensor_to_proto(name, act)],
+        )
+    )
+
+
+def backward_message(
+    step: int, key: bytes, ids: list[str], name: str, grad: torch.Tensor
+) -> pb.Envelope:
+    """The leader's cut-layer gradient for one batch."""
+    return pb.Envelope(
+        backward=pb.Backward(
+            step=step,
+            ids_mac=batch_mac(key, step, TRAIN, ids),
+            tensors=[tensor_to_proto(name, grad)],
+        )
+    )
+
+
+def check_batch(kind: str, step: int, seen_step: int, mac: bytes, expected_mac: bytes) -> None:
+    """Refuse a message for another step or for other rows."""
+    if seen_step != step:
+        raise ProtocolError(mismatch(f"{kind} step", step, seen_step), code="protocol.step")
+    if not macs_equal(mac, expected_mac):
+        raise ProtocolError(
+            f"misaligned batch at {kind} step {step}: the keyed hash of the batch's example ids "
+            "differs between the parties (their rows are not aligned)",
+            code="protocol.misaligned",
+        )
+
+
+def single_tensor(tensors: Iterable[pb.Tensor], rows: int, width: int) -> torch.Tensor:
+    """Decode the one float32 ``(rows, width)`` tensor a message must carry."""
+    items = list(tensors)
+    if len(items) != 1:
+        raise ProtocolError(mismatch("tensors per message", 1, len(items)), code="protocol.shape")
+    tensor = tensor_from_proto(items[0])
+    if tensor.dtype != torch.float32 or tuple(tensor.shape) != (rows, width):
+        raise ProtocolError(
+            mismatch(
+                f"tensor {items[0].name}",
+                f"float32 [{rows}, {width}]",
+                f"{items[0].dtype} {list(tensor.shape)}",
+            ),
+            code="protocol.shape",
+        )
+    return tensor

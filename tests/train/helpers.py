@@ -1,0 +1,49 @@
+"""Run both parties in one process over a real loopback gRPC bridge."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Any
+
+from cvfl.bridge.security import PlaintextSecurity
+from cvfl.train import TrainResult, load_party, run_follower, run_leader
+from cvfl.train.config import JobConfig
+
+
+def run_pair(
+    leader_cfg: JobConfig, follower_cfg: JobConfig
+) -> tuple[TrainResult | BaseException, TrainResult | BaseException]:
+    """Train both sides; each outcome is a result or the exception that side raised."""
+    port_file = leader_cfg.job.workdir.parent / "leader.port"
+    leader_cfg = dataclasses.replace(
+        leader_cfg, peer=dataclasses.replace(leader_cfg.peer, port_file=port_file)
+    )
+    outcome: dict[str, Any] = {}
+
+    def lead() -> None:
+        try:
+            outcome["leader"] = run_leader(load_party(leader_cfg), PlaintextSecurity())
+        except BaseException as exc:
+            outcome["leader"] = exc
+
+    thread = threading.Thread(target=lead)
+    thread.start()
+    import time
+
+    deadline = time.monotonic() + 20
+    while not port_file.exists() and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if port_file.exists():
+        target = f"127.0.0.1:{port_file.read_text().strip()}"
+        follower_cfg = dataclasses.replace(
+            follower_cfg, peer=dataclasses.replace(follower_cfg.peer, connect=target)
+        )
+        try:
+            outcome["follower"] = run_follower(load_party(follower_cfg), PlaintextSecurity())
+        except BaseException as exc:
+            outcome["follower"] = exc
+    thread.join(60)
+    return outcome.get("leader", RuntimeError("leader did not finish")), outcome.get(
+        "follower", RuntimeError("follower did not start")
+    )
