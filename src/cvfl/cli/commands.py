@@ -10,3 +10,5 @@ def register(app: typer.Typer) -> None:
     __import__("cvfl.cli.attest", fromlist=["register"]).register(app)
     __import__("cvfl.cli.seal", fromlist=["register"]).register(app)
     __import__("cvfl.cli.align", fromlist=["register"]).register(app)
+    __import__("cvfl.cli.train", fromlist=["register"]).register(app)
+    __import__("cvfl.cli.demo", fromlist=["register"]).register(app)

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from cvfl.attestation import AttestationConfig
 from cvfl.data.tables import FeatureKind
 from cvfl.errors import ConfigError
 from cvfl.models.spec import ModelSpec
+from cvfl.sealing import SealingConfig
 
 T = TypeVar("T")
 ROLES = ("leader", "follower")
@@ -107,8 +109,8 @@ class JobConfig:
     model: ModelSpec
     train: TrainSection = field(default_factory=TrainSection)
     peer: PeerSection = field(default_factory=PeerSection)
-    attestation: Mapping[str, Any] = field(default_factory=dict)
-    sealing: Mapping[str, Any] = field(default_factory=dict)
+    attestation: AttestationConfig | None = None
+    sealing: SealingConfig | None = None
 
     @property
     def role(self) -> str:
@@ -170,6 +172,14 @@ def job_from_mapping(raw: Mapping[str, Any], source: Path) -> JobConfig:
         model=ModelSpec.from_toml_table(raw.get("model", {})),
         train=_section(TrainSection, "train", raw.get("train", {}), base),
         peer=_section(PeerSection, "peer", raw.get("peer", {}), base),
-        attestation=dict(raw.get("attestation", {})),
-        sealing=dict(raw.get("sealing", {})),
+        attestation=(
+            AttestationConfig.from_toml_table(raw["attestation"], base_dir=base)
+            if "attestation" in raw
+            else None
+        ),
+        sealing=(
+            SealingConfig.from_toml_table(raw["sealing"], base_dir=base)
+            if "sealing" in raw
+            else None
+        ),
     )

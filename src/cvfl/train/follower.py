@@ -11,7 +11,7 @@ from cvfl.bridge.link import Link, dial, expect
 from cvfl.bridge.security import ChannelSecurity
 from cvfl.bridge.serde import TensorSpec, dtype_name
 from cvfl.data.ids import batch_mac, session_mac_key
-from cvfl.errors import CvflError
+from cvfl.errors import CvflError, PeerUnavailableError
 from cvfl.logs import get_logger
 from cvfl.models.export import export_half
 from cvfl.train import checkpoint
@@ -27,7 +27,7 @@ def run_follower(
     party: Party, security: ChannelSecurity, progress: Progress | None = None
 ) -> TrainResult:
     """Dial the leader, train the job and export the follower's half."""
-    link = dial(security, party.cfg.peer.connect, party.cfg.peer.connect_timeout)
+    link = dial(security, leader_address(party), party.cfg.peer.connect_timeout)
     try:
         return _follow(party, link, progress or NoProgress())
     except CvflError as exc:
@@ -35,6 +35,26 @@ def run_follower(
         raise
     finally:
         link.shutdown()
+
+
+def leader_address(party: Party) -> str:
+    """``[peer] connect``, with the port read from ``port_file`` when one is configured.
+
+    A leader that listens on port 0 writes its port to that file (same machine only).
+    """
+    peer = party.cfg.peer
+    if peer.port_file is None:
+        return peer.connect
+    deadline = time.monotonic() + peer.connect_timeout
+    while not peer.port_file.exists():
+        if time.monotonic() > deadline:
+            raise PeerUnavailableError(
+                f"{peer.port_file}: the leader wrote no port within {peer.connect_timeout:.0f} s",
+                code="peer.unreachable",
+            )
+        time.sleep(0.05)
+    host = peer.connect.rsplit(":", 1)[0]
+    return f"{host}:{peer.port_file.read_text().strip()}"
 
 
 def cut_spec(party: Party) -> tuple[TensorSpec, ...]:

@@ -45,6 +45,8 @@ def run_leader(
             raise
     finally:
         server.stop()
+        if peer.port_file is not None:
+            peer.port_file.unlink(missing_ok=True)
 
 
 def cut_spec(party: Party) -> tuple[TensorSpec, ...]:

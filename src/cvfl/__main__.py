@@ -1,0 +1,5 @@
+"""``python -m cvfl`` runs the command line."""
+
+from cvfl.cli.app import main
+
+main()

@@ -1,0 +1,73 @@
+"""Terminal progress for training: a rich bar on a terminal, periodic log lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+from cvfl.logs import get_logger
+from cvfl.train.metrics import Metrics
+
+log = get_logger(__name__)
+
+
+class TerminalProgress:
+    """Renders a training loop's progress; never shows data, only counts and metrics."""
+
+    def __init__(self, label: str, *, status: str = "", interval: float = 5.0) -> None:
+        self._label = label
+        self._status = status
+        self._interval = interval
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+        self._total = 0
+        self._last_log = 0.0
+
+    def start(self, total_steps: int, description: str) -> None:
+        """Open the bar (terminal) or log the start."""
+        self._total = total_steps
+        if sys.stderr.isatty():
+            self._bar = Progress(
+                TextColumn(f"[bold]{self._label}[/] {self._status}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[loss]}"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(description, total=total_steps, loss="")
+        log.info("%s: training %s steps %s", self._label, total_steps, self._status)
+        self._last_log = time.monotonic()
+
+    def step(self, number: int, loss: float | None) -> None:
+        """Advance the bar; log a line every few seconds when not on a terminal."""
+        text = f"loss {loss:.4f}" if loss is not None else ""
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, completed=number, loss=text)
+            if number >= self._total:
+                self._bar.stop()
+        elif time.monotonic() - self._last_log >= self._interval or number == self._total:
+            log.info("%s: step %s/%s %s %s", self._label, number, self._total, text, self._status)
+            self._last_log = time.monotonic()
+
+    def evaluated(self, step: int, metrics: Metrics) -> None:
+        """Log held-out metrics."""
+        log.info(
+            "%s: held-out after step %s: auc %.4f, log-loss %.4f, accuracy %.4f",
+            self._label,
+            step,
+            metrics.auc,
+            metrics.log_loss,
+            metrics.accuracy,
+        )
