@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from cvfl.errors import SealingError
 from cvfl.sealing import FileKeyProvider, SealedReader, SealedWriter, new_key_file
 
 CS = 32  # a small chunk size keeps every test fast
@@ -33,8 +34,37 @@ def seal_bytes(
     return sink.getvalue()
 
 
+class Unseekable(io.RawIOBase):
+    """A pipe-like source: not seekable, and it returns at most 7 bytes per read."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self._inner = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        view = memoryview(buffer).cast("B")
+        return self._inner.readinto(view[:7])
+
+
 def unseal_bytes(blob: bytes, keys: FileKeyProvider, *, purpose: str = PURPOSE) -> bytes:
-    return SealedReader(io.BytesIO(blob), purpose=purpose, keys=keys).readall()
+    """Unseal from a seekable source and from a pipe-like one; both must agree."""
+    seekable = _attempt(lambda: SealedReader(io.BytesIO(blob), purpose=purpose, keys=keys))
+    piped = _attempt(lambda: SealedReader(Unseekable(blob), purpose=purpose, keys=keys))
+    assert type(seekable) is type(piped)
+    if isinstance(seekable, Exception):
+        raise seekable
+    assert seekable == piped
+    return seekable
+
+
+def _attempt(make) -> bytes | SealingError:  # type: ignore[no-untyped-def]
+    try:
+        return make().readall()
+    except SealingError as exc:
+        return exc
 
 
 def header_len(blob: bytes) -> int:

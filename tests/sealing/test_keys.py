@@ -120,3 +120,17 @@ def test_gramine_key_errors(tmp_path: Path) -> None:
 def test_fingerprint_is_short_stable_and_not_the_key(key: bytes) -> None:
     fp = fingerprint(key)
     assert fp == fingerprint(key) and len(fp) == 16 and fp not in key.hex()
+
+
+class ShortKey:
+    key_id = "short:0000"
+
+    def key(self) -> bytes:
+        return b"8 bytes!"
+
+
+def test_a_provider_with_a_short_key_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SealingError) as info:
+        write_sealed(tmp_path / "f", b"x", purpose="p", keys=ShortKey())
+    assert "sealing key length: expected >= 16 bytes, seen 8 bytes" in info.value.message
+    assert not (tmp_path / "f").exists() and list(tmp_path.iterdir()) == []

@@ -200,3 +200,13 @@ def test_reseal_of_a_tampered_file_changes_nothing(blob, keys, other_keys, tmp_p
         reseal(path, keys, other_keys)
     assert path.read_bytes() == bad
     assert sorted(os.listdir(tmp_path)) == ["f.sealed", "keys"]
+
+
+def test_bytes_appended_while_reading_are_caught(keys: FileKeyProvider, tmp_path: Path) -> None:
+    path = tmp_path / "f.sealed"
+    path.write_bytes(seal_bytes(DATA, keys))
+    with pytest.raises(SealingError) as info, sealed_reader(path, purpose=PURPOSE, keys=keys) as r:
+        with path.open("ab") as handle:
+            handle.write(b"\x00" * 7)
+        r.read()
+    assert info.value.code == "sealing.extended"

@@ -24,7 +24,8 @@ from cvfl.sealing.format import (
 )
 from cvfl.sealing.keys import KeyProvider
 from cvfl.sealing.reader import SealedReader
-from cvfl.sealing.stream import ChunkOpener, SealedWriter, authenticate, iter_records
+from cvfl.sealing.records import iter_records
+from cvfl.sealing.stream import ChunkOpener, SealedWriter, authenticate
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer

@@ -44,6 +44,7 @@ HEADER_TAG_SIZE = 32
 MIN_CHUNK_SIZE = 16
 MAX_CHUNK_SIZE = 64 * 1024 * 1024
 DEFAULT_CHUNK_SIZE = 1024 * 1024
+MIN_KEY_SIZE = 16
 MAX_PURPOSE_LEN = 64
 MAX_KEY_ID_LEN = 128
 INFO = b"cvfl-seal-v1\x00"
@@ -139,6 +140,11 @@ def encode_prefix(purpose: str, key_id: str, chunk_size: int, file_nonce: bytes)
 
 def derive_keys(master: bytes, prefix: bytes, file_nonce: bytes) -> FileKeys:
     """Derive the per-file AES-256-GCM key and header MAC key (HKDF-SHA256)."""
+    if len(master) < MIN_KEY_SIZE:
+        raise SealingError(
+            mismatch("sealing key length", f">= {MIN_KEY_SIZE} bytes", f"{len(master)} bytes"),
+            code="sealing.key_invalid",
+        )
     okm = HKDF(algorithm=hashes.SHA256(), length=64, salt=file_nonce, info=INFO + prefix).derive(
         master
     )
@@ -166,7 +172,9 @@ def chunk_aad(header_digest: bytes, index: int, last: bool) -> bytes:
 
 
 def _read_exact(source: ReadableSource, size: int, name: str, what: str) -> bytes:
-    data = source.read(size)
+    data = b""
+    while len(data) < size and (more := source.read(size - len(data))):
+        data += more  # raw streams and pipes may return short reads
     if len(data) != size:
         raise SealingError(
             f"{name}: header truncated: " + mismatch(what, f"{size} bytes", f"{len(data)} bytes"),

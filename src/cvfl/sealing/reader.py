@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 from cvfl.errors import SealingError
 from cvfl.sealing.format import ReadableSource, read_header
 from cvfl.sealing.keys import KeyProvider
-from cvfl.sealing.stream import ChunkOpener, authenticate, iter_records
+from cvfl.sealing.records import iter_records
+from cvfl.sealing.stream import ChunkOpener, authenticate
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer

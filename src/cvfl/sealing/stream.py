@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import secrets
-from collections.abc import Generator
 from typing import TYPE_CHECKING, BinaryIO
 
 from cryptography.exceptions import InvalidTag
@@ -15,8 +14,8 @@ from cvfl.sealing.format import (
     DEFAULT_CHUNK_SIZE,
     NONCE_SIZE,
     TAG_SIZE,
+    VERSION,
     FileKeys,
-    ReadableSource,
     SealedHeader,
     chunk_aad,
     chunk_nonce,
@@ -50,45 +49,6 @@ def authenticate(header: SealedHeader, purpose: str, keys: KeyProvider, name: st
             code="sealing.purpose_mismatch",
         )
     return file_keys
-
-
-def _read_full(source: ReadableSource, view: memoryview) -> int:
-    """Fill ``view`` from ``source`` until it is full or the source ends; return bytes read."""
-    got = 0
-    while got < len(view):
-        n = source.readinto(view[got:])
-        if not n:
-            break
-        got += n
-    return got
-
-
-def iter_records(
-    source: ReadableSource, chunk_size: int, name: str
-) -> Generator[tuple[int, memoryview, bool], None, None]:
-    """Yield ``(index, record, last)`` for every chunk record (ciphertext and tag) in order.
-
-    Each record view is valid until the next one is requested. The last record is the one
-    followed by end of file; a file with no record at all is refused as truncated.
-    """
-    size = chunk_size + TAG_SIZE
-    bufs = (memoryview(bytearray(size)), memoryview(bytearray(size)))
-    cur = _read_full(source, bufs[0])
-    index = 0
-    while True:
-        nxt = _read_full(source, bufs[(index + 1) % 2]) if cur == size else 0
-        if cur < TAG_SIZE:
-            where = "after the header" if index == 0 else f"at chunk {index}"
-            raise SealingError(
-                f"{name}: truncated {where}: "
-                + mismatch(f"chunk {index} length", f">= {TAG_SIZE} bytes", f"{cur} bytes"),
-                code="sealing.truncated",
-            )
-        yield index, bufs[index % 2][:cur], nxt == 0
-        if nxt == 0:
-            return
-        cur = nxt
-        index += 1
 
 
 class ChunkOpener:
@@ -139,7 +99,7 @@ class SealedWriter(io.RawIOBase):
         prefix = encode_prefix(purpose, keys.key_id, chunk_size, nonce)
         file_keys = derive_keys(keys.key(), prefix, nonce)
         tag = header_tag(file_keys, prefix)
-        self.header = SealedHeader(1, chunk_size, nonce, purpose, keys.key_id, prefix, tag)
+        self.header = SealedHeader(VERSION, chunk_size, nonce, purpose, keys.key_id, prefix, tag)
         self._digest = self.header.digest
         self._aead = AESGCM(file_keys.file_key)
         self._sink = sink
