@@ -57,7 +57,8 @@ class PsiConfig:
         spill_dir: folder for spill files (default: the system temporary folder).
         duplicates: ``"error"`` (default) or ``"drop"`` (keep each id's first row).
         window: own batches in flight awaiting the peer's answer.
-        connect_timeout_s: how long the follower tries to reach the leader.
+        connect_timeout_s: how long each side waits for the other to connect (the leader
+            listens only once it has blinded its own ids, which takes minutes at 2^20).
         timeout_s: the longest the whole exchange may take.
         mode: ``"ecdh"``.
     """
@@ -71,7 +72,7 @@ class PsiConfig:
     spill_dir: Path | None = None
     duplicates: DuplicatePolicy = "error"
     window: int = 64
-    connect_timeout_s: float = 60.0
+    connect_timeout_s: float = 600.0
     timeout_s: float = 3600.0
     mode: str = "ecdh"
 
@@ -122,7 +123,7 @@ class PsiConfig:
             spill_dir=_path(_get(table, "spill_dir", str, w, None), base_dir),
             duplicates=cast(DuplicatePolicy, _get(table, "duplicates", str, w, "error")),
             window=cast(int, _get(table, "window", int, w, 64)),
-            connect_timeout_s=cast(float, _get(table, "connect_timeout_s", float, w, 60.0)),
+            connect_timeout_s=cast(float, _get(table, "connect_timeout_s", float, w, 600.0)),
             timeout_s=cast(float, _get(table, "timeout_s", float, w, 3600.0)),
             mode=cast(str, _get(table, "mode", str, w, "ecdh")),
         )

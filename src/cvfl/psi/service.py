@@ -7,6 +7,7 @@ logic lives in :mod:`cvfl.psi.exchange`.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 
@@ -96,10 +97,11 @@ def connect_session(
         PeerUnavailableError: the leader could not be reached within ``connect_timeout`` seconds.
         AlignmentError: the exchange failed.
     """
-    channel = security.connect(target, connect_timeout)
+    deadline = time.monotonic() + connect_timeout
+    channel = _connect_retrying(security, target, deadline)
     try:
         try:
-            grpc.channel_ready_future(channel).result(timeout=connect_timeout)
+            grpc.channel_ready_future(channel).result(timeout=max(0.1, deadline - time.monotonic()))
         except grpc.FutureTimeoutError:
             raise PeerUnavailableError(
                 f"the leader at {target} was not reachable within {connect_timeout:g} s",
@@ -111,3 +113,15 @@ def connect_session(
         session.wait(timeout)
     finally:
         channel.close()
+
+
+def _connect_retrying(security: ChannelSecurity, target: str, deadline: float) -> grpc.Channel:
+    """Open the channel, retrying while the leader is not up yet (it listens after blinding)."""
+    while True:
+        try:
+            return security.connect(target, max(0.1, deadline - time.monotonic()))
+        except PeerUnavailableError:
+            if time.monotonic() + 0.5 >= deadline:
+                raise
+            log.debug("psi: leader at %s not up yet; retrying", target)
+            time.sleep(0.5)
