@@ -61,6 +61,7 @@ def party(role: str, data: Path, port: int, folder: Path, threads: int) -> None:
         timeout_s=3600,
     )
     job = AlignJob("bench", role, data, "id", f"127.0.0.1:{port}")
+    base_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
     report = align(job, cfg, PlaintextSecurity(), keys=keys)
     wall = time.perf_counter() - t0
@@ -72,6 +73,7 @@ def party(role: str, data: Path, port: int, folder: Path, threads: int) -> None:
                 "wall_s": wall,
                 "cpu_s": usage.ru_utime + usage.ru_stime,
                 "peak_mib": usage.ru_maxrss / 1024,
+                "import_mib": base_mib,
                 "intersection": report.intersection,
                 "fingerprint": report.order_fingerprint,
                 "blind_s": report.seconds_blind,
@@ -134,7 +136,8 @@ def run_size(log2: int, threads: int, t_hash: float, t_mult: float) -> float:
     for r in results:
         print(
             f"  {r['role']:8s} wall {r['wall_s']:7.1f} s  cpu {r['cpu_s']:7.1f} s  "
-            f"peak {r['peak_mib']:7.1f} MiB  (blind {r['blind_s']:.1f} s, exchange "
+            f"peak {r['peak_mib']:6.0f} MiB (imports {r['import_mib']:.0f})  "
+            f"(blind {r['blind_s']:.1f} s, exchange "
             f"{r['exchange_s']:.1f} s, output {r['output_s']:.1f} s)"
         )
     print(
