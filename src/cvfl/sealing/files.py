@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 PathLike = str | os.PathLike[str]
-COPY_BLOCK = 8 * 1024 * 1024
+COPY_BLOCK = 1024 * 1024
 
 
 @contextlib.contextmanager
