@@ -1,7 +1,7 @@
 """A message pipe to the peer over one bidirectional gRPC stream, for both ends.
 
-The leader runs a :class:`BridgeServer` and ``accept``\\ s a :class:`Link`; the follower ``dial``\\ s
-one. Training code only sees ``send``/``recv``; the gRPC servicer only translates and delegates.
+The leader runs a :class:`BridgeServer` and accepts a :class:`Link`; the follower dials one.
+Training code only sees ``send``/``recv``; the gRPC servicer only translates and delegates.
 """
 
 from __future__ import annotations

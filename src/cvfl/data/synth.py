@@ -87,7 +87,7 @@ def _membership(rng: np.random.Generator, spec: SynthSpec) -> tuple[np.ndarray, 
     if spec.overlap >= 1.0:
         leader_rows, follower_rows = everyone, everyone.copy()
     else:
-        shared = int(round(spec.rows * spec.overlap))
+        shared = round(spec.rows * spec.overlap)
         rest = spec.rows - shared
         order = rng.permutation(spec.rows)
         leader_rows = np.concatenate([order[:shared], order[shared : shared + rest // 2]])

@@ -8,19 +8,19 @@ never quoted in messages: they may be private.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cvfl.data.synth import ID_COLUMN, LABEL_COLUMN
+from cvfl.data.synth import ID_COLUMN
 from cvfl.errors import DataError
 from cvfl.fsutil import atomic_writer
 
 
-class FeatureKind(str, Enum):
+class FeatureKind(StrEnum):
     """How feature columns are interpreted."""
 
     CATEGORICAL = "categorical"
@@ -84,10 +84,10 @@ def load_arrow(path: Path) -> pa.Table:
     if not path.is_file():
         raise DataError(f"{path}: no such file", code="data.missing_file")
     try:
-        if fmt == "parquet":
-            return pq.read_table(path)
-        return pacsv.read_csv(path)
-    except (pa.ArrowInvalid, OSError) as exc:
+        table = pq.read_table(path) if fmt == "parquet" else pacsv.read_csv(path)
+        table.column_names  # noqa: B018 - names must decode (CSV headers may be any bytes)
+        return table
+    except (pa.ArrowException, OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot read as {fmt}: {exc}", code="data.unreadable") from exc
 
 

@@ -79,7 +79,9 @@ def decode_tensors(data: bytes, source: Path) -> dict[str, torch.Tensor]:
     try:
         return dict(st_load(data))
     except (SafetensorError, ValueError, RuntimeError) as exc:
-        raise ModelError(f"{source}: not a valid safetensors file: {exc}", code="model.corrupt")
+        raise ModelError(
+            f"{source}: not a valid safetensors file: {exc}", code="model.corrupt"
+        ) from exc
 
 
 def load_half(weights: Path) -> ExportedHalf:

@@ -7,6 +7,8 @@ is the centralized twin that split training must reproduce exactly.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -34,7 +36,7 @@ class SlotEmbedding(nn.Module):
 
 def _mlp(widths: list[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for a, b in zip(widths[:-1], widths[1:], strict=True):
+    for a, b in itertools.pairwise(widths):
         layers += [nn.Linear(a, b), nn.ReLU()]
     return nn.Sequential(*layers)
 

@@ -123,25 +123,28 @@ def _section(cls: type[T], name: str, table: Mapping[str, Any], base: Path) -> T
     unknown = sorted(set(table) - set(known))
     if unknown:
         raise ConfigError(f"[{name}] unknown keys: {', '.join(unknown)}", code="config.unknown")
-    values: dict[str, Any] = {}
-    for key, value in table.items():
-        kind = str(known[key].type)
-        if "Path" in kind and value is not None:
-            path = Path(str(value)).expanduser()
-            value = path if path.is_absolute() else base / path
-        elif "FeatureKind" in kind:
-            try:
-                value = FeatureKind(value)
-            except ValueError:
-                raise ConfigError(
-                    f"[{name}] {key}: expected categorical or numeric, seen {value!r}",
-                    code="config.data",
-                ) from None
-        values[key] = value
+    values = {
+        key: _convert(name, key, str(known[key].type), value, base) for key, value in table.items()
+    }
     try:
         return cls(**values)
     except TypeError as exc:
         raise ConfigError(f"[{name}] {exc}", code="config.missing") from exc
+
+
+def _convert(section: str, key: str, kind: str, value: Any, base: Path) -> Any:
+    if "Path" in kind and value is not None:
+        path = Path(str(value)).expanduser()
+        return path if path.is_absolute() else base / path
+    if "FeatureKind" in kind:
+        try:
+            return FeatureKind(value)
+        except ValueError:
+            raise ConfigError(
+                f"[{section}] {key}: expected categorical or numeric, seen {value!r}",
+                code="config.data",
+            ) from None
+    return value
 
 
 def load_job(path: Path) -> JobConfig:
