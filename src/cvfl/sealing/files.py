@@ -141,7 +141,7 @@ def _open_all_into(
     for index, record, last in iter_records(handle, header.chunk_size, name):
         n = len(record) - TAG_SIZE
         if offset + n > len(out):
-            raise SealingError(f"{name}: file grew while being read", code="sealing.io")
+            raise SealingError(f"{name}: file grew while being read", code="sealing.extended")
         offset += opener.open_into(index, record, last, out[offset : offset + n])
     if offset != len(out):
         raise SealingError(
