@@ -184,6 +184,7 @@ def unseal_file(src: PathLike, dst: PathLike, *, purpose: str, keys: KeyProvider
         try:
             with atomic_writer(dst) as sink:
                 _copy(reader, sink, str(src))
+                reader.verify_rest()  # before the rename: nothing appears unless all verified
         except OSError as exc:
             raise SealingError(
                 f"{dst}: cannot write: {exc.strerror or exc}", code="sealing.io"
@@ -219,6 +220,7 @@ def reseal(
             ) as writer,
         ):
             _copy(reader, writer, name)
+            reader.verify_rest()
     log.info("resealed %s: key %s -> %s", path, old_keys.key_id, new_keys.key_id)
 
 
