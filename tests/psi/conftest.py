@@ -27,6 +27,10 @@ def write_table(path: Path, ids: Sequence[object], prefix: str) -> Path:
     return path
 
 
+def _fmt(suffix: str) -> str:
+    return "csv" if suffix == ".csv" else "parquet"
+
+
 @dataclass
 class Outcome:
     leader: AlignReport
@@ -53,15 +57,17 @@ def run_pair(
     follower_ids: Sequence[object],
     *,
     suffix: str = ".parquet",
+    follower_suffix: str | None = None,
     keys: KeyProvider | None = None,
     security: ChannelSecurity | None = None,
     **cfg: object,
 ) -> Outcome:
     lpath = write_table(tmp / f"leader{suffix}", leader_ids, "l")
-    fpath = write_table(tmp / f"follower{suffix}", follower_ids, "f")
+    fsuffix = follower_suffix or suffix
+    fpath = write_table(tmp / f"follower{fsuffix}", follower_ids, "f")
     sec = security or PlaintextSecurity()
     lcfg = psi_config(tmp, "leader", output=tmp / f"leader-aligned{suffix}", **cfg)
-    fcfg = psi_config(tmp, "follower", output=tmp / f"follower-aligned{suffix}", **cfg)
+    fcfg = psi_config(tmp, "follower", output=tmp / f"follower-aligned{fsuffix}", **cfg)
     port: list[int] = []
     bound = threading.Event()
     result: dict[str, object] = {}
@@ -91,12 +97,11 @@ def run_pair(
         thread.join(60)
     if isinstance(result["leader"], BaseException):
         raise result["leader"]
-    fmt = "csv" if suffix == ".csv" else "parquet"
     return Outcome(
         leader=result["leader"],  # type: ignore[arg-type]
         follower=follower,
-        leader_table=read_aligned(lcfg.output, keys, fmt),
-        follower_table=read_aligned(fcfg.output, keys, fmt),
+        leader_table=read_aligned(lcfg.output, keys, _fmt(suffix), id_column="id"),
+        follower_table=read_aligned(fcfg.output, keys, _fmt(fsuffix), id_column="id"),
     )
 
 

@@ -127,3 +127,11 @@ def test_duplicates_can_be_dropped_keeping_first_rows(tmp: Path) -> None:
 
 def _plain() -> PlaintextSecurity:
     return PlaintextSecurity()
+
+
+def test_csv_ids_are_verbatim_text_and_match_parquet_integers(tmp: Path) -> None:
+    leader = ["007", "7", "1.0", "x"]
+    out = run_pair(tmp, leader, [7, 1, 8], suffix=".csv", follower_suffix=".parquet")
+    assert out.leader_table.column("id").to_pylist() == ["7"]
+    assert out.follower_table.column("id").to_pylist() == [7]
+    assert out.leader_table.column("l_row").to_pylist() == [1]

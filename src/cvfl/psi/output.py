@@ -18,7 +18,7 @@ from cvfl.sealing import KeyProvider, read_sealed, write_sealed
 PURPOSE = "aligned-table"
 
 
-def select_rows(path: Path, order: Rows, chunk_rows: int) -> pa.Table:
+def select_rows(path: Path, id_column: str, order: Rows, chunk_rows: int) -> pa.Table:
     """Read ``path`` in chunks and return its rows ``order[0], order[1], ...`` as one table."""
     by_row = np.argsort(order, kind="stable")
     wanted = order[by_row]
@@ -26,7 +26,7 @@ def select_rows(path: Path, order: Rows, chunk_rows: int) -> pa.Table:
     ranks: list[Rows] = []
     schema: pa.Schema | None = None
     start = 0
-    for batch in iter_row_batches(path, chunk_rows):
+    for batch in iter_row_batches(path, id_column, chunk_rows):
         schema = batch.schema
         end = start + batch.num_rows
         lo, hi = np.searchsorted(wanted, [start, end])
@@ -35,7 +35,7 @@ def select_rows(path: Path, order: Rows, chunk_rows: int) -> pa.Table:
             ranks.append(by_row[lo:hi])
         start = end
     if schema is None:
-        schema = _schema(path)
+        schema = _schema(path, id_column)
     if len(order) and (not len(wanted) or wanted[-1] >= start):
         raise DataError(
             f"{path}: the table changed during alignment (fewer rows)", code="data.changed"
@@ -46,10 +46,11 @@ def select_rows(path: Path, order: Rows, chunk_rows: int) -> pa.Table:
     return table.take(pa.array(np.argsort(np.concatenate(ranks), kind="stable")))
 
 
-def _schema(path: Path) -> pa.Schema:
+def _schema(path: Path, id_column: str) -> pa.Schema:
     if table_format(path) == "parquet":
         return pq.ParquetFile(path).schema_arrow
-    return pacsv.open_csv(path).schema
+    convert = pacsv.ConvertOptions(column_types={id_column: pa.string()})
+    return pacsv.open_csv(path, convert_options=convert).schema
 
 
 def encode_table(table: pa.Table, fmt: str) -> bytes:
@@ -71,8 +72,16 @@ def write_table(table: pa.Table, fmt: str, out: Path, keys: KeyProvider | None) 
     write_sealed(out, data, purpose=PURPOSE, keys=keys)
 
 
-def read_aligned(path: Path, keys: KeyProvider | None, fmt: str) -> pa.Table:
-    """Read an aligned table written by :func:`write_table` (sealed when ``keys`` is given)."""
+def read_aligned(
+    path: Path, keys: KeyProvider | None, fmt: str, *, id_column: str | None = None
+) -> pa.Table:
+    """Read an aligned table written by :func:`write_table` (sealed when ``keys`` is given).
+
+    For CSV, ``id_column`` (when given) is read as text, verbatim, as alignment read it.
+    """
     data = path.read_bytes() if keys is None else read_sealed(path, purpose=PURPOSE, keys=keys)
     buf = pa.BufferReader(data)
-    return pq.read_table(buf) if fmt == "parquet" else pacsv.read_csv(buf)
+    if fmt == "parquet":
+        return pq.read_table(buf)
+    types = {id_column: pa.string()} if id_column else {}
+    return pacsv.read_csv(buf, convert_options=pacsv.ConvertOptions(column_types=types))

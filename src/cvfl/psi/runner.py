@@ -118,7 +118,7 @@ def align(
         found = intersect(own_d, peer_d)
         spills = own_a.spills + own_d.spills + peer_d.spills
         t2 = time.perf_counter()
-    table = select_rows(job.data, found.rows, max(cfg.batch_size, 1 << 16))
+    table = select_rows(job.data, job.id_column, found.rows, max(cfg.batch_size, 1 << 16))
     write_table(table, fmt, cfg.output, keys)
     t3 = time.perf_counter()
     report = AlignReport(

@@ -66,7 +66,7 @@ def canonical_ids(column: pa.Array, *, path: Path, name: str, start: int) -> lis
 def iter_id_chunks(path: Path, id_column: str, chunk_rows: int) -> Iterator[IdChunk]:
     """Yield the id column of a Parquet or CSV file in chunks of about ``chunk_rows`` ids."""
     start = 0
-    for batch in _iter_batches(path, [id_column], chunk_rows):
+    for batch in _iter_batches(path, id_column, chunk_rows, only_ids=True):
         if id_column not in batch.schema.names:
             raise DataError(f"{path}: no column {id_column!r}", code="data.column")
         column = batch.column(id_column)
@@ -74,14 +74,16 @@ def iter_id_chunks(path: Path, id_column: str, chunk_rows: int) -> Iterator[IdCh
         start += batch.num_rows
 
 
-def iter_row_batches(path: Path, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+def iter_row_batches(path: Path, id_column: str, chunk_rows: int) -> Iterator[pa.RecordBatch]:
     """Yield all columns of a Parquet or CSV file in record batches."""
-    yield from _iter_batches(path, None, chunk_rows)
+    yield from _iter_batches(path, id_column, chunk_rows, only_ids=False)
 
 
 def _iter_batches(
-    path: Path, columns: list[str] | None, chunk_rows: int
+    path: Path, id_column: str, chunk_rows: int, *, only_ids: bool
 ) -> Iterator[pa.RecordBatch]:
+    """Read in chunks; a CSV id column is read as text, verbatim (no type inference)."""
+    columns = [id_column] if only_ids else None
     fmt = table_format(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file", code="data.missing_file")
@@ -92,7 +94,9 @@ def _iter_batches(
                 raise DataError(f"{path}: no column {columns[0]!r}", code="data.column")
             yield from pf.iter_batches(batch_size=chunk_rows, columns=columns)
             return
-        convert = pacsv.ConvertOptions(include_columns=columns) if columns else None
+        convert = pacsv.ConvertOptions(
+            include_columns=columns or [], column_types={id_column: pa.string()}
+        )
         reader = pacsv.open_csv(
             path,
             read_options=pacsv.ReadOptions(block_size=max(1 << 16, chunk_rows * 64)),
