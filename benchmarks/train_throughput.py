@@ -1,0 +1,141 @@
+"""Training throughput: split (two processes over loopback) against centralized (one process).
+
+Fedlearner's wide&deep shape (512 slots per party, 101 x 16 embeddings), batch 256, the same steps
+in each mode, in one run, each mode given the whole machine (one mode at a time). Prints examples
+per second per mode and, last, ``ratio split/centralized: <value>``.
+
+    .venv/bin/python benchmarks/train_throughput.py [--steps 60] [--batch 256] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from cvfl.data import SynthSpec, synthesize, write_arrow
+from cvfl.train import load_job, load_party, train_centralized
+
+JOB = """
+[job]
+id = "bench"
+role = "{role}"
+seed = 1
+workdir = "{role}-{mode}"
+
+[data]
+path = "data/{role}.parquet"
+
+[model]
+kind = "widedeep"
+slots = {slots}
+
+[train]
+optimizer = "{optimizer}"
+lr = {lr}
+batch_size = {batch}
+max_steps = {steps}
+eval_batch_size = 4096
+threads = 0
+
+[peer]
+{peer}
+port_file = "port-{mode}"
+security = "{security}"
+
+[attestation]
+provider = "simulated"
+
+[attestation.policy]
+# A benchmark, not a security test: any simulated identity (the checks still run in full).
+allow_simulated = true
+allow_any_identity = true
+"""
+
+
+def write_jobs(folder: Path, mode: str, args: argparse.Namespace) -> None:
+    security = "insecure" if mode == "plaintext" else "ratls"
+    for role in ("leader", "follower"):
+        peer = 'listen = "127.0.0.1:0"' if role == "leader" else 'connect = "127.0.0.1:0"'
+        text = JOB.format(
+            role=role,
+            mode=mode,
+            slots=args.slots,
+            optimizer=args.optimizer,
+            lr=args.lr,
+            batch=args.batch,
+            steps=args.steps,
+            peer=peer,
+            security=security,
+        )
+        (folder / f"{role}-{mode}.toml").write_text(text)
+
+
+def run_split(folder: Path, mode: str) -> float:
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "cvfl", "train", "--config", f"{role}-{mode}.toml"],
+            cwd=folder,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for role in ("leader", "follower")
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=1800)
+        if proc.returncode != 0:
+            raise SystemExit(f"split run ({mode}) failed:\n{err[-3000:]}")
+    result = json.loads((folder / f"leader-{mode}" / "leader-result.json").read_text())
+    return float(result["examples_per_second"])
+
+
+def run_centralized(folder: Path) -> float:
+    leader = load_party(load_job(folder / "leader-plaintext.toml"))
+    follower = load_party(load_job(folder / "follower-plaintext.toml"))
+    _, result = train_centralized(leader, follower)
+    return result.examples_per_second
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--slots", type=int, default=512)
+    parser.add_argument("--optimizer", default="sgd")
+    parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        rows = int(args.steps * args.batch / 0.8) + args.batch
+        tables = synthesize(SynthSpec(rows=rows, slots=args.slots, seed=3))
+        write_arrow(tables.leader, folder / "data" / "leader.parquet")
+        write_arrow(tables.follower, folder / "data" / "follower.parquet")
+        for mode in ("plaintext", "ratls"):
+            write_jobs(folder, mode, args)
+        figures: dict[str, list[float]] = {"centralized": [], "plaintext": [], "ratls": []}
+        for _ in range(args.repeats):  # interleaved, so drift on a shared machine hits all
+            figures["centralized"].append(run_centralized(folder))
+            figures["plaintext"].append(run_split(folder, "plaintext"))
+            figures["ratls"].append(run_split(folder, "ratls"))
+    median = {k: statistics.median(v) for k, v in figures.items()}
+    print(f"steps {args.steps} x batch {args.batch}, {args.slots} slots, {args.optimizer}")
+    print(f"centralized (1 process):            {median['centralized']:8.0f} examples/s")
+    print(f"split, plaintext (2 processes):     {median['plaintext']:8.0f} examples/s")
+    print(f"split, attested RA-TLS (simulated): {median['ratls']:8.0f} examples/s")
+    print(f"ratio ratls/plaintext: {median['ratls'] / median['plaintext']:.3f}")
+    print(f"ratio split/centralized: {median['ratls'] / median['centralized']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

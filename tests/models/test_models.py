@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from cvfl.errors import ConfigError, ModelError
+from cvfl.models import ModelSpec, build_follower, build_leader
+from cvfl.models.export import export_half, load_half, parameter_fingerprint
+
+
+def test_widedeep_matches_fedlearner_shapes() -> None:
+    spec = ModelSpec()  # 512 slots, 101 x 16 embeddings, cut 64, leader 256 -> 64
+    follower = build_follower(spec, 512, seed=1)
+    leader = build_leader(spec, 512, seed=1)
+    assert follower.encoder.table.weight.shape == (512 * 101, 16)
+    linears_f = [m for m in follower.modules() if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears_f] == [(8192, 64)]
+    linears_l = [m for m in leader.modules() if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears_l] == [
+        (8192, 256),
+        (256, 64),
+        (128, 2),
+    ]
+    codes = torch.randint(0, 101, (3, 512))
+    act = follower(codes)
+    assert act.shape == (3, 64) and bool((act >= 0).all())  # ReLU cut layer
+    assert leader(codes, act).shape == (3, 2)
+
+
+def test_same_seed_same_init_other_seed_differs() -> None:
+    spec = ModelSpec(slots=4, embed_dim=2, cut_width=3, leader_hidden=(5,))
+    a = build_leader(spec, 4, seed=1).state_dict()
+    b = build_leader(spec, 4, seed=1).state_dict()
+    c = build_leader(spec, 4, seed=2).state_dict()
+    assert parameter_fingerprint(a) == parameter_fingerprint(b) != parameter_fingerprint(c)
+
+
+def test_mlp_halves() -> None:
+    spec = ModelSpec(kind="mlp", cut_width=4, follower_hidden=(8,), leader_hidden=(6,))
+    follower, leader = build_follower(spec, 20, seed=0), build_leader(spec, 10, seed=0)
+    act = follower(torch.randn(5, 20))
+    assert leader(torch.randn(5, 10), act).shape == (5, 2)
+
+
+def custom_follower(spec: ModelSpec, num_features: int) -> nn.Module:
+    return nn.Sequential(nn.Linear(num_features, spec.cut_width), nn.Tanh())
+
+
+def test_custom_factory_by_import_path() -> None:
+    spec = ModelSpec(
+        kind="custom",
+        cut_width=3,
+        follower_factory="tests.models.test_models:custom_follower",
+        leader_factory="tests.models.test_models:custom_follower",
+    )
+    assert build_follower(spec, 7, seed=0)(torch.randn(2, 7)).shape == (2, 3)
+    bad = ModelSpec(kind="custom", follower_factory="nope.module:fn", leader_factory="x:y")
+    with pytest.raises(ConfigError, match=r"cannot import nope\.module"):
+        build_follower(bad, 7, seed=0)
+
+
+def test_export_round_trip_and_tamper_detection(tmp_path: Path) -> None:
+    spec = ModelSpec(slots=4, embed_dim=2, cut_width=3)
+    model = build_follower(spec, 4, seed=0)
+    path, fingerprint = export_half(tmp_path, "follower", model, {"role": "follower"})
+    half = load_half(path)
+    assert half.spec["fingerprint"] == fingerprint == parameter_fingerprint(model.state_dict())
+    # Change one parameter byte in the weights: the fingerprint no longer matches.
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match=r"follower.safetensors: parameter fingerprint"):
+        load_half(path)
+    path.write_bytes(b"garbage")
+    with pytest.raises(ModelError, match="not a valid safetensors"):
+        load_half(path)
+    spec_path = path.with_suffix(".json")
+    assert json.loads(spec_path.read_text())["format"] == "cvfl-half/v1"
