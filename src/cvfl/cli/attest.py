@@ -147,7 +147,7 @@ def _echo_evidence(evidence: VerifiedEvidence) -> None:
 
 def _ratls() -> Any:
     try:
-        from cvfl import ratls  # noqa: PLC0415 - engineer B's package, optional here
+        from cvfl import ratls
     except ImportError:
         return None
     needed = ("verify_certificate", "extract_evidence", "load_certificate")
@@ -191,7 +191,7 @@ def _load_cert(data: bytes) -> x509.Certificate:
 
 
 def _quote_from_cert(cert: x509.Certificate) -> bytes:
-    import cbor2  # noqa: PLC0415 - only needed for TCG DICE evidence
+    import cbor2
 
     for ext in cert.extensions:
         value = getattr(ext.value, "value", None)
