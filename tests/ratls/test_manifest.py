@@ -60,7 +60,15 @@ def test_runs_cvfl_train_with_a_fixed_command(manifest: dict[str, Any]) -> None:
     assert manifest["libos"]["entrypoint"] == VALUES["entrypoint"]
     argv = manifest["loader"]["argv"]
     assert argv[0] == VALUES["entrypoint"] and "train" in argv
-    assert argv[argv.index("--role") + 1] == "leader"
+    assert argv[argv.index("--config") + 1] == "/cvfl/job/leader.toml"
+    # The command it names exists: `cvfl train --config FILE` (the role comes from the file).
+    from typer.testing import CliRunner
+
+    from cvfl.cli.app import _register, app
+
+    _register()
+    help_text = CliRunner().invoke(app, ["train", "--help"]).output
+    assert "--config" in help_text
     assert "insecure__use_cmdline_argv" not in manifest["loader"]
 
 

@@ -40,10 +40,17 @@ def version() -> None:
     typer.echo(__version__)
 
 
+_registered: list[bool] = []
+
+
 def _register() -> None:
+    """Attach every concern's commands once."""
+    if _registered:
+        return
     from cvfl.cli import commands
 
     commands.register(app)
+    _registered.append(True)
 
 
 def main(argv: list[str] | None = None) -> None:
