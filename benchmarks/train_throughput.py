@@ -21,6 +21,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from cvfl.data import SynthSpec, synthesize, write_arrow
+from cvfl.sealing import new_key_file
 from cvfl.train import load_job, load_party, train_centralized
 
 JOB = """
@@ -49,6 +50,10 @@ threads = 0
 {peer}
 port_file = "port-{mode}"
 security = "{security}"
+
+[sealing]
+provider = "file"
+key_file = "{role}.key"
 
 [attestation]
 provider = "simulated"
@@ -121,6 +126,8 @@ def main() -> None:
         tables = synthesize(SynthSpec(rows=rows, slots=args.slots, seed=3))
         write_arrow(tables.leader, folder / "data" / "leader.parquet")
         write_arrow(tables.follower, folder / "data" / "follower.parquet")
+        for role in ("leader", "follower"):
+            new_key_file(folder / f"{role}.key")
         for mode in ("plaintext", "ratls"):
             write_jobs(folder, mode, args)
         figures: dict[str, list[float]] = {"centralized": [], "plaintext": [], "ratls": []}

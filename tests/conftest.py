@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from cvfl.data import SynthSpec, synthesize, write_arrow
+from cvfl.sealing import KeyProvider, key_provider_from_config
 from cvfl.train.config import JobConfig, job_from_mapping
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -23,6 +24,21 @@ def make_tables(folder: Path, rows: int = 600, slots: int = 8, seed: int = 3) ->
     write_arrow(tables.leader, leader)
     write_arrow(tables.follower, follower)
     return leader, follower
+
+
+def _key(folder: Path, role: str) -> Path:
+    from cvfl.sealing import new_key_file
+
+    path = folder / "keys" / f"{role}.key"
+    if not path.exists():
+        new_key_file(path)
+    return path
+
+
+def keys_of(cfg: JobConfig) -> KeyProvider:
+    """The sealing key provider of a job."""
+    assert cfg.sealing is not None
+    return key_provider_from_config(cfg.sealing)
 
 
 def job_tables(
@@ -46,6 +62,7 @@ def job_tables(
             "threads": 1,
             "eval_batch_size": 64,
         },
+        "sealing": {"provider": "file", "key_file": str(_key(folder, role))},
         "peer": {
             "listen": "127.0.0.1:0",
             "connect": "127.0.0.1:0",

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from cvfl.cli.demo import DemoSize, job_toml
+from cvfl.models.export import load_half, spec_path_for
+from cvfl.sealing import FileKeyProvider
 
 pytestmark = pytest.mark.e2e
 
@@ -59,13 +61,42 @@ def test_train_two_processes_then_fingerprint(tmp_path: Path) -> None:
     assert result["metrics"]["auc"] > 0.6
     assert len(result["history"]) == 2
     for role in ("leader", "follower"):
-        weights = tmp_path / role / "export" / f"{role}.safetensors"
-        spec = json.loads(weights.with_suffix(".json").read_text())
-        assert spec["role"] == role and spec["job_id"] == "cvfl-demo"
-        fp = _cvfl("model", "fingerprint", str(weights), cwd=tmp_path)
+        weights = tmp_path / role / "export" / f"{role}.safetensors.sealed"
+        key = tmp_path / "keys" / f"{role}.key"
+        half = load_half(weights, FileKeyProvider(key))
+        assert half.spec["role"] == role and half.spec["job_id"] == "cvfl-demo"
+        assert not (tmp_path / role / "export" / f"{role}.safetensors").exists()  # sealed only
+        fp = _cvfl("model", "fingerprint", str(weights), "--key-file", str(key), cwd=tmp_path)
         out, _ = fp.communicate(timeout=60)
         assert fp.returncode == 0, out
-        assert out.strip() == spec["fingerprint"]
+        assert out.strip() == half.spec["fingerprint"] == result["fingerprint"] or role != "leader"
+        # Unsealed with `cvfl unseal`, the same parameters give the same fingerprint.
+        plain = tmp_path / f"{role}-plain.safetensors"
+        for src, dst, purpose in (
+            (weights, plain, "cvfl/export/weights"),
+            (spec_path_for(weights), plain.with_suffix(".json"), "cvfl/export/spec"),
+        ):
+            unseal = _cvfl(
+                "unseal",
+                str(src),
+                str(dst),
+                "--purpose",
+                purpose,
+                "--key-file",
+                str(key),
+                cwd=tmp_path,
+            )
+            assert unseal.wait(timeout=60) == 0
+        fp2 = _cvfl("model", "fingerprint", str(plain), cwd=tmp_path)
+        assert fp2.communicate(timeout=60)[0].strip() == out.strip()
+        # A tampered sealed export is refused, naming the file.
+        data = bytearray(weights.read_bytes())
+        data[-40] ^= 0x01
+        weights.write_bytes(bytes(data))
+        bad = _cvfl("model", "fingerprint", str(weights), "--key-file", str(key), cwd=tmp_path)
+        bad_out, _ = bad.communicate(timeout=60)
+        assert bad.returncode == 6, bad_out
+        assert f"{role}.safetensors.sealed" in bad_out
     follower_result = json.loads((tmp_path / "follower" / "follower-result.json").read_text())
     assert follower_result["metrics"] is None  # the follower never sees labels or scores
 

@@ -7,9 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from cvfl.errors import ConfigError, ModelError
+from cvfl.errors import ConfigError, ModelError, SealingError
 from cvfl.models import ModelSpec, build_follower, build_leader
 from cvfl.models.export import export_half, load_half, parameter_fingerprint
+from cvfl.sealing import Artifacts, new_key_file
 
 
 def test_widedeep_matches_fedlearner_shapes() -> None:
@@ -63,10 +64,12 @@ def test_custom_factory_by_import_path() -> None:
         build_follower(bad, 7, seed=0)
 
 
-def test_export_round_trip_and_tamper_detection(tmp_path: Path) -> None:
+def test_plaintext_export_round_trip_and_tamper_detection(tmp_path: Path) -> None:
     spec = ModelSpec(slots=4, embed_dim=2, cut_width=3)
     model = build_follower(spec, 4, seed=0)
-    path, fingerprint = export_half(tmp_path, "follower", model, {"role": "follower"})
+    store = Artifacts(None)
+    path, fingerprint = export_half(tmp_path, "follower", model, {"role": "follower"}, store)
+    assert path.name == "follower.safetensors"
     half = load_half(path)
     assert half.spec["fingerprint"] == fingerprint == parameter_fingerprint(model.state_dict())
     # Change one parameter byte in the weights: the fingerprint no longer matches.
@@ -80,3 +83,24 @@ def test_export_round_trip_and_tamper_detection(tmp_path: Path) -> None:
         load_half(path)
     spec_path = path.with_suffix(".json")
     assert json.loads(spec_path.read_text())["format"] == "cvfl-half/v1"
+
+
+def test_sealed_export_same_fingerprint_and_refuses_tampering(tmp_path: Path) -> None:
+    model = build_follower(ModelSpec(slots=4, embed_dim=2, cut_width=3), 4, seed=0)
+    keys = new_key_file(tmp_path / "k.key")
+    sealed, fp_sealed = export_half(tmp_path / "s", "follower", model, {}, Artifacts(keys))
+    plain, fp_plain = export_half(tmp_path / "p", "follower", model, {}, Artifacts(None))
+    assert sealed.name == "follower.safetensors.sealed" and fp_sealed == fp_plain
+    assert b"cvfl-half" not in sealed.read_bytes()  # the weights are not readable at rest
+    assert load_half(sealed, keys).spec["fingerprint"] == load_half(plain).spec["fingerprint"]
+    with pytest.raises(SealingError, match="sealed"):
+        load_half(sealed)  # no key
+    data = bytearray(sealed.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    sealed.write_bytes(bytes(data))
+    with pytest.raises(SealingError, match=r"follower\.safetensors\.sealed"):
+        load_half(sealed, keys)
+    other = new_key_file(tmp_path / "other.key")
+    sealed2, _ = export_half(tmp_path / "s2", "follower", model, {}, Artifacts(keys))
+    with pytest.raises(SealingError):
+        load_half(sealed2, other)

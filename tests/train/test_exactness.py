@@ -11,6 +11,7 @@ from cvfl.models.export import load_half
 from cvfl.train import TrainResult, load_party, train_centralized
 from cvfl.train.config import JobConfig
 from cvfl.train.party import features
+from tests.conftest import keys_of
 from tests.train.helpers import run_pair
 
 
@@ -29,8 +30,9 @@ def test_split_equals_centralized(
     assert central.steps == lead.steps
 
     assert lead.export is not None and follow.export is not None
-    split_leader = load_half(lead.export).tensors
-    split_follower = load_half(follow.export).tensors
+    assert lead.export.name == "leader.safetensors.sealed"
+    split_leader = load_half(lead.export, keys_of(leader_cfg)).tensors
+    split_follower = load_half(follow.export, keys_of(follower_cfg)).tensors
     for name, value in combined.leader.state_dict().items():
         torch.testing.assert_close(split_leader[name], value, atol=1e-5, rtol=0)
     for name, value in combined.follower.state_dict().items():

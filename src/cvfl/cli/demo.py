@@ -75,6 +75,11 @@ port_file = "leader.port"
 security = "ratls"
 connect_timeout = 120.0
 
+[sealing]
+# Checkpoints and exports are sealed with this party's own key (made by `cvfl keys new`).
+provider = "file"
+key_file = "keys/{role}.key"
+
 [attestation]
 provider = "simulated"
 
@@ -111,10 +116,15 @@ def _spawn(role: str, workdir: Path) -> tuple[subprocess.Popen[str], threading.T
 def prepare(workdir: Path, size: DemoSize) -> None:
     """Write the data and both job files."""
     from cvfl.attestation import measure_code
+    from cvfl.sealing import new_key_file
 
     tables = synthesize(SynthSpec(rows=size.rows, slots=size.slots, seed=11))
     write_arrow(tables.leader, workdir / "data" / "leader.parquet")
     write_arrow(tables.follower, workdir / "data" / "follower.parquet")
+    for role in ("leader", "follower"):
+        key = workdir / "keys" / f"{role}.key"
+        if not key.exists():
+            new_key_file(key)
     mr_enclave = measure_code().hex()
     for role in ("leader", "follower"):
         (workdir / f"{role}.toml").write_text(job_toml(role, workdir, size, mr_enclave))

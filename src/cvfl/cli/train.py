@@ -8,8 +8,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cvfl.cli.seal import GramineKeyOpt, GramineRootOpt, KeyEnvOpt, KeyFileOpt, keys_from_options
 from cvfl.data import SynthSpec, synthesize, write_arrow
 from cvfl.logs import get_logger
+from cvfl.sealing.keys import DEFAULT_GRAMINE_ROOT
 
 log = get_logger(__name__)
 _out = Console()
@@ -75,12 +77,25 @@ def train(
 
 
 @model_app.command("fingerprint")
-def fingerprint(path: Path = typer.Argument(..., help="An exported half (.safetensors).")) -> None:
-    """Print the SHA-256 of an exported half's parameters in canonical order."""
-    from cvfl.models.export import load_half
+def fingerprint(
+    path: Path = typer.Argument(..., help="An exported half (.safetensors or .sealed)."),
+    key_file: KeyFileOpt = None,
+    key_env: KeyEnvOpt = None,
+    gramine_key: GramineKeyOpt = None,
+    gramine_root: GramineRootOpt = DEFAULT_GRAMINE_ROOT,
+) -> None:
+    """Print the SHA-256 of an exported half's parameters in canonical order.
 
-    half = load_half(path)
-    _out.print(half.spec["fingerprint"])
+    The value is the same whether the export is sealed or not; a sealed one needs its key.
+    """
+    from cvfl.models.export import load_half, parameter_fingerprint
+    from cvfl.sealing import is_sealed
+
+    keys = None
+    if is_sealed(path) or key_file or key_env or gramine_key:
+        keys = keys_from_options(key_file, key_env, gramine_key, gramine_root)
+    half = load_half(path, keys)
+    _out.print(parameter_fingerprint(half.tensors), highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -22,9 +22,12 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from cvfl.errors import ModelError
-from cvfl.fsutil import atomic_write_bytes
+from cvfl.sealing.artifacts import SUFFIX, Artifacts, read_artifact
+from cvfl.sealing.keys import KeyProvider
 
 FORMAT = "cvfl-half/v1"
+WEIGHTS_PURPOSE = "cvfl/export/weights"
+SPEC_PURPOSE = "cvfl/export/spec"
 
 
 @dataclass(frozen=True)
@@ -64,14 +67,24 @@ def encode_half(module: nn.Module, spec: Mapping[str, Any]) -> tuple[bytes, byte
 
 
 def export_half(
-    folder: Path, role: str, module: nn.Module, spec: Mapping[str, Any]
+    folder: Path, role: str, module: nn.Module, spec: Mapping[str, Any], store: Artifacts
 ) -> tuple[Path, str]:
-    """Write ``<role>.safetensors`` and ``<role>.json`` atomically; return path and fingerprint."""
+    """Write ``<role>.safetensors`` and ``<role>.json`` (sealed unless the store is plaintext).
+
+    Returns:
+        The weights' path and the parameter fingerprint.
+    """
     weights, spec_bytes, fingerprint = encode_half(module, spec)
-    target = folder / f"{role}.safetensors"
-    atomic_write_bytes(target, weights)
-    atomic_write_bytes(folder / f"{role}.json", spec_bytes)
+    target = store.write(folder / f"{role}.safetensors", weights, WEIGHTS_PURPOSE)
+    store.write(folder / f"{role}.json", spec_bytes, SPEC_PURPOSE)
     return target, fingerprint
+
+
+def spec_path_for(weights: Path) -> Path:
+    """The JSON spec beside an export's weights (``x.safetensors[.sealed]`` -> ``x.json[...]``)."""
+    sealed = weights.name.endswith(SUFFIX)
+    stem = weights.name.removesuffix(SUFFIX).removesuffix(".safetensors")
+    return weights.with_name(stem + ".json" + (SUFFIX if sealed else ""))
 
 
 def decode_tensors(data: bytes, source: Path) -> dict[str, torch.Tensor]:
@@ -84,15 +97,20 @@ def decode_tensors(data: bytes, source: Path) -> dict[str, torch.Tensor]:
         ) from exc
 
 
-def load_half(weights: Path) -> ExportedHalf:
-    """Load an export and check its weights against the fingerprint in its spec."""
+def load_half(weights: Path, keys: KeyProvider | None = None) -> ExportedHalf:
+    """Load an export (unsealing it with ``keys`` when sealed) and check its fingerprint.
+
+    Raises:
+        ModelError: missing, unreadable or inconsistent files (the message names the file).
+        SealingError: a sealed file is tampered, for another purpose, or the key is wrong.
+    """
     try:
-        data = weights.read_bytes()
-        spec_path = weights.with_suffix(".json")
-        spec = json.loads(spec_path.read_text(encoding="utf-8"))
+        data = read_artifact(weights, WEIGHTS_PURPOSE, keys)
+        spec_path = spec_path_for(weights)
+        spec = json.loads(read_artifact(spec_path, SPEC_PURPOSE, keys).decode("utf-8"))
     except FileNotFoundError as exc:
         raise ModelError(f"{exc.filename}: no such file", code="model.missing") from None
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(f"{weights}: spec is not valid JSON: {exc}", code="model.corrupt") from exc
     tensors = decode_tensors(data, weights)
     seen = parameter_fingerprint(tensors)

@@ -7,6 +7,7 @@ See docs/sealing.md for the file format. Typical use::
     data = read_sealed(path, purpose="checkpoint", keys=keys)
 """
 
+from cvfl.sealing.artifacts import Artifacts, read_artifact
 from cvfl.sealing.config import SealingConfig, key_provider_from_config
 from cvfl.sealing.files import (
     is_sealed,
@@ -32,6 +33,7 @@ from cvfl.sealing.stream import SealedWriter
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "Artifacts",
     "EnvKeyProvider",
     "FileKeyProvider",
     "GramineKeyProvider",
@@ -43,6 +45,7 @@ __all__ = [
     "is_sealed",
     "key_provider_from_config",
     "new_key_file",
+    "read_artifact",
     "read_header_of",
     "read_sealed",
     "reseal",

@@ -16,8 +16,8 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from cvfl.errors import ModelError
-from cvfl.fsutil import atomic_write_bytes
 from cvfl.models.export import decode_tensors
+from cvfl.sealing.artifacts import Artifacts
 
 
 @dataclass(frozen=True)
@@ -54,11 +54,24 @@ def encode(step: int, job_id: str, model: nn.Module, optimizer: torch.optim.Opti
     return st_save(tensors, metadata={"cvfl": json.dumps(meta)})
 
 
+PURPOSE = "cvfl/checkpoint"
+
+
 def save(
-    path: Path, step: int, job_id: str, model: nn.Module, optimizer: torch.optim.Optimizer
-) -> None:
-    """Write a checkpoint atomically."""
-    atomic_write_bytes(path, encode(step, job_id, model, optimizer))
+    store: Artifacts,
+    path: Path,
+    step: int,
+    job_id: str,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+) -> Path:
+    """Write a checkpoint atomically (sealed unless the store is plaintext); return its path."""
+    return store.write(path, encode(step, job_id, model, optimizer), PURPOSE)
+
+
+def load(store: Artifacts, path: Path) -> Checkpoint:
+    """Read and parse a checkpoint; errors name the file."""
+    return decode(store.read(path, PURPOSE), path)
 
 
 def decode(data: bytes, source: Path) -> Checkpoint:

@@ -29,6 +29,7 @@ class JobSection:
     role: str
     seed: int = 0
     workdir: Path = Path("cvfl-out")
+    plaintext_outputs: bool = False
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:

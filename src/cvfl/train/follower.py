@@ -13,9 +13,7 @@ from cvfl.bridge.serde import TensorSpec, dtype_name
 from cvfl.data.ids import batch_mac, session_mac_key
 from cvfl.errors import CvflError, PeerUnavailableError
 from cvfl.logs import get_logger
-from cvfl.models.export import export_half
-from cvfl.train import checkpoint
-from cvfl.train.party import NoProgress, Party, Progress, features
+from cvfl.train.party import NoProgress, Party, Progress, export, features, save_checkpoint
 from cvfl.train.result import TrainResult
 from cvfl.train.steps import EVAL, TRAIN, check_batch, forward_message, single_tensor
 from cvfl.wire import bridge_pb2 as pb
@@ -90,13 +88,13 @@ def _follow(party: Party, link: Link, progress: Progress) -> TrainResult:
         party.optimizer.step()
         result.steps, result.examples = step.number, result.examples + len(step.rows)
         progress.step(step.number, None)
-        _maybe_checkpoint(party, step.number)
+        save_checkpoint(party, step.number)
         if step.ends_epoch:
             send_eval(party, link, key)
     result.seconds = time.perf_counter() - started
     link.send(pb.Envelope(finish=pb.Finish(steps=result.steps)))
     expect(link.recv(cfg.peer.step_timeout), "finish")
-    _export(party, result, cut)
+    export(party, result, cut)
     return result
 
 
@@ -109,27 +107,3 @@ def send_eval(party: Party, link: Link, key: bytes) -> None:
             act = party.model(features(party.table, rows))
             link.send(forward_message(index, EVAL, key, ids, party.cfg.model.cut_name, act))
     party.model.train()
-
-
-def _maybe_checkpoint(party: Party, step: int) -> None:
-    every = party.cfg.train.checkpoint_every
-    if every and step % every == 0:
-        path = checkpoint.checkpoint_path(party.outputs / "checkpoints", party.cfg.role, step)
-        checkpoint.save(path, step, party.cfg.job.id, party.model, party.optimizer)
-        log.info("checkpoint at step %s: %s", step, path.name)
-
-
-def _export(party: Party, result: TrainResult, cut: tuple[TensorSpec, ...]) -> None:
-    cfg = party.cfg
-    spec = {
-        "role": cfg.role,
-        "job_id": cfg.job.id,
-        "model": cfg.model.to_json(),
-        "cut_layer": [s.describe() for s in cut],
-        "feature_names": list(party.table.feature_names),
-        "steps": result.steps,
-    }
-    result.export, result.fingerprint = export_half(
-        party.outputs / "export", cfg.role, party.model, spec
-    )
-    log.info("exported the follower's half: %s", result.export)

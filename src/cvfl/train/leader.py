@@ -16,10 +16,8 @@ from cvfl.data.ids import batch_mac, session_mac_key
 from cvfl.errors import CvflError
 from cvfl.fsutil import atomic_write_bytes
 from cvfl.logs import get_logger
-from cvfl.models.export import export_half
-from cvfl.train import checkpoint
 from cvfl.train.metrics import Metrics, binary_metrics
-from cvfl.train.party import NoProgress, Party, Progress, features
+from cvfl.train.party import NoProgress, Party, Progress, export, features, save_checkpoint
 from cvfl.train.result import TrainResult
 from cvfl.train.steps import EVAL, TRAIN, backward_message, check_batch, single_tensor
 from cvfl.wire import bridge_pb2 as pb
@@ -70,7 +68,7 @@ def _lead(party: Party, link: Link, progress: Progress) -> TrainResult:
         losses.append(loss)
         result.steps, result.examples = step.number, result.examples + len(step.rows)
         progress.step(step.number, loss)
-        _maybe_checkpoint(party, step.number)
+        save_checkpoint(party, step.number)
         if step.ends_epoch:
             result.metrics = evaluate_remote(party, link, key, labels)
             progress.evaluated(step.number, result.metrics)
@@ -80,7 +78,7 @@ def _lead(party: Party, link: Link, progress: Progress) -> TrainResult:
     expect(link.recv(cfg.peer.step_timeout), "finish")
     link.send(pb.Envelope(finish=pb.Finish(steps=result.steps)))
     link.close()
-    _export(party, result)
+    export(party, result, cut_spec(party))
     return result
 
 
@@ -130,27 +128,3 @@ def _epoch_record(epoch: int, step: int, losses: list[float], metrics: Metrics) 
         "val_auc": metrics.auc,
         "val_accuracy": metrics.accuracy,
     }
-
-
-def _maybe_checkpoint(party: Party, step: int) -> None:
-    every = party.cfg.train.checkpoint_every
-    if every and step % every == 0:
-        path = checkpoint.checkpoint_path(party.outputs / "checkpoints", party.cfg.role, step)
-        checkpoint.save(path, step, party.cfg.job.id, party.model, party.optimizer)
-        log.info("checkpoint at step %s: %s", step, path.name)
-
-
-def _export(party: Party, result: TrainResult) -> None:
-    cfg = party.cfg
-    spec = {
-        "role": cfg.role,
-        "job_id": cfg.job.id,
-        "model": cfg.model.to_json(),
-        "cut_layer": [s.describe() for s in cut_spec(party)],
-        "feature_names": list(party.table.feature_names),
-        "steps": result.steps,
-    }
-    result.export, result.fingerprint = export_half(
-        party.outputs / "export", cfg.role, party.model, spec
-    )
-    log.info("exported the leader's half: %s", result.export)

@@ -18,10 +18,18 @@ from cvfl.bridge.handshake import PROTOCOL_VERSION
 from cvfl.bridge.serde import Hello, TensorSpec
 from cvfl.data.ids import id_order_fingerprint
 from cvfl.data.tables import PartyTable, TableSchema, read_party_table
+from cvfl.errors import ConfigError
+from cvfl.logs import get_logger
+from cvfl.models.export import export_half
 from cvfl.models.factory import build_follower, build_leader
+from cvfl.sealing import Artifacts, key_provider_from_config
+from cvfl.train import checkpoint
 from cvfl.train.config import JobConfig, TrainSection
 from cvfl.train.metrics import Metrics
+from cvfl.train.result import TrainResult
 from cvfl.train.schedule import Schedule
+
+log = get_logger(__name__)
 
 
 class Progress(Protocol):
@@ -62,6 +70,7 @@ class Party:
     model: nn.Module
     optimizer: torch.optim.Optimizer
     schedule: Schedule
+    artifacts: Artifacts
 
     @property
     def outputs(self) -> Path:
@@ -130,7 +139,50 @@ def load_party(cfg: JobConfig) -> Party:
     build = build_leader if cfg.role == "leader" else build_follower
     model = build(cfg.model, table.features.shape[1], cfg.job.seed)
     optimizer = make_optimizer(cfg.train, model.parameters())
-    return Party(cfg, table, model, optimizer, make_schedule(cfg, table.rows))
+    return Party(cfg, table, model, optimizer, make_schedule(cfg, table.rows), artifacts_for(cfg))
+
+
+def artifacts_for(cfg: JobConfig) -> Artifacts:
+    """Sealed outputs from ``[sealing]``; plaintext only with ``[job] plaintext_outputs = true``."""
+    if cfg.sealing is not None:
+        return Artifacts(key_provider_from_config(cfg.sealing))
+    if cfg.job.plaintext_outputs:
+        return Artifacts(None)
+    raise ConfigError(
+        f"{cfg.source}: no [sealing] section, so checkpoints and exports would be plaintext; "
+        'add [sealing] (e.g. provider = "file", key_file = "party.key" made by '
+        "`cvfl keys new`) or ask for plaintext by name with [job] plaintext_outputs = true",
+        code="config.sealing",
+    )
+
+
+def save_checkpoint(party: Party, step: int) -> None:
+    """Write this party's checkpoint for ``step`` when the schedule calls for one."""
+    every = party.cfg.train.checkpoint_every
+    if every and step % every == 0:
+        path = checkpoint.checkpoint_path(party.outputs / "checkpoints", party.cfg.role, step)
+        written = checkpoint.save(
+            party.artifacts, path, step, party.cfg.job.id, party.model, party.optimizer
+        )
+        log.info("checkpoint at step %s: %s", step, written.name)
+
+
+def export(party: Party, result: TrainResult, cut: tuple[TensorSpec, ...]) -> None:
+    """Export this party's half (sealed unless plaintext was asked for) into ``result``."""
+    cfg = party.cfg
+    spec = {
+        "role": cfg.role,
+        "job_id": cfg.job.id,
+        "model": cfg.model.to_json(),
+        "cut_layer": [s.describe() for s in cut],
+        "feature_names": list(party.table.feature_names),
+        "steps": result.steps,
+        "cvfl_version": __version__,
+    }
+    result.export, result.fingerprint = export_half(
+        party.outputs / "export", cfg.role, party.model, spec, party.artifacts
+    )
+    log.info("exported the %s's half: %s", cfg.role, result.export)
 
 
 def features(table: PartyTable, rows: np.ndarray) -> torch.Tensor:
