@@ -104,8 +104,38 @@ class Abort(_message.Message):
     message: str
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
+class PredictHello(_message.Message):
+    __slots__ = ("protocol_version", "job_id", "role", "export_format", "software_version", "model_fingerprint", "trained_steps", "cut_layer", "batch_size", "num_rows", "id_order_fingerprint", "nonce", "expected_peer_fingerprint")
+    PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    EXPORT_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    SOFTWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    TRAINED_STEPS_FIELD_NUMBER: _ClassVar[int]
+    CUT_LAYER_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    NUM_ROWS_FIELD_NUMBER: _ClassVar[int]
+    ID_ORDER_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_PEER_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    protocol_version: int
+    job_id: str
+    role: str
+    export_format: str
+    software_version: str
+    model_fingerprint: str
+    trained_steps: int
+    cut_layer: _containers.RepeatedCompositeFieldContainer[TensorSpec]
+    batch_size: int
+    num_rows: int
+    id_order_fingerprint: bytes
+    nonce: bytes
+    expected_peer_fingerprint: str
+    def __init__(self, protocol_version: _Optional[int] = ..., job_id: _Optional[str] = ..., role: _Optional[str] = ..., export_format: _Optional[str] = ..., software_version: _Optional[str] = ..., model_fingerprint: _Optional[str] = ..., trained_steps: _Optional[int] = ..., cut_layer: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., batch_size: _Optional[int] = ..., num_rows: _Optional[int] = ..., id_order_fingerprint: _Optional[bytes] = ..., nonce: _Optional[bytes] = ..., expected_peer_fingerprint: _Optional[str] = ...) -> None: ...
+
 class Envelope(_message.Message):
-    __slots__ = ("seq", "ack", "hello", "forward", "backward", "finish", "abort")
+    __slots__ = ("seq", "ack", "hello", "forward", "backward", "finish", "abort", "predict_hello")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
     HELLO_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +143,7 @@ class Envelope(_message.Message):
     BACKWARD_FIELD_NUMBER: _ClassVar[int]
     FINISH_FIELD_NUMBER: _ClassVar[int]
     ABORT_FIELD_NUMBER: _ClassVar[int]
+    PREDICT_HELLO_FIELD_NUMBER: _ClassVar[int]
     seq: int
     ack: int
     hello: Hello
@@ -120,4 +151,5 @@ class Envelope(_message.Message):
     backward: Backward
     finish: Finish
     abort: Abort
-    def __init__(self, seq: _Optional[int] = ..., ack: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., forward: _Optional[_Union[Forward, _Mapping]] = ..., backward: _Optional[_Union[Backward, _Mapping]] = ..., finish: _Optional[_Union[Finish, _Mapping]] = ..., abort: _Optional[_Union[Abort, _Mapping]] = ...) -> None: ...
+    predict_hello: PredictHello
+    def __init__(self, seq: _Optional[int] = ..., ack: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., forward: _Optional[_Union[Forward, _Mapping]] = ..., backward: _Optional[_Union[Backward, _Mapping]] = ..., finish: _Optional[_Union[Finish, _Mapping]] = ..., abort: _Optional[_Union[Abort, _Mapping]] = ..., predict_hello: _Optional[_Union[PredictHello, _Mapping]] = ...) -> None: ...
