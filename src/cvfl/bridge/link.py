@@ -43,6 +43,8 @@ class Link:
         self._seq = 0
         self._last_seen = 0
         self.closed = False
+        self.bytes_sent = 0  # serialized envelope bytes (gRPC framing and TLS not counted)
+        self.bytes_received = 0
 
     def send(self, envelope: pb.Envelope) -> None:
         """Queue a message for the peer (numbered and acknowledging what was received)."""
@@ -51,6 +53,7 @@ class Link:
         self._seq += 1
         envelope.seq = self._seq
         envelope.ack = self._last_seen
+        self.bytes_sent += envelope.ByteSize()
         self._out.put(envelope)
 
     def recv(self, timeout: float) -> pb.Envelope:
@@ -68,6 +71,7 @@ class Link:
                 f"the peer ({self.peer}) closed the stream: {item.reason}", code="peer.closed"
             )
         self._last_seen = item.seq
+        self.bytes_received += item.ByteSize()
         if item.WhichOneof("body") == "abort":
             raise ProtocolError(
                 f"the peer stopped the session: {item.abort.message}",
