@@ -33,13 +33,13 @@ def _small_job(tmp_path: Path) -> None:
     from cvfl.attestation import measure_code
     from cvfl.cli.demo import prepare
 
-    prepare(tmp_path, DemoSize(rows=1200, slots=8, epochs=2))
-    # Smaller model than the demo's, same file format.
+    size = DemoSize(rows=1200, slots=8, epochs=2)
+    prepare(tmp_path, size, align=False)
+    # Smaller model than the demo's, same file format; the leader listens on port 0.
     for role in ("leader", "follower"):
         path = tmp_path / f"{role}.toml"
-        text = job_toml(
-            role, tmp_path, DemoSize(rows=1200, slots=8, epochs=2), measure_code().hex()
-        )
+        text = job_toml(role, size, measure_code().hex(), 0, align=False)
+        text = text.replace("security = ", 'port_file = "leader.port"\nsecurity = ')
         text = text.replace("embed_dim = 16", "embed_dim = 4").replace("[256, 64]", "[32, 16]")
         text = text.replace("lr = 0.001", "lr = 0.01").replace("[train]", "[train]\nthreads = 1")
         path.write_text(text)

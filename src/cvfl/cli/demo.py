@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -40,10 +41,20 @@ FULL = DemoSize(rows=20_000, slots=512, epochs=1)
 QUICK = DemoSize(rows=4_000, slots=32, epochs=2)
 
 
-def job_toml(role: str, workdir: Path, size: DemoSize, mr_enclave: str) -> str:
+def job_toml(role: str, size: DemoSize, mr_enclave: str, port: int, *, align: bool) -> str:
     """The job file of one demo party (simulated TEE; the policy opts in to it by name)."""
-    peer = 'listen = "127.0.0.1:0"' if role == "leader" else 'connect = "127.0.0.1:0"'
-    return f"""# cvfl demo job: {role}. Run by hand with: cvfl train --config {role}.toml
+    peer = f'listen = "127.0.0.1:{port}"' if role == "leader" else f'connect = "127.0.0.1:{port}"'
+    psi = (
+        f"""
+[psi]
+# Private alignment (ECDH-PSI); training then reads this sealed, aligned table.
+output = "aligned/{role}.parquet.sealed"
+"""
+        if align
+        else ""
+    )
+    steps = f"cvfl align --config {role}.toml, then " if align else ""
+    return f"""# cvfl demo job: {role}. Run by hand with: {steps}cvfl train --config {role}.toml
 [job]
 id = "cvfl-demo"
 role = "{role}"
@@ -71,10 +82,9 @@ eval_batch_size = 2048
 
 [peer]
 {peer}
-port_file = "leader.port"
 security = "ratls"
 connect_timeout = 120.0
-
+{psi}
 [sealing]
 # Checkpoints and exports are sealed with this party's own key (made by `cvfl keys new`).
 provider = "file"
@@ -98,10 +108,12 @@ def _pump(stream: IO[str], prefix: str) -> None:
         sys.stderr.flush()
 
 
-def _spawn(role: str, workdir: Path) -> tuple[subprocess.Popen[str], threading.Thread]:
+def _spawn(
+    command: str, role: str, workdir: Path
+) -> tuple[subprocess.Popen[str], threading.Thread]:
     env = dict(os.environ, COLUMNS="120", PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cvfl", "train", "--config", str(workdir / f"{role}.toml")],
+        [sys.executable, "-m", "cvfl", command, "--config", str(workdir / f"{role}.toml")],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -113,12 +125,22 @@ def _spawn(role: str, workdir: Path) -> tuple[subprocess.Popen[str], threading.T
     return proc, thread
 
 
-def prepare(workdir: Path, size: DemoSize) -> None:
-    """Write the data and both job files."""
+def free_port() -> int:
+    """A loopback port that was free a moment ago (the demo's leader listens on it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def prepare(workdir: Path, size: DemoSize, *, align: bool = True) -> None:
+    """Write the data (unaligned: shuffled, 80% overlap, when ``align``) and both job files."""
     from cvfl.attestation import measure_code
     from cvfl.sealing import new_key_file
 
-    tables = synthesize(SynthSpec(rows=size.rows, slots=size.slots, seed=11))
+    overlap = 0.8 if align else 1.0
+    spec = SynthSpec(rows=size.rows, slots=size.slots, overlap=overlap, shuffle=align, seed=11)
+    tables = synthesize(spec)
     write_arrow(tables.leader, workdir / "data" / "leader.parquet")
     write_arrow(tables.follower, workdir / "data" / "follower.parquet")
     for role in ("leader", "follower"):
@@ -126,14 +148,15 @@ def prepare(workdir: Path, size: DemoSize) -> None:
         if not key.exists():
             new_key_file(key)
     mr_enclave = measure_code().hex()
+    port = free_port()
     for role in ("leader", "follower"):
-        (workdir / f"{role}.toml").write_text(job_toml(role, workdir, size, mr_enclave))
-    (workdir / "leader.port").unlink(missing_ok=True)
+        text = job_toml(role, size, mr_enclave, port, align=align)
+        (workdir / f"{role}.toml").write_text(text)
 
 
-def run_parties(workdir: Path) -> None:
-    """Run both parties as OS processes; raise if either fails."""
-    procs = {role: _spawn(role, workdir) for role in ("leader", "follower")}
+def run_parties(command: str, workdir: Path) -> None:
+    """Run ``cvfl COMMAND`` for both parties as OS processes; raise if either fails."""
+    procs = {role: _spawn(command, role, workdir) for role in ("leader", "follower")}
     failed = []
     for role, (proc, thread) in procs.items():
         code = proc.wait()
@@ -141,7 +164,7 @@ def run_parties(workdir: Path) -> None:
         if code != 0:
             failed.append(f"{role} exited with code {code}")
     if failed:
-        raise CvflError("demo failed: " + "; ".join(failed) + " (see the output above)")
+        raise CvflError(f"demo {command} failed: " + "; ".join(failed) + " (see the output above)")
 
 
 def demo(
@@ -159,10 +182,13 @@ def demo(
         "[bold yellow]simulated TEE: not a real enclave; the attestation proves nothing[/]"
     )
     prepare(workdir, size)
-    run_parties(workdir)
+    _out.print("[bold]1/3[/] private alignment of the two tables (ECDH-PSI)…")
+    run_parties("align", workdir)
+    _out.print("[bold]2/3[/] split training over the attested channel…")
+    run_parties("train", workdir)
+    _out.print("[bold]3/3[/] leader-only baseline (same model and schedule, no follower)…")
     result = json.loads((workdir / "leader" / "leader-result.json").read_text())
     split_auc = float(result["metrics"]["auc"])
-    _out.print("training the leader-only baseline (same model and schedule, no follower)…")
     baseline = train_leader_only(load_party(load_job(workdir / "leader.toml")))
     assert baseline.metrics is not None
     table = Table(title="cvfl demo: held-out quality")

@@ -182,7 +182,7 @@ class AlignJob:
             job_id=cast(str, _get(job, "id", str, "job", "")),
             role=chosen,
             data=path,
-            id_column=cast(str, _get(data, "id_column", str, "data", "id")),
+            id_column=cast(str, _get(data, "id_column", str, "data", "example_id")),
             address=address,
         )
 

@@ -15,6 +15,7 @@ from cvfl.attestation import AttestationConfig
 from cvfl.data.tables import FeatureKind
 from cvfl.errors import ConfigError
 from cvfl.models.spec import ModelSpec
+from cvfl.psi.config import PsiConfig
 from cvfl.sealing import SealingConfig
 
 T = TypeVar("T")
@@ -112,6 +113,12 @@ class JobConfig:
     peer: PeerSection = field(default_factory=PeerSection)
     attestation: AttestationConfig | None = None
     sealing: SealingConfig | None = None
+    psi: PsiConfig | None = None
+
+    @property
+    def training_table(self) -> Path:
+        """The table training reads: the aligned output of ``[psi]`` if any, else ``[data]``."""
+        return self.psi.output if self.psi is not None else self.data.path
 
     @property
     def role(self) -> str:
@@ -161,7 +168,7 @@ def load_job(path: Path) -> JobConfig:
 
 def job_from_mapping(raw: Mapping[str, Any], source: Path) -> JobConfig:
     """Validate an already-parsed job table."""
-    known = {"job", "data", "model", "train", "peer", "attestation", "sealing"}
+    known = {"job", "data", "model", "train", "peer", "attestation", "sealing", "psi"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown sections: {', '.join(unknown)}", code="config")
@@ -186,4 +193,5 @@ def job_from_mapping(raw: Mapping[str, Any], source: Path) -> JobConfig:
             if "sealing" in raw
             else None
         ),
+        psi=PsiConfig.from_toml_table(raw["psi"], base_dir=base) if "psi" in raw else None,
     )

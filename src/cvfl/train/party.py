@@ -17,12 +17,12 @@ from cvfl import __version__
 from cvfl.bridge.handshake import PROTOCOL_VERSION
 from cvfl.bridge.serde import Hello, TensorSpec
 from cvfl.data.ids import id_order_fingerprint
-from cvfl.data.tables import PartyTable, TableSchema, read_party_table
-from cvfl.errors import ConfigError
+from cvfl.data.tables import PartyTable, TableSchema, read_party_table, table_format, validate
+from cvfl.errors import ConfigError, DataError, SealingError
 from cvfl.logs import get_logger
 from cvfl.models.export import export_half
 from cvfl.models.factory import build_follower, build_leader
-from cvfl.sealing import Artifacts, key_provider_from_config
+from cvfl.sealing import Artifacts, is_sealed, key_provider_from_config
 from cvfl.train import checkpoint
 from cvfl.train.config import JobConfig, TrainSection
 from cvfl.train.metrics import Metrics
@@ -135,11 +135,29 @@ def schema_for(cfg: JobConfig) -> TableSchema:
 def load_party(cfg: JobConfig) -> Party:
     """Read the table and build the model half and optimiser for ``cfg``'s role."""
     set_threads(cfg.train.threads)
-    table = read_party_table(cfg.data.path, schema_for(cfg))
+    artifacts = artifacts_for(cfg)
+    table = read_training_table(cfg, artifacts)
     build = build_leader if cfg.role == "leader" else build_follower
     model = build(cfg.model, table.features.shape[1], cfg.job.seed)
     optimizer = make_optimizer(cfg.train, model.parameters())
-    return Party(cfg, table, model, optimizer, make_schedule(cfg, table.rows), artifacts_for(cfg))
+    return Party(cfg, table, model, optimizer, make_schedule(cfg, table.rows), artifacts)
+
+
+def read_training_table(cfg: JobConfig, artifacts: Artifacts) -> PartyTable:
+    """Read the (aligned) table this party trains on, unsealing it when it is sealed."""
+    path = cfg.training_table
+    if not path.is_file():
+        hint = " (run `cvfl align --config` first)" if cfg.psi is not None else ""
+        raise DataError(f"{path}: no such file{hint}", code="data.missing_file")
+    if not is_sealed(path):
+        return read_party_table(path, schema_for(cfg))
+    from cvfl.psi import read_aligned
+
+    if artifacts.keys is None:
+        raise SealingError(f"{path}: the table is sealed; add [sealing]", code="sealing.no_key")
+    fmt = table_format(path)
+    arrow = read_aligned(path, artifacts.keys, fmt, id_column=cfg.data.id_column)
+    return validate(arrow, path, schema_for(cfg))
 
 
 def artifacts_for(cfg: JobConfig) -> Artifacts:
