@@ -41,7 +41,7 @@ class TensorSpec(_message.Message):
     def __init__(self, name: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("protocol_version", "job_id", "role", "cut_layer", "batch_size", "seed", "id_order_fingerprint", "last_committed_step", "nonce", "num_rows", "schedule_digest", "software_version")
+    __slots__ = ("protocol_version", "job_id", "role", "cut_layer", "batch_size", "seed", "id_order_fingerprint", "last_committed_step", "nonce", "num_rows", "schedule_digest", "software_version", "checkpoints")
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +54,7 @@ class Hello(_message.Message):
     NUM_ROWS_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_DIGEST_FIELD_NUMBER: _ClassVar[int]
     SOFTWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
     protocol_version: int
     job_id: str
     role: str
@@ -66,7 +67,18 @@ class Hello(_message.Message):
     num_rows: int
     schedule_digest: bytes
     software_version: str
-    def __init__(self, protocol_version: _Optional[int] = ..., job_id: _Optional[str] = ..., role: _Optional[str] = ..., cut_layer: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., batch_size: _Optional[int] = ..., seed: _Optional[int] = ..., id_order_fingerprint: _Optional[bytes] = ..., last_committed_step: _Optional[int] = ..., nonce: _Optional[bytes] = ..., num_rows: _Optional[int] = ..., schedule_digest: _Optional[bytes] = ..., software_version: _Optional[str] = ...) -> None: ...
+    checkpoints: _containers.RepeatedCompositeFieldContainer[CheckpointState]
+    def __init__(self, protocol_version: _Optional[int] = ..., job_id: _Optional[str] = ..., role: _Optional[str] = ..., cut_layer: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., batch_size: _Optional[int] = ..., seed: _Optional[int] = ..., id_order_fingerprint: _Optional[bytes] = ..., last_committed_step: _Optional[int] = ..., nonce: _Optional[bytes] = ..., num_rows: _Optional[int] = ..., schedule_digest: _Optional[bytes] = ..., software_version: _Optional[str] = ..., checkpoints: _Optional[_Iterable[_Union[CheckpointState, _Mapping]]] = ...) -> None: ...
+
+class CheckpointState(_message.Message):
+    __slots__ = ("step", "digest", "peer_digest")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    PEER_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    step: int
+    digest: bytes
+    peer_digest: bytes
+    def __init__(self, step: _Optional[int] = ..., digest: _Optional[bytes] = ..., peer_digest: _Optional[bytes] = ...) -> None: ...
 
 class Forward(_message.Message):
     __slots__ = ("step", "phase", "ids_mac", "tensors")
@@ -81,14 +93,36 @@ class Forward(_message.Message):
     def __init__(self, step: _Optional[int] = ..., phase: _Optional[_Union[Phase, str]] = ..., ids_mac: _Optional[bytes] = ..., tensors: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ...) -> None: ...
 
 class Backward(_message.Message):
-    __slots__ = ("step", "ids_mac", "tensors")
+    __slots__ = ("step", "ids_mac", "tensors", "checkpoint")
     STEP_FIELD_NUMBER: _ClassVar[int]
     IDS_MAC_FIELD_NUMBER: _ClassVar[int]
     TENSORS_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     step: int
     ids_mac: bytes
     tensors: _containers.RepeatedCompositeFieldContainer[Tensor]
-    def __init__(self, step: _Optional[int] = ..., ids_mac: _Optional[bytes] = ..., tensors: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ...) -> None: ...
+    checkpoint: bool
+    def __init__(self, step: _Optional[int] = ..., ids_mac: _Optional[bytes] = ..., tensors: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ..., checkpoint: _Optional[bool] = ...) -> None: ...
+
+class Heartbeat(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Resume(_message.Message):
+    __slots__ = ("session_id", "received")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    session_id: bytes
+    received: int
+    def __init__(self, session_id: _Optional[bytes] = ..., received: _Optional[int] = ...) -> None: ...
+
+class CheckpointDone(_message.Message):
+    __slots__ = ("step", "digest")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    step: int
+    digest: bytes
+    def __init__(self, step: _Optional[int] = ..., digest: _Optional[bytes] = ...) -> None: ...
 
 class Finish(_message.Message):
     __slots__ = ("steps",)
@@ -135,7 +169,7 @@ class PredictHello(_message.Message):
     def __init__(self, protocol_version: _Optional[int] = ..., job_id: _Optional[str] = ..., role: _Optional[str] = ..., export_format: _Optional[str] = ..., software_version: _Optional[str] = ..., model_fingerprint: _Optional[str] = ..., trained_steps: _Optional[int] = ..., cut_layer: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., batch_size: _Optional[int] = ..., num_rows: _Optional[int] = ..., id_order_fingerprint: _Optional[bytes] = ..., nonce: _Optional[bytes] = ..., expected_peer_fingerprint: _Optional[str] = ...) -> None: ...
 
 class Envelope(_message.Message):
-    __slots__ = ("seq", "ack", "hello", "forward", "backward", "finish", "abort", "predict_hello")
+    __slots__ = ("seq", "ack", "hello", "forward", "backward", "finish", "abort", "predict_hello", "heartbeat", "resume", "checkpoint_done")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
     HELLO_FIELD_NUMBER: _ClassVar[int]
@@ -144,6 +178,9 @@ class Envelope(_message.Message):
     FINISH_FIELD_NUMBER: _ClassVar[int]
     ABORT_FIELD_NUMBER: _ClassVar[int]
     PREDICT_HELLO_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_DONE_FIELD_NUMBER: _ClassVar[int]
     seq: int
     ack: int
     hello: Hello
@@ -152,4 +189,7 @@ class Envelope(_message.Message):
     finish: Finish
     abort: Abort
     predict_hello: PredictHello
-    def __init__(self, seq: _Optional[int] = ..., ack: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., forward: _Optional[_Union[Forward, _Mapping]] = ..., backward: _Optional[_Union[Backward, _Mapping]] = ..., finish: _Optional[_Union[Finish, _Mapping]] = ..., abort: _Optional[_Union[Abort, _Mapping]] = ..., predict_hello: _Optional[_Union[PredictHello, _Mapping]] = ...) -> None: ...
+    heartbeat: Heartbeat
+    resume: Resume
+    checkpoint_done: CheckpointDone
+    def __init__(self, seq: _Optional[int] = ..., ack: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., forward: _Optional[_Union[Forward, _Mapping]] = ..., backward: _Optional[_Union[Backward, _Mapping]] = ..., finish: _Optional[_Union[Finish, _Mapping]] = ..., abort: _Optional[_Union[Abort, _Mapping]] = ..., predict_hello: _Optional[_Union[PredictHello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., resume: _Optional[_Union[Resume, _Mapping]] = ..., checkpoint_done: _Optional[_Union[CheckpointDone, _Mapping]] = ...) -> None: ...
