@@ -12,3 +12,5 @@ def register(app: typer.Typer) -> None:
     __import__("cvfl.cli.align", fromlist=["register"]).register(app)
     __import__("cvfl.cli.train", fromlist=["register"]).register(app)
     __import__("cvfl.cli.demo", fromlist=["register"]).register(app)
+    __import__("cvfl.cli.predict", fromlist=["register"]).register(app)
+    __import__("cvfl.cli.report", fromlist=["register"]).register(app)

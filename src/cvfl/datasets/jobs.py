@@ -1,0 +1,108 @@
+"""Job files for the breast-cancer split: an MLP split model over the attested channel.
+
+:func:`prepare_breast_cancer` writes into a folder the two parties' tables (standardised with
+training-row statistics), their held-out rows as scoring tables, a sealing key per party and
+``leader.toml`` / ``follower.toml``, so the same job can be run by
+hand with ``cvfl train``, ``cvfl predict`` and ``cvfl report``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from cvfl.data.tables import write_arrow
+from cvfl.datasets.breast_cancer import breast_cancer_split
+
+JOB_ID = "cvfl-breast-cancer"
+SEED = 2024
+HOLDOUT = 0.2
+
+
+@dataclass(frozen=True)
+class BreastCancerJob:
+    """Training settings of the breast-cancer job (both parties use the same)."""
+
+    epochs: int = 10
+    lr: float = 0.003
+    batch_size: int = 32
+    cut_width: int = 8
+    hidden: int = 16
+    threads: int = 1
+
+
+def predict_args(role: str) -> str:
+    """The ``cvfl predict`` options that score the held-out rows (already aligned)."""
+    scores = " --output leader/scores.parquet" if role == "leader" else ""
+    return f"--input data/{role}-holdout.parquet{scores}"
+
+
+def job_toml(role: str, job: BreastCancerJob, port: int, mr_enclave: str) -> str:
+    """One party's job file (simulated TEE; the policy accepts it by name)."""
+    peer = f'listen = "127.0.0.1:{port}"' if role == "leader" else f'connect = "127.0.0.1:{port}"'
+    return f"""# cvfl breast-cancer job: {role}. Run by hand: cvfl train --config {role}.toml, then
+# cvfl predict --config {role}.toml {predict_args(role)}
+[job]
+id = "{JOB_ID}"
+role = "{role}"
+seed = {SEED}
+workdir = "{role}"
+
+[data]
+path = "data/{role}.parquet"
+kind = "numeric"
+holdout_fraction = {HOLDOUT}
+
+[model]
+kind = "mlp"
+cut_width = {job.cut_width}
+leader_hidden = [{job.hidden}]
+follower_hidden = [{job.hidden}]
+
+[train]
+optimizer = "adam"
+lr = {job.lr}
+batch_size = {job.batch_size}
+epochs = {job.epochs}
+threads = {job.threads}
+
+[peer]
+{peer}
+security = "ratls"
+connect_timeout = 120.0
+
+[sealing]
+provider = "file"
+key_file = "keys/{role}.key"
+
+[attestation]
+provider = "simulated"
+
+[attestation.policy]
+# The simulated TEE proves nothing; this demo policy accepts it by name.
+allow_simulated = true
+
+[[attestation.policy.identities]]
+mr_enclave = "{mr_enclave}"
+"""
+
+
+def prepare_breast_cancer(
+    folder: Path, port: int, job: BreastCancerJob | None = None, mr_enclave: str | None = None
+) -> None:
+    """Write tables, held-out scoring tables, keys and both job files into ``folder``."""
+    from cvfl.attestation import measure_code
+    from cvfl.sealing import new_key_file
+
+    job = job or BreastCancerJob()
+    split = breast_cancer_split(SEED, HOLDOUT)
+    data = folder / "data"
+    for role, table in (("leader", split.leader), ("follower", split.follower)):
+        write_arrow(table, data / f"{role}.parquet")
+        write_arrow(table.take(split.holdout_rows), data / f"{role}-holdout.parquet")
+        key = folder / "keys" / f"{role}.key"
+        if not key.exists():
+            new_key_file(key)
+    measured = mr_enclave or measure_code().hex()
+    for role in ("leader", "follower"):
+        (folder / f"{role}.toml").write_text(job_toml(role, job, port, measured))

@@ -1,0 +1,151 @@
+"""The report's files: a plain-text table, a JSON summary and a PNG of the loss curves."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from cvfl.fsutil import atomic_write_bytes
+from cvfl.report.quality import QualityReport
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """Where a written report went."""
+
+    text: Path
+    json: Path
+    png: Path
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.4f}"
+
+
+def _quality_rows(report: QualityReport) -> list[str]:
+    lines = [
+        f"{'model':<14} {'auc':>8} {'log-loss':>9} {'accuracy':>9} {'steps':>6} {'seconds':>8}"
+    ]
+    for m in report.models:
+        q = m.metrics
+        lines.append(
+            f"{m.name:<14} {_fmt(q.auc):>8} {_fmt(q.log_loss):>9} {_fmt(q.accuracy):>9} "
+            f"{m.steps:>6} {m.seconds:>8.2f}"
+        )
+    return lines
+
+
+def _curve_rows(report: QualityReport) -> list[str]:
+    lines = ["loss curves (per epoch: train / validation)"]
+    header = f"{'epoch':>5} " + " ".join(f"{m.name:>23}" for m in report.models)
+    lines.append(header)
+    epochs = max(len(m.curve.epochs) for m in report.models)
+    for i in range(epochs):
+        cells = []
+        for m in report.models:
+            c = m.curve
+            pair = f"{_fmt(c.train_loss[i])} / {_fmt(c.val_loss[i])}" if i < len(c.epochs) else ""
+            cells.append(f"{pair:>23}")
+        lines.append(f"{i + 1:>5} " + " ".join(cells))
+    return lines
+
+
+def render_text(report: QualityReport) -> str:
+    """The report as a plain-text table."""
+    w = report.wire
+    seconds = report.split.seconds
+    steps = report.split.steps
+    lines = [f"cvfl quality report: job {report.job_id} (held-out rows)", ""]
+    lines += _quality_rows(report)
+    lines += ["", *_curve_rows(report), ""]
+    lines += [
+        "split training on the wire",
+        f"  steps {steps}, {seconds:.2f} s, {1000 * seconds / max(steps, 1):.2f} ms/step, "
+        f"{report.examples_per_second:.0f} examples/s",
+        f"  per step (batch {report.batch_size}): forward {w.forward_bytes_per_step} B + "
+        f"backward {w.backward_bytes_per_step} B = {w.bytes_per_step} B",
+        f"  whole job: training {w.train_bytes} B, evaluation {w.eval_bytes} B, "
+        f"total {w.total_bytes} B",
+        "  (serialized protobuf envelopes; gRPC framing and TLS records add a little)",
+    ]
+    lines += ["", *(f"note: {n}" for n in report.notes)]
+    return "\n".join(lines) + "\n"
+
+
+def render_json(report: QualityReport) -> str:
+    """The report's figures as JSON (metrics, curves, wire; no data)."""
+    w = report.wire
+    data = {
+        "job_id": report.job_id,
+        "models": {
+            m.name: {
+                **m.metrics.as_dict(),
+                "steps": m.steps,
+                "seconds": round(m.seconds, 3),
+                "train_loss": list(m.curve.train_loss),
+                "val_loss": list(m.curve.val_loss),
+            }
+            for m in report.models
+        },
+        "wire": {
+            "forward_bytes_per_step": w.forward_bytes_per_step,
+            "backward_bytes_per_step": w.backward_bytes_per_step,
+            "bytes_per_step": w.bytes_per_step,
+            "train_bytes": w.train_bytes,
+            "eval_bytes": w.eval_bytes,
+        },
+        "examples_per_second": report.examples_per_second,
+        "notes": list(report.notes),
+    }
+    return json.dumps(data, indent=2, allow_nan=True) + "\n"
+
+
+def render_png(report: QualityReport) -> bytes:
+    """Training (solid) and validation (dashed) loss per epoch of every model, as PNG bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.5, 4.5), dpi=100)
+    ax = fig.add_subplot()
+    for i, m in enumerate(report.models):
+        # The split curve is drawn wide and pale: exact split training lies under the
+        # centralized model's thin line.
+        width, alpha = (5.0, 0.35) if m is report.split else (1.5, 1.0)
+        color, c = f"C{i}", m.curve
+        ax.plot(
+            c.epochs, c.train_loss, "-", color=color, lw=width, alpha=alpha, label=f"{m.name} train"
+        )
+        ax.plot(
+            c.epochs,
+            c.val_loss,
+            "--",
+            color=color,
+            lw=width,
+            alpha=alpha,
+            label=f"{m.name} validation",
+        )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cross-entropy loss")
+    ax.set_title(f"cvfl {report.job_id}: training and validation loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    sink = io.BytesIO()
+    fig.savefig(sink, format="png")
+    return sink.getvalue()
+
+
+def write_report(report: QualityReport, folder: Path) -> ReportFiles:
+    """Write ``report.txt``, ``report.json`` and ``loss-curves.png`` into ``folder`` atomically."""
+    files = ReportFiles(folder / "report.txt", folder / "report.json", folder / "loss-curves.png")
+    atomic_write_bytes(files.text, render_text(report).encode(), mode=0o644)
+    atomic_write_bytes(files.json, render_json(report).encode(), mode=0o644)
+    atomic_write_bytes(files.png, render_png(report), mode=0o644)
+    return files

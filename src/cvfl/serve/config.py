@@ -1,0 +1,114 @@
+"""The ``[predict]`` section of a job file, read beside the training sections.
+
+Relative paths resolve against the job file's folder, like the rest of the job file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from cvfl.errors import ConfigError, mismatch
+from cvfl.train.config import JobConfig, job_from_mapping
+
+_PATHS = ("input", "output", "export", "aligned", "report")
+_TYPES: dict[str, type] = {
+    "batch_size": int,
+    "plaintext_scores": bool,
+    "align": bool,
+    "peer_fingerprint": str,
+}
+
+
+@dataclass(frozen=True)
+class PredictSection:
+    """``[predict]``: what a party scores and where the leader's scores go.
+
+    Attributes:
+        input: This party's scoring table (Parquet or CSV with the id column and the export's
+            feature columns; extra columns such as a label are ignored).
+        output: The leader's scores (``.parquet`` or ``.csv``); sealed as ``<output>.sealed``
+            unless ``plaintext_scores`` is set. Ignored by the follower.
+        export: This party's exported half (default ``<workdir>/export/<role>.safetensors``,
+            sealed or not).
+        batch_size: Rows per Forward message.
+        plaintext_scores: Write the scores unsealed (must be asked for by name).
+        align: With a ``[psi]`` section, align the scoring table with the peer first.
+        aligned: Where the aligned scoring table goes (default
+            ``<workdir>/predict/aligned-<role>.<format>``, sealed).
+        peer_fingerprint: If set, the peer's half must have exactly this parameter fingerprint.
+        report: The JSON summary (default ``<workdir>/<role>-predict.json``).
+    """
+
+    input: Path
+    output: Path = Path("scores.parquet")
+    export: Path | None = None
+    batch_size: int = 1024
+    plaintext_scores: bool = False
+    align: bool = True
+    aligned: Path | None = None
+    peer_fingerprint: str = ""
+    report: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch_size <= 0:
+            raise ConfigError(
+                mismatch("[predict] batch_size", "a positive integer", self.batch_size),
+                code="config.predict",
+            )
+
+    @classmethod
+    def from_toml_table(cls, table: Mapping[str, Any], base: Path) -> PredictSection:
+        """Validate the ``[predict]`` table (unknown keys and wrong types are refused)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise ConfigError(
+                mismatch("[predict] keys", f"a subset of {sorted(known)}", unknown),
+                code="config.predict",
+            )
+        values: dict[str, Any] = {}
+        for key, value in table.items():
+            values[key] = _value(key, value, base)
+        if "input" not in values:
+            raise ConfigError(
+                mismatch("[predict] input", "a table path", "nothing"), code="config.predict"
+            )
+        return cls(**values)
+
+
+def _value(key: str, value: Any, base: Path) -> Any:
+    kind = str if key in _PATHS else _TYPES[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(
+            mismatch(f"[predict] {key}", kind.__name__, type(value).__name__),
+            code="config.predict",
+        )
+    if key in _PATHS:
+        path = Path(str(value)).expanduser()
+        return path if path.is_absolute() else base / path
+    return value
+
+
+def load_predict_job(path: Path, **overrides: Any) -> tuple[JobConfig, PredictSection]:
+    """Load a job file with its ``[predict]`` section; ``overrides`` replace section fields.
+
+    Overrides (from command-line options) that are None are ignored; ``input`` may come from an
+    override when the file has no ``[predict]`` section.
+    """
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such job file", code="config.missing_file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}", code="config.toml") from exc
+    table = dict(raw.pop("predict", {}))
+    cfg = job_from_mapping(raw, path)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if "input" in given and "input" not in table:
+        table["input"] = str(given["input"])
+    section = PredictSection.from_toml_table(table, path.parent)
+    return cfg, replace(section, **given)

@@ -1,0 +1,118 @@
+"""Load a party's exported half for scoring and refuse one from another job, role or version."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from cvfl import __version__
+from cvfl.bridge.serde import TensorSpec
+from cvfl.errors import ConfigError, ModelError, mismatch
+from cvfl.models.export import FORMAT, load_half
+from cvfl.models.factory import build_follower, build_leader
+from cvfl.models.spec import ModelSpec
+from cvfl.sealing.artifacts import SUFFIX
+from cvfl.sealing.keys import KeyProvider
+from cvfl.train.config import JobConfig
+
+
+@dataclass(frozen=True)
+class ScoringHalf:
+    """An exported half, rebuilt as a module in eval mode, with what its spec declares."""
+
+    module: nn.Module
+    model: ModelSpec
+    cut_layer: tuple[TensorSpec, ...]
+    feature_names: tuple[str, ...]
+    fingerprint: str
+    steps: int
+    export_format: str
+    software_version: str
+    path: Path
+
+
+def default_export(cfg: JobConfig) -> Path:
+    """``<workdir>/export/<role>.safetensors``, with ``.sealed`` when only the sealed one exists."""
+    base = cfg.job.workdir / "export" / f"{cfg.role}.safetensors"
+    sealed = base.with_name(base.name + SUFFIX)
+    return sealed if sealed.exists() or not base.exists() else base
+
+
+def parse_tensor_spec(text: str) -> TensorSpec:
+    """Invert :meth:`TensorSpec.describe` (``"act1_f float32 [64]"``)."""
+    parts = text.split(" ", 2)
+    try:
+        shape = json.loads(parts[2]) if len(parts) == 3 else None
+    except json.JSONDecodeError:
+        shape = None
+    if not isinstance(shape, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
+        raise ModelError(
+            mismatch("cut_layer entry", "'<name> <dtype> [<dims>]'", repr(text)),
+            code="model.spec",
+        )
+    return TensorSpec(parts[0], parts[1], tuple(shape))
+
+
+def check_spec(spec: dict[str, Any], cfg: JobConfig, path: Path) -> None:
+    """Refuse an export made for another job, another role, format or cvfl version."""
+    expected = {
+        "job_id": cfg.job.id,
+        "role": cfg.role,
+        "format": FORMAT,
+        "cvfl_version": __version__,
+    }
+    problems = [
+        mismatch(key, value, spec.get(key))
+        for key, value in expected.items()
+        if spec.get(key) != value
+    ]
+    if problems:
+        raise ModelError(
+            f"{path}: the export does not belong to this job: " + "; ".join(problems),
+            code="model.foreign",
+        )
+
+
+def load_scoring_half(path: Path, cfg: JobConfig, keys: KeyProvider | None) -> ScoringHalf:
+    """Load, check and rebuild this party's half.
+
+    Raises:
+        ModelError: missing, inconsistent or foreign export (names the field, expected, seen).
+        SealingError: a sealed export is tampered, for another purpose, or the key is wrong.
+    """
+    half = load_half(path, keys)
+    spec = half.spec
+    check_spec(spec, cfg, path)
+    try:
+        model = ModelSpec.from_toml_table(spec["model"])
+        names = tuple(str(n) for n in spec["feature_names"])
+        cut = tuple(parse_tensor_spec(str(s)) for s in spec["cut_layer"])
+        steps = int(spec["steps"])
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        raise ModelError(f"{path}: incomplete export spec: {exc}", code="model.spec") from exc
+    build = build_leader if cfg.role == "leader" else build_follower
+    module = build(model, len(names), cfg.job.seed)
+    try:
+        module.load_state_dict(half.tensors, strict=True)
+    except RuntimeError as exc:
+        raise ModelError(
+            f"{path}: the weights do not fit the declared model: {exc}", code="model.shape"
+        ) from exc
+    module.eval()
+    return ScoringHalf(
+        module,
+        model,
+        cut,
+        names,
+        spec["fingerprint"],
+        steps,
+        spec["format"],
+        spec["cvfl_version"],
+        path,
+    )

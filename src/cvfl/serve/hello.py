@@ -1,0 +1,148 @@
+"""The predict hello: both sides declare their halves and scoring table; any mismatch stops both."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cvfl.bridge.link import Link, expect
+from cvfl.bridge.serde import TensorSpec, spec_from_proto, spec_to_proto
+from cvfl.errors import ProtocolError, mismatch
+from cvfl.logs import get_logger
+from cvfl.wire import bridge_pb2 as pb
+
+log = get_logger(__name__)
+
+PREDICT_PROTOCOL_VERSION = 1
+_ROLES = ("leader", "follower")
+
+
+@dataclass(frozen=True)
+class PredictHello:
+    """What each side declares before scoring: its half, its rows, the session nonce."""
+
+    protocol_version: int
+    job_id: str
+    role: str
+    export_format: str
+    software_version: str
+    model_fingerprint: str
+    trained_steps: int
+    cut_layer: tuple[TensorSpec, ...]
+    batch_size: int
+    num_rows: int
+    id_order_fingerprint: bytes
+    nonce: bytes
+    expected_peer_fingerprint: str = ""
+
+
+def hello_to_proto(hello: PredictHello) -> pb.PredictHello:
+    """Encode a predict hello."""
+    return pb.PredictHello(
+        protocol_version=hello.protocol_version,
+        job_id=hello.job_id,
+        role=hello.role,
+        export_format=hello.export_format,
+        software_version=hello.software_version,
+        model_fingerprint=hello.model_fingerprint,
+        trained_steps=hello.trained_steps,
+        cut_layer=[spec_to_proto(s) for s in hello.cut_layer],
+        batch_size=hello.batch_size,
+        num_rows=hello.num_rows,
+        id_order_fingerprint=hello.id_order_fingerprint,
+        nonce=hello.nonce,
+        expected_peer_fingerprint=hello.expected_peer_fingerprint,
+    )
+
+
+def hello_from_proto(msg: pb.PredictHello) -> PredictHello:
+    """Decode a predict hello."""
+    return PredictHello(
+        protocol_version=msg.protocol_version,
+        job_id=msg.job_id,
+        role=msg.role,
+        export_format=msg.export_format,
+        software_version=msg.software_version,
+        model_fingerprint=msg.model_fingerprint,
+        trained_steps=msg.trained_steps,
+        cut_layer=tuple(spec_from_proto(s) for s in msg.cut_layer),
+        batch_size=msg.batch_size,
+        num_rows=msg.num_rows,
+        id_order_fingerprint=bytes(msg.id_order_fingerprint),
+        nonce=bytes(msg.nonce),
+        expected_peer_fingerprint=msg.expected_peer_fingerprint,
+    )
+
+
+def _short(value: bytes) -> str:
+    return value.hex()[:16] + "…" if value else "(none)"
+
+
+def predict_mismatches(mine: PredictHello, theirs: PredictHello) -> list[str]:
+    """Every field on which the peer's predict hello disagrees with ours, as refusal phrases."""
+    problems: list[str] = []
+    if theirs.role == mine.role or theirs.role not in _ROLES:
+        problems.append(
+            mismatch("role", "leader" if mine.role == "follower" else "follower", theirs.role)
+        )
+    pairs: list[tuple[str, object, object]] = [
+        ("protocol_version", mine.protocol_version, theirs.protocol_version),
+        ("job_id", mine.job_id, theirs.job_id),
+        ("export_format", mine.export_format, theirs.export_format),
+        ("software_version", mine.software_version, theirs.software_version),
+        ("trained_steps", mine.trained_steps, theirs.trained_steps),
+        ("batch_size", mine.batch_size, theirs.batch_size),
+        ("num_rows", mine.num_rows, theirs.num_rows),
+    ]
+    problems += [mismatch(name, a, b) for name, a, b in pairs if a != b]
+    if mine.cut_layer != theirs.cut_layer:
+        problems.append(
+            mismatch(
+                "cut_layer",
+                "; ".join(s.describe() for s in mine.cut_layer),
+                "; ".join(s.describe() for s in theirs.cut_layer),
+            )
+        )
+    if mine.id_order_fingerprint != theirs.id_order_fingerprint:
+        problems.append(
+            mismatch(
+                "id_order_fingerprint",
+                _short(mine.id_order_fingerprint),
+                _short(theirs.id_order_fingerprint),
+            )
+        )
+    pinned = mine.expected_peer_fingerprint
+    if pinned and pinned != theirs.model_fingerprint:
+        problems.append(mismatch("peer model_fingerprint", pinned, theirs.model_fingerprint))
+    return problems
+
+
+def _refuse(link: Link, problems: list[str]) -> ProtocolError:
+    error = ProtocolError("predict hello mismatch: " + "; ".join(problems), code="protocol.hello")
+    link.abort(error)
+    return error
+
+
+def _receive(link: Link, timeout: float) -> PredictHello:
+    envelope = link.recv(timeout)
+    expect(envelope, "predict_hello")
+    return hello_from_proto(envelope.predict_hello)
+
+
+def leader_predict_handshake(link: Link, mine: PredictHello, timeout: float) -> PredictHello:
+    """Receive the follower's hello, check it, answer with ours (or an Abort naming the fields)."""
+    theirs = _receive(link, timeout)
+    problems = predict_mismatches(mine, theirs)
+    if problems:
+        raise _refuse(link, problems)
+    link.send(pb.Envelope(predict_hello=hello_to_proto(mine)))
+    return theirs
+
+
+def follower_predict_handshake(link: Link, mine: PredictHello, timeout: float) -> PredictHello:
+    """Send our hello, then check the leader's answer (an Abort raises with its reasons)."""
+    link.send(pb.Envelope(predict_hello=hello_to_proto(mine)))
+    theirs = _receive(link, timeout)
+    problems = predict_mismatches(mine, theirs)
+    if problems:
+        raise _refuse(link, problems)
+    return theirs

@@ -1,0 +1,124 @@
+"""Everything one party loads before scoring: its half, its (aligned) table, its keys."""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from cvfl import __version__
+from cvfl.bridge.security import ChannelSecurity
+from cvfl.data.ids import id_order_fingerprint
+from cvfl.data.tables import PartyTable, TableSchema, read_party_table, table_format, validate
+from cvfl.logs import get_logger
+from cvfl.sealing import is_sealed, key_provider_from_config
+from cvfl.sealing.keys import KeyProvider
+from cvfl.serve.config import PredictSection
+from cvfl.serve.halves import ScoringHalf, default_export, load_scoring_half
+from cvfl.serve.hello import PREDICT_PROTOCOL_VERSION, PredictHello
+from cvfl.train.config import JobConfig
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class PredictJob:
+    """One party's scoring job, loaded and checked."""
+
+    cfg: JobConfig
+    section: PredictSection
+    half: ScoringHalf
+    table: PartyTable
+    keys: KeyProvider | None
+
+    def hello(self) -> PredictHello:
+        """This party's predict hello (with a fresh nonce)."""
+        return PredictHello(
+            protocol_version=PREDICT_PROTOCOL_VERSION,
+            job_id=self.cfg.job.id,
+            role=self.cfg.role,
+            export_format=self.half.export_format,
+            software_version=self.half.software_version,
+            model_fingerprint=self.half.fingerprint,
+            trained_steps=self.half.steps,
+            cut_layer=self.half.cut_layer,
+            batch_size=self.section.batch_size,
+            num_rows=self.table.rows,
+            id_order_fingerprint=id_order_fingerprint(self.cfg.job.id, self.table.ids),
+            nonce=secrets.token_bytes(32),
+            expected_peer_fingerprint=self.section.peer_fingerprint,
+        )
+
+    @property
+    def report_path(self) -> Path:
+        """Where this party's JSON summary goes."""
+        return self.section.report or self.cfg.job.workdir / f"{self.cfg.role}-predict.json"
+
+
+def scoring_schema(cfg: JobConfig, half: ScoringHalf) -> TableSchema:
+    """The scoring table must hold the id column and exactly the export's feature columns."""
+    return TableSchema(
+        kind=cfg.data.kind,
+        id_column=cfg.data.id_column,
+        label_column=None,
+        vocab=half.model.vocab,
+        features=half.feature_names,
+    )
+
+
+def read_scoring_table(path: Path, schema: TableSchema, keys: KeyProvider | None) -> PartyTable:
+    """Read a plain or sealed (aligned) scoring table."""
+    if not is_sealed(path):
+        return read_party_table(path, schema)
+    from cvfl.psi import read_aligned
+
+    if keys is None:
+        from cvfl.errors import SealingError
+
+        raise SealingError(f"{path}: the table is sealed; add [sealing]", code="sealing.no_key")
+    arrow = read_aligned(path, keys, table_format(path), id_column=schema.id_column)
+    return validate(arrow, path, schema)
+
+
+def align_scoring_table(
+    cfg: JobConfig, section: PredictSection, security: ChannelSecurity, keys: KeyProvider | None
+) -> Path:
+    """Align the scoring table with the peer by PSI (``[psi]`` settings); return the output."""
+    from cvfl.psi import AlignJob, align
+
+    assert cfg.psi is not None
+    fmt = table_format(section.input)
+    out = section.aligned or cfg.job.workdir / "predict" / f"aligned-{cfg.role}.{fmt}"
+    if keys is not None and not section.aligned:
+        out = out.with_name(out.name + ".sealed")
+    psi = dataclasses.replace(cfg.psi, output=out, report=None)
+    peer = cfg.peer
+    job = AlignJob(
+        job_id=cfg.job.id,
+        role="leader" if cfg.role == "leader" else "follower",
+        data=section.input,
+        id_column=cfg.data.id_column,
+        address=peer.listen if cfg.role == "leader" else peer.connect,
+    )
+    report = align(job, psi, security, keys=keys)
+    log.info(
+        "predict: %d of %d scoring rows are common to both parties",
+        report.intersection,
+        report.own_rows,
+    )
+    return out
+
+
+def prepare_predict(
+    cfg: JobConfig, section: PredictSection, security: ChannelSecurity
+) -> PredictJob:
+    """Load the half (checking it belongs to this job), align and read the scoring table."""
+    keys = key_provider_from_config(cfg.sealing) if cfg.sealing is not None else None
+    half = load_scoring_half(section.export or default_export(cfg), cfg, keys)
+    path = section.input
+    if cfg.psi is not None and section.align:
+        path = align_scoring_table(cfg, section, security, keys)
+    table = read_scoring_table(path, scoring_schema(cfg, half), keys)
+    log.info("predict: %s scores %d rows with cvfl %s", cfg.role, table.rows, __version__)
+    return PredictJob(cfg, section, half, table, keys)

@@ -1,0 +1,87 @@
+"""The leader's scores: one row per scored example (id, probability of class 1, log-odds).
+
+Written through :class:`~cvfl.sealing.Artifacts`, so they are sealed unless plaintext was asked
+for by name; :func:`read_scores` reads either kind back.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import torch
+
+from cvfl.data.tables import table_format
+from cvfl.errors import ConfigError, DataError, mismatch
+from cvfl.sealing import Artifacts
+from cvfl.sealing.artifacts import read_artifact
+from cvfl.sealing.keys import KeyProvider
+
+SCORES_PURPOSE = "cvfl/predict/scores"
+SCORE_COLUMN = "score"
+LOGIT_COLUMN = "log_odds"
+
+
+def scores_store(keys: KeyProvider | None, plaintext: bool) -> Artifacts:
+    """Sealed with ``keys``; plaintext only when ``plaintext`` is set by name."""
+    if plaintext:
+        return Artifacts(None)
+    if keys is None:
+        raise ConfigError(
+            mismatch(
+                "scores protection",
+                "a [sealing] key or [predict] plaintext_scores = true",
+                "neither",
+            ),
+            code="config.predict",
+        )
+    return Artifacts(keys)
+
+
+def scores_table(id_column: str, ids: tuple[str, ...], logits: torch.Tensor) -> pa.Table:
+    """The scores of two-class ``logits`` as an Arrow table."""
+    log_probs = torch.log_softmax(logits.to(torch.float64), dim=1)
+    score = log_probs[:, 1].exp().numpy()
+    log_odds = (log_probs[:, 1] - log_probs[:, 0]).numpy()
+    return pa.table(
+        {
+            id_column: pa.array(ids, type=pa.string()),
+            SCORE_COLUMN: pa.array(np.asarray(score, dtype=np.float64)),
+            LOGIT_COLUMN: pa.array(np.asarray(log_odds, dtype=np.float64)),
+        }
+    )
+
+
+def encode(table: pa.Table, fmt: str) -> bytes:
+    """Serialise a table as Parquet or CSV bytes."""
+    sink = io.BytesIO()
+    if fmt == "parquet":
+        pq.write_table(table, sink)
+    else:
+        pacsv.write_csv(table, sink)
+    return sink.getvalue()
+
+
+def write_scores(store: Artifacts, path: Path, table: pa.Table) -> Path:
+    """Write the scores atomically (``path`` or ``path.sealed``); return where they went."""
+    return store.write(path, encode(table, table_format(path)), SCORES_PURPOSE)
+
+
+def read_scores(path: Path, keys: KeyProvider | None = None) -> pa.Table:
+    """Read scores written by :func:`write_scores` (unsealing with ``keys`` when sealed)."""
+    try:
+        data = read_artifact(path, SCORES_PURPOSE, keys)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file", code="data.missing_file") from None
+    source = pa.BufferReader(data)
+    try:
+        if table_format(path) == "parquet":
+            return pq.read_table(source)
+        options = pacsv.ConvertOptions(column_types={"example_id": pa.string()})
+        return pacsv.read_csv(source, convert_options=options)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"{path}: unreadable scores: {exc}", code="data.unreadable") from exc

@@ -1,0 +1,198 @@
+"""Two-party scoring over the bridge: the follower streams activations, the leader scores.
+
+The follower sends one PHASE_PREDICT Forward per batch (with the keyed hash of the batch's ids,
+as in training) and then a Finish; the leader answers only with its hello and a Finish, so the
+follower learns nothing of the scores.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from cvfl.bridge.link import BridgeServer, Link, dial, expect
+from cvfl.bridge.security import ChannelSecurity
+from cvfl.data.ids import batch_mac, session_mac_key
+from cvfl.errors import CvflError, PeerUnavailableError, ProtocolError, mismatch
+from cvfl.fsutil import atomic_write_bytes
+from cvfl.logs import get_logger
+from cvfl.serve.hello import follower_predict_handshake, leader_predict_handshake
+from cvfl.serve.prepare import PredictJob
+from cvfl.serve.scores import scores_store, scores_table, write_scores
+from cvfl.train.config import PeerSection
+from cvfl.train.steps import check_batch, forward_message, single_tensor
+from cvfl.wire import bridge_pb2 as pb
+
+log = get_logger(__name__)
+PREDICT = pb.PHASE_PREDICT
+
+
+@dataclass
+class PredictResult:
+    """What one party's scoring run did (counts and sizes only; never data)."""
+
+    role: str
+    rows: int
+    batches: int
+    seconds: float
+    bytes_sent: int
+    bytes_received: int
+    model_fingerprint: str
+    peer_fingerprint: str
+    output: str | None = None
+    sealed: bool = False
+
+    @property
+    def rows_per_second(self) -> float:
+        """Scoring throughput."""
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+    def write(self, job: PredictJob) -> None:
+        """Write the JSON summary atomically."""
+        data = asdict(self) | {"rows_per_second": round(self.rows_per_second, 1)}
+        atomic_write_bytes(job.report_path, json.dumps(data, indent=2).encode() + b"\n")
+
+
+def batches(rows: int, size: int) -> Iterator[np.ndarray]:
+    """Consecutive row ranges of at most ``size`` rows."""
+    for start in range(0, rows, size):
+        yield np.arange(start, min(start + size, rows))
+
+
+def _features(job: PredictJob, rows: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(job.table.features[rows])
+
+
+def _result(job: PredictJob, link: Link, count: int, started: float, peer: str) -> PredictResult:
+    return PredictResult(
+        role=job.cfg.role,
+        rows=job.table.rows,
+        batches=count,
+        seconds=time.perf_counter() - started,
+        bytes_sent=link.bytes_sent,
+        bytes_received=link.bytes_received,
+        model_fingerprint=job.half.fingerprint,
+        peer_fingerprint=peer,
+    )
+
+
+def run_predict_leader(job: PredictJob, security: ChannelSecurity) -> PredictResult:
+    """Listen for the follower, score every row, write the scores (sealed unless asked)."""
+    store = scores_store(job.keys, job.section.plaintext_scores)
+    peer = job.cfg.peer
+    server = BridgeServer(security, peer.listen)
+    try:
+        if peer.port_file is not None:
+            atomic_write_bytes(peer.port_file, f"{server.port}\n".encode(), mode=0o644)
+        link = server.accept(peer.connect_timeout)
+        try:
+            logits, result = _score(job, link)
+            table = scores_table(job.cfg.data.id_column, job.table.ids, logits)
+            result.output = str(write_scores(store, job.section.output, table))
+            result.sealed = store.sealed
+            link.send(pb.Envelope(finish=pb.Finish(steps=result.batches)))
+            link.close()
+        except CvflError as exc:
+            link.abort(exc)
+            raise
+    finally:
+        server.stop()
+        if peer.port_file is not None:
+            peer.port_file.unlink(missing_ok=True)
+    result.write(job)
+    return result
+
+
+def _score(job: PredictJob, link: Link) -> tuple[torch.Tensor, PredictResult]:
+    peer = job.cfg.peer
+    mine = job.hello()
+    theirs = leader_predict_handshake(link, mine, peer.connect_timeout)
+    key = session_mac_key(job.cfg.job.id, mine.nonce, theirs.nonce)
+    width = job.half.cut_layer[0].shape[0] if job.half.cut_layer[0].shape else 1
+    started = time.perf_counter()
+    outputs: list[torch.Tensor] = []
+    with torch.no_grad():
+        for index, rows in enumerate(batches(job.table.rows, job.section.batch_size)):
+            fwd = _forward(link, peer.step_timeout)
+            ids = [job.table.ids[i] for i in rows]
+            check_batch(
+                "predict", index, fwd.step, fwd.ids_mac, batch_mac(key, index, PREDICT, ids)
+            )
+            act = single_tensor(fwd.tensors, len(rows), width)
+            outputs.append(job.half.module(_features(job, rows), act))
+    envelope = link.recv(peer.step_timeout)
+    expect(envelope, "finish")
+    if envelope.finish.steps != len(outputs):
+        raise ProtocolError(
+            mismatch("predict batches", len(outputs), envelope.finish.steps),
+            code="protocol.finish",
+        )
+    logits = torch.cat(outputs)
+    return logits, _result(job, link, len(outputs), started, theirs.model_fingerprint)
+
+
+def _forward(link: Link, timeout: float) -> pb.Forward:
+    envelope = link.recv(timeout)
+    expect(envelope, "forward")
+    if envelope.forward.phase != PREDICT:
+        raise ProtocolError(
+            mismatch("forward phase", "PHASE_PREDICT", pb.Phase.Name(envelope.forward.phase)),
+            code="protocol.phase",
+        )
+    return envelope.forward
+
+
+def leader_address(peer: PeerSection) -> str:
+    """``[peer] connect``, with the port read from ``port_file`` when one is configured."""
+    if peer.port_file is None:
+        return peer.connect
+    deadline = time.monotonic() + peer.connect_timeout
+    while not peer.port_file.exists():
+        if time.monotonic() > deadline:
+            raise PeerUnavailableError(
+                f"{peer.port_file}: the leader wrote no port within {peer.connect_timeout:.0f} s",
+                code="peer.unreachable",
+            )
+        time.sleep(0.05)
+    host = peer.connect.rsplit(":", 1)[0]
+    return f"{host}:{peer.port_file.read_text().strip()}"
+
+
+def run_predict_follower(job: PredictJob, security: ChannelSecurity) -> PredictResult:
+    """Dial the leader and stream this party's cut-layer activations for every row."""
+    peer = job.cfg.peer
+    link = dial(security, leader_address(peer), peer.connect_timeout)
+    try:
+        result = _feed(job, link)
+    except CvflError as exc:
+        link.abort(exc)
+        raise
+    finally:
+        link.shutdown()
+    result.write(job)
+    return result
+
+
+def _feed(job: PredictJob, link: Link) -> PredictResult:
+    peer = job.cfg.peer
+    mine = job.hello()
+    theirs = follower_predict_handshake(link, mine, peer.connect_timeout)
+    key = session_mac_key(job.cfg.job.id, theirs.nonce, mine.nonce)
+    name = job.half.cut_layer[0].name
+    started = time.perf_counter()
+    count = 0
+    with torch.no_grad():
+        for index, rows in enumerate(batches(job.table.rows, job.section.batch_size)):
+            ids = [job.table.ids[i] for i in rows]
+            act = job.half.module(_features(job, rows))
+            link.send(forward_message(index, PREDICT, key, ids, name, act))
+            count += 1
+    link.send(pb.Envelope(finish=pb.Finish(steps=count)))
+    envelope = link.recv(peer.step_timeout)
+    expect(envelope, "finish")
+    return _result(job, link, count, started, theirs.model_fingerprint)
