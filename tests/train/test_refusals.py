@@ -88,7 +88,10 @@ def test_misaligned_batch_is_caught_not_trained(
     _no_outputs(lead_cfg, follow_cfg)
     # The checkpoint of step 2 is whole; nothing of step 3 or later exists, and no temp files.
     ckpts = sorted(p.name for p in (lead_cfg.job.workdir / "checkpoints").iterdir())
-    assert ckpts == ["leader-step-000000002.safetensors.sealed"]
+    assert ckpts == [
+        "leader-step-000000002.json.sealed",
+        "leader-step-000000002.safetensors.sealed",
+    ]
 
 
 def test_model_spec_refuses_unknown_kind() -> None:

@@ -30,7 +30,6 @@ def hello_mismatches(mine: Hello, theirs: Hello) -> list[str]:
         ("batch_size", mine.batch_size, theirs.batch_size),
         ("seed", mine.seed, theirs.seed),
         ("num_rows", mine.num_rows, theirs.num_rows),
-        ("last_committed_step", mine.last_committed_step, theirs.last_committed_step),
     ]
     problems += [mismatch(name, a, b) for name, a, b in pairs if a != b]
     if mine.cut_layer != theirs.cut_layer:
@@ -55,24 +54,26 @@ def _refusal(problems: list[str]) -> ProtocolError:
 
 
 def leader_handshake(link: Link, mine: Hello, timeout: float) -> Hello:
-    """Receive the follower's hello, check it, answer with ours (or an Abort naming the fields)."""
+    """Receive the follower's hello, check it, answer with ours (or an Abort naming the fields).
+
+    A follower that still holds a session with a previous leader process opens with a Resume;
+    it is told the session is unknown and then sends its hello.
+    """
     envelope = link.recv(timeout)
+    while envelope.WhichOneof("body") in ("resume", "heartbeat"):
+        if envelope.WhichOneof("body") == "resume":
+            link.put(pb.Envelope(resume=pb.Resume()))
+        envelope = link.recv(timeout)
     expect(envelope, "hello")
-    theirs = hello_from_proto(envelope.hello)
-    problems = hello_mismatches(mine, theirs)
-    if problems:
-        error = _refusal(problems)
-        link.abort(error)
-        raise error
-    link.send(pb.Envelope(hello=hello_to_proto(mine)))
-    _log_versions(mine, theirs)
-    return theirs
+    return leader_handshake_with(link, envelope, mine)
 
 
 def follower_handshake(link: Link, mine: Hello, timeout: float) -> Hello:
     """Send our hello, then check the leader's answer (an Abort raises with its reasons)."""
     link.send(pb.Envelope(hello=hello_to_proto(mine)))
     envelope = link.recv(timeout)
+    while envelope.WhichOneof("body") in ("resume", "heartbeat"):
+        envelope = link.recv(timeout)
     expect(envelope, "hello")
     theirs = hello_from_proto(envelope.hello)
     problems = hello_mismatches(mine, theirs)
@@ -80,6 +81,19 @@ def follower_handshake(link: Link, mine: Hello, timeout: float) -> Hello:
         error = _refusal(problems)
         link.abort(error)
         raise error
+    _log_versions(mine, theirs)
+    return theirs
+
+
+def leader_handshake_with(link: Link, first: pb.Envelope, mine: Hello) -> Hello:
+    """Like :func:`leader_handshake`, when the follower's hello has already been read."""
+    theirs = hello_from_proto(first.hello)
+    problems = hello_mismatches(mine, theirs)
+    if problems:
+        error = _refusal(problems)
+        link.abort(error)
+        raise error
+    link.send(pb.Envelope(hello=hello_to_proto(mine)))
     _log_versions(mine, theirs)
     return theirs
 

@@ -79,6 +79,27 @@ class Link:
             )
         return item
 
+    def put(self, envelope: pb.Envelope) -> None:
+        """Queue a message exactly as given (the reliable session numbers its own)."""
+        if self.closed:
+            raise PeerUnavailableError("the bridge stream is closed", code="peer.closed")
+        self.bytes_sent += envelope.ByteSize()
+        self._out.put(envelope)
+
+    def get(self, timeout: float) -> pb.Envelope | None:
+        """The next raw message, or None after ``timeout``; raise if the stream has ended."""
+        try:
+            item = self._in.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if isinstance(item, _Closed):
+            self._in.put(item)
+            raise PeerUnavailableError(
+                f"the peer ({self.peer}) closed the stream: {item.reason}", code="peer.closed"
+            )
+        self.bytes_received += item.ByteSize()
+        return item
+
     def abort(self, error: CvflError) -> None:
         """Tell the peer why this side stops, then close."""
         if not self.closed:

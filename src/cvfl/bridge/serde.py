@@ -43,6 +43,15 @@ class TensorSpec:
 
 
 @dataclass(frozen=True)
+class CheckpointState:
+    """A checkpoint a party holds: step, plaintext digest, and the peer's digest once committed."""
+
+    step: int
+    digest: bytes
+    peer_digest: bytes = b""
+
+
+@dataclass(frozen=True)
 class Hello:
     """What each side declares before any data moves (DESIGN.md §5)."""
 
@@ -58,6 +67,7 @@ class Hello:
     num_rows: int
     schedule_digest: bytes
     software_version: str
+    checkpoints: tuple[CheckpointState, ...] = ()
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -127,6 +137,10 @@ def hello_to_proto(hello: Hello) -> pb.Hello:
         num_rows=hello.num_rows,
         schedule_digest=hello.schedule_digest,
         software_version=hello.software_version,
+        checkpoints=[
+            pb.CheckpointState(step=c.step, digest=c.digest, peer_digest=c.peer_digest)
+            for c in hello.checkpoints
+        ],
     )
 
 
@@ -145,4 +159,7 @@ def hello_from_proto(msg: pb.Hello) -> Hello:
         num_rows=msg.num_rows,
         schedule_digest=bytes(msg.schedule_digest),
         software_version=msg.software_version,
+        checkpoints=tuple(
+            CheckpointState(c.step, bytes(c.digest), bytes(c.peer_digest)) for c in msg.checkpoints
+        ),
     )

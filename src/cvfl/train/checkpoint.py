@@ -7,6 +7,7 @@ scalar state go to JSON metadata.
 from __future__ import annotations
 
 import json
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,6 @@ from torch import nn
 
 from cvfl.errors import ModelError
 from cvfl.models.export import decode_tensors
-from cvfl.sealing.artifacts import Artifacts
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,8 @@ class Checkpoint:
     step: int
     model: dict[str, torch.Tensor]
     optimizer: dict[str, Any]
+    extra: dict[str, Any]
+    rng: torch.Tensor | None = None
 
 
 def checkpoint_path(folder: Path, role: str, step: int) -> Path:
@@ -34,9 +36,16 @@ def checkpoint_path(folder: Path, role: str, step: int) -> Path:
     return folder / f"{role}-step-{step:09d}.safetensors"
 
 
-def encode(step: int, job_id: str, model: nn.Module, optimizer: torch.optim.Optimizer) -> bytes:
-    """Serialise a checkpoint to bytes."""
+def encode(
+    step: int,
+    job_id: str,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    extra: dict[str, Any] | None = None,
+) -> bytes:
+    """Serialise a checkpoint (with torch's RNG state and JSON ``extra``) to bytes."""
     tensors = {f"model/{k}": v.detach().clone() for k, v in model.state_dict().items()}
+    tensors["rng/torch"] = torch.random.get_rng_state()
     state = optimizer.state_dict()
     scalars: dict[str, dict[str, Any]] = {}
     for index, entries in state["state"].items():
@@ -50,6 +59,7 @@ def encode(step: int, job_id: str, model: nn.Module, optimizer: torch.optim.Opti
         "job_id": job_id,
         "param_groups": state["param_groups"],
         "scalars": scalars,
+        "extra": extra or {},
     }
     return st_save(tensors, metadata={"cvfl": json.dumps(meta)})
 
@@ -57,38 +67,21 @@ def encode(step: int, job_id: str, model: nn.Module, optimizer: torch.optim.Opti
 PURPOSE = "cvfl/checkpoint"
 
 
-def save(
-    store: Artifacts,
-    path: Path,
-    step: int,
-    job_id: str,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-) -> Path:
-    """Write a checkpoint atomically (sealed unless the store is plaintext); return its path."""
-    return store.write(path, encode(step, job_id, model, optimizer), PURPOSE)
-
-
-def load(store: Artifacts, path: Path) -> Checkpoint:
-    """Read and parse a checkpoint; errors name the file."""
-    return decode(store.read(path, PURPOSE), path)
+def _metadata(data: bytes, source: Path) -> dict[str, Any]:
+    """The ``cvfl`` metadata from a safetensors header (read in memory: no temporary file)."""
+    try:
+        size = struct.unpack("<Q", data[:8])[0]
+        header = json.loads(data[8 : 8 + size])
+        meta: dict[str, Any] = json.loads(header["__metadata__"]["cvfl"])
+    except (struct.error, KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{source}: checkpoint metadata missing", code="model.corrupt") from exc
+    return meta
 
 
 def decode(data: bytes, source: Path) -> Checkpoint:
     """Parse checkpoint bytes; errors name the file."""
-    from safetensors import safe_open  # metadata lives in the header
-
     tensors = decode_tensors(data, source)
-    try:
-        import tempfile
-
-        with tempfile.NamedTemporaryFile(suffix=".safetensors") as tmp:
-            tmp.write(data)
-            tmp.flush()
-            with safe_open(tmp.name, framework="pt") as handle:
-                meta = json.loads(handle.metadata()["cvfl"])
-    except (KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{source}: checkpoint metadata missing", code="model.corrupt") from exc
+    meta = _metadata(data, source)
     model = {k.removeprefix("model/"): v for k, v in tensors.items() if k.startswith("model/")}
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
@@ -98,7 +91,9 @@ def decode(data: bytes, source: Path) -> Checkpoint:
     for index, entries in meta["scalars"].items():
         state.setdefault(int(index), {}).update(entries)
     optimizer = {"state": state, "param_groups": meta["param_groups"]}
-    return Checkpoint(int(meta["step"]), model, optimizer)
+    return Checkpoint(
+        int(meta["step"]), model, optimizer, dict(meta.get("extra", {})), tensors.get("rng/torch")
+    )
 
 
 def restore(ckpt: Checkpoint, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
@@ -106,5 +101,7 @@ def restore(ckpt: Checkpoint, model: nn.Module, optimizer: torch.optim.Optimizer
     try:
         model.load_state_dict(ckpt.model)
         optimizer.load_state_dict(ckpt.optimizer)
+        if ckpt.rng is not None:
+            torch.random.set_rng_state(ckpt.rng)
     except (RuntimeError, ValueError, KeyError) as exc:
         raise ModelError(f"checkpoint does not fit the model: {exc}", code="model.shape") from exc

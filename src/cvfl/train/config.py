@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from cvfl.attestation import AttestationConfig
+from cvfl.bridge.reliable import Liveness
 from cvfl.data.tables import FeatureKind
 from cvfl.errors import ConfigError
 from cvfl.models.spec import ModelSpec
@@ -92,6 +93,14 @@ class PeerSection:
     connect_timeout: float = 60.0
     step_timeout: float = 300.0
     port_file: Path | None = None
+    heartbeat_interval: float = 1.0
+    heartbeat_timeout: float = 5.0
+    give_up_after: float = 120.0
+
+    @property
+    def liveness(self) -> Liveness:
+        """The bridge session's liveness settings."""
+        return Liveness(self.heartbeat_interval, self.heartbeat_timeout, self.give_up_after)
 
     def __post_init__(self) -> None:
         if self.security not in ("ratls", "insecure"):

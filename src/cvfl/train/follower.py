@@ -1,19 +1,35 @@
-"""The follower's loop: send cut-layer activations, apply the gradients the leader returns."""
+"""The follower's loop: send cut-layer activations, apply the gradients the leader returns.
+
+It checkpoints when the leader says so, redials after a cut, and survives a leader that restarts
+by renegotiating from the newest checkpoint both sides hold.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import torch
 
 from cvfl.bridge.handshake import follower_handshake
 from cvfl.bridge.link import Link, dial, expect
+from cvfl.bridge.reliable import PeerRestarted, Session
 from cvfl.bridge.security import ChannelSecurity
 from cvfl.bridge.serde import TensorSpec, dtype_name
 from cvfl.data.ids import batch_mac, session_mac_key
 from cvfl.errors import CvflError, PeerUnavailableError
 from cvfl.logs import get_logger
-from cvfl.train.party import NoProgress, Party, Progress, export, features, save_checkpoint
+from cvfl.train.party import (
+    NoProgress,
+    Party,
+    Progress,
+    checkpoint_store,
+    export,
+    features,
+    restore_to,
+    write_checkpoint,
+)
+from cvfl.train.recovery import resume_step
 from cvfl.train.result import TrainResult
 from cvfl.train.steps import EVAL, TRAIN, check_batch, forward_message, single_tensor
 from cvfl.wire import bridge_pb2 as pb
@@ -25,14 +41,17 @@ def run_follower(
     party: Party, security: ChannelSecurity, progress: Progress | None = None
 ) -> TrainResult:
     """Dial the leader, train the job and export the follower's half."""
-    link = dial(security, leader_address(party), party.cfg.peer.connect_timeout)
-    try:
-        return _follow(party, link, progress or NoProgress())
-    except CvflError as exc:
-        link.abort(exc)
-        raise
-    finally:
-        link.shutdown()
+
+    def connect(timeout: float) -> Link:
+        return dial(security, leader_address(party), timeout)
+
+    transport = connect(party.cfg.peer.connect_timeout)
+    while True:
+        try:
+            return _follow(party, transport, connect, progress or NoProgress())
+        except PeerRestarted as restart:
+            log.warning("the leader restarted: both sides resume from a common checkpoint")
+            transport = restart.transport
 
 
 def leader_address(party: Party) -> str:
@@ -62,48 +81,114 @@ def cut_spec(party: Party) -> tuple[TensorSpec, ...]:
     return (TensorSpec(party.cfg.model.cut_name, dtype_name(out.dtype), tuple(out.shape[1:])),)
 
 
-def _follow(party: Party, link: Link, progress: Progress) -> TrainResult:
+class _Pending:
+    """Checkpoints written but not yet committed (waiting for the leader's digest)."""
+
+    def __init__(self, party: Party) -> None:
+        self.party = party
+        self.digests: dict[int, bytes] = {}
+
+    def receive(self, session: Session, timeout: float) -> pb.Envelope:
+        """The next message, committing checkpoints as the leader's digests arrive."""
+        while True:
+            envelope = session.recv(timeout)
+            if envelope.WhichOneof("body") != "checkpoint_done":
+                return envelope
+            done = envelope.checkpoint_done
+            mine = self.digests.pop(done.step, None)
+            if mine is not None:
+                checkpoint_store(self.party).commit(done.step, mine, bytes(done.digest))
+
+
+def _follow(party: Party, transport: Link, connect: object, progress: Progress) -> TrainResult:
     cfg = party.cfg
     cut = cut_spec(party)
-    mine = party.hello(cut)
-    theirs = follower_handshake(link, mine, cfg.peer.connect_timeout)
+    mine = party.hello(cut, checkpoint_store(party).inventory())
+    try:
+        theirs = follower_handshake(transport, mine, cfg.peer.connect_timeout)
+        start = resume_step(mine.checkpoints, theirs.checkpoints, "leader")
+        restore_to(party, start, mine.checkpoints)
+    except CvflError as exc:
+        transport.abort(exc)
+        raise
+    assert callable(connect)
+    session = Session(
+        transport,
+        connect,
+        hashlib.sha256(theirs.nonce + mine.nonce).digest(),
+        dialer=True,
+        liveness=cfg.peer.liveness,
+    )
     key = session_mac_key(cfg.job.id, theirs.nonce, mine.nonce)
+    try:
+        result = _train(party, session, key, start, cut, progress)
+        session.send(pb.Envelope(finish=pb.Finish(steps=result.steps)))
+        _await_finish(party, session)
+    except CvflError as exc:
+        session.abort(exc)
+        raise
+    session.close(drain=0.5)
+    export(party, result, cut)
+    return result
+
+
+def _train(
+    party: Party,
+    session: Session,
+    key: bytes,
+    start: int,
+    cut: tuple[TensorSpec, ...],
+    progress: Progress,
+) -> TrainResult:
+    cfg = party.cfg
     width = cut[0].shape[0] if cut[0].shape else 1
-    result = TrainResult(role="follower", steps=0, seconds=0.0)
+    pending = _Pending(party)
+    result = TrainResult(role="follower", steps=start, seconds=0.0)
     progress.start(party.schedule.total_steps, "follower")
     started = time.perf_counter()
-    for step in party.schedule.steps():
+    for step in party.schedule.steps(start):
         ids = [party.table.ids[i] for i in step.rows]
         act = party.model(features(party.table, step.rows))
-        link.send(forward_message(step.number, TRAIN, key, ids, cfg.model.cut_name, act))
-        envelope = link.recv(cfg.peer.step_timeout)
+        session.send(forward_message(step.number, TRAIN, key, ids, cfg.model.cut_name, act))
+        envelope = pending.receive(session, cfg.peer.step_timeout)
         expect(envelope, "backward")
         bwd = envelope.backward
-        check_batch(
-            "train", step.number, bwd.step, bwd.ids_mac, batch_mac(key, step.number, TRAIN, ids)
-        )
+        expected = batch_mac(key, step.number, TRAIN, ids)
+        check_batch("train", step.number, bwd.step, bwd.ids_mac, expected)
         grad = single_tensor(bwd.tensors, len(step.rows), width)
         party.optimizer.zero_grad()
         act.backward(grad)
         party.optimizer.step()
         result.steps, result.examples = step.number, result.examples + len(step.rows)
         progress.step(step.number, None)
-        save_checkpoint(party, step.number)
         if step.ends_epoch:
-            send_eval(party, link, key)
+            send_eval(party, session, key)
+        if bwd.checkpoint:
+            digest = write_checkpoint(party, step.number, {})
+            pending.digests[step.number] = digest
+            session.send(
+                pb.Envelope(checkpoint_done=pb.CheckpointDone(step=step.number, digest=digest))
+            )
     result.seconds = time.perf_counter() - started
-    link.send(pb.Envelope(finish=pb.Finish(steps=result.steps)))
-    expect(link.recv(cfg.peer.step_timeout), "finish")
-    export(party, result, cut)
+    result.reconnects = session.reconnects
     return result
 
 
-def send_eval(party: Party, link: Link, key: bytes) -> None:
+def _await_finish(party: Party, session: Session) -> None:
+    """Wait for the leader's Finish; if it is gone after every step was answered, carry on."""
+    pending = _Pending(party)
+    try:
+        expect(pending.receive(session, party.cfg.peer.step_timeout), "finish")
+    except PeerUnavailableError as exc:
+        log.warning("the leader left before confirming the end (%s); every step was answered", exc)
+
+
+def send_eval(party: Party, session: Session, key: bytes) -> None:
     """Send the activations of the held-out rows for the leader to score."""
     party.model.eval()
     with torch.no_grad():
         for index, rows in enumerate(party.schedule.eval_batches()):
             ids = [party.table.ids[i] for i in rows]
             act = party.model(features(party.table, rows))
-            link.send(forward_message(index, EVAL, key, ids, party.cfg.model.cut_name, act))
+            session.send(forward_message(index, EVAL, key, ids, party.cfg.model.cut_name, act))
     party.model.train()

@@ -1,23 +1,40 @@
-"""The leader's loop: receive activations, run its half and the loss, return cut-layer gradients."""
+"""The leader's loop: receive activations, run its half and the loss, return cut-layer gradients.
+
+The leader also decides when both sides checkpoint, and survives a follower that restarts: the
+two renegotiate from the newest checkpoint both hold and carry on.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import time
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cvfl.bridge.handshake import leader_handshake
+from cvfl.bridge.handshake import leader_handshake, leader_handshake_with
 from cvfl.bridge.link import BridgeServer, Link, expect
+from cvfl.bridge.reliable import PeerRestarted, Session
 from cvfl.bridge.security import ChannelSecurity
 from cvfl.bridge.serde import TensorSpec
 from cvfl.data.ids import batch_mac, session_mac_key
-from cvfl.errors import CvflError
+from cvfl.errors import CvflError, ProtocolError, mismatch
 from cvfl.fsutil import atomic_write_bytes
 from cvfl.logs import get_logger
 from cvfl.train.metrics import Metrics, binary_metrics
-from cvfl.train.party import NoProgress, Party, Progress, export, features, save_checkpoint
+from cvfl.train.party import (
+    NoProgress,
+    Party,
+    Progress,
+    checkpoint_store,
+    export,
+    features,
+    restore_to,
+    write_checkpoint,
+)
+from cvfl.train.recovery import resume_step
 from cvfl.train.result import TrainResult
 from cvfl.train.steps import EVAL, TRAIN, backward_message, check_batch, single_tensor
 from cvfl.wire import bridge_pb2 as pb
@@ -34,13 +51,14 @@ def run_leader(
     try:
         if peer.port_file is not None:
             atomic_write_bytes(peer.port_file, f"{server.port}\n".encode(), mode=0o644)
-        link = server.accept(peer.connect_timeout)
-        log.info("follower connected: %s", link.peer)
-        try:
-            return _lead(party, link, progress or NoProgress())
-        except CvflError as exc:
-            link.abort(exc)
-            raise
+        transport = server.accept(peer.connect_timeout)
+        first: pb.Envelope | None = None
+        while True:
+            try:
+                return _lead(party, server, transport, first, progress or NoProgress())
+            except PeerRestarted as restart:
+                log.warning("the follower restarted: both sides resume from a common checkpoint")
+                transport, first = restart.transport, restart.hello
     finally:
         server.stop()
         if peer.port_file is not None:
@@ -53,39 +71,101 @@ def cut_spec(party: Party) -> tuple[TensorSpec, ...]:
     return (TensorSpec(spec.cut_name, "float32", (spec.cut_width,)),)
 
 
-def _lead(party: Party, link: Link, progress: Progress) -> TrainResult:
+def _lead(
+    party: Party,
+    server: BridgeServer,
+    transport: Link,
+    first: pb.Envelope | None,
+    progress: Progress,
+) -> TrainResult:
     cfg = party.cfg
-    mine = party.hello(cut_spec(party))
-    theirs = leader_handshake(link, mine, cfg.peer.connect_timeout)
+    mine = party.hello(cut_spec(party), checkpoint_store(party).inventory())
+    try:
+        if first is None:
+            theirs = leader_handshake(transport, mine, cfg.peer.connect_timeout)
+        else:
+            theirs = leader_handshake_with(transport, first, mine)
+        start = resume_step(mine.checkpoints, theirs.checkpoints, "follower")
+        extra = restore_to(party, start, mine.checkpoints)
+    except CvflError as exc:
+        transport.abort(exc)
+        raise
+    session = Session(
+        transport,
+        server.accept,
+        hashlib.sha256(mine.nonce + theirs.nonce).digest(),
+        dialer=False,
+        liveness=cfg.peer.liveness,
+    )
     key = session_mac_key(cfg.job.id, mine.nonce, theirs.nonce)
-    labels = torch.from_numpy(party.table.labels if party.table.labels is not None else np.zeros(0))
-    result = TrainResult(role="leader", steps=0, seconds=0.0)
-    progress.start(party.schedule.total_steps, "leader")
-    started = time.perf_counter()
-    losses: list[float] = []
-    for step in party.schedule.steps():
-        loss = _train_step(party, link, key, step.number, step.rows, labels)
-        losses.append(loss)
-        result.steps, result.examples = step.number, result.examples + len(step.rows)
-        progress.step(step.number, loss)
-        save_checkpoint(party, step.number)
-        if step.ends_epoch:
-            result.metrics = evaluate_remote(party, link, key, labels)
-            progress.evaluated(step.number, result.metrics)
-            result.history.append(_epoch_record(step.epoch, step.number, losses, result.metrics))
-            losses = []
-    result.seconds = time.perf_counter() - started
-    expect(link.recv(cfg.peer.step_timeout), "finish")
-    link.send(pb.Envelope(finish=pb.Finish(steps=result.steps)))
-    link.close()
+    try:
+        result = _train(party, session, key, start, extra, progress)
+        expect(session.recv(cfg.peer.step_timeout), "finish")
+        session.send(pb.Envelope(finish=pb.Finish(steps=result.steps)))
+    except CvflError as exc:
+        session.abort(exc)
+        raise
+    session.close(drain=2.0)
     export(party, result, cut_spec(party))
     return result
 
 
+def _train(
+    party: Party,
+    session: Session,
+    key: bytes,
+    start: int,
+    extra: dict[str, Any],
+    progress: Progress,
+) -> TrainResult:
+    labels = torch.from_numpy(party.table.labels if party.table.labels is not None else np.zeros(0))
+    result = TrainResult(role="leader", steps=start, seconds=0.0)
+    result.history = list(extra.get("history", []))
+    result.examples = int(extra.get("examples", 0))
+    every = party.cfg.train.checkpoint_every
+    progress.start(party.schedule.total_steps, "leader")
+    started = time.perf_counter()
+    losses: list[float] = list(extra.get("losses", []))
+    for step in party.schedule.steps(start):
+        save = bool(every) and step.number % every == 0
+        losses.append(_train_step(party, session, key, step.number, step.rows, labels, save))
+        result.steps, result.examples = step.number, result.examples + len(step.rows)
+        progress.step(step.number, losses[-1])
+        if step.ends_epoch:
+            result.metrics = evaluate_remote(party, session, key, labels)
+            progress.evaluated(step.number, result.metrics)
+            result.history.append(_epoch_record(step.epoch, step.number, losses, result.metrics))
+            losses = []
+        if save:
+            state = {"history": result.history, "examples": result.examples, "losses": losses}
+            _checkpoint(party, session, step.number, state)
+    result.seconds = time.perf_counter() - started
+    result.reconnects = session.reconnects
+    return result
+
+
+def _checkpoint(party: Party, session: Session, step: int, state: dict[str, Any]) -> None:
+    """Write ours, wait for the follower's digest, commit, and send ours back."""
+    digest = write_checkpoint(party, step, state)
+    envelope = session.recv(party.cfg.peer.step_timeout)
+    expect(envelope, "checkpoint_done")
+    done = envelope.checkpoint_done
+    if done.step != step:
+        raise ProtocolError(mismatch("checkpoint step", step, done.step), code="protocol.step")
+    checkpoint_store(party).commit(step, digest, bytes(done.digest))
+    session.send(pb.Envelope(checkpoint_done=pb.CheckpointDone(step=step, digest=digest)))
+
+
 def _train_step(
-    party: Party, link: Link, key: bytes, number: int, rows: np.ndarray, labels: torch.Tensor
+    party: Party,
+    session: Session,
+    key: bytes,
+    number: int,
+    rows: np.ndarray,
+    labels: torch.Tensor,
+    save: bool,
 ) -> float:
-    envelope = link.recv(party.cfg.peer.step_timeout)
+    envelope = session.recv(party.cfg.peer.step_timeout)
     expect(envelope, "forward")
     ids = [party.table.ids[i] for i in rows]
     fwd = envelope.forward
@@ -96,18 +176,20 @@ def _train_step(
     party.optimizer.zero_grad()
     loss.backward()  # type: ignore[no-untyped-call]
     assert act.grad is not None
-    link.send(backward_message(number, key, ids, f"{party.cfg.model.cut_name}.grad", act.grad))
+    message = backward_message(number, key, ids, f"{party.cfg.model.cut_name}.grad", act.grad)
+    message.backward.checkpoint = save
+    session.send(message)
     party.optimizer.step()
     return float(loss.detach())
 
 
-def evaluate_remote(party: Party, link: Link, key: bytes, labels: torch.Tensor) -> Metrics:
+def evaluate_remote(party: Party, session: Session, key: bytes, labels: torch.Tensor) -> Metrics:
     """Score the held-out rows with the follower's activations; return the metrics."""
     outputs: list[torch.Tensor] = []
     party.model.eval()
     with torch.no_grad():
         for index, rows in enumerate(party.schedule.eval_batches()):
-            envelope = link.recv(party.cfg.peer.step_timeout)
+            envelope = session.recv(party.cfg.peer.step_timeout)
             expect(envelope, "forward")
             fwd = envelope.forward
             ids = [party.table.ids[i] for i in rows]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ from torch import nn
 
 from cvfl import __version__
 from cvfl.bridge.handshake import PROTOCOL_VERSION
-from cvfl.bridge.serde import Hello, TensorSpec
+from cvfl.bridge.serde import CheckpointState, Hello, TensorSpec
 from cvfl.data.ids import id_order_fingerprint
 from cvfl.data.tables import PartyTable, TableSchema, read_party_table, table_format, validate
 from cvfl.errors import ConfigError, DataError, SealingError
@@ -26,6 +26,7 @@ from cvfl.sealing import Artifacts, is_sealed, key_provider_from_config
 from cvfl.train import checkpoint
 from cvfl.train.config import JobConfig, TrainSection
 from cvfl.train.metrics import Metrics
+from cvfl.train.recovery import CheckpointStore
 from cvfl.train.result import TrainResult
 from cvfl.train.schedule import Schedule
 
@@ -71,13 +72,18 @@ class Party:
     optimizer: torch.optim.Optimizer
     schedule: Schedule
     artifacts: Artifacts
+    initial_state: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.initial_state:
+            self.initial_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
     @property
     def outputs(self) -> Path:
         """The folder this party writes to."""
         return self.cfg.job.workdir
 
-    def hello(self, cut: tuple[TensorSpec, ...], last_step: int = 0) -> Hello:
+    def hello(self, cut: tuple[TensorSpec, ...], checkpoints: tuple[CheckpointState, ...]) -> Hello:
         """This party's session hello."""
         return Hello(
             protocol_version=PROTOCOL_VERSION,
@@ -87,11 +93,12 @@ class Party:
             batch_size=self.cfg.train.batch_size,
             seed=self.cfg.job.seed,
             id_order_fingerprint=id_order_fingerprint(self.cfg.job.id, self.table.ids),
-            last_committed_step=last_step,
+            last_committed_step=max((c.step for c in checkpoints if c.peer_digest), default=0),
             nonce=secrets.token_bytes(32),
             num_rows=self.table.rows,
             schedule_digest=self.schedule.digest(),
             software_version=__version__,
+            checkpoints=checkpoints,
         )
 
 
@@ -174,15 +181,36 @@ def artifacts_for(cfg: JobConfig) -> Artifacts:
     )
 
 
-def save_checkpoint(party: Party, step: int) -> None:
-    """Write this party's checkpoint for ``step`` when the schedule calls for one."""
-    every = party.cfg.train.checkpoint_every
-    if every and step % every == 0:
-        path = checkpoint.checkpoint_path(party.outputs / "checkpoints", party.cfg.role, step)
-        written = checkpoint.save(
-            party.artifacts, path, step, party.cfg.job.id, party.model, party.optimizer
-        )
-        log.info("checkpoint at step %s: %s", step, written.name)
+def checkpoint_store(party: Party) -> CheckpointStore:
+    """This party's checkpoints (sealed like every artifact)."""
+    return CheckpointStore(party.outputs / "checkpoints", party.cfg.role, party.artifacts)
+
+
+def restore_to(party: Party, step: int, states: tuple[CheckpointState, ...]) -> dict[str, Any]:
+    """Put the model and optimiser in their state after ``step`` (0: freshly initialised).
+
+    Returns:
+        The checkpoint's extra state (e.g. the leader's metric history).
+    """
+    if step == 0:
+        party.model.load_state_dict(party.initial_state)
+        party.optimizer = make_optimizer(party.cfg.train, party.model.parameters())
+        return {}
+    state = next(s for s in states if s.step == step)
+    store = checkpoint_store(party)
+    data = store.load(step, state.digest)
+    ckpt = checkpoint.decode(data, store.folder)
+    checkpoint.restore(ckpt, party.model, party.optimizer)
+    log.info("resumed from the checkpoint of step %s", step)
+    return ckpt.extra
+
+
+def write_checkpoint(party: Party, step: int, extra: dict[str, Any]) -> bytes:
+    """Write this party's checkpoint of ``step``; return its plaintext digest."""
+    data = checkpoint.encode(step, party.cfg.job.id, party.model, party.optimizer, extra)
+    digest = checkpoint_store(party).save(step, data)
+    log.info("checkpoint of step %s written", step)
+    return digest
 
 
 def export(party: Party, result: TrainResult, cut: tuple[TensorSpec, ...]) -> None:

@@ -23,6 +23,7 @@ class TrainResult:
     metrics: Metrics | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     examples: int = 0
+    reconnects: int = 0
 
     @property
     def examples_per_second(self) -> float:
@@ -40,6 +41,7 @@ class TrainResult:
             "fingerprint": self.fingerprint,
             "metrics": self.metrics.as_dict() if self.metrics else None,
             "history": self.history,
+            "reconnects": self.reconnects,
         }
 
     def write(self, folder: Path) -> Path:
