@@ -107,6 +107,9 @@ class Session:
                 except CvflError as exc:
                     self.fail(exc)
                     continue
+                except Exception as exc:  # a bug or resource failure must still stop both sides
+                    self.fail(_internal("answering a peer batch", exc))
+                    continue
             yield item
 
     def wait(self, timeout: float) -> None:
@@ -165,6 +168,8 @@ class Session:
             self._advance()
         except CvflError as exc:
             self.fail(exc)
+        except Exception as exc:
+            self.fail(_internal("sending own batches", exc))
 
     def _answer(self, index: int, points: bytes) -> psi_pb2.PsiFrame:
         doubled = self._blinder.blind_points(points, batch=index, what="blinded")
@@ -205,6 +210,8 @@ class Session:
                 self.fail(
                     AlignmentError(self._lost(f"the call failed ({code})"), code="psi.peer_lost")
                 )
+        except Exception as exc:
+            self.fail(_internal("receiving", exc))
         finally:
             self._finished.set()
 
@@ -314,3 +321,9 @@ class Session:
         with self._lock:
             n.peer_done = True
         self._advance()
+
+
+def _internal(what: str, exc: Exception) -> AlignmentError:
+    return AlignmentError(
+        f"internal failure while {what}: {type(exc).__name__}: {exc}", code="psi.internal"
+    )
