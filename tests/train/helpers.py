@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from cvfl.bridge.security import PlaintextSecurity
-from cvfl.train import TrainResult, load_party, run_follower, run_leader
+from cvfl.train import Progress, TrainResult, load_party, run_follower, run_leader
 from cvfl.train.config import JobConfig
+
+Outcome = TrainResult | BaseException
 
 
 def run_pair(
-    leader_cfg: JobConfig, follower_cfg: JobConfig
-) -> tuple[TrainResult | BaseException, TrainResult | BaseException]:
-    """Train both sides; each outcome is a result or the exception that side raised."""
-    port_file = leader_cfg.job.workdir.parent / "leader.port"
+    leader_cfg: JobConfig,
+    follower_cfg: JobConfig,
+    *,
+    via: Callable[[int], int] | None = None,
+    leader_progress: Progress | None = None,
+) -> tuple[Outcome, Outcome]:
+    """Train both sides; each outcome is a result or the exception that side raised.
+
+    ``via`` maps the leader's port to the port the follower dials (e.g. a proxy's).
+    """
+    port_file = leader_cfg.job.workdir.parent / f"{leader_cfg.job.workdir.name}.port"
     leader_cfg = dataclasses.replace(
         leader_cfg, peer=dataclasses.replace(leader_cfg.peer, port_file=port_file)
     )
@@ -23,19 +34,19 @@ def run_pair(
 
     def lead() -> None:
         try:
-            outcome["leader"] = run_leader(load_party(leader_cfg), PlaintextSecurity())
+            party = load_party(leader_cfg)
+            outcome["leader"] = run_leader(party, PlaintextSecurity(), leader_progress)
         except BaseException as exc:
             outcome["leader"] = exc
 
     thread = threading.Thread(target=lead)
     thread.start()
-    import time
-
     deadline = time.monotonic() + 20
     while not port_file.exists() and thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.02)
     if port_file.exists():
-        target = f"127.0.0.1:{port_file.read_text().strip()}"
+        port = int(port_file.read_text().strip())
+        target = f"127.0.0.1:{via(port) if via else port}"
         follower_cfg = dataclasses.replace(
             follower_cfg, peer=dataclasses.replace(follower_cfg.peer, connect=target)
         )
@@ -43,7 +54,7 @@ def run_pair(
             outcome["follower"] = run_follower(load_party(follower_cfg), PlaintextSecurity())
         except BaseException as exc:
             outcome["follower"] = exc
-    thread.join(60)
+    thread.join(120)
     return outcome.get("leader", RuntimeError("leader did not finish")), outcome.get(
         "follower", RuntimeError("follower did not start")
     )
