@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from cvfl.cli.demo import DemoSize, job_toml
 from cvfl.models.export import load_half, spec_path_for
 from cvfl.sealing import FileKeyProvider
+from tests.e2e.jobs import write_small_job
 
 pytestmark = pytest.mark.e2e
 
@@ -29,24 +29,8 @@ def _cvfl(*args: str, cwd: Path) -> subprocess.Popen[str]:
     )
 
 
-def _small_job(tmp_path: Path) -> None:
-    from cvfl.attestation import measure_code
-    from cvfl.cli.demo import prepare
-
-    size = DemoSize(rows=1200, slots=8, epochs=2)
-    prepare(tmp_path, size, align=False)
-    # Smaller model than the demo's, same file format; the leader listens on port 0.
-    for role in ("leader", "follower"):
-        path = tmp_path / f"{role}.toml"
-        text = job_toml(role, size, measure_code().hex(), 0, align=False)
-        text = text.replace("security = ", 'port_file = "leader.port"\nsecurity = ')
-        text = text.replace("embed_dim = 16", "embed_dim = 4").replace("[256, 64]", "[32, 16]")
-        text = text.replace("lr = 0.001", "lr = 0.01").replace("[train]", "[train]\nthreads = 1")
-        path.write_text(text)
-
-
 def test_train_two_processes_then_fingerprint(tmp_path: Path) -> None:
-    _small_job(tmp_path)
+    write_small_job(tmp_path)
     leader = _cvfl("train", "--config", "leader.toml", cwd=tmp_path)
     follower = _cvfl("train", "--config", "follower.toml", cwd=tmp_path)
     out_f, _ = follower.communicate(timeout=240)
@@ -102,7 +86,7 @@ def test_train_two_processes_then_fingerprint(tmp_path: Path) -> None:
 
 
 def test_malformed_table_exits_with_data_code(tmp_path: Path) -> None:
-    _small_job(tmp_path)
+    write_small_job(tmp_path)
     import pyarrow.parquet as pq
 
     data = tmp_path / "data" / "leader.parquet"

@@ -10,7 +10,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
 
@@ -204,31 +204,35 @@ class ClientLink(Link):
         self._channel.close()
 
 
-def dial(security: ChannelSecurity, target: str, timeout: float) -> ClientLink:
-    """Connect to the leader, retrying with jittered backoff until ``timeout`` seconds pass."""
+def dial(security: ChannelSecurity, address: str | Callable[[], str], timeout: float) -> ClientLink:
+    """Connect to the leader, retrying with jittered backoff until ``timeout`` seconds pass.
+
+    ``address`` may be a function, asked again before every attempt (a restarted leader may
+    listen on a new port).
+    """
     deadline = time.monotonic() + timeout
     delay = 0.1
-    last = "not tried"
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise PeerUnavailableError(
-                f"could not reach the leader at {target} within {timeout:.0f} s ({last})",
-                code="peer.unreachable",
-            )
+    last, target = "not tried", address if isinstance(address, str) else "the leader"
+    while (remaining := deadline - time.monotonic()) > 0:
         try:
+            target = address if isinstance(address, str) else address()
             channel = security.connect(target, timeout=min(remaining, 10.0))
-            grpc.channel_ready_future(channel).result(timeout=min(remaining, 2.0))
+            try:
+                grpc.channel_ready_future(channel).result(timeout=min(remaining, 2.0))
+            except grpc.FutureTimeoutError:
+                channel.close()
+                raise PeerUnavailableError("not ready", code="peer.unreachable") from None
             log.info("connected to the leader at %s (%s)", target, security.name)
             return ClientLink(channel, target)
-        except grpc.FutureTimeoutError:
-            last = "not ready"
-            channel.close()
         except PeerUnavailableError as exc:
             last = exc.message
         log.debug("leader at %s not reachable yet (%s); retrying", target, last)
         time.sleep(min(delay * (0.5 + random.random()), max(0.0, remaining)))
         delay = min(delay * 2, 2.0)
+    raise PeerUnavailableError(
+        f"could not reach the leader at {target} within {timeout:.0f} s ({last})",
+        code="peer.unreachable",
+    )
 
 
 def expect(envelope: pb.Envelope, kind: str) -> None:

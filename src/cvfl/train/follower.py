@@ -43,7 +43,7 @@ def run_follower(
     """Dial the leader, train the job and export the follower's half."""
 
     def connect(timeout: float) -> Link:
-        return dial(security, leader_address(party), timeout)
+        return dial(security, lambda: leader_address(party), timeout)
 
     transport = connect(party.cfg.peer.connect_timeout)
     while True:
@@ -62,16 +62,14 @@ def leader_address(party: Party) -> str:
     peer = party.cfg.peer
     if peer.port_file is None:
         return peer.connect
-    deadline = time.monotonic() + peer.connect_timeout
-    while not peer.port_file.exists():
-        if time.monotonic() > deadline:
-            raise PeerUnavailableError(
-                f"{peer.port_file}: the leader wrote no port within {peer.connect_timeout:.0f} s",
-                code="peer.unreachable",
-            )
-        time.sleep(0.05)
+    try:
+        port = int(peer.port_file.read_text().strip())
+    except (OSError, ValueError):
+        raise PeerUnavailableError(
+            f"{peer.port_file}: the leader has not written its port yet", code="peer.unreachable"
+        ) from None
     host = peer.connect.rsplit(":", 1)[0]
-    return f"{host}:{peer.port_file.read_text().strip()}"
+    return f"{host}:{port}"
 
 
 def cut_spec(party: Party) -> tuple[TensorSpec, ...]:
