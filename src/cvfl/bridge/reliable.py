@@ -246,3 +246,57 @@ def _first_message(transport: Link, timeout: float) -> pb.Envelope | None:
         if envelope is not None and envelope.WhichOneof("body") != "heartbeat":
             return envelope
     return None
+
+
+class DirectSession:
+    """The bare stream, without acknowledgements, resending or heartbeats.
+
+    For networks where a cut may end the job (``[peer] reliable = false``), and as the baseline
+    that measures what the reliable session costs. It tolerates a reliable peer's heartbeats.
+    """
+
+    reconnects = 0
+
+    def __init__(self, transport: Link) -> None:
+        self.transport = transport
+
+    def send(self, envelope: pb.Envelope) -> None:
+        """Send as is."""
+        self.transport.send(envelope)
+
+    def recv(self, timeout: float) -> pb.Envelope:
+        """The next application message."""
+        while True:
+            envelope = self.transport.recv(timeout)
+            if envelope.WhichOneof("body") not in ("heartbeat", "resume"):
+                return envelope
+
+    def close(self, drain: float = 0.0) -> None:
+        """Close the stream."""
+        self.transport.close()
+
+    def abort(self, error: ProtocolError | PeerUnavailableError | Exception) -> None:
+        """Tell the peer why this side stops, then close."""
+        code = getattr(error, "code", "cvfl.error")
+        message = getattr(error, "message", str(error))
+        with contextlib.suppress(PeerUnavailableError):
+            self.transport.put(pb.Envelope(abort=pb.Abort(code=code, message=message)))
+        self.transport.close()
+
+
+AnySession = Session | DirectSession
+
+
+def open_session(
+    transport: Link,
+    connect: Connect,
+    session_id: bytes,
+    *,
+    dialer: bool,
+    liveness: Liveness,
+    reliable: bool,
+) -> AnySession:
+    """A reliable session, or the bare stream when ``reliable`` is false."""
+    if not reliable:
+        return DirectSession(transport)
+    return Session(transport, connect, session_id, dialer=dialer, liveness=liveness)

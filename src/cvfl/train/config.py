@@ -96,6 +96,7 @@ class PeerSection:
     heartbeat_interval: float = 1.0
     heartbeat_timeout: float = 5.0
     give_up_after: float = 120.0
+    reliable: bool = True
 
     @property
     def liveness(self) -> Liveness:

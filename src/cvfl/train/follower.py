@@ -13,7 +13,7 @@ import torch
 
 from cvfl.bridge.handshake import follower_handshake
 from cvfl.bridge.link import Link, dial, expect
-from cvfl.bridge.reliable import PeerRestarted, Session
+from cvfl.bridge.reliable import AnySession, PeerRestarted, open_session
 from cvfl.bridge.security import ChannelSecurity
 from cvfl.bridge.serde import TensorSpec, dtype_name
 from cvfl.data.ids import batch_mac, session_mac_key
@@ -86,7 +86,7 @@ class _Pending:
         self.party = party
         self.digests: dict[int, bytes] = {}
 
-    def receive(self, session: Session, timeout: float) -> pb.Envelope:
+    def receive(self, session: AnySession, timeout: float) -> pb.Envelope:
         """The next message, committing checkpoints as the leader's digests arrive."""
         while True:
             envelope = session.recv(timeout)
@@ -110,12 +110,13 @@ def _follow(party: Party, transport: Link, connect: object, progress: Progress) 
         transport.abort(exc)
         raise
     assert callable(connect)
-    session = Session(
+    session = open_session(
         transport,
         connect,
         hashlib.sha256(theirs.nonce + mine.nonce).digest(),
         dialer=True,
         liveness=cfg.peer.liveness,
+        reliable=cfg.peer.reliable,
     )
     key = session_mac_key(cfg.job.id, theirs.nonce, mine.nonce)
     try:
@@ -132,7 +133,7 @@ def _follow(party: Party, transport: Link, connect: object, progress: Progress) 
 
 def _train(
     party: Party,
-    session: Session,
+    session: AnySession,
     key: bytes,
     start: int,
     cut: tuple[TensorSpec, ...],
@@ -172,7 +173,7 @@ def _train(
     return result
 
 
-def _await_finish(party: Party, session: Session) -> None:
+def _await_finish(party: Party, session: AnySession) -> None:
     """Wait for the leader's Finish; if it is gone after every step was answered, carry on."""
     pending = _Pending(party)
     try:
@@ -181,7 +182,7 @@ def _await_finish(party: Party, session: Session) -> None:
         log.warning("the leader left before confirming the end (%s); every step was answered", exc)
 
 
-def send_eval(party: Party, session: Session, key: bytes) -> None:
+def send_eval(party: Party, session: AnySession, key: bytes) -> None:
     """Send the activations of the held-out rows for the leader to score."""
     party.model.eval()
     with torch.no_grad():

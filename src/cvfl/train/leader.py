@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from cvfl.bridge.handshake import leader_handshake, leader_handshake_with
 from cvfl.bridge.link import BridgeServer, Link, expect
-from cvfl.bridge.reliable import PeerRestarted, Session
+from cvfl.bridge.reliable import AnySession, PeerRestarted, open_session
 from cvfl.bridge.security import ChannelSecurity
 from cvfl.bridge.serde import TensorSpec
 from cvfl.data.ids import batch_mac, session_mac_key
@@ -90,12 +90,13 @@ def _lead(
     except CvflError as exc:
         transport.abort(exc)
         raise
-    session = Session(
+    session = open_session(
         transport,
         server.accept,
         hashlib.sha256(mine.nonce + theirs.nonce).digest(),
         dialer=False,
         liveness=cfg.peer.liveness,
+        reliable=cfg.peer.reliable,
     )
     key = session_mac_key(cfg.job.id, mine.nonce, theirs.nonce)
     try:
@@ -112,7 +113,7 @@ def _lead(
 
 def _train(
     party: Party,
-    session: Session,
+    session: AnySession,
     key: bytes,
     start: int,
     extra: dict[str, Any],
@@ -144,7 +145,7 @@ def _train(
     return result
 
 
-def _checkpoint(party: Party, session: Session, step: int, state: dict[str, Any]) -> None:
+def _checkpoint(party: Party, session: AnySession, step: int, state: dict[str, Any]) -> None:
     """Write ours, wait for the follower's digest, commit, and send ours back."""
     digest = write_checkpoint(party, step, state)
     envelope = session.recv(party.cfg.peer.step_timeout)
@@ -158,7 +159,7 @@ def _checkpoint(party: Party, session: Session, step: int, state: dict[str, Any]
 
 def _train_step(
     party: Party,
-    session: Session,
+    session: AnySession,
     key: bytes,
     number: int,
     rows: np.ndarray,
@@ -183,7 +184,7 @@ def _train_step(
     return float(loss.detach())
 
 
-def evaluate_remote(party: Party, session: Session, key: bytes, labels: torch.Tensor) -> Metrics:
+def evaluate_remote(party: Party, session: AnySession, key: bytes, labels: torch.Tensor) -> Metrics:
     """Score the held-out rows with the follower's activations; return the metrics."""
     outputs: list[torch.Tensor] = []
     party.model.eval()
