@@ -86,6 +86,11 @@ def load_scoring_half(path: Path, cfg: JobConfig, keys: KeyProvider | None) -> S
         ModelError: missing, inconsistent or foreign export (names the field, expected, seen).
         SealingError: a sealed export is tampered, for another purpose, or the key is wrong.
     """
+    if not path.is_file():
+        raise ModelError(
+            f"{path}: no such file (train the job first, or set [predict] export)",
+            code="model.missing",
+        )
     half = load_half(path, keys)
     spec = half.spec
     check_spec(spec, cfg, path)

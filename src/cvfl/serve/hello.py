@@ -113,6 +113,11 @@ def predict_mismatches(mine: PredictHello, theirs: PredictHello) -> list[str]:
     pinned = mine.expected_peer_fingerprint
     if pinned and pinned != theirs.model_fingerprint:
         problems.append(mismatch("peer model_fingerprint", pinned, theirs.model_fingerprint))
+    pinned = theirs.expected_peer_fingerprint
+    if pinned and pinned != mine.model_fingerprint:
+        problems.append(
+            mismatch("own model_fingerprint (pinned by the peer)", pinned, mine.model_fingerprint)
+        )
     return problems
 
 

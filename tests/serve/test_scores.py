@@ -1,0 +1,49 @@
+"""Scores tables: sealed by default, plaintext by name, either read back unchanged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from cvfl.errors import ConfigError, SealingError
+from cvfl.sealing import new_key_file
+from cvfl.serve import read_scores
+from cvfl.serve.scores import scores_store, scores_table, write_scores
+
+logits_arrays = st.integers(1, 40).flatmap(
+    lambda n: arrays(np.float32, (n, 2), elements=st.floats(-30, 30, width=32))
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(logits_arrays, st.sampled_from(["parquet", "csv"]))
+def test_scores_round_trip(
+    tmp_path_factory: pytest.TempPathFactory, logits: np.ndarray, fmt: str
+) -> None:
+    folder = tmp_path_factory.mktemp("scores")
+    keys = new_key_file(folder / "k.key")
+    ids = tuple(f"0{i}" for i in range(len(logits)))
+    table = scores_table("example_id", ids, torch.from_numpy(logits))
+    written = write_scores(scores_store(keys, False), folder / f"s.{fmt}", table)
+    assert written.name == f"s.{fmt}.sealed"
+    back = read_scores(written, keys)
+    assert back.column("example_id").to_pylist() == list(ids)  # ids stay text ("01", not 1)
+    expected = torch.softmax(torch.from_numpy(logits).double(), dim=1)[:, 1].numpy()
+    np.testing.assert_allclose(back.column("score").to_numpy(), expected, rtol=1e-12, atol=1e-15)
+
+
+def test_unsealed_scores_need_to_be_asked_for(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        scores_store(None, False)
+    assert "plaintext_scores" in info.value.message
+    keys = new_key_file(tmp_path / "k.key")
+    table = scores_table("example_id", ("a",), torch.zeros(1, 2))
+    written = write_scores(scores_store(keys, False), tmp_path / "s.parquet", table)
+    with pytest.raises(SealingError):
+        read_scores(written, new_key_file(tmp_path / "other.key"))

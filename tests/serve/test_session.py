@@ -1,0 +1,139 @@
+"""Two-party scoring in one process (two threads) over a real gRPC bridge on 127.0.0.1."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from cvfl.bridge.security import PlaintextSecurity
+from cvfl.errors import CvflError, ModelError, ProtocolError
+from cvfl.models.nets import CombinedModel
+from cvfl.serve import (
+    SCORE_COLUMN,
+    PredictResult,
+    prepare_predict,
+    read_scores,
+    run_predict_follower,
+    run_predict_leader,
+)
+from cvfl.serve.halves import default_export, load_scoring_half
+from cvfl.train.config import JobConfig
+from tests.conftest import keys_of
+from tests.serve.helpers import export_untrained, section
+
+Jobs = Callable[..., tuple[JobConfig, JobConfig]]
+
+
+def _both(
+    lead: JobConfig, follow: JobConfig, tmp: Path, **changes: Any
+) -> tuple[PredictResult | BaseException, PredictResult | BaseException]:
+    security = PlaintextSecurity()
+    out: dict[str, PredictResult | BaseException] = {}
+
+    def run(cfg: JobConfig) -> None:
+        try:
+            job = prepare_predict(cfg, section(cfg, tmp, **changes.get(cfg.role, {})), security)
+            fn = run_predict_leader if cfg.role == "leader" else run_predict_follower
+            out[cfg.role] = fn(job, security)
+        except BaseException as exc:  # handed to the test thread
+            out[cfg.role] = exc
+
+    thread = threading.Thread(target=run, args=(lead,))
+    thread.start()
+    run(follow)
+    thread.join(30)
+    return out["leader"], out["follower"]
+
+
+@pytest.fixture
+def jobs(small_job: Jobs, tmp_path: Path) -> tuple[JobConfig, JobConfig]:
+    lead, follow = small_job(peer__port_file=str(tmp_path / "leader.port"))
+    export_untrained(lead)
+    export_untrained(follow)
+    return lead, follow
+
+
+def test_scores_equal_the_combined_model(jobs: tuple[JobConfig, JobConfig], tmp_path: Path) -> None:
+    lead, follow = jobs
+    leader_result, follower_result = _both(lead, follow, tmp_path)
+    assert isinstance(leader_result, PredictResult), leader_result
+    assert isinstance(follower_result, PredictResult), follower_result
+    assert leader_result.batches == follower_result.batches == 6  # 600 rows, batches of 100
+    assert leader_result.sealed and leader_result.output is not None
+    assert leader_result.output.endswith("scores.parquet.sealed")
+    assert not (tmp_path / "scores.parquet").exists()
+    # The follower receives only the hello and the finish: a few hundred bytes, no scores.
+    assert follower_result.bytes_received < 400
+    assert follower_result.bytes_sent == leader_result.bytes_received > 600 * 8 * 4
+
+    scores = read_scores(Path(leader_result.output), keys_of(lead))
+    ls = load_scoring_half(default_export(lead), lead, keys_of(lead))
+    fs = load_scoring_half(default_export(follow), follow, keys_of(follow))
+    lt = prepare_predict(lead, section(lead, tmp_path), PlaintextSecurity()).table
+    ft = prepare_predict(follow, section(follow, tmp_path), PlaintextSecurity()).table
+    with torch.no_grad():
+        logits = CombinedModel(fs.module, ls.module)(
+            torch.from_numpy(lt.features), torch.from_numpy(ft.features)
+        )
+    expected = torch.softmax(logits, dim=1)[:, 1].numpy()
+    assert scores.column("example_id").to_pylist() == list(lt.ids)
+    np.testing.assert_allclose(scores.column(SCORE_COLUMN).to_numpy(), expected, atol=1e-5)
+
+
+def test_plaintext_scores_only_by_name(jobs: tuple[JobConfig, JobConfig], tmp_path: Path) -> None:
+    lead, follow = jobs
+    changes = {"leader": {"plaintext_scores": True, "output": tmp_path / "s.csv"}}
+    leader_result, _ = _both(lead, follow, tmp_path, **changes)
+    assert isinstance(leader_result, PredictResult), leader_result
+    assert not leader_result.sealed and leader_result.output == str(tmp_path / "s.csv")
+    assert read_scores(tmp_path / "s.csv").num_rows == 600
+
+
+def test_pinned_peer_fingerprint_refused_on_both_sides(
+    jobs: tuple[JobConfig, JobConfig], tmp_path: Path
+) -> None:
+    lead, follow = jobs
+    changes = {"follower": {"peer_fingerprint": "ab" * 32}}
+    leader_result, follower_result = _both(lead, follow, tmp_path, **changes)
+    for result in (leader_result, follower_result):
+        assert isinstance(result, ProtocolError), result
+        assert "model_fingerprint" in result.message and "abab" in result.message
+    assert not (tmp_path / "scores.parquet.sealed").exists()
+
+
+def test_other_rows_refused_on_both_sides(
+    jobs: tuple[JobConfig, JobConfig], tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    lead, follow = jobs
+    shuffled = tmp_path / "shuffled.parquet"
+    table = pq.read_table(follow.data.path)
+    pq.write_table(table.take(np.random.default_rng(0).permutation(table.num_rows)), shuffled)
+    leader_result, follower_result = _both(lead, follow, tmp_path, follower={"input": shuffled})
+    for result in (leader_result, follower_result):
+        assert isinstance(result, ProtocolError), result
+        assert "id_order_fingerprint: expected" in result.message
+
+
+def test_half_from_another_job_refused(small_job: Jobs, tmp_path: Path) -> None:
+    lead, _ = small_job()
+    export_untrained(lead)
+    other, _ = small_job(job__id="another-job")
+    with pytest.raises(ModelError) as info:
+        prepare_predict(other, section(other, tmp_path), PlaintextSecurity())
+    assert info.value.code == "model.foreign"
+    assert "job_id: expected another-job, seen test-job" in info.value.message
+
+
+def test_missing_export_is_a_model_error(small_job: Jobs, tmp_path: Path) -> None:
+    lead, _ = small_job()
+    with pytest.raises(CvflError) as info:
+        prepare_predict(lead, section(lead, tmp_path), PlaintextSecurity())
+    assert isinstance(info.value, ModelError) and "no such file" in info.value.message
