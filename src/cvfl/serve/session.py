@@ -15,13 +15,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from cvfl.bridge.link import BridgeServer, Link, dial, expect
+from cvfl.bridge.link import BridgeServer, ClientLink, Link, dial, expect
 from cvfl.bridge.security import ChannelSecurity
 from cvfl.data.ids import batch_mac, session_mac_key
 from cvfl.errors import CvflError, PeerUnavailableError, ProtocolError, mismatch
 from cvfl.fsutil import atomic_write_bytes
 from cvfl.logs import get_logger
-from cvfl.serve.hello import follower_predict_handshake, leader_predict_handshake
+from cvfl.serve.hello import PredictHello, follower_predict_handshake, leader_predict_handshake
 from cvfl.serve.prepare import PredictJob
 from cvfl.serve.scores import scores_store, scores_table, write_scores
 from cvfl.train.config import PeerSection
@@ -165,10 +165,9 @@ def leader_address(peer: PeerSection) -> str:
 
 def run_predict_follower(job: PredictJob, security: ChannelSecurity) -> PredictResult:
     """Dial the leader and stream this party's cut-layer activations for every row."""
-    peer = job.cfg.peer
-    link = dial(security, leader_address(peer), peer.connect_timeout)
+    link, theirs = _greet(job, security)
     try:
-        result = _feed(job, link)
+        result = _feed(job, link, theirs)
     except CvflError as exc:
         link.abort(exc)
         raise
@@ -178,11 +177,38 @@ def run_predict_follower(job: PredictJob, security: ChannelSecurity) -> PredictR
     return result
 
 
-def _feed(job: PredictJob, link: Link) -> PredictResult:
+def _greet(
+    job: PredictJob, security: ChannelSecurity
+) -> tuple[ClientLink, tuple[PredictHello, bytes]]:
+    """Dial and exchange hellos; redial while the port still serves the alignment step.
+
+    Right after PSI the leader's alignment server may still hold the port for a moment; a
+    stream it does not implement is retried until ``connect_timeout``.
+    """
     peer = job.cfg.peer
-    mine = job.hello()
-    theirs = follower_predict_handshake(link, mine, peer.connect_timeout)
-    key = session_mac_key(job.cfg.job.id, theirs.nonce, mine.nonce)
+    deadline = time.monotonic() + peer.connect_timeout
+    while True:
+        link = dial(security, leader_address(peer), max(1.0, deadline - time.monotonic()))
+        mine = job.hello()
+        try:
+            theirs = follower_predict_handshake(link, mine, peer.connect_timeout)
+            return link, (theirs, mine.nonce)
+        except PeerUnavailableError as exc:
+            link.shutdown()
+            if "UNIMPLEMENTED" not in exc.message or time.monotonic() > deadline:
+                raise
+            log.debug("the leader's port does not serve the bridge yet; redialling")
+            time.sleep(0.2)
+        except CvflError as exc:
+            link.abort(exc)
+            link.shutdown()
+            raise
+
+
+def _feed(job: PredictJob, link: Link, greeted: tuple[PredictHello, bytes]) -> PredictResult:
+    peer = job.cfg.peer
+    theirs, nonce = greeted
+    key = session_mac_key(job.cfg.job.id, theirs.nonce, nonce)
     name = job.half.cut_layer[0].name
     started = time.perf_counter()
     count = 0
