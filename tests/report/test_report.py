@@ -54,7 +54,7 @@ def test_report_files(tmp_path: Path) -> None:
     assert len(png) > 10_000 and png.endswith(b"IEND\xaeB`\x82")
     assert _png_size(png) == (750, 450)
     text = files.text.read_text()
-    for name in ("split", "leader only", "centralized", "per step (batch 32)", "note: a note"):
+    for name in ("split", "leader only", "centralized", "per step (batch 32, mean)", "note: a note"):
         assert name in text
     data = json.loads(files.json.read_text())
     assert set(data["models"]) == {"split", "leader only", "centralized"}
@@ -75,11 +75,11 @@ def test_wire_figures_grow_with_tensor_bytes(
         num_rows=rows + 1, holdout_fraction=0.2, seed=0, batch_size=batch, epochs=epochs
     )
     w = wire_figures(schedule, width, "act1_f")
-    payload = batch * width * 4
-    for per_step in (w.forward_bytes_per_step, w.backward_bytes_per_step):
-        assert payload < per_step < payload + 120  # ids MAC, names, shape, sequence numbers
-    assert w.train_bytes <= schedule.total_steps * w.bytes_per_step
-    assert w.train_bytes >= schedule.total_steps * 2 * 4 * width  # at least one row a step
+    assert w.steps == schedule.total_steps
+    payload = sum(len(s.rows) for s in schedule.steps()) * width * 4
+    for total in (w.forward_bytes, w.backward_bytes):
+        assert payload < total < payload + 130 * w.steps  # MAC, names, shape, sequence numbers
+    assert w.bytes_per_step * w.steps == pytest.approx(w.train_bytes)
     assert w.total_bytes == w.train_bytes + w.eval_bytes > 0
 
 

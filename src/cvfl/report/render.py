@@ -67,8 +67,8 @@ def render_text(report: QualityReport) -> str:
         "split training on the wire",
         f"  steps {steps}, {seconds:.2f} s, {1000 * seconds / max(steps, 1):.2f} ms/step, "
         f"{report.examples_per_second:.0f} examples/s",
-        f"  per step (batch {report.batch_size}): forward {w.forward_bytes_per_step} B + "
-        f"backward {w.backward_bytes_per_step} B = {w.bytes_per_step} B",
+        f"  per step (batch {report.batch_size}, mean): forward {w.forward_bytes_per_step:.0f} B"
+        f" + backward {w.backward_bytes_per_step:.0f} B = {w.bytes_per_step:.0f} B",
         f"  whole job: training {w.train_bytes} B, evaluation {w.eval_bytes} B, "
         f"total {w.total_bytes} B",
         "  (serialized protobuf envelopes; gRPC framing and TLS records add a little)",
@@ -93,11 +93,11 @@ def render_json(report: QualityReport) -> str:
             for m in report.models
         },
         "wire": {
-            "forward_bytes_per_step": w.forward_bytes_per_step,
-            "backward_bytes_per_step": w.backward_bytes_per_step,
-            "bytes_per_step": w.bytes_per_step,
-            "train_bytes": w.train_bytes,
+            "steps": w.steps,
+            "forward_bytes": w.forward_bytes,
+            "backward_bytes": w.backward_bytes,
             "eval_bytes": w.eval_bytes,
+            "bytes_per_step": round(w.bytes_per_step, 1),
         },
         "examples_per_second": report.examples_per_second,
         "notes": list(report.notes),

@@ -20,17 +20,32 @@ _KEY = bytes(32)
 
 @dataclass(frozen=True)
 class WireFigures:
-    """Per-step and whole-job byte counts of a training schedule."""
+    """Byte counts of a training schedule: per direction, per step and for the whole job."""
 
-    forward_bytes_per_step: int
-    backward_bytes_per_step: int
-    train_bytes: int
+    steps: int
+    forward_bytes: int
+    backward_bytes: int
     eval_bytes: int
 
     @property
-    def bytes_per_step(self) -> int:
-        """Both directions of one full training step."""
+    def forward_bytes_per_step(self) -> float:
+        """Mean Forward (activations) bytes per training step."""
+        return self.forward_bytes / self.steps if self.steps else 0.0
+
+    @property
+    def backward_bytes_per_step(self) -> float:
+        """Mean Backward (gradient) bytes per training step."""
+        return self.backward_bytes / self.steps if self.steps else 0.0
+
+    @property
+    def bytes_per_step(self) -> float:
+        """Both directions of a mean training step."""
         return self.forward_bytes_per_step + self.backward_bytes_per_step
+
+    @property
+    def train_bytes(self) -> int:
+        """Training traffic of the whole job."""
+        return self.forward_bytes + self.backward_bytes
 
     @property
     def total_bytes(self) -> int:
@@ -58,22 +73,16 @@ def backward_size(step: int, rows: int, width: int, name: str) -> int:
 
 def wire_figures(schedule: Schedule, width: int, name: str) -> WireFigures:
     """Bytes per step and per job for ``schedule`` with a ``width``-wide float32 cut layer."""
-    train = 0
-    evals = 0
+    forward = backward = evals = steps = 0
     eval_sizes = [
         forward_size(i, EVAL, len(rows), width, name)
         for i, rows in enumerate(schedule.eval_batches())
     ]
     for step in schedule.steps():
         rows = len(step.rows)
-        train += forward_size(step.number, TRAIN, rows, width, name)
-        train += backward_size(step.number, rows, width, name)
+        steps += 1
+        forward += forward_size(step.number, TRAIN, rows, width, name)
+        backward += backward_size(step.number, rows, width, name)
         if step.ends_epoch:
             evals += sum(eval_sizes)
-    full = schedule.batch_size
-    return WireFigures(
-        forward_bytes_per_step=forward_size(1, TRAIN, full, width, name),
-        backward_bytes_per_step=backward_size(1, full, width, name),
-        train_bytes=train,
-        eval_bytes=evals,
-    )
+    return WireFigures(steps, forward, backward, evals)
