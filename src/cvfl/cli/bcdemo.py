@@ -13,11 +13,14 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from rich.console import Console
 
-from cvfl.errors import CvflError
+from cvfl.errors import ConfigError, CvflError, mismatch
+
+if TYPE_CHECKING:
+    from cvfl.report import QualityReport
 
 _out = Console()
 DATASETS = ("synthetic", "breast-cancer")
@@ -72,7 +75,6 @@ def scoring_args(workdir: Path) -> dict[str, list[str]]:
 def breast_cancer_demo(workdir: Path) -> None:
     """Train, score and report on the breast-cancer split in ``workdir``."""
     from cvfl.datasets.jobs import prepare_breast_cancer
-    from cvfl.report import build_report, render_text, write_report
 
     _out.print(
         f"[bold]cvfl demo[/]: breast-cancer (569 rows; leader: label + 10 features, follower: "
@@ -84,13 +86,9 @@ def breast_cancer_demo(workdir: Path) -> None:
     run_both("train", workdir)
     _out.print("[bold]2/3[/] two-party scoring of the held-out rows with the exported halves…")
     run_both("predict", workdir, scoring_args(workdir))
-    _out.print("[bold]3/3[/] quality report (leader-only and centralized trained the same way)…")
-    report = build_report(workdir / "leader.toml", workdir / "follower.toml")
-    files = write_report(report, workdir / "report")
-    _out.print(render_text(report), highlight=False, markup=False)
-    scored_auc = _scored_auc(workdir)
-    _out.print(f"scores of the held-out rows (sealed): auc {scored_auc:.4f}")
-    _out.print(f"report: {files.text}\nplot:   {files.png}", highlight=False)
+    _out.print("[bold]3/3[/] quality report…")
+    report = demo_report(workdir)
+    _out.print(f"two-party scores of the held-out rows (sealed): auc {_scored_auc(workdir):.4f}")
     _out.print(f"auc: {report.split.metrics.auc:.4f}")
 
 
@@ -106,3 +104,26 @@ def _scored_auc(workdir: Path) -> float:
     scores = read_scores(workdir / "leader" / "scores.parquet.sealed", keys)
     labels = pq.read_table(workdir / "data" / "leader-holdout.parquet").column("label")
     return roc_auc(labels.to_numpy(), scores.column(SCORE_COLUMN).to_numpy())
+
+
+def dataset_demo(dataset: str, workdir: Path) -> bool:
+    """Run the demo of ``dataset`` if it is not the built-in synthetic one; False otherwise."""
+    if dataset not in DATASETS:
+        raise ConfigError(mismatch("--dataset", " or ".join(DATASETS), dataset), code="config.demo")
+    if dataset == "synthetic":
+        return False
+    workdir.mkdir(parents=True, exist_ok=True)
+    breast_cancer_demo(workdir.resolve())
+    return True
+
+
+def demo_report(workdir: Path) -> QualityReport:
+    """Write the quality report of a finished demo into ``workdir/report`` and print it."""
+    from cvfl.report import build_report, render_text, write_report
+
+    _out.print("quality report (leader-only and centralized trained the same way)…")
+    report = build_report(workdir / "leader.toml", workdir / "follower.toml")
+    files = write_report(report, workdir / "report")
+    _out.print(render_text(report), highlight=False, markup=False)
+    _out.print(f"report: {files.text}\nplot:   {files.png}", highlight=False)
+    return report

@@ -170,9 +170,16 @@ def run_parties(command: str, workdir: Path) -> None:
 def demo(
     workdir: Path = typer.Option(Path("demo-run"), "--workdir", help="Folder for everything."),
     quick: bool = typer.Option(False, "--quick", help="A small job (seconds, not minutes)."),
+    dataset: str = typer.Option(
+        "synthetic", "--dataset", help="synthetic, or breast-cancer (scikit-learn's, MLP)."
+    ),
 ) -> None:
     """Generate data, train both parties over the attested channel, print the held-out AUC."""
+    from cvfl.cli.bcdemo import dataset_demo, demo_report
     from cvfl.train import load_job, load_party, train_leader_only
+
+    if dataset_demo(dataset, workdir):
+        return
 
     size = QUICK if quick else FULL
     workdir = workdir.resolve()
@@ -191,6 +198,7 @@ def demo(
     split_auc = float(result["metrics"]["auc"])
     baseline = train_leader_only(load_party(load_job(workdir / "leader.toml")))
     assert baseline.metrics is not None
+    demo_report(workdir)
     table = Table(title="cvfl demo: held-out quality")
     for column in ("model", "auc", "log-loss", "accuracy"):
         table.add_column(column)
