@@ -61,3 +61,15 @@ def test_prepared_job_files_load(tmp_path: Path) -> None:
         assert cfg.model.kind == "mlp" and cfg.data.kind == "numeric"
         assert cfg.sealing is not None and cfg.peer.security == "ratls"
         assert (tmp_path / "data" / f"{role}-holdout.parquet").is_file()
+
+
+def test_unknown_demo_dataset_is_refused(tmp_path: Path) -> None:
+    import pytest
+
+    from cvfl.cli.bcdemo import dataset_demo
+    from cvfl.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        dataset_demo("iris", tmp_path)
+    assert info.value.message == "--dataset: expected synthetic or breast-cancer, seen iris"
+    assert dataset_demo("synthetic", tmp_path) is False

@@ -39,12 +39,12 @@ def _column_names(names: list[str]) -> list[str]:
 def standardise(values: np.ndarray, train_rows: np.ndarray) -> np.ndarray:
     """Centre and scale each column by the mean and deviation of ``train_rows`` only.
 
-    A constant column (deviation 0) is centred and left unscaled.
+    A constant column (deviation below 1e-12) is centred and left unscaled.
     """
     train = values[train_rows].astype(np.float64)
     mean = train.mean(axis=0)
     std = train.std(axis=0)
-    std[std == 0] = 1.0
+    std[std < 1e-12] = 1.0
     scaled: np.ndarray = ((values - mean) / std).astype(np.float32)
     return scaled
 
