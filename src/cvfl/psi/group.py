@@ -9,9 +9,12 @@ spreads batches over every core without copying the secret scalar into another p
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
+import os
 import struct
+import sys
 from collections.abc import Sequence
 
 import rbcl
@@ -22,6 +25,20 @@ POINT_BYTES = 32
 _DOMAIN = b"cvfl/psi/hash-to-ristretto255/v1"
 _IDENTITY = bytes(POINT_BYTES)
 _lib = rbcl._sodium
+
+
+def _remove_rbcl_copy() -> None:
+    """Delete the copy of libsodium that rbcl writes to the temp folder on every import.
+
+    rbcl never removes it (a few MB per process); once loaded, the file is no longer needed.
+    """
+    path = getattr(sys.modules.get("rbcl._sodium"), "lib_path", None)
+    if isinstance(path, str) and os.path.basename(path).startswith("tmp"):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+_remove_rbcl_copy()
 
 
 def domain_label(job_id: str) -> bytes:
