@@ -54,7 +54,13 @@ def test_report_files(tmp_path: Path) -> None:
     assert len(png) > 10_000 and png.endswith(b"IEND\xaeB`\x82")
     assert _png_size(png) == (750, 450)
     text = files.text.read_text()
-    for name in ("split", "leader only", "centralized", "per step (batch 32, mean)", "note: a note"):
+    for name in (
+        "split",
+        "leader only",
+        "centralized",
+        "per step (batch 32, mean)",
+        "note: a note",
+    ):
         assert name in text
     data = json.loads(files.json.read_text())
     assert set(data["models"]) == {"split", "leader only", "centralized"}
