@@ -15,11 +15,11 @@ _out = Console()
 def predict(
     config: Annotated[Path, typer.Option("--config", "-c", help="The party's job file (TOML).")],
     input_table: Annotated[
-        Path | None, typer.Option("--input", help="Scoring table (overrides [predict] input).")
+        Path | None, typer.Option("--input", help="Scoring table (overrides \\[predict] input).")
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", help="Leader: where the scores go (overrides [predict] output)."),
+        typer.Option("--output", help="Leader: the scores file (overrides \\[predict] output)."),
     ] = None,
     plaintext_scores: Annotated[
         bool,
