@@ -6,7 +6,6 @@ run the same halves by hand with ``cvfl train --config``.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -176,7 +175,6 @@ def demo(
 ) -> None:
     """Generate data, train both parties over the attested channel, print the held-out AUC."""
     from cvfl.cli.bcdemo import dataset_demo, demo_report
-    from cvfl.train import load_job, load_party, train_leader_only
 
     if dataset_demo(dataset, workdir):
         return
@@ -193,25 +191,18 @@ def demo(
     run_parties("align", workdir)
     _out.print("[bold]2/3[/] split training over the attested channel…")
     run_parties("train", workdir)
-    _out.print("[bold]3/3[/] leader-only baseline (same model and schedule, no follower)…")
-    result = json.loads((workdir / "leader" / "leader-result.json").read_text())
-    split_auc = float(result["metrics"]["auc"])
-    baseline = train_leader_only(load_party(load_job(workdir / "leader.toml")))
-    assert baseline.metrics is not None
-    demo_report(workdir)
+    _out.print("[bold]3/3[/] quality report: leader-only and centralized, trained the same way…")
+    report = demo_report(workdir)
     table = Table(title="cvfl demo: held-out quality")
     for column in ("model", "auc", "log-loss", "accuracy"):
         table.add_column(column)
-    split = result["metrics"]
-    table.add_row(
-        "split (leader + follower)", *(f"{split[k]:.4f}" for k in ("auc", "log_loss", "accuracy"))
-    )
-    lo = baseline.metrics
-    table.add_row("leader only", f"{lo.auc:.4f}", f"{lo.log_loss:.4f}", f"{lo.accuracy:.4f}")
+    for model in report.models:
+        m = model.metrics
+        table.add_row(model.name, f"{m.auc:.4f}", f"{m.log_loss:.4f}", f"{m.accuracy:.4f}")
     _out.print(table)
-    _out.print(f"split training: {result['examples_per_second']:.0f} examples/s")
-    _out.print(f"leader-only auc: {lo.auc:.4f}")
-    _out.print(f"auc: {split_auc:.4f}")
+    _out.print(f"split training: {report.examples_per_second:.0f} examples/s")
+    _out.print(f"leader-only auc: {report.leader_only.metrics.auc:.4f}")
+    _out.print(f"auc: {report.split.metrics.auc:.4f}")
 
 
 def register(app: typer.Typer) -> None:

@@ -210,4 +210,4 @@ def _labels(column: pa.ChunkedArray, path: Path, name: str) -> np.ndarray:
         raise DataError(
             f"{path}: column {name!r} row {row}: label must be 0 or 1", code="data.label"
         )
-    return np.asarray(values, dtype=np.int64)
+    return np.array(values, dtype=np.int64)  # a writable copy (Arrow buffers are read-only)

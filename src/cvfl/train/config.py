@@ -178,7 +178,8 @@ def load_job(path: Path) -> JobConfig:
 
 def job_from_mapping(raw: Mapping[str, Any], source: Path) -> JobConfig:
     """Validate an already-parsed job table."""
-    known = {"job", "data", "model", "train", "peer", "attestation", "sealing", "psi"}
+    # [predict] belongs to `cvfl predict` (cvfl.serve parses it); training ignores it.
+    known = {"job", "data", "model", "train", "peer", "attestation", "sealing", "psi", "predict"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown sections: {', '.join(unknown)}", code="config")
