@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from cryptography import x509
 
 from cvfl.attestation import (
     TCB_STATUSES,
@@ -23,7 +22,7 @@ from cvfl.attestation import (
     parse_quote,
 )
 from cvfl.attestation.gramine import DEFAULT_ROOT
-from cvfl.errors import AttestationError, ConfigError, mismatch
+from cvfl.errors import ConfigError, mismatch
 from cvfl.fsutil import atomic_write_bytes
 
 attest_app = typer.Typer(
@@ -32,8 +31,6 @@ attest_app = typer.Typer(
     no_args_is_help=True,
 )
 
-LEGACY_QUOTE_OID = "0.6.9.42.840.113741.1337.6"
-TCG_EVIDENCE_OID = "2.23.133.5.4.9"
 CERT_SUFFIXES = (".pem", ".der", ".crt", ".cer")
 
 
@@ -145,23 +142,9 @@ def _echo_evidence(evidence: VerifiedEvidence) -> None:
     typer.echo(f"advisories: {', '.join(evidence.advisory_ids) or 'none'}")
 
 
-def _ratls() -> Any:
-    try:
-        from cvfl import ratls
-    except ImportError:
-        return None
-    needed = ("verify_certificate", "extract_evidence", "load_certificate")
-    return ratls if all(hasattr(ratls, name) for name in needed) else None
-
-
 def _verify_certificate(data: bytes, verifier: QuoteVerifier, at: int | None) -> VerifiedEvidence:
-    ratls = _ratls()
-    if ratls is None:
-        cert = _load_cert(data)
-        typer.echo(f"certificate: subject {cert.subject.rfc4514_string()}")
-        _echo_quote(_quote_from_cert(cert))
-        typer.echo("key binding: NOT checked (cvfl.ratls is not available)")
-        return verifier.verify(_quote_from_cert(cert), at=at)
+    from cvfl import ratls
+
     cert = ratls.load_certificate(data)
     typer.echo(f"certificate: subject {cert.subject.rfc4514_string()}")
     found = ratls.extract_evidence(cert)
@@ -176,41 +159,3 @@ def _verify_certificate(data: bytes, verifier: QuoteVerifier, at: int | None) ->
     evidence: VerifiedEvidence = ratls.verify_certificate(data, verifier, permissive, at=at)
     typer.echo("certificate validity and self-signature: verified")
     return evidence
-
-
-def _load_cert(data: bytes) -> x509.Certificate:
-    try:
-        if data.lstrip().startswith(b"-----BEGIN"):
-            return x509.load_pem_x509_certificate(data)
-        return x509.load_der_x509_certificate(data)
-    except ValueError as exc:
-        raise AttestationError(
-            mismatch("certificate", "PEM or DER X.509", f"unparsable ({exc})"),
-            code="attestation.certificate",
-        ) from None
-
-
-def _quote_from_cert(cert: x509.Certificate) -> bytes:
-    import cbor2
-
-    for ext in cert.extensions:
-        value = getattr(ext.value, "value", None)
-        if not isinstance(value, bytes):
-            continue
-        if ext.oid.dotted_string == TCG_EVIDENCE_OID:
-            try:
-                tagged = cbor2.loads(value)
-                return bytes(tagged.value[0])
-            except Exception as exc:
-                raise AttestationError(
-                    mismatch("TCG evidence", "CBOR tag 60000 [quote, claims]", repr(exc)),
-                    code="attestation.certificate",
-                ) from None
-    for ext in cert.extensions:
-        value = getattr(ext.value, "value", None)
-        if ext.oid.dotted_string == LEGACY_QUOTE_OID and isinstance(value, bytes):
-            return value
-    raise AttestationError(
-        mismatch("evidence extension", f"{TCG_EVIDENCE_OID} or {LEGACY_QUOTE_OID}", "none"),
-        code="attestation.certificate",
-    )
