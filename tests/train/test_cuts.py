@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from cvfl.errors import CvflError, SealingError
 from cvfl.models.export import load_half, parameter_fingerprint
 from cvfl.train import NoProgress, TrainResult
 from cvfl.train.config import JobConfig
@@ -79,3 +80,20 @@ def test_cuts_and_a_stall_give_the_same_model(
     assert holder[0].connections >= 4  # the first stream and the reconnects
     assert "reconnected after" in caplog.text
     assert "no heartbeat from the peer" in caplog.text
+
+
+def test_resume_from_a_tampered_checkpoint_names_the_file(small_job: Build) -> None:
+    lead_cfg, follow_cfg = small_job(**FAST)
+    first = run_pair(lead_cfg, follow_cfg)
+    assert all(isinstance(r, TrainResult) for r in first), first
+    folder = follow_cfg.job.workdir / "checkpoints"
+    newest = sorted(folder.glob("follower-step-*.safetensors.sealed"))[-1]
+    data = bytearray(newest.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    newest.write_bytes(bytes(data))
+    # Started again with the same job files, both sides resume from the newest common step:
+    # the follower's tampered checkpoint stops it, naming the file, and the leader with it.
+    lead, follow = run_pair(lead_cfg, follow_cfg)
+    assert isinstance(follow, SealingError), follow
+    assert newest.name in follow.message
+    assert isinstance(lead, CvflError), lead
