@@ -30,13 +30,13 @@ _EXPORTS = {
     "Session": "cvfl.bridge.reliable",
 }
 __all__ = [
+    "PROTOCOL_VERSION",
     "BridgeServer",
     "ChannelSecurity",
     "ClientLink",
     "Hello",
     "Link",
     "Liveness",
-    "PROTOCOL_VERSION",
     "PeerRestarted",
     "PlaintextSecurity",
     "Session",
