@@ -1,6 +1,6 @@
-"""ECDH-PSI benchmark: both parties on this machine as two processes, half the ids overlapping.
+"""PSI benchmark: both parties on this machine as two processes, half the ids overlapping.
 
-Usage: ``.venv/bin/python benchmarks/psi.py [--log2 16 20] [--threads N]``.
+Usage: ``.venv/bin/python benchmarks/psi.py [--mode ecdh|fast] [--log2 16 20] [--threads N]``.
 
 For each size 2^k it writes two shuffled Parquet tables of 2^k ids (half shared), runs the leader
 and the follower as separate processes over gRPC on 127.0.0.1 (plaintext channel: the benchmark
@@ -9,6 +9,11 @@ peak memory per party. As a baseline it measures, in the same run, the cost of t
 operations alone (hash-to-group and scalar multiplication on one core) and prints the ratio of
 the measured wall time to the crypto-bound ideal on this machine's cores. The last line is
 ``psi 2^20 seconds: <value>``.
+
+``--mode fast`` runs fast mode instead (keyed hashes; over the plaintext channel, so with
+``insecure_fast_mode``: the benchmark measures the PSI, not attestation). Its baseline is
+HMAC-SHA256 of one canonical id on one core. Each party's line also shows its time inside
+``align()``: the total wall time includes starting two interpreters and importing cvfl.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import rbcl
 
 from cvfl.bridge.security import PlaintextSecurity
 from cvfl.psi import AlignJob, PsiConfig, align
+from cvfl.psi.fastkey import KeyedHasher
 from cvfl.sealing import new_key_file
 
 
@@ -51,9 +57,11 @@ def make_tables(folder: Path, n: int) -> tuple[Path, Path]:
     return paths[0], paths[1]
 
 
-def party(role: str, data: Path, port: int, folder: Path, threads: int) -> None:
+def party(role: str, data: Path, port: int, folder: Path, threads: int, mode: str) -> None:
     keys = new_key_file(folder / f"{role}.key")
     cfg = PsiConfig(
+        mode=mode,
+        insecure_fast_mode=mode == "fast",
         output=folder / f"{role}-aligned.parquet",
         threads=threads,
         spill_dir=folder / f"{role}-spill",
@@ -113,7 +121,16 @@ def crypto_baseline(samples: int = 3000) -> tuple[float, float]:
     return t_hash, t_mult
 
 
-def run_size(log2: int, threads: int, t_hash: float, t_mult: float) -> float:
+def hmac_baseline(samples: int = 1 << 16) -> float:
+    """Seconds per HMAC-SHA256 of a canonical id (fast mode's keyed hash), on one core."""
+    items = [b"t" + f"user-{i:09d}".encode() for i in range(samples)]
+    hasher = KeyedHasher(os.urandom(32))
+    t0 = time.perf_counter()
+    hasher.tags(items)
+    return (time.perf_counter() - t0) / samples
+
+
+def run_size(log2: int, threads: int, mode: str, per_id: float) -> float:
     n = 1 << log2
     with tempfile.TemporaryDirectory(prefix="cvfl-psi-bench-") as tmp:
         folder = Path(tmp)
@@ -124,7 +141,7 @@ def run_size(log2: int, threads: int, t_hash: float, t_mult: float) -> float:
         t0 = time.perf_counter()
         procs = [
             subprocess.Popen(
-                [*cmd, role, str(path), str(port), tmp, str(threads)],
+                [*cmd, role, str(path), str(port), tmp, str(threads), mode],
                 stdout=subprocess.PIPE,
                 env=env,
                 text=True,
@@ -139,7 +156,7 @@ def run_size(log2: int, threads: int, t_hash: float, t_mult: float) -> float:
     assert all(r["intersection"] == n // 2 for r in results), results
     assert results[0]["fingerprint"] == results[1]["fingerprint"]
     cores = len(os.sched_getaffinity(0))
-    ideal = 2 * n * (t_hash + 2 * t_mult) / cores
+    ideal = 2 * n * per_id / cores
     print(f"2^{log2} ids per side, {n // 2} common: wall {wall:.1f} s (both processes)")
     for r in results:
         print(
@@ -158,18 +175,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--log2", type=int, nargs="+", default=[16, 20])
     parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--party", nargs=5, metavar=("ROLE", "DATA", "PORT", "DIR", "THREADS"))
+    parser.add_argument("--mode", choices=("ecdh", "fast"), default="ecdh")
+    parser.add_argument(
+        "--party", nargs=6, metavar=("ROLE", "DATA", "PORT", "DIR", "THREADS", "MODE")
+    )
     args = parser.parse_args()
     if args.party:
-        role, data, port, folder, threads = args.party
-        party(role, Path(data), int(port), Path(folder), int(threads))
+        role, data, port, folder, threads, mode = args.party
+        party(role, Path(data), int(port), Path(folder), int(threads), mode)
         return
-    t_hash, t_mult = crypto_baseline()
-    print(
-        f"baseline (one core): hash-to-group {t_hash * 1e6:.1f} us, "
-        f"scalar multiplication {t_mult * 1e6:.1f} us"
-    )
-    walls = {k: run_size(k, args.threads, t_hash, t_mult) for k in args.log2}
+    print(f"mode: {args.mode}")
+    if args.mode == "fast":
+        per_id = hmac_baseline()
+        print(f"baseline (one core): HMAC-SHA256 of a canonical id {per_id * 1e6:.2f} us")
+    else:
+        t_hash, t_mult = crypto_baseline()
+        per_id = t_hash + 2 * t_mult
+        print(
+            f"baseline (one core): hash-to-group {t_hash * 1e6:.1f} us, "
+            f"scalar multiplication {t_mult * 1e6:.1f} us"
+        )
+    walls = {k: run_size(k, args.threads, args.mode, per_id) for k in args.log2}
     last = max(walls)
     print(f"psi 2^{last} seconds: {walls[last]:.1f}")
 

@@ -60,6 +60,7 @@ def run_pair(
     follower_suffix: str | None = None,
     keys: KeyProvider | None = None,
     security: ChannelSecurity | None = None,
+    leader_security: ChannelSecurity | None = None,
     **cfg: object,
 ) -> Outcome:
     lpath = write_table(tmp / f"leader{suffix}", leader_ids, "l")
@@ -80,7 +81,9 @@ def run_pair(
             bound.set()
 
         try:
-            result["leader"] = align(job, lcfg, PlaintextSecurity(), keys=keys, on_bound=on_bound)
+            result["leader"] = align(
+                job, lcfg, leader_security or PlaintextSecurity(), keys=keys, on_bound=on_bound
+            )
         except BaseException as exc:
             result["leader"] = exc
             bound.set()

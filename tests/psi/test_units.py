@@ -67,7 +67,7 @@ def test_psi_table_defaults_and_refusals() -> None:
     with pytest.raises(ConfigError, match=r"psi.batch_size: expected >= 1, seen 0"):
         PsiConfig.from_toml_table({"output": "a", "batch_size": 0})
     with pytest.raises(ConfigError, match=r"psi.mode"):
-        PsiConfig.from_toml_table({"output": "a", "mode": "fast"})
+        PsiConfig.from_toml_table({"output": "a", "mode": "turbo"})
     with pytest.raises(ConfigError, match=r"psi.output"):
         PsiConfig.from_toml_table({})
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -82,3 +83,30 @@ def test_no_frame_carries_an_id_or_a_plain_hash_of_one(tmp: Path) -> None:
     leaks = [item for item in _forbidden(leader + follower, "job-1") if item in traffic]
     assert not leaks, f"{len(leaks)} id-derived values found on the wire"
     assert b"job-1" in traffic  # the recorder did see the hello: the search above is meaningful
+
+
+def test_fast_mode_frames_carry_no_id_or_plain_hash(tmp: Path) -> None:
+    leader = [f"customer-{i:06d}@example.org" for i in range(0, 120)]
+    follower = [f"customer-{i:06d}@example.org" for i in range(60, 200)]
+    security = RecordingSecurity()
+    out = run_pair(
+        tmp,
+        leader,
+        follower,
+        security=security,
+        batch_size=16,
+        mode="fast",
+        insecure_fast_mode=True,
+    )
+    check_aligned(out, leader, follower)
+    frames = security.recorder.frames
+    kinds = {f[0] for f in frames}
+    assert len(frames) > 15 and len(kinds) >= 5, "the recorder saw too little traffic"
+    traffic = b"\x00".join(frames)
+    assert b"customer" not in traffic
+    leaks = [item for item in _forbidden(leader + follower, "job-1") if item in traffic]
+    assert not leaks, f"{len(leaks)} id-derived values found on the wire"
+    for value in leader + follower:  # HMAC under an empty or all-zero key would be no key
+        for key in (b"", bytes(32)):
+            assert hmac.new(key, b"t" + value.encode(), hashlib.sha256).digest() not in traffic
+    assert b"job-1" in traffic and b"fast" in traffic

@@ -1,9 +1,10 @@
-"""``cvfl align --config FILE``: one party's private alignment (ECDH-PSI) with its peer."""
+"""``cvfl align --config FILE``: one party's private alignment (ECDH-PSI or fast mode)."""
 
 from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, cast
 
@@ -35,12 +36,22 @@ def align_command(
             help="With no attestation table, run over plaintext gRPC (development only).",
         ),
     ] = False,
+    insecure_fast_mode: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-fast-mode",
+            help="Allow psi.mode = fast without real, up-to-date SGX evidence on both sides "
+            "(simulated or plaintext; development only).",
+        ),
+    ] = False,
 ) -> None:
     """Find the rows both parties hold and write this party's, in the agreed order."""
     doc = _load(config)
     base = config.parent
     job = AlignJob.from_toml(doc, base_dir=base, role=role)
     cfg = PsiConfig.from_toml_table(_table(doc, "psi"), base_dir=base)
+    if insecure_fast_mode:
+        cfg = replace(cfg, insecure_fast_mode=True)
     report = align(job, cfg, _security(doc, base, insecure_plaintext), keys=_keys(doc, base))
     typer.echo(
         f"{report.role}: {report.own_rows} rows, peer {report.peer_items}, "

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, cast
 
+from cvfl.attestation.evidence import TCB_STATUSES
 from cvfl.errors import ConfigError, mismatch
 
 Role = Literal["leader", "follower"]
 DuplicatePolicy = Literal["error", "drop"]
 ROLES: tuple[Role, ...] = ("leader", "follower")
-MODES = ("ecdh",)
+MODES = ("ecdh", "fast")
+FAST_TCB_DEFAULT: tuple[str, ...] = ("UpToDate",)
 
 
 def _get(table: Mapping[str, object], key: str, kind: type, where: str, default: object) -> object:
@@ -60,7 +62,11 @@ class PsiConfig:
         connect_timeout_s: how long each side waits for the other to connect (the leader
             listens only once it has blinded its own ids, which takes minutes at 2^20).
         timeout_s: the longest the whole exchange may take.
-        mode: ``"ecdh"``.
+        mode: ``"ecdh"`` (default) or ``"fast"`` (keyed hashes between attested enclaves).
+        insecure_fast_mode: allow fast mode without real, up-to-date SGX evidence on both
+            sides (simulated evidence or a plaintext channel); development only, logged loudly.
+        fast_tcb_statuses: TCB statuses of the peer's platform that fast mode accepts
+            (default only ``UpToDate``); the channel's attestation policy applies as well.
     """
 
     output: Path
@@ -75,6 +81,8 @@ class PsiConfig:
     connect_timeout_s: float = 600.0
     timeout_s: float = 3600.0
     mode: str = "ecdh"
+    insecure_fast_mode: bool = False
+    fast_tcb_statuses: tuple[str, ...] = FAST_TCB_DEFAULT
 
     def __post_init__(self) -> None:
         for name, low in (("batch_size", 1), ("threads", 0), ("spill_threshold", 1), ("window", 1)):
@@ -95,6 +103,16 @@ class PsiConfig:
         if self.mode not in MODES:
             raise ConfigError(
                 mismatch("psi.mode", f"one of {list(MODES)}", repr(self.mode)),
+                code="config.value",
+            )
+        unknown = sorted(set(self.fast_tcb_statuses) - TCB_STATUSES)
+        if unknown or not self.fast_tcb_statuses:
+            raise ConfigError(
+                mismatch(
+                    "psi.fast_tcb_statuses",
+                    f"a non-empty subset of {sorted(TCB_STATUSES)}",
+                    unknown or "[]",
+                ),
                 code="config.value",
             )
 
@@ -126,6 +144,8 @@ class PsiConfig:
             connect_timeout_s=cast(float, _get(table, "connect_timeout_s", float, w, 600.0)),
             timeout_s=cast(float, _get(table, "timeout_s", float, w, 3600.0)),
             mode=cast(str, _get(table, "mode", str, w, "ecdh")),
+            insecure_fast_mode=cast(bool, _get(table, "insecure_fast_mode", bool, w, False)),
+            fast_tcb_statuses=_statuses(table.get("fast_tcb_statuses")),
         )
 
 
@@ -185,6 +205,17 @@ class AlignJob:
             id_column=cast(str, _get(data, "id_column", str, "data", "example_id")),
             address=address,
         )
+
+
+def _statuses(value: object) -> tuple[str, ...]:
+    if value is None:
+        return FAST_TCB_DEFAULT
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(
+            mismatch("psi.fast_tcb_statuses", "a list of strings", type(value).__name__),
+            code="config.type",
+        )
+    return tuple(cast(list[str], value))
 
 
 def _table(doc: Mapping[str, object], name: str) -> Mapping[str, object]:

@@ -2,54 +2,26 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
 
 from cvfl.bridge.security import ChannelSecurity
 from cvfl.errors import ConfigError, mismatch
-from cvfl.fsutil import atomic_write_bytes
 from cvfl.logs import get_logger
 from cvfl.psi import serde
 from cvfl.psi.config import AlignJob, PsiConfig
 from cvfl.psi.exchange import Session
+from cvfl.psi.fastrun import align_fast
 from cvfl.psi.group import Blinder, domain_label
-from cvfl.psi.output import select_rows, write_table
-from cvfl.psi.service import connect_session, serve_session
+from cvfl.psi.report import AlignReport, write_report, write_rows
+from cvfl.psi.service import run_session
 from cvfl.psi.sets import blind_own, duplicate_error, find_duplicates, intersect, own_batches
 from cvfl.psi.source import table_format
 from cvfl.psi.spill import BucketStore, default_threads
 from cvfl.sealing import KeyProvider
 
 log = get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class AlignReport:
-    """What one party's alignment did; written next to the output as JSON (no ids in it)."""
-
-    job_id: str
-    role: str
-    mode: str
-    channel: str
-    own_rows: int
-    duplicates_dropped: int
-    peer_items: int
-    intersection: int
-    order_fingerprint: str
-    output: str
-    sealed: bool
-    spills: int
-    seconds_blind: float
-    seconds_exchange: float
-    seconds_output: float
-    seconds_total: float
-
-    def to_json(self) -> str:
-        """Return the report as indented JSON."""
-        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
 
 
 def align(
@@ -79,7 +51,9 @@ def align(
             ),
             code="psi.unsealed_output",
         )
-    fmt = table_format(job.data)
+    table_format(job.data)
+    if cfg.mode == "fast":
+        return align_fast(job, cfg, security, keys=keys, on_bound=on_bound)
     threads = cfg.threads or default_threads()
     t0 = time.perf_counter()
     with (
@@ -114,12 +88,11 @@ def align(
             own_d=own_d,
             peer_d=peer_d,
         )
-        _exchange(job, cfg, security, session, on_bound)
+        run_session(job, cfg, security, session, on_bound)
         found = intersect(own_d, peer_d)
         spills = own_a.spills + own_d.spills + peer_d.spills
         t2 = time.perf_counter()
-    table = select_rows(job.data, job.id_column, found.rows, max(cfg.batch_size, 1 << 16))
-    write_table(table, fmt, cfg.output, keys)
+    write_rows(job, cfg, keys, found.rows)
     t3 = time.perf_counter()
     report = AlignReport(
         job_id=job.job_id,
@@ -139,42 +112,8 @@ def align(
         seconds_output=round(t3 - t2, 3),
         seconds_total=round(t3 - t0, 3),
     )
-    atomic_write_bytes(cfg.report_path, report.to_json().encode("utf-8"))
-    log.info(
-        "psi: %s holds %d of the %d common rows in the agreed order; wrote %s (%s)",
-        job.role,
-        report.intersection,
-        report.intersection,
-        cfg.output,
-        "sealed" if keys is not None else "PLAINTEXT",
-    )
+    write_report(cfg, report)
     return report
-
-
-def _exchange(
-    job: AlignJob,
-    cfg: PsiConfig,
-    security: ChannelSecurity,
-    session: Session,
-    on_bound: Callable[[int], None] | None,
-) -> None:
-    if job.role == "leader":
-        serve_session(
-            session,
-            security,
-            job.address,
-            connect_timeout=cfg.connect_timeout_s,
-            timeout=cfg.timeout_s,
-            on_bound=on_bound,
-        )
-    else:
-        connect_session(
-            session,
-            security,
-            job.address,
-            connect_timeout=cfg.connect_timeout_s,
-            timeout=cfg.timeout_s,
-        )
 
 
 def run_leader(

@@ -73,3 +73,34 @@ def abort_from_proto(msg: psi_pb2.PsiAbort) -> AlignmentError:
     return AlignmentError(
         f"the peer stopped the alignment: [{msg.code}] {msg.message}", code="psi.peer_abort"
     )
+
+
+@dataclass(frozen=True)
+class KeyShare:
+    """Fast mode: one party's X25519 public key, RA-TLS certificate (DER) and share signature.
+
+    ``certificate`` and ``signature`` are empty on an unattested (plaintext) channel.
+    """
+
+    public_key: bytes
+    certificate: bytes
+    signature: bytes
+
+
+def key_share_to_proto(share: KeyShare) -> psi_pb2.PsiFrame:
+    """Wrap a key share in a frame."""
+    return psi_pb2.PsiFrame(
+        key=psi_pb2.PsiKeyShare(
+            public_key=share.public_key, certificate=share.certificate, signature=share.signature
+        )
+    )
+
+
+def key_share_from_proto(msg: psi_pb2.PsiKeyShare) -> KeyShare:
+    """Read a key share frame's body."""
+    return KeyShare(msg.public_key, msg.certificate, msg.signature)
+
+
+def announce_to_proto(count: int) -> psi_pb2.PsiFrame:
+    """Fast mode: how many keyed hashes the sender will send."""
+    return psi_pb2.PsiFrame(announce=psi_pb2.PsiAnnounce(count=count))

@@ -8,26 +8,43 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
+from typing import Protocol
 
 import grpc
 
 from cvfl.bridge.security import SERVER_OPTIONS, ChannelSecurity
 from cvfl.errors import AttestationError, PeerUnavailableError
 from cvfl.logs import get_logger
-from cvfl.psi.exchange import Session
+from cvfl.psi.config import AlignJob, PsiConfig
 from cvfl.wire import psi_pb2, psi_pb2_grpc
 
 log = get_logger(__name__)
 
-__all__ = ["PsiServicer", "connect_session", "serve_session"]
+__all__ = ["PsiServicer", "StreamSession", "connect_session", "run_session", "serve_session"]
+
+
+class StreamSession(Protocol):
+    """One party's side of an exchange (ECDH or fast mode) as the transport drives it."""
+
+    def start(self, inbound: Iterable[psi_pb2.PsiFrame], cancel: Callable[[], None]) -> None:
+        """Begin: queue the first frames and consume ``inbound`` in a thread."""
+        ...
+
+    def outgoing(self) -> Iterator[psi_pb2.PsiFrame]:
+        """Yield the frames to send."""
+        ...
+
+    def wait(self, timeout: float) -> None:
+        """Block until the exchange completed; raise its failure."""
+        ...
 
 
 class PsiServicer(psi_pb2_grpc.PsiServicer):
     """Accepts exactly one authorised exchange stream and runs it on ``session``."""
 
-    def __init__(self, session: Session, security: ChannelSecurity) -> None:
+    def __init__(self, session: StreamSession, security: ChannelSecurity) -> None:
         self._session = session
         self._security = security
         self._claimed = threading.Lock()
@@ -50,7 +67,7 @@ class PsiServicer(psi_pb2_grpc.PsiServicer):
 
 
 def serve_session(
-    session: Session,
+    session: StreamSession,
     security: ChannelSecurity,
     address: str,
     *,
@@ -84,7 +101,7 @@ def serve_session(
 
 
 def connect_session(
-    session: Session,
+    session: StreamSession,
     security: ChannelSecurity,
     target: str,
     *,
@@ -125,3 +142,30 @@ def _connect_retrying(security: ChannelSecurity, target: str, deadline: float) -
                 raise
             log.debug("psi: leader at %s not up yet; retrying", target)
             time.sleep(0.5)
+
+
+def run_session(
+    job: AlignJob,
+    cfg: PsiConfig,
+    security: ChannelSecurity,
+    session: StreamSession,
+    on_bound: Callable[[int], None] | None,
+) -> None:
+    """Serve (leader) or connect (follower) and run ``session`` to completion."""
+    if job.role == "leader":
+        serve_session(
+            session,
+            security,
+            job.address,
+            connect_timeout=cfg.connect_timeout_s,
+            timeout=cfg.timeout_s,
+            on_bound=on_bound,
+        )
+    else:
+        connect_session(
+            session,
+            security,
+            job.address,
+            connect_timeout=cfg.connect_timeout_s,
+            timeout=cfg.timeout_s,
+        )

@@ -60,7 +60,7 @@ def blind_own(
     return store.count
 
 
-def _repeats(keys: Keys) -> np.ndarray:
+def repeats(keys: Keys) -> np.ndarray:
     """Mask of entries equal to their predecessor (keys sorted)."""
     mask = np.zeros(len(keys), dtype=bool)
     if len(keys) > 1:
@@ -73,7 +73,7 @@ def find_duplicates(store: BucketStore) -> Duplicates:
     count = 0
     first: list[int] = []
     for keys, rows in store.sorted_buckets():
-        mask = _repeats(keys)
+        mask = repeats(keys)
         count += int(mask.sum())
         first = sorted([*first, *rows[mask][:SHOW_ROWS].tolist()])[:SHOW_ROWS]
     return Duplicates(count, tuple(first))
@@ -92,7 +92,7 @@ def duplicate_error(path: Path, dups: Duplicates) -> AlignmentError:
 def own_batches(store: BucketStore, batch_size: int) -> Iterator[tuple[bytes, Rows]]:
     """Yield own blinded points in ascending order (a random order to the peer), de-duplicated."""
     for all_keys, all_rows in store.sorted_buckets():
-        keep = ~_repeats(all_keys)
+        keep = ~repeats(all_keys)
         keys, rows = all_keys[keep], all_rows[keep]
         for i in range(0, len(keys), batch_size):
             yield keys_to_bytes(keys[i : i + batch_size]), rows[i : i + batch_size]
@@ -116,7 +116,7 @@ def intersect(own_d: BucketStore, peer_d: BucketStore) -> Intersection:
     digest = hashlib.sha256(_FP_DOMAIN)
     for b in range(BUCKETS):
         keys, rows = own_d.bucket(b)
-        if _repeats(keys).any():
+        if repeats(keys).any():
             raise AlignmentError(
                 f"the peer answered two different items of bucket {b} with the same "
                 "doubly-blinded value",

@@ -101,7 +101,11 @@ class BucketStore:
         keys = np.concatenate([p[0] for p in parts])
         rows = np.concatenate([p[1] for p in parts])
         order = np.argsort(keys, kind="stable")
-        return keys[order], rows[order]
+        keys, rows = keys[order], rows[order]
+        if not self._files[b]:
+            # keep the in-memory part sorted: the next walk re-sorts sorted data (cheap)
+            self._pending[b] = [(keys, rows)]
+        return keys, rows
 
     def sorted_buckets(self) -> Iterator[tuple[Keys, Rows]]:
         """Yield every bucket in key order."""

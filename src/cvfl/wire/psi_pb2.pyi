@@ -45,6 +45,22 @@ class PsiDone(_message.Message):
     returned: int
     def __init__(self, sent: _Optional[int] = ..., returned: _Optional[int] = ...) -> None: ...
 
+class PsiKeyShare(_message.Message):
+    __slots__ = ("public_key", "certificate", "signature")
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    public_key: bytes
+    certificate: bytes
+    signature: bytes
+    def __init__(self, public_key: _Optional[bytes] = ..., certificate: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class PsiAnnounce(_message.Message):
+    __slots__ = ("count",)
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    def __init__(self, count: _Optional[int] = ...) -> None: ...
+
 class PsiAbort(_message.Message):
     __slots__ = ("code", "message")
     CODE_FIELD_NUMBER: _ClassVar[int]
@@ -54,15 +70,19 @@ class PsiAbort(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class PsiFrame(_message.Message):
-    __slots__ = ("hello", "batch", "ret", "done", "abort")
+    __slots__ = ("hello", "batch", "ret", "done", "abort", "key", "announce")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
     RET_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
     ABORT_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    ANNOUNCE_FIELD_NUMBER: _ClassVar[int]
     hello: PsiHello
     batch: PsiBatch
     ret: PsiReturn
     done: PsiDone
     abort: PsiAbort
-    def __init__(self, hello: _Optional[_Union[PsiHello, _Mapping]] = ..., batch: _Optional[_Union[PsiBatch, _Mapping]] = ..., ret: _Optional[_Union[PsiReturn, _Mapping]] = ..., done: _Optional[_Union[PsiDone, _Mapping]] = ..., abort: _Optional[_Union[PsiAbort, _Mapping]] = ...) -> None: ...
+    key: PsiKeyShare
+    announce: PsiAnnounce
+    def __init__(self, hello: _Optional[_Union[PsiHello, _Mapping]] = ..., batch: _Optional[_Union[PsiBatch, _Mapping]] = ..., ret: _Optional[_Union[PsiReturn, _Mapping]] = ..., done: _Optional[_Union[PsiDone, _Mapping]] = ..., abort: _Optional[_Union[PsiAbort, _Mapping]] = ..., key: _Optional[_Union[PsiKeyShare, _Mapping]] = ..., announce: _Optional[_Union[PsiAnnounce, _Mapping]] = ...) -> None: ...

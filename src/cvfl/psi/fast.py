@@ -1,0 +1,326 @@
+"""The fast-mode exchange over one bidirectional message stream.
+
+Each side sends a hello; on the peer's hello it sends its key share; on the peer's key share it
+checks the peer (:class:`~cvfl.psi.fastgate.FastGate`), derives the session's keyed hasher and
+starts a producer thread that hashes its own ids, announces their count and sends the keyed
+hashes in batches (ascending order), then ``done``. The receiving thread stores the peer's keyed
+hashes, checking the announced count. Any refusal is sent to the peer as an abort.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+
+from cvfl.errors import AlignmentError, CvflError, mismatch
+from cvfl.logs import get_logger
+from cvfl.psi import serde
+from cvfl.psi.fastgate import FastGate
+from cvfl.psi.fastkey import TAG_BYTES, KeyedHasher, KeyExchange, session_transcript
+from cvfl.psi.fastkey import share_transcript as _share_transcript
+from cvfl.psi.spill import BucketStore, keys_from_bytes
+from cvfl.wire import psi_pb2
+
+log = get_logger(__name__)
+
+# Hashes this party's ids with the session key; returns the count to announce and the batches
+# of keyed hashes (concatenated, ascending).
+Producer = Callable[[KeyedHasher], tuple[int, Iterable[bytes]]]
+
+
+@dataclass
+class _State:
+    share_sent: bool = False
+    keyed: bool = False
+    peer_count: int | None = None
+    recv_batches: int = 0
+    recv_items: int = 0
+    sent_items: int = 0
+    done_sent: bool = False
+    peer_done: bool = False
+    closed: bool = False
+
+
+class FastSession:
+    """One party's side of the fast-mode exchange; the peer's keyed hashes land in ``peer_store``.
+
+    ``produce(hasher)`` runs in its own thread once the key is agreed: it hashes this party's
+    ids (raising on duplicates) and returns the count to announce and the batches.
+    """
+
+    def __init__(
+        self,
+        *,
+        me: serde.PsiHello,
+        peer_role: str,
+        gate: FastGate,
+        produce: Producer,
+        window: int,
+        peer_store: BucketStore,
+    ) -> None:
+        self.me = me
+        self.peer: serde.PsiHello | None = None
+        self.peer_count: int = 0
+        self._peer_role = peer_role
+        self._gate = gate
+        self._produce = produce
+        self._kx = KeyExchange()
+        self._own_share: serde.KeyShare | None = None
+        self.peer_store = peer_store
+        self._out: queue.Queue[psi_pb2.PsiFrame | None] = queue.Queue()
+        self._window = threading.Semaphore(window)
+        self._lock = threading.Lock()
+        self._n = _State()
+        self._failure: CvflError | None = None
+        self._finished = threading.Event()
+        self._sent_all = threading.Event()
+        self._cancel: Callable[[], None] | None = None
+
+    # ----- driving -----------------------------------------------------------------------
+    def start(self, inbound: Iterable[psi_pb2.PsiFrame], cancel: Callable[[], None]) -> None:
+        """Queue the hello and start the receiving thread."""
+        self._cancel = cancel
+        self._out.put(serde.hello_to_proto(self.me))
+        threading.Thread(target=self._receive, args=(inbound,), daemon=True).start()
+
+    def outgoing(self) -> Iterator[psi_pb2.PsiFrame]:
+        """Yield the frames to send, in order; ends after ``done`` or an abort."""
+        try:
+            while True:
+                item = self._out.get()
+                if self._failure is not None:
+                    yield serde.abort_to_proto(self._failure)
+                    return
+                if item is None:
+                    return
+                yield item
+                if item.WhichOneof("body") == "batch":
+                    self._window.release()
+        finally:
+            self._sent_all.set()
+
+    def wait(self, timeout: float) -> None:
+        """Block until the exchange completed; raise the first failure.
+
+        Raises:
+            AlignmentError: refused, the peer misbehaved, went away, or the exchange timed out.
+        """
+        if not self._finished.wait(timeout):
+            self.fail(
+                AlignmentError(
+                    f"the exchange did not finish within {timeout:g} s", code="psi.timeout"
+                )
+            )
+        if self._failure is not None:
+            lingering = not (self._sent_all.wait(2.0) and self._finished.wait(2.0))
+            if lingering and self._cancel is not None:
+                self._cancel()
+            raise self._failure
+
+    def fail(self, exc: CvflError) -> None:
+        """Record the first failure, stop sending (an abort goes out) and wake every waiter."""
+        with self._lock:
+            if self._failure is not None:
+                return
+            self._failure = exc
+        log.warning("psi: %s", exc.message)
+        self._out.put(None)
+
+    @property
+    def failed(self) -> bool:
+        """Whether the exchange has failed."""
+        return self._failure is not None
+
+    # ----- the key -----------------------------------------------------------------------
+    def _hellos(self, peer: serde.PsiHello) -> tuple[serde.PsiHello, serde.PsiHello]:
+        return (self.me, peer) if self.me.role == "leader" else (peer, self.me)
+
+    def _send_share(self, peer: serde.PsiHello) -> None:
+        unsigned = serde.KeyShare(self._kx.public_key, self._gate_certificate(), b"")
+        transcript = _share_transcript(self.me.role, self._hellos(peer), unsigned)
+        self._own_share = self._gate.own_share(self._kx.public_key, transcript)
+        self._n.share_sent = True
+        self._out.put(serde.key_share_to_proto(self._own_share))
+
+    def _gate_certificate(self) -> bytes:
+        return self._gate.attested.certificate if self._gate.attested is not None else b""
+
+    def _on_share(self, share: serde.KeyShare, peer: serde.PsiHello) -> None:
+        if self._n.keyed or self._own_share is None:
+            raise AlignmentError(
+                mismatch("key share", "exactly one", "a second"), code="psi.protocol"
+            )
+        hellos = self._hellos(peer)
+        self._gate.check_peer(share, _share_transcript(peer.role, hellos, share))
+        mine = self._own_share
+        shares = (mine, share) if self.me.role == "leader" else (share, mine)
+        hasher = self._kx.derive(share.public_key, session_transcript(hellos, shares))
+        self._n.keyed = True
+        log.info("psi: fast-mode session key agreed with the %s", peer.role)
+        threading.Thread(target=self._send_own, args=(hasher,), daemon=True).start()
+
+    # ----- sending -----------------------------------------------------------------------
+    def _send_own(self, hasher: KeyedHasher) -> None:
+        try:
+            count, batches = self._produce(hasher)
+            del hasher
+            self._out.put(serde.announce_to_proto(count))
+            for index, tags in enumerate(batches):
+                while not self._window.acquire(timeout=0.2):
+                    if self.failed:
+                        return
+                if self.failed:
+                    return
+                self._out.put(serde.batch_to_proto(index, tags))
+                with self._lock:
+                    self._n.sent_items += len(tags) // TAG_BYTES
+            if self._n.sent_items != count:
+                raise AlignmentError(
+                    mismatch("own keyed hashes sent", count, self._n.sent_items),
+                    code="psi.internal",
+                )
+            with self._lock:
+                self._n.done_sent = True
+            self._out.put(serde.done_to_proto(count, 0))
+            log.info("psi: sent %d keyed hashes", count)
+            self._advance()
+        except CvflError as exc:
+            self.fail(exc)
+        except Exception as exc:
+            self.fail(_internal("hashing and sending own ids", exc))
+
+    def _advance(self) -> None:
+        with self._lock:
+            n = self._n
+            if n.done_sent and n.peer_done and not n.closed and not self.failed:
+                n.closed = True
+                self._out.put(None)
+
+    # ----- receiving ---------------------------------------------------------------------
+    def _receive(self, inbound: Iterable[psi_pb2.PsiFrame]) -> None:
+        try:
+            for frame in inbound:
+                if self.failed:
+                    break
+                self._handle(frame)
+            if not self.failed and not self._n.peer_done:
+                raise AlignmentError(self._lost("the stream ended"), code="psi.peer_lost")
+        except CvflError as exc:
+            self.fail(exc)
+        except grpc.RpcError as exc:
+            code = exc.code() if isinstance(exc, grpc.Call) else None
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                self.fail(AlignmentError("the exchange deadline passed", code="psi.timeout"))
+            else:
+                how = f"the call failed ({code})"
+                self.fail(AlignmentError(self._lost(how), code="psi.peer_lost"))
+        except Exception as exc:
+            self.fail(_internal("receiving", exc))
+        finally:
+            self._finished.set()
+
+    def _lost(self, how: str) -> str:
+        n = self._n
+        return (
+            f"the peer disconnected midway: {how} after {n.recv_batches} of its batches "
+            f"({n.recv_items} keyed hashes), before its done message"
+        )
+
+    def _handle(self, frame: psi_pb2.PsiFrame) -> None:
+        kind = frame.WhichOneof("body")
+        if kind == "abort":
+            raise serde.abort_from_proto(frame.abort)
+        if kind == "hello":
+            self._on_hello(serde.hello_from_proto(frame.hello))
+            return
+        peer = self.peer
+        if peer is None:
+            raise AlignmentError(mismatch("first frame", "hello", kind), code="psi.protocol")
+        if kind == "key":
+            self._on_share(serde.key_share_from_proto(frame.key), peer)
+            return
+        if not self._n.keyed:
+            raise AlignmentError(mismatch("frame after hello", "key", kind), code="psi.protocol")
+        if kind == "announce":
+            self._on_announce(frame.announce.count)
+        elif kind == "batch" and self._n.peer_count is not None:
+            self._on_batch(frame.batch.index, frame.batch.points, self._n.peer_count)
+        elif kind == "done" and self._n.peer_count is not None:
+            self._on_done(frame.done, self._n.peer_count)
+        else:
+            expected = "announce" if self._n.peer_count is None else "batch or done"
+            raise AlignmentError(mismatch("frame", expected, kind), code="psi.protocol")
+
+    def _on_hello(self, hello: serde.PsiHello) -> None:
+        if self.peer is not None:
+            raise AlignmentError(mismatch("hello", "exactly one", "a second"), code="psi.protocol")
+        for field, mine, theirs in (
+            ("version", self.me.version, hello.version),
+            ("job_id", self.me.job_id, hello.job_id),
+            ("role", self._peer_role, hello.role),
+            ("mode", self.me.mode, hello.mode),
+        ):
+            if mine != theirs:
+                raise AlignmentError(
+                    mismatch(f"peer hello {field}", mine, theirs), code="psi.hello"
+                )
+        self.peer = hello
+        self._send_share(hello)
+
+    def _on_announce(self, count: int) -> None:
+        if self._n.peer_count is not None:
+            raise AlignmentError(
+                mismatch("announce", "exactly one", "a second"), code="psi.protocol"
+            )
+        self._n.peer_count = self.peer_count = count
+        log.info("psi: peer announces %d keyed hashes", count)
+
+    def _on_batch(self, index: int, tags: bytes, announced: int) -> None:
+        n = self._n
+        if index != n.recv_batches:
+            raise AlignmentError(
+                mismatch("peer batch index", n.recv_batches, index), code="psi.protocol"
+            )
+        if len(tags) % TAG_BYTES:
+            raise AlignmentError(
+                f"peer batch {index}: payload of {len(tags)} bytes is not a whole number of "
+                f"{TAG_BYTES}-byte keyed hashes",
+                code="psi.bad_tag",
+            )
+        total = n.recv_items + len(tags) // TAG_BYTES
+        if total > announced:
+            raise AlignmentError(
+                mismatch(
+                    f"peer items after batch {index}", f"at most {announced} (announced)", total
+                ),
+                code="psi.count",
+            )
+        keys = keys_from_bytes(tags)
+        self.peer_store.add(keys, np.zeros(len(keys), dtype=np.int64))
+        n.recv_batches += 1
+        n.recv_items = total
+
+    def _on_done(self, done: psi_pb2.PsiDone, announced: int) -> None:
+        n = self._n
+        for field, expected, seen in (
+            ("items the peer sent", announced, n.recv_items),
+            ("peer's own count of items sent", n.recv_items, done.sent),
+        ):
+            if expected != seen:
+                raise AlignmentError(
+                    mismatch(f"at done, {field}", expected, seen), code="psi.count"
+                )
+        with self._lock:
+            n.peer_done = True
+        self._advance()
+
+
+def _internal(what: str, exc: Exception) -> AlignmentError:
+    return AlignmentError(
+        f"internal failure while {what}: {type(exc).__name__}: {exc}", code="psi.internal"
+    )

@@ -1,0 +1,167 @@
+"""Who may run fast mode: both parties real, up-to-date SGX enclaves on an attested channel.
+
+Fast mode hands the peer keyed hashes of every id together with the key (the peer derives it
+too), so a peer that is not a genuine, current enclave running the audited code could test
+guessed ids against them. The gate therefore requires, unless ``psi.insecure_fast_mode`` waives
+it with a loud warning:
+
+- locally: an RA-TLS channel and a real (not simulated) evidence provider;
+- of the peer: a key share carrying an RA-TLS certificate that verifies under the channel's
+  verifier and policy, with evidence that is real (not simulated), not a debug enclave, and whose
+  TCB status is in ``psi.fast_tcb_statuses`` (default ``UpToDate`` only), and a signature by that
+  certificate's key over both hellos and the share. The signature is never waived when present.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from cvfl.attestation.evidence import QuoteVerifier, VerifiedEvidence
+from cvfl.attestation.policy import Policy
+from cvfl.bridge.security import ChannelSecurity
+from cvfl.errors import AlignmentError, AttestationError, mismatch
+from cvfl.logs import get_logger
+from cvfl.psi.config import PsiConfig
+from cvfl.psi.fastkey import check_share_signature, sign_share
+from cvfl.psi.serde import KeyShare
+from cvfl.ratls.cert import verify_certificate
+from cvfl.ratls.channel import RatlsSecurity
+
+log = get_logger(__name__)
+
+INSECURE_HINT = (
+    "fast mode needs real, up-to-date SGX evidence on both sides; use mode = 'ecdh', or for "
+    "development only set psi.insecure_fast_mode = true (--insecure-fast-mode)"
+)
+
+
+def fast_evidence_problems(evidence: VerifiedEvidence, allowed: frozenset[str]) -> list[str]:
+    """Return why ``evidence`` does not qualify the peer for fast mode (empty when it does)."""
+    problems: list[str] = []
+    if evidence.simulated:
+        problems.append(mismatch("peer evidence simulated", "false (real SGX)", "true"))
+    if evidence.identity.debug:
+        problems.append(mismatch("peer enclave debug", "false (production enclave)", "true"))
+    if evidence.tcb_status not in allowed:
+        problems.append(
+            mismatch("peer tcb_status", " or ".join(sorted(allowed)), evidence.tcb_status)
+        )
+    return problems
+
+
+@dataclass(frozen=True)
+class Attested:
+    """What an RA-TLS channel gives fast mode: our credentials, the verifier and the policy."""
+
+    certificate: bytes
+    private_key: ec.EllipticCurvePrivateKey
+    verifier: QuoteVerifier
+    policy: Policy
+    simulated: bool
+    provider: str
+
+
+class FastGate:
+    """Checks that fast mode may run; makes this party's share and checks the peer's."""
+
+    def __init__(
+        self, attested: Attested | None, *, allowed: frozenset[str], insecure: bool, channel: str
+    ) -> None:
+        self.attested = attested
+        self.allowed = allowed
+        self.insecure = insecure
+        self.channel = channel
+        self.peer: VerifiedEvidence | None = None
+
+    def check_local(self) -> None:
+        """Refuse (or, when insecure, warn) if this side cannot offer real SGX evidence.
+
+        Raises:
+            AlignmentError: ``psi.fast_refused`` naming what failed.
+        """
+        problems: list[str] = []
+        if self.attested is None:
+            problems.append(mismatch("fast mode channel", "attested RA-TLS", self.channel))
+        elif self.attested.simulated:
+            problems.append(
+                mismatch(
+                    "fast mode own evidence",
+                    "real SGX (not simulated)",
+                    f"simulated (provider {self.attested.provider})",
+                )
+            )
+        self._judge(problems, "this side")
+
+    def own_share(self, public_key: bytes, transcript: bytes) -> KeyShare:
+        """Return this party's key share, signed when the channel is attested."""
+        if self.attested is None:
+            return KeyShare(public_key, b"", b"")
+        signature = sign_share(self.attested.private_key, transcript)
+        return KeyShare(public_key, self.attested.certificate, signature)
+
+    def check_peer(self, share: KeyShare, transcript: bytes) -> None:
+        """Verify the peer's certificate, evidence and share signature for fast mode.
+
+        Raises:
+            AlignmentError: ``psi.fast_refused`` (evidence) or ``psi.bad_key_share`` (signature).
+        """
+        if not share.certificate:
+            self._judge(
+                [mismatch("peer key share certificate", "an attested RA-TLS certificate", "none")],
+                "the peer",
+            )
+            return
+        check_share_signature(share, transcript)
+        if self.attested is None:
+            self._judge([mismatch("peer evidence", "verified", "not checked")], "the peer")
+            return
+        try:
+            evidence = verify_certificate(
+                share.certificate, self.attested.verifier, self.attested.policy
+            )
+        except AttestationError as exc:
+            raise AlignmentError(
+                f"fast mode refused: the peer's certificate: {exc.message}",
+                code="psi.fast_refused",
+            ) from None
+        self.peer = evidence
+        self._judge(fast_evidence_problems(evidence, self.allowed), "the peer")
+
+    def _judge(self, problems: list[str], who: str) -> None:
+        if not problems:
+            return
+        if not self.insecure:
+            raise AlignmentError(
+                f"fast mode refused ({who}): {'; '.join(problems)}. {INSECURE_HINT}",
+                code="psi.fast_refused",
+            )
+        log.warning(
+            "INSECURE FAST MODE (psi.insecure_fast_mode = true), %s: %s. The keyed hashes of "
+            "every id are exposed to whoever runs the peer",
+            who,
+            "; ".join(problems),
+        )
+
+
+def gate_for(security: ChannelSecurity, cfg: PsiConfig) -> FastGate:
+    """Build the fast-mode gate for ``security`` (RA-TLS gives credentials; others give none)."""
+    attested: Attested | None = None
+    if isinstance(security, RatlsSecurity):
+        creds = security.identity.current()
+        provider = security.identity.provider
+        attested = Attested(
+            certificate=creds.cert_der,
+            private_key=creds.private_key,
+            verifier=security.verifier,
+            policy=security.policy,
+            simulated=provider.simulated,
+            provider=provider.name,
+        )
+    return FastGate(
+        attested,
+        allowed=frozenset(cfg.fast_tcb_statuses),
+        insecure=cfg.insecure_fast_mode,
+        channel=security.name,
+    )

@@ -1,0 +1,61 @@
+"""What one party's alignment did, and the shared last step: write the rows and the report."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from cvfl.fsutil import atomic_write_bytes
+from cvfl.logs import get_logger
+from cvfl.psi.config import AlignJob, PsiConfig
+from cvfl.psi.output import select_rows, write_table
+from cvfl.psi.source import table_format
+from cvfl.psi.spill import Rows
+from cvfl.sealing import KeyProvider
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class AlignReport:
+    """What one party's alignment did; written next to the output as JSON (no ids in it)."""
+
+    job_id: str
+    role: str
+    mode: str
+    channel: str
+    own_rows: int
+    duplicates_dropped: int
+    peer_items: int
+    intersection: int
+    order_fingerprint: str
+    output: str
+    sealed: bool
+    spills: int
+    seconds_blind: float
+    seconds_exchange: float
+    seconds_output: float
+    seconds_total: float
+
+    def to_json(self) -> str:
+        """Return the report as indented JSON."""
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+
+def write_rows(job: AlignJob, cfg: PsiConfig, keys: KeyProvider | None, order: Rows) -> None:
+    """Write this party's rows ``order`` (the agreed order), sealed unless plaintext; atomic."""
+    table = select_rows(job.data, job.id_column, order, max(cfg.batch_size, 1 << 16))
+    write_table(table, table_format(job.data), cfg.output, keys)
+
+
+def write_report(cfg: PsiConfig, report: AlignReport) -> None:
+    """Write the JSON report atomically and log the outcome."""
+    atomic_write_bytes(cfg.report_path, report.to_json().encode("utf-8"))
+    log.info(
+        "psi: %s holds %d of the %d common rows in the agreed order; wrote %s (%s)",
+        report.role,
+        report.intersection,
+        report.intersection,
+        cfg.output,
+        "sealed" if report.sealed else "PLAINTEXT",
+    )
