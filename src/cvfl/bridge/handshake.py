@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from cvfl.bridge.link import Link, expect
-from cvfl.bridge.serde import Hello, hello_from_proto, hello_to_proto
+from cvfl.bridge.serde import Hello, TensorSpec, hello_from_proto, hello_to_proto
 from cvfl.errors import ProtocolError, mismatch
 from cvfl.logs import get_logger
 from cvfl.wire import bridge_pb2 as pb
@@ -18,8 +20,32 @@ def _short(value: bytes) -> str:
     return value.hex()[:16] + "…" if value else "(none)"
 
 
-def hello_mismatches(mine: Hello, theirs: Hello) -> list[str]:
-    """Every field on which the peer's hello disagrees with ours, as refusal phrases."""
+class Declared(Protocol):
+    """What every hello declares (training's and scoring's)."""
+
+    @property
+    def role(self) -> str: ...  # noqa: D102
+    @property
+    def protocol_version(self) -> int: ...  # noqa: D102
+    @property
+    def job_id(self) -> str: ...  # noqa: D102
+    @property
+    def batch_size(self) -> int: ...  # noqa: D102
+    @property
+    def num_rows(self) -> int: ...  # noqa: D102
+    @property
+    def cut_layer(self) -> tuple[TensorSpec, ...]: ...  # noqa: D102
+    @property
+    def id_order_fingerprint(self) -> bytes: ...  # noqa: D102
+
+
+def declared_mismatches(
+    mine: Declared,
+    theirs: Declared,
+    values: list[tuple[str, object, object]],
+    digests: list[tuple[str, bytes, bytes]],
+) -> list[str]:
+    """Refusal phrases for the common fields plus the given values and digests that differ."""
     problems: list[str] = []
     if theirs.role == mine.role or theirs.role not in ROLES:
         other = "follower" if mine.role == "leader" else "leader"
@@ -28,8 +54,8 @@ def hello_mismatches(mine: Hello, theirs: Hello) -> list[str]:
         ("protocol_version", mine.protocol_version, theirs.protocol_version),
         ("job_id", mine.job_id, theirs.job_id),
         ("batch_size", mine.batch_size, theirs.batch_size),
-        ("seed", mine.seed, theirs.seed),
         ("num_rows", mine.num_rows, theirs.num_rows),
+        *values,
     ]
     problems += [mismatch(name, a, b) for name, a, b in pairs if a != b]
     if mine.cut_layer != theirs.cut_layer:
@@ -40,13 +66,21 @@ def hello_mismatches(mine: Hello, theirs: Hello) -> list[str]:
                 "; ".join(s.describe() for s in theirs.cut_layer),
             )
         )
-    for name, a, b in (
-        ("id_order_fingerprint", mine.id_order_fingerprint, theirs.id_order_fingerprint),
-        ("schedule_digest", mine.schedule_digest, theirs.schedule_digest),
-    ):
+    fingerprints = ("id_order_fingerprint", mine.id_order_fingerprint, theirs.id_order_fingerprint)
+    for name, a, b in (fingerprints, *digests):
         if a != b:
             problems.append(mismatch(name, _short(a), _short(b)))
     return problems
+
+
+def hello_mismatches(mine: Hello, theirs: Hello) -> list[str]:
+    """Every field on which the peer's training hello disagrees with ours."""
+    return declared_mismatches(
+        mine,
+        theirs,
+        [("seed", mine.seed, theirs.seed)],
+        [("schedule_digest", mine.schedule_digest, theirs.schedule_digest)],
+    )
 
 
 def _refusal(problems: list[str]) -> ProtocolError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cvfl.bridge.handshake import declared_mismatches
 from cvfl.bridge.link import Link, expect
 from cvfl.bridge.serde import TensorSpec, spec_from_proto, spec_to_proto
 from cvfl.errors import ProtocolError, mismatch
@@ -13,7 +14,6 @@ from cvfl.wire import bridge_pb2 as pb
 log = get_logger(__name__)
 
 PREDICT_PROTOCOL_VERSION = 1
-_ROLES = ("leader", "follower")
 
 
 @dataclass(frozen=True)
@@ -73,43 +73,18 @@ def hello_from_proto(msg: pb.PredictHello) -> PredictHello:
     )
 
 
-def _short(value: bytes) -> str:
-    return value.hex()[:16] + "…" if value else "(none)"
-
-
 def predict_mismatches(mine: PredictHello, theirs: PredictHello) -> list[str]:
     """Every field on which the peer's predict hello disagrees with ours, as refusal phrases."""
-    problems: list[str] = []
-    if theirs.role == mine.role or theirs.role not in _ROLES:
-        problems.append(
-            mismatch("role", "leader" if mine.role == "follower" else "follower", theirs.role)
-        )
-    pairs: list[tuple[str, object, object]] = [
-        ("protocol_version", mine.protocol_version, theirs.protocol_version),
-        ("job_id", mine.job_id, theirs.job_id),
-        ("export_format", mine.export_format, theirs.export_format),
-        ("software_version", mine.software_version, theirs.software_version),
-        ("trained_steps", mine.trained_steps, theirs.trained_steps),
-        ("batch_size", mine.batch_size, theirs.batch_size),
-        ("num_rows", mine.num_rows, theirs.num_rows),
-    ]
-    problems += [mismatch(name, a, b) for name, a, b in pairs if a != b]
-    if mine.cut_layer != theirs.cut_layer:
-        problems.append(
-            mismatch(
-                "cut_layer",
-                "; ".join(s.describe() for s in mine.cut_layer),
-                "; ".join(s.describe() for s in theirs.cut_layer),
-            )
-        )
-    if mine.id_order_fingerprint != theirs.id_order_fingerprint:
-        problems.append(
-            mismatch(
-                "id_order_fingerprint",
-                _short(mine.id_order_fingerprint),
-                _short(theirs.id_order_fingerprint),
-            )
-        )
+    problems = declared_mismatches(
+        mine,
+        theirs,
+        [
+            ("export_format", mine.export_format, theirs.export_format),
+            ("software_version", mine.software_version, theirs.software_version),
+            ("trained_steps", mine.trained_steps, theirs.trained_steps),
+        ],
+        [],
+    )
     pinned = mine.expected_peer_fingerprint
     if pinned and pinned != theirs.model_fingerprint:
         problems.append(mismatch("peer model_fingerprint", pinned, theirs.model_fingerprint))
