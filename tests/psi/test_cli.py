@@ -92,3 +92,38 @@ def test_align_command_refuses_without_channel_security(
         main(["align", "--config", str(_config(tmp_path, "leader", 1, True))])
     assert exit_.value.code == 2
     assert "--insecure-plaintext" in capsys.readouterr().err
+
+
+def test_align_command_fast_mode_needs_the_insecure_flag_without_sgx(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = _free_port()
+    write_table(tmp_path / "leader.parquet", ["a", "b", "c"], "l")
+    write_table(tmp_path / "follower.parquet", ["c", "a", "z"], "f")
+    for role in ("leader", "follower"):
+        path = _config(tmp_path, role, port, False)
+        path.write_text(path.read_text() + 'mode = "fast"\n')
+    with pytest.raises(SystemExit) as exit_:
+        main(["align", "--config", str(tmp_path / "leader.toml"), "--insecure-plaintext"])
+    assert exit_.value.code == 7
+    err = capsys.readouterr().err
+    assert "fast mode channel" in err and "--insecure-fast-mode" in err
+    errors: list[object] = []
+
+    def run(role: str) -> None:
+        args = ["align", "--config", str(tmp_path / f"{role}.toml")]
+        try:
+            main([*args, "--insecure-plaintext", "--insecure-fast-mode"])
+        except SystemExit as exc:
+            if exc.code:
+                errors.append(exc.code)
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in ("leader", "follower")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    lids = pq.read_table(tmp_path / "out/leader-aligned.parquet").column("id").to_pylist()
+    fids = pq.read_table(tmp_path / "out/follower-aligned.parquet").column("id").to_pylist()
+    assert lids == fids and sorted(lids) == ["a", "c"]
