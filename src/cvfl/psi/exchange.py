@@ -8,13 +8,11 @@ outgoing side is a generator the transport drains. Any refusal is sent to the pe
 
 from __future__ import annotations
 
-import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, Future
+from collections.abc import Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
-import grpc
 import numpy as np
 
 from cvfl.errors import AlignmentError, CvflError, mismatch
@@ -22,12 +20,12 @@ from cvfl.logs import get_logger
 from cvfl.psi import serde
 from cvfl.psi.group import POINT_BYTES, Blinder, check_length, validate_points
 from cvfl.psi.spill import BucketStore, Rows, keys_from_bytes
+from cvfl.psi.stream import FrameStream, internal
 from cvfl.wire import psi_pb2
 
 log = get_logger(__name__)
 
 OwnBatches = Iterable[tuple[bytes, Rows]]
-_Out = psi_pb2.PsiFrame | Future[psi_pb2.PsiFrame] | None
 
 
 @dataclass
@@ -44,8 +42,8 @@ class _Counters:
     closed: bool = False
 
 
-class Session:
-    """One party's side of the exchange; results land in ``own_d`` and ``peer_d``."""
+class Session(FrameStream):
+    """One party's side of the ECDH exchange; results land in ``own_d`` and ``peer_d``."""
 
     def __init__(
         self,
@@ -59,9 +57,7 @@ class Session:
         own_d: BucketStore,
         peer_d: BucketStore,
     ) -> None:
-        self.me = me
-        self.peer: serde.PsiHello | None = None
-        self._peer_role = peer_role
+        super().__init__(me=me, peer_role=peer_role)
         self._own = own
         self._blinder = blinder
         self._pool = pool
@@ -69,85 +65,18 @@ class Session:
         self.own_d = own_d
         self.peer_d = peer_d
         self._store_lock = threading.Lock()
-        self._lock = threading.Lock()
-        self._out: queue.Queue[_Out] = queue.Queue()
         self._inflight: dict[int, Rows] = {}
         self._n = _Counters()
-        self._failure: CvflError | None = None
         self._peer_ok = threading.Event()
-        self._finished = threading.Event()
-        self._sent_all = threading.Event()
-        self._cancel: Callable[[], None] | None = None
 
-    # ----- driving -----------------------------------------------------------------------
-    def start(self, inbound: Iterable[psi_pb2.PsiFrame], cancel: Callable[[], None]) -> None:
-        """Queue the hello and start the receiving and sending threads."""
-        self._cancel = cancel
-        self._out.put(serde.hello_to_proto(self.me))
-        for target, arg in ((self._receive, inbound), (self._send_own, None)):
-            threading.Thread(target=target, args=(arg,), daemon=True).start()
+    def _started(self) -> None:
+        threading.Thread(target=self._send_own, daemon=True).start()
 
-    def outgoing(self) -> Iterator[psi_pb2.PsiFrame]:
-        """Yield the frames to send, in order; ends after ``done`` or an abort."""
-        try:
-            yield from self._frames()
-        finally:
-            self._sent_all.set()
-
-    def _frames(self) -> Iterator[psi_pb2.PsiFrame]:
-        while True:
-            item = self._out.get()
-            if self._failure is not None or item is None:
-                if self._failure is not None:
-                    yield serde.abort_to_proto(self._failure)
-                return
-            if isinstance(item, Future):
-                try:
-                    item = item.result()
-                except CvflError as exc:
-                    self.fail(exc)
-                    continue
-                except Exception as exc:  # a bug or resource failure must still stop both sides
-                    self.fail(_internal("answering a peer batch", exc))
-                    continue
-            yield item
-
-    def wait(self, timeout: float) -> None:
-        """Block until the exchange completed; raise the first failure.
-
-        Raises:
-            AlignmentError: the peer misbehaved, went away, or the exchange timed out.
-        """
-        if not self._finished.wait(timeout):
-            self.fail(
-                AlignmentError(
-                    f"the exchange did not finish within {timeout:g} s", code="psi.timeout"
-                )
-            )
-        if self._failure is not None:
-            # let the abort go out and the peer hang up; cut the call only if it lingers
-            lingering = not (self._sent_all.wait(2.0) and self._finished.wait(2.0))
-            if lingering and self._cancel is not None:
-                self._cancel()
-            raise self._failure
-
-    def fail(self, exc: CvflError) -> None:
-        """Record the first failure, stop sending (an abort goes out) and wake every waiter."""
-        with self._lock:
-            if self._failure is not None:
-                return
-            self._failure = exc
-        log.warning("psi: %s", exc.message)
-        self._out.put(None)
+    def _failed(self) -> None:
         self._peer_ok.set()
 
-    @property
-    def failed(self) -> bool:
-        """Whether the exchange has failed."""
-        return self._failure is not None
-
     # ----- sending -----------------------------------------------------------------------
-    def _send_own(self, _: object) -> None:
+    def _send_own(self) -> None:
         self._peer_ok.wait()
         try:
             for points, rows in self._own:
@@ -169,7 +98,7 @@ class Session:
         except CvflError as exc:
             self.fail(exc)
         except Exception as exc:
-            self.fail(_internal("sending own batches", exc))
+            self.fail(internal("sending own batches", exc))
 
     def _answer(self, index: int, points: bytes) -> psi_pb2.PsiFrame:
         doubled = self._blinder.blind_points(points, batch=index, what="blinded")
@@ -192,28 +121,8 @@ class Session:
                 self._out.put(None)
 
     # ----- receiving ---------------------------------------------------------------------
-    def _receive(self, inbound: Iterable[psi_pb2.PsiFrame]) -> None:
-        try:
-            for frame in inbound:
-                if self.failed:
-                    break
-                self._handle(frame)
-            if not self.failed and not self._n.closed:
-                raise AlignmentError(self._lost("the stream ended"), code="psi.peer_lost")
-        except CvflError as exc:
-            self.fail(exc)
-        except grpc.RpcError as exc:
-            code = exc.code() if isinstance(exc, grpc.Call) else None
-            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                self.fail(AlignmentError("the exchange deadline passed", code="psi.timeout"))
-            else:
-                self.fail(
-                    AlignmentError(self._lost(f"the call failed ({code})"), code="psi.peer_lost")
-                )
-        except Exception as exc:
-            self.fail(_internal("receiving", exc))
-        finally:
-            self._finished.set()
+    def _complete(self) -> bool:
+        return self._n.closed
 
     def _lost(self, how: str) -> str:
         n = self._n
@@ -241,19 +150,7 @@ class Session:
             raise AlignmentError(mismatch("frame", "a known kind", kind), code="psi.protocol")
 
     def _on_hello(self, hello: serde.PsiHello) -> None:
-        if self.peer is not None:
-            raise AlignmentError(mismatch("hello", "exactly one", "a second"), code="psi.protocol")
-        for field, mine, theirs in (
-            ("version", self.me.version, hello.version),
-            ("job_id", self.me.job_id, hello.job_id),
-            ("role", self._peer_role, hello.role),
-            ("mode", self.me.mode, hello.mode),
-        ):
-            if mine != theirs:
-                raise AlignmentError(
-                    mismatch(f"peer hello {field}", mine, theirs), code="psi.hello"
-                )
-        self.peer = hello
+        self.check_hello(hello)
         log.info("psi: peer %s announces %d items", hello.role, hello.count)
         self._peer_ok.set()
         self._advance()
@@ -321,9 +218,3 @@ class Session:
         with self._lock:
             n.peer_done = True
         self._advance()
-
-
-def _internal(what: str, exc: Exception) -> AlignmentError:
-    return AlignmentError(
-        f"internal failure while {what}: {type(exc).__name__}: {exc}", code="psi.internal"
-    )

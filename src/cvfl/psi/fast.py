@@ -9,12 +9,10 @@ hashes, checking the announced count. Any refusal is sent to the peer as an abor
 
 from __future__ import annotations
 
-import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import grpc
 import numpy as np
 
 from cvfl.errors import AlignmentError, CvflError, mismatch
@@ -24,6 +22,7 @@ from cvfl.psi.fastgate import FastGate
 from cvfl.psi.fastkey import TAG_BYTES, KeyedHasher, KeyExchange, session_transcript
 from cvfl.psi.fastkey import share_transcript as _share_transcript
 from cvfl.psi.spill import BucketStore, keys_from_bytes
+from cvfl.psi.stream import FrameStream, internal
 from cvfl.wire import psi_pb2
 
 log = get_logger(__name__)
@@ -35,7 +34,6 @@ Producer = Callable[[KeyedHasher], tuple[int, Iterable[bytes]]]
 
 @dataclass
 class _State:
-    share_sent: bool = False
     keyed: bool = False
     peer_count: int | None = None
     recv_batches: int = 0
@@ -46,7 +44,7 @@ class _State:
     closed: bool = False
 
 
-class FastSession:
+class FastSession(FrameStream):
     """One party's side of the fast-mode exchange; the peer's keyed hashes land in ``peer_store``.
 
     ``produce(hasher)`` runs in its own thread once the key is agreed: it hashes this party's
@@ -63,78 +61,19 @@ class FastSession:
         window: int,
         peer_store: BucketStore,
     ) -> None:
-        self.me = me
-        self.peer: serde.PsiHello | None = None
+        super().__init__(me=me, peer_role=peer_role)
         self.peer_count: int = 0
-        self._peer_role = peer_role
         self._gate = gate
         self._produce = produce
         self._kx = KeyExchange()
         self._own_share: serde.KeyShare | None = None
         self.peer_store = peer_store
-        self._out: queue.Queue[psi_pb2.PsiFrame | None] = queue.Queue()
         self._window = threading.Semaphore(window)
-        self._lock = threading.Lock()
         self._n = _State()
-        self._failure: CvflError | None = None
-        self._finished = threading.Event()
-        self._sent_all = threading.Event()
-        self._cancel: Callable[[], None] | None = None
 
-    # ----- driving -----------------------------------------------------------------------
-    def start(self, inbound: Iterable[psi_pb2.PsiFrame], cancel: Callable[[], None]) -> None:
-        """Queue the hello and start the receiving thread."""
-        self._cancel = cancel
-        self._out.put(serde.hello_to_proto(self.me))
-        threading.Thread(target=self._receive, args=(inbound,), daemon=True).start()
-
-    def outgoing(self) -> Iterator[psi_pb2.PsiFrame]:
-        """Yield the frames to send, in order; ends after ``done`` or an abort."""
-        try:
-            while True:
-                item = self._out.get()
-                if self._failure is not None:
-                    yield serde.abort_to_proto(self._failure)
-                    return
-                if item is None:
-                    return
-                yield item
-                if item.WhichOneof("body") == "batch":
-                    self._window.release()
-        finally:
-            self._sent_all.set()
-
-    def wait(self, timeout: float) -> None:
-        """Block until the exchange completed; raise the first failure.
-
-        Raises:
-            AlignmentError: refused, the peer misbehaved, went away, or the exchange timed out.
-        """
-        if not self._finished.wait(timeout):
-            self.fail(
-                AlignmentError(
-                    f"the exchange did not finish within {timeout:g} s", code="psi.timeout"
-                )
-            )
-        if self._failure is not None:
-            lingering = not (self._sent_all.wait(2.0) and self._finished.wait(2.0))
-            if lingering and self._cancel is not None:
-                self._cancel()
-            raise self._failure
-
-    def fail(self, exc: CvflError) -> None:
-        """Record the first failure, stop sending (an abort goes out) and wake every waiter."""
-        with self._lock:
-            if self._failure is not None:
-                return
-            self._failure = exc
-        log.warning("psi: %s", exc.message)
-        self._out.put(None)
-
-    @property
-    def failed(self) -> bool:
-        """Whether the exchange has failed."""
-        return self._failure is not None
+    def _sent(self, frame: psi_pb2.PsiFrame) -> None:
+        if frame.WhichOneof("body") == "batch":
+            self._window.release()
 
     # ----- the key -----------------------------------------------------------------------
     def _hellos(self, peer: serde.PsiHello) -> tuple[serde.PsiHello, serde.PsiHello]:
@@ -144,7 +83,6 @@ class FastSession:
         unsigned = serde.KeyShare(self._kx.public_key, self._gate_certificate(), b"")
         transcript = _share_transcript(self.me.role, self._hellos(peer), unsigned)
         self._own_share = self._gate.own_share(self._kx.public_key, transcript)
-        self._n.share_sent = True
         self._out.put(serde.key_share_to_proto(self._own_share))
 
     def _gate_certificate(self) -> bytes:
@@ -192,7 +130,7 @@ class FastSession:
         except CvflError as exc:
             self.fail(exc)
         except Exception as exc:
-            self.fail(_internal("hashing and sending own ids", exc))
+            self.fail(internal("hashing and sending own ids", exc))
 
     def _advance(self) -> None:
         with self._lock:
@@ -202,27 +140,8 @@ class FastSession:
                 self._out.put(None)
 
     # ----- receiving ---------------------------------------------------------------------
-    def _receive(self, inbound: Iterable[psi_pb2.PsiFrame]) -> None:
-        try:
-            for frame in inbound:
-                if self.failed:
-                    break
-                self._handle(frame)
-            if not self.failed and not self._n.peer_done:
-                raise AlignmentError(self._lost("the stream ended"), code="psi.peer_lost")
-        except CvflError as exc:
-            self.fail(exc)
-        except grpc.RpcError as exc:
-            code = exc.code() if isinstance(exc, grpc.Call) else None
-            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                self.fail(AlignmentError("the exchange deadline passed", code="psi.timeout"))
-            else:
-                how = f"the call failed ({code})"
-                self.fail(AlignmentError(self._lost(how), code="psi.peer_lost"))
-        except Exception as exc:
-            self.fail(_internal("receiving", exc))
-        finally:
-            self._finished.set()
+    def _complete(self) -> bool:
+        return self._n.peer_done
 
     def _lost(self, how: str) -> str:
         n = self._n
@@ -257,20 +176,7 @@ class FastSession:
             raise AlignmentError(mismatch("frame", expected, kind), code="psi.protocol")
 
     def _on_hello(self, hello: serde.PsiHello) -> None:
-        if self.peer is not None:
-            raise AlignmentError(mismatch("hello", "exactly one", "a second"), code="psi.protocol")
-        for field, mine, theirs in (
-            ("version", self.me.version, hello.version),
-            ("job_id", self.me.job_id, hello.job_id),
-            ("role", self._peer_role, hello.role),
-            ("mode", self.me.mode, hello.mode),
-        ):
-            if mine != theirs:
-                raise AlignmentError(
-                    mismatch(f"peer hello {field}", mine, theirs), code="psi.hello"
-                )
-        self.peer = hello
-        self._send_share(hello)
+        self._send_share(self.check_hello(hello))
 
     def _on_announce(self, count: int) -> None:
         if self._n.peer_count is not None:
@@ -318,9 +224,3 @@ class FastSession:
         with self._lock:
             n.peer_done = True
         self._advance()
-
-
-def _internal(what: str, exc: Exception) -> AlignmentError:
-    return AlignmentError(
-        f"internal failure while {what}: {type(exc).__name__}: {exc}", code="psi.internal"
-    )
