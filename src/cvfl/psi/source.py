@@ -52,7 +52,7 @@ def canonical_ids(column: pa.Array, *, path: Path, name: str, start: int) -> lis
         raise DataError(f"{path}: column {name!r} row {first}: missing id", code="data.null")
     kind = column.type
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        return [TEXT_TAG + v.encode("utf-8") for v in column.to_pylist()]
+        return _prefixed(column, TEXT_TAG, large=pa.types.is_large_string(kind))
     if pa.types.is_integer(kind):
         return [TEXT_TAG + str(v).encode("ascii") for v in column.to_pylist()]
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
@@ -61,6 +61,15 @@ def canonical_ids(column: pa.Array, *, path: Path, name: str, start: int) -> lis
         f"{path}: column {name!r}: expected string, integer or binary ids, seen {kind}",
         code="data.type",
     )
+
+
+def _prefixed(column: pa.Array, tag: bytes, *, large: bool) -> list[bytes]:
+    """Return ``tag + UTF-8 bytes`` of each string, joined in Arrow (no str round trip)."""
+    kind = pa.large_binary() if large else pa.binary()
+    joined = pc.binary_join_element_wise(
+        pa.scalar(tag, kind), column.cast(kind), pa.scalar(b"", kind)
+    )
+    return list(joined.to_pylist())
 
 
 def iter_id_chunks(path: Path, id_column: str, chunk_rows: int) -> Iterator[IdChunk]:
