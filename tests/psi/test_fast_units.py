@@ -189,3 +189,19 @@ def test_fast_config_keys() -> None:
         PsiConfig.from_toml_table({"output": "a", "fast_tcb_statuses": "UpToDate"})
     with pytest.raises(ConfigError, match=r"psi.insecure_fast_mode: expected bool"):
         PsiConfig.from_toml_table({"output": "a", "insecure_fast_mode": "yes"})
+
+
+def test_share_certificate_must_be_the_streams_client_certificate() -> None:
+    signer = _gate(CraftedProvider(simulated=False, name="sgx"), PlatformVerifier("UpToDate"))
+    other = _gate(CraftedProvider(simulated=False, name="sgx"), PlatformVerifier("UpToDate"))
+    checker = _gate(CraftedProvider(simulated=False, name="sgx"), PlatformVerifier("UpToDate"))
+    assert signer.attested is not None and other.attested is not None
+    unsigned = serde.KeyShare(KeyExchange().public_key, signer.attested.certificate, b"")
+    transcript = share_transcript("follower", HELLOS, unsigned)
+    share = signer.own_share(unsigned.public_key, transcript)
+    checker.check_peer(share, transcript, channel_peer=signer.attested.certificate)
+    checker.insecure = True  # the binding is never waived
+    with pytest.raises(AlignmentError) as err:
+        checker.check_peer(share, transcript, channel_peer=other.attested.certificate)
+    assert err.value.code == "psi.fast_refused"
+    assert "expected the stream's mutual-TLS client certificate sha256=" in err.value.message

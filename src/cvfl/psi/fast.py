@@ -94,7 +94,8 @@ class FastSession(FrameStream):
                 mismatch("key share", "exactly one", "a second"), code="psi.protocol"
             )
         hellos = self._hellos(peer)
-        self._gate.check_peer(share, _share_transcript(peer.role, hellos, share))
+        transcript = _share_transcript(peer.role, hellos, share)
+        self._gate.check_peer(share, transcript, channel_peer=self.channel_peer)
         mine = self._own_share
         shares = (mine, share) if self.me.role == "leader" else (share, mine)
         hasher = self._kx.derive(share.public_key, session_transcript(hellos, shares))

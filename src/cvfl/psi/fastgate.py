@@ -14,6 +14,8 @@ it with a loud warning:
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -101,11 +103,17 @@ class FastGate:
         signature = sign_share(self.attested.private_key, transcript)
         return KeyShare(public_key, self.attested.certificate, signature)
 
-    def check_peer(self, share: KeyShare, transcript: bytes) -> None:
+    def check_peer(
+        self, share: KeyShare, transcript: bytes, *, channel_peer: bytes | None = None
+    ) -> None:
         """Verify the peer's certificate, evidence and share signature for fast mode.
 
+        ``channel_peer`` (the stream's mutual-TLS client certificate, known to the server side)
+        must then be the certificate in the share; this is never waived.
+
         Raises:
-            AlignmentError: ``psi.fast_refused`` (evidence) or ``psi.bad_key_share`` (signature).
+            AlignmentError: ``psi.fast_refused`` (evidence, channel binding) or
+                ``psi.bad_key_share`` (signature).
         """
         if not share.certificate:
             self._judge(
@@ -114,6 +122,7 @@ class FastGate:
             )
             return
         check_share_signature(share, transcript)
+        _check_channel_binding(share.certificate, channel_peer)
         if self.attested is None:
             self._judge([mismatch("peer evidence", "verified", "not checked")], "the peer")
             return
@@ -142,6 +151,21 @@ class FastGate:
             "every id are exposed to whoever runs the peer",
             who,
             "; ".join(problems),
+        )
+
+
+def _check_channel_binding(certificate: bytes, channel_peer: bytes | None) -> None:
+    if channel_peer is None:
+        return
+    seen, expected = (hashlib.sha256(c).hexdigest() for c in (certificate, channel_peer))
+    if not hmac.compare_digest(seen, expected):
+        raise AlignmentError(
+            mismatch(
+                "peer key share certificate",
+                f"the stream's mutual-TLS client certificate sha256={expected[:16]}…",
+                f"sha256={seen[:16]}…",
+            ),
+            code="psi.fast_refused",
         )
 
 

@@ -13,11 +13,15 @@ from concurrent import futures
 from typing import Protocol
 
 import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from cvfl.bridge.security import SERVER_OPTIONS, ChannelSecurity
 from cvfl.errors import AttestationError, PeerUnavailableError
 from cvfl.logs import get_logger
 from cvfl.psi.config import AlignJob, PsiConfig
+from cvfl.ratls.channel import RatlsSecurity
+from cvfl.ratls.service import peer_pem
 from cvfl.wire import psi_pb2, psi_pb2_grpc
 
 log = get_logger(__name__)
@@ -28,7 +32,13 @@ __all__ = ["PsiServicer", "StreamSession", "connect_session", "run_session", "se
 class StreamSession(Protocol):
     """One party's side of an exchange (ECDH or fast mode) as the transport drives it."""
 
-    def start(self, inbound: Iterable[psi_pb2.PsiFrame], cancel: Callable[[], None]) -> None:
+    def start(
+        self,
+        inbound: Iterable[psi_pb2.PsiFrame],
+        cancel: Callable[[], None],
+        *,
+        channel_peer: bytes | None = None,
+    ) -> None:
         """Begin: queue the first frames and consume ``inbound`` in a thread."""
         ...
 
@@ -61,9 +71,20 @@ class PsiServicer(psi_pb2_grpc.PsiServicer):
         if not self._claimed.acquire(blocking=False):
             context.abort(grpc.StatusCode.ALREADY_EXISTS, "an alignment is already running")
         log.info("psi: follower connected (%s)", peer)
-        self._session.start(request_iterator, context.cancel)
+        channel_peer = _client_certificate(context, self._security)
+        self._session.start(request_iterator, context.cancel, channel_peer=channel_peer)
         self.connected.set()
         yield from self._session.outgoing()
+
+
+def _client_certificate(context: grpc.ServicerContext, security: ChannelSecurity) -> bytes | None:
+    """The caller's mutual-TLS certificate (DER) on an RA-TLS channel, else None."""
+    if not isinstance(security, RatlsSecurity):
+        return None
+    pem = peer_pem(context)
+    if pem is None:
+        return None
+    return x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
 
 
 def serve_session(

@@ -37,11 +37,22 @@ class FrameStream:
         self._finished = threading.Event()
         self._sent_all = threading.Event()
         self._cancel: Callable[[], None] | None = None
+        self.channel_peer: bytes | None = None
 
     # ----- driving -----------------------------------------------------------------------
-    def start(self, inbound: Iterable[psi_pb2.PsiFrame], cancel: Callable[[], None]) -> None:
-        """Queue the hello and start the receiving thread (and the subclass's own threads)."""
+    def start(
+        self,
+        inbound: Iterable[psi_pb2.PsiFrame],
+        cancel: Callable[[], None],
+        *,
+        channel_peer: bytes | None = None,
+    ) -> None:
+        """Queue the hello and start the receiving thread (and the subclass's own threads).
+
+        ``channel_peer`` is the peer's TLS certificate (DER) when the transport knows it.
+        """
         self._cancel = cancel
+        self.channel_peer = channel_peer
         self._out.put(serde.hello_to_proto(self.me))
         threading.Thread(target=self._receive, args=(inbound,), daemon=True).start()
         self._started()
