@@ -7,6 +7,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cvfl.fsutil import atomic_write_bytes
 from cvfl.report.quality import QualityReport
@@ -111,6 +112,7 @@ def render_png(report: QualityReport) -> bytes:
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(7.5, 4.5), dpi=100)
     ax = fig.add_subplot()
@@ -119,18 +121,20 @@ def render_png(report: QualityReport) -> bytes:
         # centralized model's thin line.
         width, alpha = (5.0, 0.35) if m is report.split else (1.5, 1.0)
         color, c = f"C{i}", m.curve
-        ax.plot(
-            c.epochs, c.train_loss, "-", color=color, lw=width, alpha=alpha, label=f"{m.name} train"
-        )
-        ax.plot(
-            c.epochs,
-            c.val_loss,
-            "--",
-            color=color,
-            lw=width,
-            alpha=alpha,
-            label=f"{m.name} validation",
-        )
+        # Markers keep a one-epoch job visible (a single point draws no line).
+        style: dict[str, Any] = {
+            "color": color,
+            "lw": width,
+            "alpha": alpha,
+            "markersize": 3 + width,
+        }
+        ax.plot(c.epochs, c.train_loss, "-o", label=f"{m.name} train", **style)
+        ax.plot(c.epochs, c.val_loss, "--s", label=f"{m.name} validation", **style)
+    epochs = sorted({e for m in report.models for e in m.curve.epochs})
+    if len(epochs) <= 12:
+        ax.set_xticks(epochs)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("cross-entropy loss")
     ax.set_title(f"cvfl {report.job_id}: training and validation loss")
