@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cvfl.data import SynthSpec, synthesize, write_arrow
+from cvfl.datasets.jobs import trust_sections
 from cvfl.errors import CvflError
 from cvfl.logs import get_logger
 
@@ -83,22 +84,7 @@ eval_batch_size = 2048
 {peer}
 security = "ratls"
 connect_timeout = 120.0
-{psi}
-[sealing]
-# Checkpoints and exports are sealed with this party's own key (made by `cvfl keys new`).
-provider = "file"
-key_file = "keys/{role}.key"
-
-[attestation]
-provider = "simulated"
-
-[attestation.policy]
-# The simulated TEE proves nothing; this demo policy accepts it by name.
-allow_simulated = true
-
-[[attestation.policy.identities]]
-mr_enclave = "{mr_enclave}"
-"""
+{psi}{trust_sections(role, mr_enclave)}"""
 
 
 def _pump(stream: IO[str], prefix: str) -> None:

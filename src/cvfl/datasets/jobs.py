@@ -70,8 +70,14 @@ threads = {job.threads}
 {peer}
 security = "ratls"
 connect_timeout = 120.0
+{trust_sections(role, mr_enclave)}"""
 
+
+def trust_sections(role: str, mr_enclave: str) -> str:
+    """The demo jobs' ``[sealing]`` and ``[attestation]`` tables (simulated TEE, by name)."""
+    return f"""
 [sealing]
+# Checkpoints and exports are sealed with this party's own key (made by `cvfl keys new`).
 provider = "file"
 key_file = "keys/{role}.key"
 

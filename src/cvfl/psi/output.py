@@ -9,9 +9,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from cvfl.data.tables import table_format
 from cvfl.errors import DataError
 from cvfl.fsutil import atomic_write_bytes
-from cvfl.psi.source import iter_row_batches, table_format
+from cvfl.psi.source import iter_row_batches
 from cvfl.psi.spill import Rows
 from cvfl.sealing import KeyProvider, read_sealed, write_sealed
 

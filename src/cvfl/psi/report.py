@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from cvfl.data.tables import table_format
 from cvfl.fsutil import atomic_write_bytes
 from cvfl.logs import get_logger
 from cvfl.psi.config import AlignJob, PsiConfig
 from cvfl.psi.output import select_rows, write_table
-from cvfl.psi.source import table_format
 from cvfl.psi.spill import Rows
 from cvfl.sealing import KeyProvider
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from cvfl.bridge.security import ChannelSecurity
+from cvfl.data.tables import table_format
 from cvfl.errors import ConfigError, mismatch
 from cvfl.logs import get_logger
 from cvfl.psi import serde
@@ -17,7 +18,6 @@ from cvfl.psi.group import Blinder, domain_label
 from cvfl.psi.report import AlignReport, write_report, write_rows
 from cvfl.psi.service import run_session
 from cvfl.psi.sets import blind_own, duplicate_error, find_duplicates, intersect, own_batches
-from cvfl.psi.source import table_format
 from cvfl.psi.spill import BucketStore, default_threads
 from cvfl.sealing import KeyProvider
 

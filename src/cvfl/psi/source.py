@@ -18,23 +18,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from cvfl.data.tables import table_format
 from cvfl.errors import DataError
 
 TEXT_TAG = b"t"
 BINARY_TAG = b"b"
-
-
-def table_format(path: Path) -> str:
-    """Return ``"parquet"`` or ``"csv"`` from the file name (a ``.sealed`` suffix is ignored)."""
-    name = path.name.removesuffix(".sealed")
-    if name.endswith((".parquet", ".pq")):
-        return "parquet"
-    if name.endswith(".csv"):
-        return "csv"
-    raise DataError(
-        f"{path}: unknown table format (expected a .parquet or .csv file name)",
-        code="data.format",
-    )
 
 
 @dataclass(frozen=True)
