@@ -69,3 +69,25 @@ def test_uncommitted_checkpoint_counts_but_record_less_does_not(tmp_path: Path) 
     assert [s.step for s in store.inventory()] == [3]
     (tmp_path / "follower-step-000000003.json").unlink()  # crash before the record
     assert store.inventory() == ()
+
+
+def test_a_clean_run_commits_every_checkpoint_on_both_sides(small_job) -> None:  # type: ignore[no-untyped-def]
+    from cvfl.sealing import key_provider_from_config
+    from cvfl.train import TrainResult
+    from tests.train.helpers import run_pair
+
+    # 4 epochs of 15 steps, a checkpoint every 15: the last one falls on the final step, so the
+    # leader's digest reaches the follower only while it waits for the end of the session.
+    lead_cfg, follow_cfg = small_job(train__epochs=4, train__checkpoint_every=15)
+    outcome = run_pair(lead_cfg, follow_cfg)
+    assert all(isinstance(r, TrainResult) for r in outcome), outcome
+    for cfg in (lead_cfg, follow_cfg):
+        assert cfg.sealing is not None
+        store = CheckpointStore(
+            cfg.job.workdir / "checkpoints",
+            cfg.role,
+            Artifacts(key_provider_from_config(cfg.sealing)),
+        )
+        states = store.inventory()
+        assert [s.step for s in states] == [30, 45, 60]
+        assert all(s.peer_digest for s in states), (cfg.role, states)

@@ -13,7 +13,7 @@ import torch
 
 from cvfl.bridge.handshake import follower_handshake
 from cvfl.bridge.link import Link, dial, expect
-from cvfl.bridge.reliable import AnySession, PeerRestarted, open_session
+from cvfl.bridge.reliable import AnySession, Connect, PeerRestarted, open_session
 from cvfl.bridge.security import ChannelSecurity
 from cvfl.bridge.serde import TensorSpec, dtype_name
 from cvfl.data.ids import batch_mac, session_mac_key
@@ -43,7 +43,7 @@ def run_follower(
     """Dial the leader, train the job and export the follower's half."""
 
     def connect(timeout: float) -> Link:
-        return dial(security, lambda: leader_address(party), timeout)
+        return dial(security, party.cfg.peer.leader_address, timeout)
 
     transport = connect(party.cfg.peer.connect_timeout)
     while True:
@@ -52,24 +52,6 @@ def run_follower(
         except PeerRestarted as restart:
             log.warning("the leader restarted: both sides resume from a common checkpoint")
             transport = restart.transport
-
-
-def leader_address(party: Party) -> str:
-    """``[peer] connect``, with the port read from ``port_file`` when one is configured.
-
-    A leader that listens on port 0 writes its port to that file (same machine only).
-    """
-    peer = party.cfg.peer
-    if peer.port_file is None:
-        return peer.connect
-    try:
-        port = int(peer.port_file.read_text().strip())
-    except (OSError, ValueError):
-        raise PeerUnavailableError(
-            f"{peer.port_file}: the leader has not written its port yet", code="peer.unreachable"
-        ) from None
-    host = peer.connect.rsplit(":", 1)[0]
-    return f"{host}:{port}"
 
 
 def cut_spec(party: Party) -> tuple[TensorSpec, ...]:
@@ -98,7 +80,7 @@ class _Pending:
                 checkpoint_store(self.party).commit(done.step, mine, bytes(done.digest))
 
 
-def _follow(party: Party, transport: Link, connect: object, progress: Progress) -> TrainResult:
+def _follow(party: Party, transport: Link, connect: Connect, progress: Progress) -> TrainResult:
     cfg = party.cfg
     cut = cut_spec(party)
     mine = party.hello(cut, checkpoint_store(party).inventory())
@@ -109,7 +91,6 @@ def _follow(party: Party, transport: Link, connect: object, progress: Progress) 
     except CvflError as exc:
         transport.abort(exc)
         raise
-    assert callable(connect)
     session = open_session(
         transport,
         connect,
@@ -119,10 +100,13 @@ def _follow(party: Party, transport: Link, connect: object, progress: Progress) 
         reliable=cfg.peer.reliable,
     )
     key = session_mac_key(cfg.job.id, theirs.nonce, mine.nonce)
+    # One record of uncommitted checkpoints: the leader's digest for the last one may arrive
+    # only while we wait for its Finish.
+    pending = _Pending(party)
     try:
-        result = _train(party, session, key, start, cut, progress)
+        result = _train(party, session, pending, key, start, cut, progress)
         session.send(pb.Envelope(finish=pb.Finish(steps=result.steps)))
-        _await_finish(party, session)
+        _await_finish(party, session, pending)
     except CvflError as exc:
         session.abort(exc)
         raise
@@ -134,6 +118,7 @@ def _follow(party: Party, transport: Link, connect: object, progress: Progress) 
 def _train(
     party: Party,
     session: AnySession,
+    pending: _Pending,
     key: bytes,
     start: int,
     cut: tuple[TensorSpec, ...],
@@ -141,7 +126,6 @@ def _train(
 ) -> TrainResult:
     cfg = party.cfg
     width = cut[0].shape[0] if cut[0].shape else 1
-    pending = _Pending(party)
     result = TrainResult(role="follower", steps=start, seconds=0.0)
     progress.start(party.schedule.total_steps, "follower")
     started = time.perf_counter()
@@ -173,9 +157,8 @@ def _train(
     return result
 
 
-def _await_finish(party: Party, session: AnySession) -> None:
+def _await_finish(party: Party, session: AnySession, pending: _Pending) -> None:
     """Wait for the leader's Finish; if it is gone after every step was answered, carry on."""
-    pending = _Pending(party)
     try:
         expect(pending.receive(session, party.cfg.peer.step_timeout), "finish")
     except PeerUnavailableError as exc:
