@@ -13,11 +13,13 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 
 from cvfl.bridge.security import SERVER_OPTIONS, ChannelSecurity
 from cvfl.errors import AttestationError, CvflError, PeerUnavailableError, ProtocolError
+from cvfl.fsutil import atomic_write_bytes
 from cvfl.logs import get_logger
 from cvfl.wire import bridge_pb2 as pb
 from cvfl.wire import bridge_pb2_grpc as pb_grpc
@@ -159,8 +161,11 @@ class _Servicer(pb_grpc.BridgeServicer):
 class BridgeServer:
     """The leader's listening end: binds through a ChannelSecurity and accepts streams."""
 
-    def __init__(self, security: ChannelSecurity, address: str) -> None:
+    def __init__(
+        self, security: ChannelSecurity, address: str, port_file: Path | None = None
+    ) -> None:
         self._accepted: queue.Queue[Link] = queue.Queue()
+        self._port_file = port_file
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="cvfl-bridge"),
             options=SERVER_OPTIONS,
@@ -169,6 +174,8 @@ class BridgeServer:
         self.port = security.bind(self._server, address)
         self._server.start()
         log.info("bridge listening on port %s (%s)", self.port, security.name)
+        if port_file is not None:  # a leader on port 0 tells a follower on this machine
+            atomic_write_bytes(port_file, f"{self.port}\n".encode(), mode=0o644)
 
     def accept(self, timeout: float) -> Link:
         """Wait for the follower's stream."""
@@ -180,8 +187,10 @@ class BridgeServer:
             ) from None
 
     def stop(self, grace: float = 1.0) -> None:
-        """Stop serving."""
+        """Stop serving (and withdraw the port file)."""
         self._server.stop(grace).wait()
+        if self._port_file is not None:
+            self._port_file.unlink(missing_ok=True)
 
 
 class ClientLink(Link):

@@ -227,12 +227,17 @@ class Session:
 
     def abort(self, error: ProtocolError | PeerUnavailableError | Exception) -> None:
         """Tell the peer why this side stops (best effort), then stop."""
-        code = getattr(error, "code", "cvfl.error")
-        message = getattr(error, "message", str(error))
-        with contextlib.suppress(PeerUnavailableError):
-            self._transport.put(pb.Envelope(abort=pb.Abort(code=code, message=message)))
         self._closed.set()
-        self._transport.close()
+        _abort(self._transport, error)
+
+
+def _abort(transport: Link, error: Exception) -> None:
+    """Tell the peer why this side stops (best effort), then close the stream."""
+    code = getattr(error, "code", "cvfl.error")
+    message = getattr(error, "message", str(error))
+    with contextlib.suppress(PeerUnavailableError):
+        transport.put(pb.Envelope(abort=pb.Abort(code=code, message=message)))
+    transport.close()
 
 
 def _first_message(transport: Link, timeout: float) -> pb.Envelope | None:
@@ -277,11 +282,7 @@ class DirectSession:
 
     def abort(self, error: ProtocolError | PeerUnavailableError | Exception) -> None:
         """Tell the peer why this side stops, then close."""
-        code = getattr(error, "code", "cvfl.error")
-        message = getattr(error, "message", str(error))
-        with contextlib.suppress(PeerUnavailableError):
-            self.transport.put(pb.Envelope(abort=pb.Abort(code=code, message=message)))
-        self.transport.close()
+        _abort(self.transport, error)
 
 
 AnySession = Session | DirectSession

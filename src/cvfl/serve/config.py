@@ -5,14 +5,13 @@ Relative paths resolve against the job file's folder, like the rest of the job f
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from cvfl.errors import ConfigError, mismatch
-from cvfl.train.config import JobConfig, job_from_mapping
+from cvfl.train.config import JobConfig, job_from_mapping, read_job_toml
 
 _PATHS = ("input", "output", "export", "aligned", "report")
 _TYPES: dict[str, type] = {
@@ -99,12 +98,7 @@ def load_predict_job(path: Path, **overrides: Any) -> tuple[JobConfig, PredictSe
     Overrides (from command-line options) that are None are ignored; ``input`` may come from an
     override when the file has no ``[predict]`` section.
     """
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such job file", code="config.missing_file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}", code="config.toml") from exc
+    raw = read_job_toml(path)
     table = dict(raw.pop("predict", {}))
     cfg = job_from_mapping(raw, path)
     given = {k: v for k, v in overrides.items() if v is not None}

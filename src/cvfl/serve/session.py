@@ -24,7 +24,6 @@ from cvfl.logs import get_logger
 from cvfl.serve.hello import PredictHello, follower_predict_handshake, leader_predict_handshake
 from cvfl.serve.prepare import PredictJob
 from cvfl.serve.scores import scores_store, scores_table, write_scores
-from cvfl.train.config import PeerSection
 from cvfl.train.steps import check_batch, forward_message, single_tensor
 from cvfl.wire import bridge_pb2 as pb
 
@@ -85,10 +84,8 @@ def run_predict_leader(job: PredictJob, security: ChannelSecurity) -> PredictRes
     """Listen for the follower, score every row, write the scores (sealed unless asked)."""
     store = scores_store(job.keys, job.section.plaintext_scores)
     peer = job.cfg.peer
-    server = BridgeServer(security, peer.listen)
+    server = BridgeServer(security, peer.listen, peer.port_file)
     try:
-        if peer.port_file is not None:
-            atomic_write_bytes(peer.port_file, f"{server.port}\n".encode(), mode=0o644)
         link = server.accept(peer.connect_timeout)
         try:
             logits, result = _score(job, link)
@@ -102,8 +99,6 @@ def run_predict_leader(job: PredictJob, security: ChannelSecurity) -> PredictRes
             raise
     finally:
         server.stop()
-        if peer.port_file is not None:
-            peer.port_file.unlink(missing_ok=True)
     result.write(job)
     return result
 
@@ -147,22 +142,6 @@ def _forward(link: Link, timeout: float) -> pb.Forward:
     return envelope.forward
 
 
-def leader_address(peer: PeerSection) -> str:
-    """``[peer] connect``, with the port read from ``port_file`` when one is configured."""
-    if peer.port_file is None:
-        return peer.connect
-    deadline = time.monotonic() + peer.connect_timeout
-    while not peer.port_file.exists():
-        if time.monotonic() > deadline:
-            raise PeerUnavailableError(
-                f"{peer.port_file}: the leader wrote no port within {peer.connect_timeout:.0f} s",
-                code="peer.unreachable",
-            )
-        time.sleep(0.05)
-    host = peer.connect.rsplit(":", 1)[0]
-    return f"{host}:{peer.port_file.read_text().strip()}"
-
-
 def run_predict_follower(job: PredictJob, security: ChannelSecurity) -> PredictResult:
     """Dial the leader and stream this party's cut-layer activations for every row."""
     link, theirs = _greet(job, security)
@@ -188,7 +167,7 @@ def _greet(
     peer = job.cfg.peer
     deadline = time.monotonic() + peer.connect_timeout
     while True:
-        link = dial(security, leader_address(peer), max(1.0, deadline - time.monotonic()))
+        link = dial(security, peer.leader_address, max(1.0, deadline - time.monotonic()))
         mine = job.hello()
         try:
             theirs = follower_predict_handshake(link, mine, peer.connect_timeout)

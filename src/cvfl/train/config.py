@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from cvfl.attestation import AttestationConfig
 from cvfl.bridge.reliable import Liveness
 from cvfl.data.tables import FeatureKind
-from cvfl.errors import ConfigError
+from cvfl.errors import ConfigError, PeerUnavailableError
 from cvfl.models.spec import ModelSpec
 from cvfl.psi.config import PsiConfig
 from cvfl.sealing import SealingConfig
@@ -98,6 +98,26 @@ class PeerSection:
     give_up_after: float = 120.0
     reliable: bool = True
 
+    def leader_address(self) -> str:
+        """``connect``, with the port read from ``port_file`` when one is configured.
+
+        A leader that listens on port 0 writes its port to that file (same machine only); ask
+        again before each attempt, since a restarted leader may listen on a new port.
+
+        Raises:
+            PeerUnavailableError: the file is not there (yet).
+        """
+        if self.port_file is None:
+            return self.connect
+        try:
+            port = int(self.port_file.read_text().strip())
+        except (OSError, ValueError):
+            raise PeerUnavailableError(
+                f"{self.port_file}: the leader has not written its port yet",
+                code="peer.unreachable",
+            ) from None
+        return f"{self.connect.rsplit(':', 1)[0]}:{port}"
+
     @property
     def liveness(self) -> Liveness:
         """The bridge session's liveness settings."""
@@ -165,15 +185,19 @@ def _convert(section: str, key: str, kind: str, value: Any, base: Path) -> Any:
     return value
 
 
-def load_job(path: Path) -> JobConfig:
-    """Load and validate a job file."""
+def read_job_toml(path: Path) -> dict[str, Any]:
+    """Parse a job file's TOML (errors name the file)."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such job file", code="config.missing_file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}", code="config.toml") from exc
-    return job_from_mapping(raw, path)
+
+
+def load_job(path: Path) -> JobConfig:
+    """Load and validate a job file."""
+    return job_from_mapping(read_job_toml(path), path)
 
 
 def job_from_mapping(raw: Mapping[str, Any], source: Path) -> JobConfig:

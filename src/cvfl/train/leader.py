@@ -21,7 +21,6 @@ from cvfl.bridge.security import ChannelSecurity
 from cvfl.bridge.serde import TensorSpec
 from cvfl.data.ids import batch_mac, session_mac_key
 from cvfl.errors import CvflError, ProtocolError, mismatch
-from cvfl.fsutil import atomic_write_bytes
 from cvfl.logs import get_logger
 from cvfl.train.metrics import Metrics, binary_metrics
 from cvfl.train.party import (
@@ -47,10 +46,8 @@ def run_leader(
 ) -> TrainResult:
     """Listen for the follower, train the job, evaluate and export the leader's half."""
     peer = party.cfg.peer
-    server = BridgeServer(security, peer.listen)
+    server = BridgeServer(security, peer.listen, peer.port_file)
     try:
-        if peer.port_file is not None:
-            atomic_write_bytes(peer.port_file, f"{server.port}\n".encode(), mode=0o644)
         transport = server.accept(peer.connect_timeout)
         first: pb.Envelope | None = None
         while True:
@@ -61,8 +58,6 @@ def run_leader(
                 transport, first = restart.transport, restart.hello
     finally:
         server.stop()
-        if peer.port_file is not None:
-            peer.port_file.unlink(missing_ok=True)
 
 
 def cut_spec(party: Party) -> tuple[TensorSpec, ...]:
