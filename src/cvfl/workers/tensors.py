@@ -27,6 +27,7 @@ DTYPES: dict[str, torch.dtype] = {
 }
 _NAMES = {dtype: name for name, dtype in DTYPES.items()}
 MAX_NDIM = 16
+MAX_DIM = 2**40
 
 
 def encode_tensor(tensor: torch.Tensor) -> bytes:
@@ -73,6 +74,10 @@ def decode_tensor(data: bytes) -> torch.Tensor:
         offset += 1 + 8 * ndim
     except (struct.error, UnicodeDecodeError) as exc:
         raise ProtocolError(f"malformed tensor encoding: {exc}", code="workers.tensor") from None
+    if any(dim > MAX_DIM for dim in shape):
+        raise ProtocolError(
+            mismatch("tensor dimension", f"at most {MAX_DIM}", max(shape)), code="workers.tensor"
+        )
     dtype = DTYPES.get(name)
     if dtype is None:
         raise ProtocolError(
