@@ -107,3 +107,27 @@ def test_single_worker_group_is_local() -> None:
     assert info.value.code == "workers.single"
     group.close()
     group.close()
+
+
+def test_failed_rendezvous_is_a_peer_unavailable_error() -> None:
+    """Rank 1 enrols with a root that never starts gloo: a clear error, not a torch one."""
+    from cvfl.errors import PeerUnavailableError
+    from cvfl.workers.enrol import EnrolServer
+    from cvfl.workers.serde import EnrolClaim
+
+    root = EnrolServer(
+        ddp_worker.PlaintextSecurity(), "127.0.0.1:0", EnrolClaim("j", "leader", 0, 2), bytes(32)
+    )
+    try:
+        ctx = WorkerContext(1, 2, "127.0.0.1", free_port(), root.port)
+        with pytest.raises(PeerUnavailableError) as info:
+            join_group(ctx, ddp_worker.PlaintextSecurity(), job_id="j", role="leader", timeout=2.0)
+    finally:
+        root.stop(0)
+    assert info.value.code == "workers.rendezvous"
+    assert f"rank 1: the gloo rendezvous at tcp://127.0.0.1:{ctx.master_port} failed" in str(
+        info.value
+    )
+    import torch.distributed as dist
+
+    assert not dist.is_initialized()

@@ -17,7 +17,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from cvfl.bridge.security import ChannelSecurity
-from cvfl.errors import ConfigError, ProtocolError, mismatch
+from cvfl.errors import ConfigError, PeerUnavailableError, ProtocolError, mismatch
 from cvfl.logs import get_logger
 from cvfl.workers.buckets import Binding, open_bucket, seal_bucket
 from cvfl.workers.context import WorkerContext, host_for_target
@@ -43,7 +43,8 @@ def join_group(
     Raises:
         ProtocolError: rank 0 refused an enrolment (job, role, world size or rank).
         AttestationError: the channel refused a worker's evidence.
-        PeerUnavailableError: a rank did not enrol, or rank 0 was unreachable, in ``timeout``.
+        PeerUnavailableError: a rank did not enrol, rank 0 was unreachable, or gloo's
+            rendezvous failed, within ``timeout`` seconds.
     """
     key = enrol_group(ctx, security, job_id=job_id, role=role, timeout=timeout)
     if ctx.world_size > 1:
@@ -52,13 +53,21 @@ def join_group(
                 mismatch("torch.distributed", "not initialised yet", "already initialised"),
                 code="workers.already_initialised",
             )
-        dist.init_process_group(
-            "gloo",
-            init_method=f"tcp://{host_for_target(ctx.master_addr)}:{ctx.master_port}",
-            rank=ctx.rank,
-            world_size=ctx.world_size,
-            timeout=dt.timedelta(seconds=timeout),
-        )
+        init_method = f"tcp://{host_for_target(ctx.master_addr)}:{ctx.master_port}"
+        try:
+            dist.init_process_group(
+                "gloo",
+                init_method=init_method,
+                rank=ctx.rank,
+                world_size=ctx.world_size,
+                timeout=dt.timedelta(seconds=timeout),
+            )
+        except RuntimeError as exc:  # torch's DistError/DistStoreError are RuntimeErrors
+            raise PeerUnavailableError(
+                f"rank {ctx.rank}: the gloo rendezvous at {init_method} failed within "
+                f"{timeout:g} s ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
+                code="workers.rendezvous",
+            ) from None
         log.info("workers: rank %d of %d joined the gloo group", ctx.rank, ctx.world_size)
     return SecureGroup(ctx, key, job_id=job_id, role=role)
 
