@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from cvfl.bridge.security import PlaintextSecurity
 from cvfl.errors import AlignmentError, ConfigError
 from cvfl.psi import AlignJob, align
+from cvfl.psi.config import GROUP_NAMES
 from cvfl.sealing import is_sealed, new_key_file
 
 from .conftest import check_aligned, psi_config, run_pair, write_table
@@ -30,10 +31,11 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("group", GROUP_NAMES)
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_matches_set_intersection(tmp: Path, case: str) -> None:
+def test_matches_set_intersection(tmp: Path, case: str, group: str) -> None:
     leader, follower = CASES[case]
-    out = run_pair(tmp, leader, follower)
+    out = run_pair(tmp, leader, follower, group=group)
     check_aligned(out, leader, follower)
 
 
@@ -54,6 +56,7 @@ def test_integer_ids_match_their_text_in_csv_and_parquet_differently_typed(tmp: 
     only_l=st.sets(st.text(min_size=1, max_size=12), max_size=25),
     only_f=st.sets(st.text(min_size=1, max_size=12), max_size=25),
     seed=st.integers(0, 2**32),
+    group=st.sampled_from(GROUP_NAMES),
 )
 def test_random_tables(
     tmp_path_factory: pytest.TempPathFactory,
@@ -61,13 +64,17 @@ def test_random_tables(
     only_l: set[str],
     only_f: set[str],
     seed: int,
+    group: str,
 ) -> None:
     rng = random.Random(seed)
     leader = sorted(common | only_l)
     follower = sorted(common | (only_f - only_l))
     rng.shuffle(leader)
     rng.shuffle(follower)
-    out = run_pair(tmp_path_factory.mktemp("psi"), leader, follower, batch_size=rng.randint(1, 9))
+    batch_size = rng.randint(1, 9)
+    out = run_pair(
+        tmp_path_factory.mktemp("psi"), leader, follower, batch_size=batch_size, group=group
+    )
     check_aligned(out, leader, follower)
 
 
@@ -76,7 +83,13 @@ def test_spilling_to_sealed_files_gives_the_same_result(tmp: Path) -> None:
     leader = [f"id-{i}" for i in rng.sample(range(3000), 900)]
     follower = [f"id-{i}" for i in rng.sample(range(3000), 700)]
     out = run_pair(
-        tmp, leader, follower, spill_threshold=250, batch_size=50, spill_dir=tmp / "spill"
+        tmp,
+        leader,
+        follower,
+        spill_threshold=250,
+        batch_size=50,
+        spill_dir=tmp / "spill",
+        group="ristretto255",
     )
     check_aligned(out, leader, follower)
     assert out.leader.spills >= 3 and out.follower.spills >= 3

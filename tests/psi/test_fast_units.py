@@ -72,6 +72,7 @@ def test_both_sides_derive_the_same_fresh_key() -> None:
         st.integers(0, 2**64 - 1),
         st.text(max_size=6),
         st.integers(0, 2**32 - 1),
+        st.text(max_size=4),
         st.integers(0, 2**32 - 1),
     ),
     st.builds(
@@ -81,6 +82,7 @@ def test_both_sides_derive_the_same_fresh_key() -> None:
         st.integers(0, 2**64 - 1),
         st.text(max_size=6),
         st.integers(0, 2**32 - 1),
+        st.text(max_size=4),
         st.integers(0, 2**32 - 1),
     ),
 )

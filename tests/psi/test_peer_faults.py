@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 import rbcl
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from cvfl.bridge.security import PlaintextSecurity
 from cvfl.errors import AlignmentError, CvflError, PeerUnavailableError
@@ -18,9 +19,26 @@ from cvfl.wire import psi_pb2, psi_pb2_grpc
 
 from .conftest import psi_config, write_table
 
-GOOD = rbcl.crypto_core_ristretto255_random
 IDENTITY = bytes(32)
 NON_CANONICAL = b"\xff" * 32
+TWIST = (2).to_bytes(32, "little")  # u = 2 lies on Curve25519's twist
+
+
+def x25519_point() -> bytes:
+    """A point of Curve25519's prime-order subgroup (an X25519 public key)."""
+    return X25519PrivateKey.generate().public_key().public_bytes_raw()
+
+
+POINTS = {"x25519": x25519_point, "ristretto255": rbcl.crypto_core_ristretto255_random}
+GOOD = x25519_point
+# (group, bad point, what the refusal says)
+BAD_POINTS = [
+    ("ristretto255", NON_CANONICAL, "not a valid ristretto255 group element"),
+    ("ristretto255", IDENTITY, "not a valid ristretto255 group element"),
+    ("x25519", NON_CANONICAL, "not a canonical Curve25519 u-coordinate"),
+    ("x25519", IDENTITY, "small order"),
+    ("x25519", TWIST, "twist"),
+]
 
 
 class Leader:
@@ -58,7 +76,8 @@ class Leader:
 class FakeFollower:
     """Speaks the wire protocol by hand; frames to send are queued, received ones recorded."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, group: str = "x25519") -> None:
+        self.group = group
         self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         self.out: queue.Queue[psi_pb2.PsiFrame | None] = queue.Queue()
         self.call = psi_pb2_grpc.PsiStub(self.channel).Exchange(self._frames(), timeout=20)
@@ -77,8 +96,9 @@ class FakeFollower:
             pass
         self.received.put(None)
 
-    def hello(self, count: int) -> None:
-        self.out.put(serde.hello_to_proto(serde.PsiHello("job-1", "follower", count, "ecdh", 7)))
+    def hello(self, count: int, group: str | None = None) -> None:
+        hello = serde.PsiHello("job-1", "follower", count, "ecdh", 7, group or self.group)
+        self.out.put(serde.hello_to_proto(hello))
 
     def until(self, kind: str) -> psi_pb2.PsiFrame | None:
         while (frame := self.received.get(timeout=20)) is not None:
@@ -102,16 +122,32 @@ def _expect(leader: Leader, code: str, *words: str) -> CvflError:
     return error
 
 
-@pytest.mark.parametrize("bad", [NON_CANONICAL, IDENTITY], ids=["non-canonical", "identity"])
-def test_off_group_point_names_batch_and_index(tmp: Path, bad: bytes) -> None:
-    leader = Leader(tmp, ["a", "b"])
-    peer = FakeFollower(leader.port)
-    peer.hello(3)
-    peer.out.put(serde.batch_to_proto(0, GOOD() + bad + GOOD()))
+@pytest.mark.parametrize(
+    ("group", "bad", "why"),
+    BAD_POINTS,
+    ids=["ristretto-non-canonical", "ristretto-identity", "non-canonical", "zero", "twist"],
+)
+def test_off_group_point_names_batch_and_index(tmp: Path, group: str, bad: bytes, why: str) -> None:
+    leader = Leader(tmp, ["a", "b"], group=group)
+    peer = FakeFollower(leader.port, group)
+    peer.hello(5)
+    good = POINTS[group]
+    peer.out.put(serde.batch_to_proto(0, good() + good()))
+    assert peer.until("ret") is not None
+    peer.out.put(serde.batch_to_proto(1, good() + bad + good()))
     abort = peer.until("abort")
     peer.close()
-    _expect(leader, "psi.bad_point", "batch 0 item 1")
-    assert abort is not None and "batch 0 item 1" in abort.abort.message
+    _expect(leader, "psi.bad_point", "batch 1 item 1", why)
+    assert abort is not None and "batch 1 item 1" in abort.abort.message
+
+
+def test_a_peer_in_another_group_is_refused_at_the_hello(tmp: Path) -> None:
+    leader = Leader(tmp, ["a"])
+    peer = FakeFollower(leader.port)
+    peer.hello(1, group="ristretto255")
+    assert peer.until("abort") is not None
+    peer.close()
+    _expect(leader, "psi.hello", "peer hello group: expected x25519, seen ristretto255")
 
 
 def test_more_items_than_announced(tmp: Path) -> None:
@@ -150,7 +186,8 @@ def test_bad_answer_to_our_batch(tmp: Path) -> None:
 def test_wrong_job_is_refused_in_hello(tmp: Path) -> None:
     leader = Leader(tmp, ["a"])
     peer = FakeFollower(leader.port)
-    peer.out.put(serde.hello_to_proto(serde.PsiHello("other-job", "follower", 1, "ecdh", 7)))
+    hello = serde.PsiHello("other-job", "follower", 1, "ecdh", 7, "x25519")
+    peer.out.put(serde.hello_to_proto(hello))
     assert peer.until("abort") is not None
     peer.close()
     _expect(leader, "psi.hello", "job_id: expected job-1, seen other-job")
@@ -173,7 +210,7 @@ def test_follower_sees_leader_vanish(tmp: Path) -> None:
 
     class Vanishing(psi_pb2_grpc.PsiServicer):
         def Exchange(self, request_iterator, context):  # type: ignore[no-untyped-def]
-            yield serde.hello_to_proto(serde.PsiHello("job-1", "leader", 50, "ecdh", 7))
+            yield serde.hello_to_proto(serde.PsiHello("job-1", "leader", 50, "ecdh", 7, "x25519"))
             yield serde.batch_to_proto(0, GOOD())
             next(request_iterator)
             context.abort(grpc.StatusCode.UNAVAILABLE, "gone")

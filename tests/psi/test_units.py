@@ -1,20 +1,20 @@
-"""Parsers and formats of the PSI package: canonical ids, config tables, frames, buckets, points."""
+"""Parsers and formats of the PSI package: canonical ids, config tables, frames, buckets.
+
+The groups' point parsers are tested in test_groups.py.
+"""
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
-import rbcl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cvfl.errors import AlignmentError, ConfigError, DataError
+from cvfl.errors import ConfigError, DataError
 from cvfl.psi import AlignJob, PsiConfig, serde
-from cvfl.psi.group import Blinder, domain_label, validate_points
 from cvfl.psi.source import canonical_ids
 from cvfl.psi.spill import BucketStore, keys_from_bytes, keys_to_bytes
 
@@ -70,6 +70,14 @@ def test_psi_table_defaults_and_refusals() -> None:
         PsiConfig.from_toml_table({"output": "a", "mode": "turbo"})
     with pytest.raises(ConfigError, match=r"psi.output"):
         PsiConfig.from_toml_table({})
+    assert cfg.group == "x25519"
+    assert (
+        PsiConfig.from_toml_table({"output": "a", "group": "ristretto255"}).group == "ristretto255"
+    )
+    with pytest.raises(
+        ConfigError, match=r"psi.group: expected one of \['x25519', 'ristretto255'\]"
+    ):
+        PsiConfig.from_toml_table({"output": "a", "group": "p256"})
 
 
 def test_job_tables() -> None:
@@ -98,9 +106,12 @@ def test_job_tables() -> None:
     st.integers(0, 2**64 - 1),
     st.text(),
     st.integers(0, 2**32 - 1),
+    st.text(),
 )
-def test_hello_round_trip(job: str, role: str, count: int, mode: str, batch: int) -> None:
-    hello = serde.PsiHello(job, role, count, mode, batch)
+def test_hello_round_trip(
+    job: str, role: str, count: int, mode: str, batch: int, group: str
+) -> None:
+    hello = serde.PsiHello(job, role, count, mode, batch, group)
     frame = serde.hello_to_proto(hello)
     parsed = type(frame).FromString(frame.SerializeToString())
     assert serde.hello_from_proto(parsed.hello) == hello
@@ -123,37 +134,3 @@ def test_bucket_store_returns_everything_sorted(keys: list[bytes], threshold: in
 
 def _split(data: bytes) -> list[bytes]:
     return [data[i : i + 32] for i in range(0, len(data), 32)]
-
-
-def test_blinding_commutes_and_scalars_are_fresh() -> None:
-    a, b = Blinder(), Blinder()
-    label = domain_label("j")
-    xa = a.hash_and_blind(label, [b"tx", b"ty"])
-    xb = b.hash_and_blind(label, [b"tx", b"ty"])
-    assert xa != xb
-    assert b.blind_points(xa, batch=0, what="t") == a.blind_points(xb, batch=0, what="t")
-    assert a.hash_and_blind(domain_label("other"), [b"tx"]) != xa[:32]
-    with pytest.raises(TypeError):
-        pickle.dumps(a)
-    assert "secret" in repr(a)
-
-
-@given(st.binary(min_size=32, max_size=32))
-def test_point_validation_refuses_or_accepts_never_crashes(data: bytes) -> None:
-    valid = data != bytes(32) and rbcl.crypto_core_ristretto255_is_valid_point(data)
-    try:
-        validate_points(data, batch=4, what="answer")
-    except AlignmentError as exc:
-        assert not valid and "batch 4 item 0" in exc.message
-    else:
-        assert valid
-    try:
-        Blinder().blind_points(data, batch=4, what="blinded")
-    except AlignmentError as exc:
-        assert "batch 4 item 0" in exc.message
-
-
-@pytest.mark.parametrize("data", [b"\xff" * 32, bytes(32), b"\x01" * 31])
-def test_invalid_points(data: bytes) -> None:
-    with pytest.raises(AlignmentError):
-        validate_points(data, batch=0, what="answer")

@@ -14,6 +14,8 @@ Role = Literal["leader", "follower"]
 DuplicatePolicy = Literal["error", "drop"]
 ROLES: tuple[Role, ...] = ("leader", "follower")
 MODES = ("ecdh", "fast")
+GROUP_NAMES = ("x25519", "ristretto255")
+DEFAULT_GROUP = "x25519"
 FAST_TCB_DEFAULT: tuple[str, ...] = ("UpToDate",)
 
 
@@ -63,6 +65,8 @@ class PsiConfig:
             listens only once it has blinded its own ids, which takes minutes at 2^20).
         timeout_s: the longest the whole exchange may take.
         mode: ``"ecdh"`` (default) or ``"fast"`` (keyed hashes between attested enclaves).
+        group: the ECDH group, ``"x25519"`` (default: faster here) or ``"ristretto255"``;
+            both parties must agree (it is in the hello).
         insecure_fast_mode: allow fast mode without real, up-to-date SGX evidence on both
             sides (simulated evidence or a plaintext channel); development only, logged loudly.
         fast_tcb_statuses: TCB statuses of the peer's platform that fast mode accepts
@@ -81,6 +85,7 @@ class PsiConfig:
     connect_timeout_s: float = 600.0
     timeout_s: float = 3600.0
     mode: str = "ecdh"
+    group: str = DEFAULT_GROUP
     insecure_fast_mode: bool = False
     fast_tcb_statuses: tuple[str, ...] = FAST_TCB_DEFAULT
 
@@ -103,6 +108,11 @@ class PsiConfig:
         if self.mode not in MODES:
             raise ConfigError(
                 mismatch("psi.mode", f"one of {list(MODES)}", repr(self.mode)),
+                code="config.value",
+            )
+        if self.group not in GROUP_NAMES:
+            raise ConfigError(
+                mismatch("psi.group", f"one of {list(GROUP_NAMES)}", repr(self.group)),
                 code="config.value",
             )
         unknown = sorted(set(self.fast_tcb_statuses) - TCB_STATUSES)
@@ -144,6 +154,7 @@ class PsiConfig:
             connect_timeout_s=cast(float, _get(table, "connect_timeout_s", float, w, 600.0)),
             timeout_s=cast(float, _get(table, "timeout_s", float, w, 3600.0)),
             mode=cast(str, _get(table, "mode", str, w, "ecdh")),
+            group=cast(str, _get(table, "group", str, w, DEFAULT_GROUP)),
             insecure_fast_mode=cast(bool, _get(table, "insecure_fast_mode", bool, w, False)),
             fast_tcb_statuses=_statuses(table.get("fast_tcb_statuses")),
         )

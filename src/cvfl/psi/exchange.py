@@ -18,7 +18,7 @@ import numpy as np
 from cvfl.errors import AlignmentError, CvflError, mismatch
 from cvfl.logs import get_logger
 from cvfl.psi import serde
-from cvfl.psi.group import POINT_BYTES, Blinder, check_length, validate_points
+from cvfl.psi.group import POINT_BYTES, Blinder, check_length
 from cvfl.psi.spill import BucketStore, Rows, keys_from_bytes
 from cvfl.psi.stream import FrameStream, internal
 from cvfl.wire import psi_pb2
@@ -195,7 +195,7 @@ class Session(FrameStream):
                 ),
                 code="psi.count",
             )
-        validate_points(points, batch=index, what="answer")
+        self._blinder.check_answers(points, batch=index, what="answer")
         with self._store_lock:
             self.own_d.add(keys_from_bytes(points), rows)
         with self._lock:

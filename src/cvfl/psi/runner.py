@@ -14,7 +14,7 @@ from cvfl.psi import serde
 from cvfl.psi.config import AlignJob, PsiConfig
 from cvfl.psi.exchange import Session
 from cvfl.psi.fastrun import align_fast
-from cvfl.psi.group import Blinder, domain_label
+from cvfl.psi.group import Blinder, domain_label, get_group
 from cvfl.psi.report import AlignReport, write_report, write_rows
 from cvfl.psi.service import run_session
 from cvfl.psi.sets import blind_own, duplicate_error, find_duplicates, intersect, own_batches
@@ -62,11 +62,12 @@ def align(
         BucketStore("own-d", threshold=cfg.spill_threshold, spill_dir=cfg.spill_dir) as own_d,
         BucketStore("peer-d", threshold=cfg.spill_threshold, spill_dir=cfg.spill_dir) as peer_d,
     ):
-        blinder = Blinder()
+        group = get_group(cfg.group)
+        blinder = Blinder(group)
         rows = blind_own(
             job.data,
             job.id_column,
-            label=domain_label(job.job_id),
+            label=domain_label(job.job_id, group),
             blinder=blinder,
             pool=pool,
             chunk_rows=cfg.batch_size,
@@ -77,7 +78,8 @@ def align(
         if dups.count and cfg.duplicates == "error":
             raise duplicate_error(job.data, dups)
         t1 = time.perf_counter()
-        me = serde.PsiHello(job.job_id, job.role, rows - dups.count, cfg.mode, cfg.batch_size)
+        count = rows - dups.count
+        me = serde.PsiHello(job.job_id, job.role, count, cfg.mode, cfg.batch_size, group.name)
         session = Session(
             me=me,
             peer_role=job.peer_role,

@@ -7,18 +7,19 @@ from dataclasses import dataclass
 from cvfl.errors import AlignmentError, CvflError
 from cvfl.wire import psi_pb2
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: the hello names the ECDH group
 
 
 @dataclass(frozen=True)
 class PsiHello:
-    """What a party announces before sending any point."""
+    """What a party announces before sending any point (``group`` is empty in fast mode)."""
 
     job_id: str
     role: str
     count: int
     mode: str
     batch_size: int
+    group: str = ""
     version: int = PROTOCOL_VERSION
 
 
@@ -32,6 +33,7 @@ def hello_to_proto(hello: PsiHello) -> psi_pb2.PsiFrame:
             count=hello.count,
             mode=hello.mode,
             batch_size=hello.batch_size,
+            group=hello.group,
         )
     )
 
@@ -44,6 +46,7 @@ def hello_from_proto(msg: psi_pb2.PsiHello) -> PsiHello:
         count=msg.count,
         mode=msg.mode,
         batch_size=msg.batch_size,
+        group=msg.group,
         version=msg.version,
     )
 

@@ -160,7 +160,7 @@ class FrameStream:
         raise NotImplementedError
 
     def check_hello(self, hello: serde.PsiHello) -> serde.PsiHello:
-        """Accept the peer's (single) hello if version, job, role and mode agree.
+        """Accept the peer's (single) hello if version, job, role, mode and group agree.
 
         Raises:
             AlignmentError: a second hello (``psi.protocol``) or a field differs (``psi.hello``).
@@ -172,6 +172,7 @@ class FrameStream:
             ("job_id", self.me.job_id, hello.job_id),
             ("role", self._peer_role, hello.role),
             ("mode", self.me.mode, hello.mode),
+            ("group", self.me.group, hello.group),
         ):
             if mine != theirs:
                 raise AlignmentError(

@@ -6,20 +6,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PsiHello(_message.Message):
-    __slots__ = ("version", "job_id", "role", "count", "mode", "batch_size")
+    __slots__ = ("version", "job_id", "role", "count", "mode", "batch_size", "group")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
     version: int
     job_id: str
     role: str
     count: int
     mode: str
     batch_size: int
-    def __init__(self, version: _Optional[int] = ..., job_id: _Optional[str] = ..., role: _Optional[str] = ..., count: _Optional[int] = ..., mode: _Optional[str] = ..., batch_size: _Optional[int] = ...) -> None: ...
+    group: str
+    def __init__(self, version: _Optional[int] = ..., job_id: _Optional[str] = ..., role: _Optional[str] = ..., count: _Optional[int] = ..., mode: _Optional[str] = ..., batch_size: _Optional[int] = ..., group: _Optional[str] = ...) -> None: ...
 
 class PsiBatch(_message.Message):
     __slots__ = ("index", "points")
