@@ -63,7 +63,10 @@ def test_repeated_tag_from_the_peer(tmp: Path) -> None:
     peer.out.put(serde.announce_to_proto(3))
     peer.out.put(serde.batch_to_proto(0, tag + _tags(1) + tag))
     peer.out.put(serde.done_to_proto(3, 0))
-    peer.until("done")
+    assert peer.until("done") is not None
+    # the leader ends its stream only once it has our done; closing earlier would cancel the
+    # call before it reads it (and the leader would see a lost peer instead)
+    assert peer.until("end of stream") is None
     peer.close()
     _expect(leader, "psi.bad_tag", "same keyed hash twice")
 
