@@ -1,13 +1,16 @@
 """PSI benchmark: both parties on this machine as two processes, half the ids overlapping.
 
-Usage: ``.venv/bin/python benchmarks/psi.py [--mode ecdh|fast] [--log2 16 20] [--threads N]``.
+Usage: ``.venv/bin/python benchmarks/psi.py [--mode ecdh|fast] [--group x25519|ristretto255]
+[--log2 16 20] [--threads N]``.
 
 For each size 2^k it writes two shuffled Parquet tables of 2^k ids (half shared), runs the leader
 and the follower as separate processes over gRPC on 127.0.0.1 (plaintext channel: the benchmark
 measures PSI, not TLS), with sealed output and sealed spilling, and prints wall time, CPU time and
-peak memory per party. As a baseline it measures, in the same run, the cost of the group
-operations alone (hash-to-group and scalar multiplication on one core) and prints the ratio of
-the measured wall time to the crypto-bound ideal on this machine's cores. The last line is
+peak memory per party. As a baseline it measures, in the same run, the cost of each group's
+operations alone on one core (hash-to-group, scalar multiplication, validation of a received
+point; both groups are printed) and prints the ratio of the measured wall time to the
+crypto-bound ideal of the selected group on this machine's cores (per id and party: one
+hash-to-group, two multiplications, one validation). The last line is
 ``psi 2^20 seconds: <value>``.
 
 ``--mode fast`` runs fast mode instead (keyed hashes; over the plaintext channel, so with
@@ -19,6 +22,7 @@ HMAC-SHA256 of one canonical id on one core. Each party's line also shows its ti
 from __future__ import annotations
 
 import argparse
+import ctypes
 import hashlib
 import json
 import os
@@ -33,11 +37,14 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import rbcl
 
 from cvfl.bridge.security import PlaintextSecurity
 from cvfl.psi import AlignJob, PsiConfig, align
+from cvfl.psi.config import DEFAULT_GROUP, GROUP_NAMES
 from cvfl.psi.fastkey import KeyedHasher
+from cvfl.psi.group import Blinder, domain_label, get_group
+from cvfl.psi.points import lib
+from cvfl.psi.x25519 import X25519
 from cvfl.sealing import new_key_file
 
 
@@ -59,8 +66,10 @@ def make_tables(folder: Path, n: int) -> tuple[Path, Path]:
 
 def party(role: str, data: Path, port: int, folder: Path, threads: int, mode: str) -> None:
     keys = new_key_file(folder / f"{role}.key")
+    mode, _, group = mode.partition(":")
     cfg = PsiConfig(
         mode=mode,
+        group=group or DEFAULT_GROUP,
         insecure_fast_mode=mode == "fast",
         output=folder / f"{role}-aligned.parquet",
         threads=threads,
@@ -107,18 +116,39 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def crypto_baseline(samples: int = 3000) -> tuple[float, float]:
-    """Seconds per hash-to-group and per scalar multiplication, on one core."""
-    digests = [hashlib.sha512(os.urandom(16)).digest() for _ in range(samples)]
+def crypto_baseline(group_name: str, samples: int = 4096) -> dict[str, float]:
+    """Seconds per hash-to-group, scalar multiplication and validation, on one core.
+
+    Each is timed through the group's own batch code over one batch of ``samples`` items:
+    hash-to-group alone (x25519: ``ed25519_from_hash`` and the batched Montgomery map), then
+    hash-and-blind minus that (the multiplication), then validate-and-blind of the result minus
+    a multiplication (the validation of a received point).
+    """
+    group = get_group(group_name)
+    items = [b"t" + f"user-{i:09d}".encode() for i in range(samples)]
+    label = domain_label("bench", group)
+    blinder = Blinder(group)
     t0 = time.perf_counter()
-    points = [rbcl.crypto_core_ristretto255_from_hash(d) for d in digests]
+    _hash_only(group_name, label, items)
     t_hash = (time.perf_counter() - t0) / samples
-    scalar = rbcl.crypto_core_ristretto255_scalar_random()
     t0 = time.perf_counter()
-    for p in points:
-        rbcl.crypto_scalarmult_ristretto255(scalar, p)
-    t_mult = (time.perf_counter() - t0) / samples
-    return t_hash, t_mult
+    points = blinder.hash_and_blind(label, items)
+    t_mult = (time.perf_counter() - t0) / samples - t_hash
+    t0 = time.perf_counter()
+    Blinder(group).blind_points(points, batch=0, what="bench")
+    t_check = max(0.0, (time.perf_counter() - t0) / samples - t_mult)
+    return {"hash": t_hash, "mult": t_mult, "check": t_check}
+
+
+def _hash_only(group_name: str, label: bytes, items: list[bytes]) -> None:
+    """Hash-to-group without blinding, as the group's hot loop does it."""
+    if group_name == "x25519":
+        X25519().hash_to_group(label, items)
+        return
+    point = ctypes.create_string_buffer(32)
+    for item in items:
+        digest = hashlib.sha512(label + len(item).to_bytes(4, "big") + item).digest()
+        lib.crypto_core_ristretto255_from_hash(point, digest)
 
 
 def hmac_baseline(samples: int = 1 << 16) -> float:
@@ -176,6 +206,7 @@ def main() -> None:
     parser.add_argument("--log2", type=int, nargs="+", default=[16, 20])
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--mode", choices=("ecdh", "fast"), default="ecdh")
+    parser.add_argument("--group", choices=GROUP_NAMES, default=DEFAULT_GROUP)
     parser.add_argument(
         "--party", nargs=6, metavar=("ROLE", "DATA", "PORT", "DIR", "THREADS", "MODE")
     )
@@ -184,18 +215,25 @@ def main() -> None:
         role, data, port, folder, threads, mode = args.party
         party(role, Path(data), int(port), Path(folder), int(threads), mode)
         return
-    print(f"mode: {args.mode}")
+    print(f"mode: {args.mode}" + ("" if args.mode == "fast" else f", group: {args.group}"))
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.mode == "fast":
         per_id = hmac_baseline()
         print(f"baseline (one core): HMAC-SHA256 of a canonical id {per_id * 1e6:.2f} us")
+        mode = "fast"
     else:
-        t_hash, t_mult = crypto_baseline()
-        per_id = t_hash + 2 * t_mult
-        print(
-            f"baseline (one core): hash-to-group {t_hash * 1e6:.1f} us, "
-            f"scalar multiplication {t_mult * 1e6:.1f} us"
-        )
-    walls = {k: run_size(k, args.threads, args.mode, per_id) for k in args.log2}
+        for name in GROUP_NAMES:
+            t = crypto_baseline(name)
+            cost = t["hash"] + 2 * t["mult"] + t["check"]
+            print(
+                f"baseline {name:12s} (one core): hash-to-group {t['hash'] * 1e6:.1f} us, "
+                f"scalar multiplication {t['mult'] * 1e6:.1f} us, validation "
+                f"{t['check'] * 1e6:.1f} us; per id and party {cost * 1e6:.1f} us"
+            )
+            if name == args.group:
+                per_id = cost
+        mode = f"ecdh:{args.group}"
+    walls = {k: run_size(k, args.threads, mode, per_id) for k in args.log2}
     last = max(walls)
     print(f"psi 2^{last} seconds: {walls[last]:.1f}")
 
