@@ -63,11 +63,8 @@ class Recorder:
         self.sent: list[bytes] = []
         self.plain: list[bytes] = []
         self.gather_sizes: list[int] = []
-        real_gather, real_broadcast, real_seal = (
-            dist.all_gather,
-            dist.broadcast,
-            hook_module.seal_bucket,
-        )
+        real_gather, real_broadcast = dist.all_gather, dist.broadcast
+        real_seal = hook_module.seal_bucket_into
 
         def all_gather(out: list[torch.Tensor], tensor: torch.Tensor, *a: Any, **k: Any) -> Any:
             self.sent.append(tensor.numpy().tobytes())
@@ -78,13 +75,13 @@ class Recorder:
             self.sent.append(tensor.numpy().tobytes())  # what rank 0 sent, as received
             return result
 
-        def seal(key: bytes, binding: Any, payload: bytes, **k: Any) -> bytes:
+        def seal(key: bytes, binding: Any, payload: memoryview, out: memoryview, **k: Any) -> None:
             self.plain.append(bytes(payload))
-            record = real_seal(key, binding, payload, **k)
-            self.gather_sizes.append(len(record))
-            return record
+            self.gather_sizes.append(out.nbytes)
+            real_seal(key, binding, payload, out, **k)
 
-        dist.all_gather, dist.broadcast, hook_module.seal_bucket = all_gather, broadcast, seal  # type: ignore[assignment]
+        dist.all_gather, dist.broadcast = all_gather, broadcast  # type: ignore[assignment]
+        hook_module.seal_bucket_into = seal  # type: ignore[assignment]
 
     def leaks(self, extra: bytes = b"") -> int:
         """How many 16-byte windows of any plaintext bucket appear in what was sent."""

@@ -186,3 +186,24 @@ def test_tensor_decoder_refuses_truncation(cut: int) -> None:
     data = encode_tensor(torch.arange(6, dtype=torch.int32).reshape(2, 3))
     with pytest.raises(ProtocolError):
         decode_tensor(data[: len(data) - 1 - cut])
+
+
+def test_into_variants_write_in_place_and_leave_nothing_on_failure() -> None:
+    from cvfl.workers.buckets import open_bucket_into, seal_bucket_into, sealed_size
+
+    out = bytearray(sealed_size(len(PAYLOAD)))
+    seal_bucket_into(KEY, BIND, memoryview(PAYLOAD), memoryview(out), **AT)
+    assert open_bucket(KEY, BIND, bytes(out), **AT) == PAYLOAD
+    plain = bytearray(b"\xff" * len(PAYLOAD))
+    open_bucket_into(KEY, BIND, out, memoryview(plain), **AT)
+    assert bytes(plain) == PAYLOAD
+    out[-1] ^= 1
+    with pytest.raises(SealingError):
+        open_bucket_into(KEY, BIND, out, memoryview(plain), **AT)
+    assert bytes(plain) == bytes(len(PAYLOAD))  # zeroed: no unauthenticated plaintext left
+    with pytest.raises(SealingError) as info:
+        seal_bucket_into(KEY, BIND, PAYLOAD, memoryview(bytearray(10)), **AT)
+    assert "record buffer size" in str(info.value)
+    with pytest.raises(SealingError) as info:
+        open_bucket_into(KEY, BIND, sealed(), memoryview(bytearray(8)), **AT)
+    assert "payload size: expected 8" in str(info.value)

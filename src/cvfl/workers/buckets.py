@@ -89,10 +89,13 @@ def sealed_size(payload_len: int) -> int:
     return payload_len + OVERHEAD
 
 
+Buffer = bytes | bytearray | memoryview
+
+
 def seal_bucket(
     key: bytes,
     binding: Binding,
-    payload: bytes | bytearray | memoryview,
+    payload: Buffer,
     *,
     sender: int,
     step: int,
@@ -113,22 +116,54 @@ def seal_bucket(
     Returns:
         ``header || ciphertext || tag``.
     """
+    out = bytearray(sealed_size(memoryview(payload).nbytes))
+    seal_bucket_into(
+        key, binding, payload, memoryview(out), sender=sender, step=step, index=index, nonce=nonce
+    )
+    return bytes(out)
+
+
+def seal_bucket_into(
+    key: bytes,
+    binding: Binding,
+    payload: Buffer,
+    out: memoryview,
+    *,
+    sender: int,
+    step: int,
+    index: int,
+    nonce: bytes | None = None,
+) -> None:
+    """Like :func:`seal_bucket`, writing the record into ``out`` (no intermediate copies).
+
+    ``out`` must be a writable byte buffer of exactly ``sealed_size(len(payload))`` bytes.
+    """
     _check_key(key)
+    data = memoryview(payload).cast("B")
+    if out.nbytes != sealed_size(data.nbytes):
+        raise SealingError(
+            mismatch("record buffer size", sealed_size(data.nbytes), out.nbytes),
+            code="workers.bucket",
+        )
     nonce = os.urandom(NONCE_SIZE) if nonce is None else nonce
-    data = bytes(payload)
-    header = _HEADER.pack(MAGIC, VERSION, sender, binding.world_size, step, index, len(data), nonce)
-    return header + AESGCM(key).encrypt(nonce, data, binding.aad(header))
+    header = _HEADER.pack(
+        MAGIC, VERSION, sender, binding.world_size, step, index, data.nbytes, nonce
+    )
+    target = out.cast("B")
+    target[:HEADER_SIZE] = header
+    AESGCM(key).encrypt_into(nonce, data, binding.aad(header), target[HEADER_SIZE:])
 
 
-def parse_header(sealed: bytes | bytearray | memoryview) -> RecordHeader:
+def parse_header(sealed: Buffer) -> RecordHeader:
     """Parse and check the clear header of a record (magic, version and total length).
 
     Raises:
         SealingError: the record is truncated, too long, or not a version-1 bucket record.
     """
-    if len(sealed) < OVERHEAD:
+    size = memoryview(sealed).nbytes
+    if size < OVERHEAD:
         raise SealingError(
-            mismatch("sealed record size", f"at least {OVERHEAD} bytes", len(sealed)),
+            mismatch("sealed record size", f"at least {OVERHEAD} bytes", size),
             code="workers.bucket",
         )
     magic, version, sender, world, step, index, length, nonce = _HEADER.unpack_from(sealed)
@@ -138,9 +173,9 @@ def parse_header(sealed: bytes | bytearray | memoryview) -> RecordHeader:
         )
     if version != VERSION:
         raise SealingError(mismatch("record version", VERSION, version), code="workers.bucket")
-    if len(sealed) != sealed_size(length):
+    if size != sealed_size(length):
         raise SealingError(
-            mismatch("sealed record size", sealed_size(length), len(sealed)), code="workers.bucket"
+            mismatch("sealed record size", sealed_size(length), size), code="workers.bucket"
         )
     return RecordHeader(sender, world, step, index, length, bytes(nonce))
 
@@ -148,7 +183,7 @@ def parse_header(sealed: bytes | bytearray | memoryview) -> RecordHeader:
 def open_bucket(
     key: bytes,
     binding: Binding,
-    sealed: bytes | bytearray | memoryview,
+    sealed: Buffer,
     *,
     sender: int,
     step: int,
@@ -171,8 +206,54 @@ def open_bucket(
             the bucket index, and the field that failed (or that authentication failed: tampered
             bytes, a replayed record or another key).
     """
-    where = f"sealed bucket from rank {sender}, step {step}, bucket {index}"
+    head = _checked_header(binding, sealed, sender, step, index, length)
+    out = bytearray(head.length)
+    open_bucket_into(key, binding, sealed, memoryview(out), sender=sender, step=step, index=index)
+    return bytes(out)
+
+
+def open_bucket_into(
+    key: bytes,
+    binding: Binding,
+    sealed: Buffer,
+    out: memoryview,
+    *,
+    sender: int,
+    step: int,
+    index: int,
+) -> None:
+    """Like :func:`open_bucket`, decrypting into ``out`` (exactly the payload's size).
+
+    On any failure ``out`` is zeroed before the error is raised, so no unauthenticated plaintext
+    is left behind.
+    """
     _check_key(key)
+    target = out.cast("B")
+    head = _checked_header(binding, sealed, sender, step, index, target.nbytes)
+    header = _HEADER.pack(
+        MAGIC, VERSION, sender, binding.world_size, step, index, head.length, head.nonce
+    )
+    body = memoryview(sealed).cast("B")[HEADER_SIZE:]
+    try:
+        AESGCM(key).decrypt_into(head.nonce, body, binding.aad(header), target)
+    except InvalidTag:
+        target[:] = bytes(target.nbytes)
+        raise SealingError(
+            f"{_where(sender, step, index)}: "
+            f"{mismatch('authentication tag', 'valid under the group key', 'invalid')} "
+            "(tampered, replayed from another step, bucket, rank or job, or another key)",
+            code="workers.bucket",
+        ) from None
+
+
+def _where(sender: int, step: int, index: int) -> str:
+    return f"sealed bucket from rank {sender}, step {step}, bucket {index}"
+
+
+def _checked_header(
+    binding: Binding, sealed: Buffer, sender: int, step: int, index: int, length: int | None
+) -> RecordHeader:
+    where = _where(sender, step, index)
     try:
         head = parse_header(sealed)
     except SealingError as exc:
@@ -186,17 +267,7 @@ def open_bucket(
     ):
         if expected != seen:
             raise SealingError(f"{where}: {mismatch(field, expected, seen)}", code="workers.bucket")
-    header = _HEADER.pack(
-        MAGIC, VERSION, sender, binding.world_size, step, index, head.length, head.nonce
-    )
-    try:
-        return AESGCM(key).decrypt(head.nonce, bytes(sealed[HEADER_SIZE:]), binding.aad(header))
-    except InvalidTag:
-        raise SealingError(
-            f"{where}: {mismatch('authentication tag', 'valid under the group key', 'invalid')} "
-            "(tampered, replayed from another step, bucket, rank or job, or another key)",
-            code="workers.bucket",
-        ) from None
+    return head
 
 
 def _check_key(key: bytes) -> None:

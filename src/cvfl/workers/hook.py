@@ -17,7 +17,13 @@ import torch
 import torch.distributed as dist
 from torch._C._distributed_c10d import GradBucket  # what dist.GradBucket is
 
-from cvfl.workers.buckets import BUCKET_LABEL, Binding, open_bucket, seal_bucket
+from cvfl.workers.buckets import (
+    BUCKET_LABEL,
+    Binding,
+    open_bucket_into,
+    seal_bucket_into,
+    sealed_size,
+)
 
 Tamper = Callable[[int, int, bytes], bytes]
 
@@ -48,28 +54,43 @@ class BucketHook:
         step = self.step
         self.step += 1
         flat = buffer.detach().contiguous().view(-1)
-        payload = flat.view(torch.uint8).numpy().tobytes()
-        sealed = seal_bucket(
-            self._key, self.binding, payload, sender=self.rank, step=step, index=index
+        size = flat.numel() * flat.element_size()
+        send = torch.empty(sealed_size(size), dtype=torch.uint8)
+        seal_bucket_into(
+            self._key,
+            self.binding,
+            _bytes_of(flat),
+            _bytes_of(send),
+            sender=self.rank,
+            step=step,
+            index=index,
         )
         if self.tamper is not None:
-            sealed = self.tamper(step, index, sealed)
-        received = all_gather_bytes(sealed, self.world_size)
-        total: torch.Tensor | None = None
+            tampered = self.tamper(step, index, send.numpy().tobytes())
+            send = torch.frombuffer(bytearray(tampered), dtype=torch.uint8)
+        received = [torch.empty_like(send) for _ in range(self.world_size)]
+        dist.all_gather(received, send)
+        total = torch.empty_like(flat)
+        part = torch.empty_like(flat)
         for sender, record in enumerate(received):
-            plain = open_bucket(
+            into = total if sender == 0 else part
+            open_bucket_into(
                 self._key,
                 self.binding,
-                record,
+                _bytes_of(record),
+                _bytes_of(into),
                 sender=sender,
                 step=step,
                 index=index,
-                length=len(payload),
             )
-            part = torch.frombuffer(bytearray(plain), dtype=torch.uint8).view(flat.dtype)
-            total = part if total is None else total.add_(part)
-        assert total is not None
+            if sender > 0:
+                total.add_(part)
         return total.div_(self.world_size).view_as(buffer)
+
+
+def _bytes_of(tensor: torch.Tensor) -> memoryview:
+    """A writable byte view of a contiguous CPU tensor's storage (no copy)."""
+    return tensor.view(torch.uint8).numpy().data.cast("B")
 
 
 def all_gather_bytes(data: bytes, world_size: int) -> list[bytes]:
