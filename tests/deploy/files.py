@@ -1,0 +1,292 @@
+"""Readers for the files under deploy/: Dockerfiles, YAML, job files, the Gramine template, CLI."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import jinja2
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+K8S = DEPLOY / "k8s"
+POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
+
+
+# ---- Dockerfiles ---------------------------------------------------------------------------
+
+
+@dataclass
+class Instruction:
+    """One Dockerfile instruction: keyword, raw arguments, and its build stage (0-based)."""
+
+    keyword: str
+    args: str
+    stage: int
+
+    def exec_form(self) -> list[str] | None:
+        """The JSON (exec) form's list, or None for the shell form."""
+        text = self.args.strip()
+        if not text.startswith("["):
+            return None
+        value = yaml.safe_load(text)
+        assert isinstance(value, list), self.args
+        return [str(item) for item in value]
+
+
+@dataclass
+class Dockerfile:
+    """A parsed Dockerfile: instructions in order, ARG defaults declared before the first FROM."""
+
+    path: Path
+    instructions: list[Instruction] = field(default_factory=list)
+    global_args: dict[str, str] = field(default_factory=dict)
+
+    def stage(self, index: int) -> list[Instruction]:
+        """The instructions of stage ``index`` (negative counts from the end)."""
+        count = 1 + max(i.stage for i in self.instructions)
+        wanted = index % count
+        return [i for i in self.instructions if i.stage == wanted]
+
+    def args_in_stage(self, index: int) -> dict[str, str]:
+        """ARG defaults visible in a stage (globals, then the stage's own ARGs)."""
+        values = dict(self.global_args)
+        for ins in self.stage(index):
+            if ins.keyword == "ARG":
+                name, _, default = ins.args.partition("=")
+                values[name.strip()] = default.strip().strip('"')
+        return values
+
+    def expand(self, text: str, index: int) -> str:
+        """Substitute ``${NAME}`` / ``$NAME`` with the ARG defaults of stage ``index``."""
+        values = self.args_in_stage(index)
+
+        def sub(match: re.Match[str]) -> str:
+            name = match.group(1) or match.group(2)
+            assert name in values, f"{self.path.name}: ${name} has no ARG default"
+            return values[name]
+
+        return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)", sub, text)
+
+    def froms(self) -> list[tuple[str, str | None]]:
+        """Each FROM as (image after ARG expansion, stage alias)."""
+        out = []
+        for ins in self.instructions:
+            if ins.keyword == "FROM":
+                parts = ins.args.split()
+                image = _expand_globals(parts[0], self.global_args)  # FROM sees global ARGs only
+                alias = parts[2] if len(parts) >= 3 and parts[1].upper() == "AS" else None
+                out.append((image, alias))
+        return out
+
+
+def _expand_globals(text: str, values: dict[str, str]) -> str:
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        assert name in values, f"${name} in FROM has no global ARG default"
+        return values[name]
+
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)", sub, text)
+
+
+def parse_dockerfile(path: Path) -> Dockerfile:
+    """Parse instructions (continuation lines joined, comments dropped); refuse unknown keywords."""
+    known = {
+        "FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME",
+        "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL",
+    }  # fmt: skip
+    result = Dockerfile(path)
+    stage = -1
+    pending = ""
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if pending and line.startswith("#"):
+            continue  # comments inside a continued instruction
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        text = (pending + line).strip()
+        pending = ""
+        keyword, _, args = text.partition(" ")
+        keyword = keyword.upper()
+        assert keyword in known, f"{path}: unknown instruction {keyword!r}"
+        if keyword == "FROM":
+            stage += 1
+        if keyword == "ARG" and stage < 0:
+            name, _, default = args.partition("=")
+            result.global_args[name.strip()] = default.strip().strip('"')
+        result.instructions.append(Instruction(keyword, args.strip(), max(stage, 0)))
+    assert not pending, f"{path}: ends inside a continued line"
+    assert stage >= 0, f"{path}: no FROM"
+    return result
+
+
+def dockerfiles() -> list[Path]:
+    """Every Dockerfile under deploy/."""
+    return sorted(p for p in DEPLOY.rglob("Dockerfile"))
+
+
+# ---- YAML and kustomize ----------------------------------------------------------------------
+
+
+def load_yaml(path: Path) -> list[Any]:
+    """All documents of a YAML file (empty documents dropped)."""
+    with path.open(encoding="utf-8") as handle:
+        return [doc for doc in yaml.safe_load_all(handle) if doc is not None]
+
+
+@dataclass
+class Kustomization:
+    """A kustomization folder: its file and the resources it lists (recursively)."""
+
+    folder: Path
+    spec: dict[str, Any]
+    objects: list[dict[str, Any]]
+
+
+def load_kustomization(folder: Path) -> Kustomization:
+    """Read a kustomization and every object of its resources (bases recursively)."""
+    spec = load_yaml(folder / "kustomization.yaml")[0]
+    objects: list[dict[str, Any]] = []
+    for entry in spec.get("resources", []):
+        target = (folder / entry).resolve()
+        assert target.exists(), f"{folder}: resource {entry} does not exist"
+        if target.is_dir():
+            objects.extend(load_kustomization(target).objects)
+        else:
+            objects.extend(load_yaml(target))
+    return Kustomization(folder, spec, objects)
+
+
+def find(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:
+    """The objects of a kind (and name)."""
+    return [
+        o
+        for o in objects
+        if o.get("kind") == kind and (name is None or o["metadata"]["name"] == name)
+    ]
+
+
+def replicas(kust: Kustomization, name: str) -> int:
+    """A StatefulSet's replicas after the overlay's ``replicas:`` override, if any."""
+    for entry in kust.spec.get("replicas", []):
+        if entry["name"] == name:
+            return int(entry["count"])
+    (sts,) = find(kust.objects, "StatefulSet", name)
+    return int(sts["spec"]["replicas"])
+
+
+def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A container's env entries by name."""
+    return {item["name"]: item for item in container.get("env", [])}
+
+
+def under(path: str | PurePosixPath, root: str) -> bool:
+    """Whether ``path`` is ``root`` or inside it (POSIX paths)."""
+    return PurePosixPath(path).is_relative_to(PurePosixPath(root))
+
+
+# ---- the Gramine template ------------------------------------------------------------------
+
+
+class _GramineVars:
+    """The variables gramine-manifest provides itself (`gramine.libos`, `gramine.runtimedir()`)."""
+
+    libos = "/usr/lib/x86_64-linux-gnu/gramine/libsysdb.so"
+
+    @staticmethod
+    def runtimedir(libc: str = "glibc") -> str:
+        return f"/usr/lib/x86_64-linux-gnu/gramine/runtime/{libc}"
+
+
+def render_manifest(template: Path, defines: dict[str, str]) -> dict[str, Any]:
+    """Render like gramine-manifest (strict: an undefined name fails) and parse the TOML."""
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    text = env.from_string(template.read_text(encoding="utf-8")).render(
+        gramine=_GramineVars(), **defines
+    )
+    return tomllib.loads(text)
+
+
+def manifest_defines(dockerfile: Dockerfile) -> dict[str, str]:
+    """The ``-Dname=value`` options of the Dockerfile's gramine-manifest call, ARGs expanded."""
+    (run,) = [
+        i for i in dockerfile.stage(-1) if i.keyword == "RUN" and "gramine-manifest" in i.args
+    ]
+    words = shlex.split(dockerfile.expand(run.args, -1))
+    defines = {}
+    for word in words:
+        if word.startswith("-D"):
+            name, _, value = word[2:].partition("=")
+            defines[name] = value
+    return defines
+
+
+# ---- the CLI ---------------------------------------------------------------------------------
+
+
+@cache
+def cli() -> Any:
+    """The command object behind ``cvfl`` (the typer app with every concern registered)."""
+    import typer
+
+    from cvfl.cli.app import _register, app
+
+    _register()
+    return typer.main.get_command(app)
+
+
+def _subcommands(command: Any) -> dict[str, Any] | None:
+    """A group's sub-commands (typer vendors click; groups are the commands with ``commands``)."""
+    subs = getattr(command, "commands", None)
+    return dict(subs) if subs is not None else None
+
+
+def check_invocation(argv: list[str]) -> list[str]:
+    """Check ``cvfl ARGV``: each sub-command exists and each option belongs to it.
+
+    Returns the path of sub-command names (e.g. ``["data", "synth"]``).
+    """
+    command = cli()
+    path: list[str] = []
+    words = list(argv)
+    while (subs := _subcommands(command)) is not None and words and not words[0].startswith("-"):
+        name = words.pop(0)
+        assert name in subs, f"cvfl {' '.join(path)}: no sub-command {name!r}"
+        command = subs[name]
+        path.append(name)
+    assert _subcommands(command) is None or words in ([], ["--help"]), (
+        f"cvfl {' '.join(path)} needs a sub-command, got {argv}"
+    )
+    options = {"--help"} | {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
+    for word in words:
+        if word.startswith("-"):
+            name = word.split("=", 1)[0]
+            assert name in options, f"cvfl {' '.join(path)}: no option {name!r}"
+    return path
+
+
+def cvfl_calls_in_shell(script: str) -> list[list[str]]:
+    """The ``cvfl ...`` commands of a ``sh -c`` script (split at ;, &&, ||; ``exec`` dropped)."""
+    calls = []
+    for segment in re.split(r"\|\||&&|;", script):
+        words = shlex.split(segment)
+        if words and words[0] == "exec":
+            words = words[1:]
+        if words and words[0] == "cvfl":
+            calls.append(words[1:])
+    return calls
+
+
+def option_value(argv: list[str], name: str) -> str:
+    """The value after option ``name`` in an argument list."""
+    assert name in argv, f"{name} missing from {argv}"
+    return argv[argv.index(name) + 1]
