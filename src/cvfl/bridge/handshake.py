@@ -78,7 +78,11 @@ def hello_mismatches(mine: Hello, theirs: Hello) -> list[str]:
     return declared_mismatches(
         mine,
         theirs,
-        [("seed", mine.seed, theirs.seed)],
+        [
+            ("seed", mine.seed, theirs.seed),
+            ("workers", mine.workers, theirs.workers),
+            ("worker", mine.worker, theirs.worker),
+        ],
         [("schedule_digest", mine.schedule_digest, theirs.schedule_digest)],
     )
 

@@ -68,6 +68,8 @@ class Hello:
     schedule_digest: bytes
     software_version: str
     checkpoints: tuple[CheckpointState, ...] = ()
+    workers: int = 1
+    worker: int = 0
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -141,6 +143,8 @@ def hello_to_proto(hello: Hello) -> pb.Hello:
             pb.CheckpointState(step=c.step, digest=c.digest, peer_digest=c.peer_digest)
             for c in hello.checkpoints
         ],
+        workers=hello.workers,
+        worker=hello.worker,
     )
 
 
@@ -162,4 +166,6 @@ def hello_from_proto(msg: pb.Hello) -> Hello:
         checkpoints=tuple(
             CheckpointState(c.step, bytes(c.digest), bytes(c.peer_digest)) for c in msg.checkpoints
         ),
+        workers=msg.workers,
+        worker=msg.worker,
     )
