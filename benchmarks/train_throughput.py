@@ -8,7 +8,12 @@ gRPC; split over attested RA-TLS (the default); split over RA-TLS without the re
 ratls/plaintext and reliable/direct, and, last, ``ratio split/centralized: <value>`` (RA-TLS,
 reliable: what a user gets by default).
 
+With ``--workers N`` it instead compares 1 and N workers per party (RA-TLS, 2N training processes
+for N workers; the same global batch, each worker training 1/N of it) and prints, last,
+``ratio N workers/1 worker: <value>``.
+
     .venv/bin/python benchmarks/train_throughput.py [--steps 60] [--batch 256] [--repeats 3]
+    .venv/bin/python benchmarks/train_throughput.py --workers 2
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ batch_size = {batch}
 max_steps = {steps}
 eval_batch_size = 4096
 threads = 0
+workers = {workers}
 
 [peer]
 {peer}
@@ -70,7 +76,7 @@ allow_any_identity = true
 """
 
 
-def write_jobs(folder: Path, mode: str, args: argparse.Namespace) -> None:
+def write_jobs(folder: Path, mode: str, args: argparse.Namespace, workers: int = 1) -> None:
     security = "insecure" if mode == "plaintext" else "ratls"
     reliable = "false" if mode == "direct" else "true"
     for role in ("leader", "follower"):
@@ -86,6 +92,7 @@ def write_jobs(folder: Path, mode: str, args: argparse.Namespace) -> None:
             peer=peer,
             security=security,
             reliable=reliable,
+            workers=workers,
         )
         (folder / f"{role}-{mode}.toml").write_text(text)
 
@@ -126,6 +133,7 @@ def main() -> None:
     parser.add_argument("--optimizer", default="sgd")
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1, help="compare 1 and N workers/party")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -135,6 +143,9 @@ def main() -> None:
         write_arrow(tables.follower, folder / "data" / "follower.parquet")
         for role in ("leader", "follower"):
             new_key_file(folder / f"{role}.key")
+        if args.workers > 1:
+            compare_workers(folder, args)
+            return
         modes = ("plaintext", "ratls", "direct")
         for mode in modes:
             write_jobs(folder, mode, args)
@@ -152,6 +163,22 @@ def main() -> None:
     print(f"ratio ratls/plaintext: {median['ratls'] / median['plaintext']:.3f}")
     print(f"ratio reliable/direct (heartbeats and acks): {median['ratls'] / median['direct']:.3f}")
     print(f"ratio split/centralized: {median['ratls'] / median['centralized']:.3f}")
+
+
+def compare_workers(folder: Path, args: argparse.Namespace) -> None:
+    """1 worker against ``args.workers`` workers per party, interleaved repeats, medians."""
+    many = f"workers{args.workers}"
+    write_jobs(folder, "ratls", args)
+    write_jobs(folder, many, args, workers=args.workers)
+    figures: dict[str, list[float]] = {"ratls": [], many: []}
+    for _ in range(args.repeats):
+        for mode, runs in figures.items():
+            runs.append(run_split(folder, mode))
+    one, n = (statistics.median(figures[m]) for m in ("ratls", many))
+    print(f"steps {args.steps} x batch {args.batch}, {args.slots} slots, {args.optimizer}, RA-TLS")
+    print(f"1 worker per party (2 processes):   {one:8.0f} examples/s")
+    print(f"{args.workers} workers per party ({2 * args.workers} processes):  {n:8.0f} examples/s")
+    print(f"ratio {args.workers} workers/1 worker: {n / one:.3f}")
 
 
 if __name__ == "__main__":

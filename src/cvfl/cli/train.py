@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -10,8 +11,13 @@ from rich.table import Table
 
 from cvfl.cli.seal import GramineKeyOpt, GramineRootOpt, KeyEnvOpt, KeyFileOpt, keys_from_options
 from cvfl.data import SynthSpec, synthesize, write_arrow
+from cvfl.errors import ConfigError, mismatch
 from cvfl.logs import get_logger
 from cvfl.sealing.keys import DEFAULT_GRAMINE_ROOT
+
+if TYPE_CHECKING:
+    from cvfl.train import JobConfig, TrainResult
+    from cvfl.workers import WorkerContext
 
 log = get_logger(__name__)
 _out = Console()
@@ -45,25 +51,67 @@ def synth(
 
 
 def train(
+    ctx: typer.Context,
     config: Path = typer.Option(..., "--config", "-c", help="The party's job file (TOML)."),
 ) -> None:
-    """Run one party of a split-training job from its job file."""
-    from cvfl.cli.progress import TerminalProgress
-    from cvfl.train import load_job, load_party, run_follower, run_leader
-    from cvfl.train.channel import security_for
+    """Run one party of a split-training job from its job file.
+
+    With ``[train] workers = N`` it starts N worker processes on this machine; under torchrun or
+    Kubernetes (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set) it runs as that one worker.
+    """
+    from cvfl.train import load_job
+    from cvfl.workers import context_from_env
 
     cfg = load_job(config)
+    worker = context_from_env()
+    if worker is None and cfg.train.workers > 1:
+        from cvfl.workers.launch import launch_local
+
+        verbose = ctx.parent is not None and bool(ctx.parent.params.get("verbose"))
+        launch_local(config, cfg.train.workers, options=["--verbose"] if verbose else [])
+        return
+    if worker is not None and worker.world_size != cfg.train.workers:
+        raise ConfigError(
+            mismatch("WORLD_SIZE (workers of this party)", cfg.train.workers, worker.world_size),
+            code="config.workers",
+        )
+    _train_worker(cfg, worker)
+
+
+def _train_worker(cfg: JobConfig, worker: WorkerContext | None) -> None:
+    from cvfl.cli.progress import TerminalProgress
+    from cvfl.train import NoProgress, load_party, run_follower, run_leader
+    from cvfl.train.channel import security_for
+
     security = security_for(cfg)
+    rank = worker.rank if worker is not None else 0
+    party = load_party(cfg, worker=rank)
+    if worker is not None and worker.world_size > 1:
+        from cvfl.workers import join_group
+
+        party.group = join_group(
+            worker, security, job_id=cfg.job.id, role=cfg.role, timeout=cfg.peer.connect_timeout
+        )
     status = "[insecure]" if "insecure" in security.name else ""
-    progress = TerminalProgress(cfg.role, status=status)
-    party = load_party(cfg)
+    progress = TerminalProgress(cfg.role, status=status) if rank == 0 else NoProgress()
     run = run_leader if cfg.role == "leader" else run_follower
-    result = run(party, security, progress)
+    try:
+        result = run(party, security, progress)
+    finally:
+        if party.group is not None:
+            party.group.close()
+    if rank == 0:
+        _summarise(cfg, result)
+
+
+def _summarise(cfg: JobConfig, result: TrainResult) -> None:
     summary = result.write(cfg.job.workdir)
     table = Table(title=f"cvfl {cfg.role}: job {cfg.job.id}")
     table.add_column("what")
     table.add_column("value", justify="right")
     table.add_row("steps", str(result.steps))
+    if cfg.train.workers > 1:
+        table.add_row("workers", str(cfg.train.workers))
     table.add_row("examples/s", f"{result.examples_per_second:.0f}")
     table.add_row("export", str(result.export))
     table.add_row("fingerprint", result.fingerprint[:16] + "…")

@@ -7,20 +7,21 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from cvfl.attestation import AttestationConfig
 from cvfl.bridge.reliable import Liveness
 from cvfl.data.tables import FeatureKind
-from cvfl.errors import ConfigError, PeerUnavailableError
+from cvfl.errors import ConfigError, PeerUnavailableError, mismatch
 from cvfl.models.spec import ModelSpec
 from cvfl.psi.config import PsiConfig
 from cvfl.sealing import SealingConfig
 
 T = TypeVar("T")
 ROLES = ("leader", "follower")
+MAX_WORKERS = 256
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class TrainSection:
     eval_batch_size: int = 1024
     checkpoint_every: int = 0
     threads: int = 0
+    workers: int = 1
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("sgd", "adam"):
@@ -81,6 +83,18 @@ class TrainSection:
                 raise ConfigError(f"[train] {name} must be positive", code="config.train")
         if self.lr <= 0:
             raise ConfigError("[train] lr must be positive", code="config.train")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise ConfigError(
+                mismatch("[train] workers", f"1 to {MAX_WORKERS}", self.workers),
+                code="config.train",
+            )
+        if self.workers > self.batch_size:
+            raise ConfigError(
+                mismatch(
+                    "[train] batch_size", f"at least workers ({self.workers})", self.batch_size
+                ),
+                code="config.train",
+            )
 
 
 @dataclass(frozen=True)
@@ -118,6 +132,26 @@ class PeerSection:
             ) from None
         return f"{self.connect.rsplit(':', 1)[0]}:{port}"
 
+    def for_worker(self, worker: int) -> PeerSection:
+        """The addresses of worker pair ``worker``: both ports + ``worker``, its own port file.
+
+        Worker i of the leader listens on the ``listen`` port + i (port 0 stays 0: any free port)
+        and worker i of the follower dials the ``connect`` port + i; with a ``port_file``,
+        worker i > 0 uses ``<port_file>.<i>``.
+        """
+        if worker == 0:
+            return self
+        return replace(
+            self,
+            listen=_shift_port(self.listen, worker),
+            connect=_shift_port(self.connect, worker),
+            port_file=(
+                None
+                if self.port_file is None
+                else self.port_file.with_name(f"{self.port_file.name}.{worker}")
+            ),
+        )
+
     @property
     def liveness(self) -> Liveness:
         """The bridge session's liveness settings."""
@@ -129,6 +163,19 @@ class PeerSection:
                 f"[peer] security: expected ratls or insecure, seen {self.security!r}",
                 code="config.peer",
             )
+
+
+def _shift_port(address: str, offset: int) -> str:
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(mismatch("[peer] address", "host:port", address), code="config.peer")
+    number = int(port)
+    if number and number + offset > 65535:
+        raise ConfigError(
+            mismatch(f"[peer] port of worker {offset}", "at most 65535", number + offset),
+            code="config.peer",
+        )
+    return f"{host}:{number + offset if number else 0}"
 
 
 @dataclass(frozen=True)

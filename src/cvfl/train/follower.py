@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import time
 
+import numpy as np
 import torch
 
 from cvfl.bridge.handshake import follower_handshake
@@ -31,7 +32,15 @@ from cvfl.train.party import (
 )
 from cvfl.train.recovery import resume_step
 from cvfl.train.result import TrainResult
-from cvfl.train.steps import EVAL, TRAIN, check_batch, forward_message, single_tensor
+from cvfl.train.scaleout import restart_refusal, synchronise
+from cvfl.train.steps import (
+    EVAL,
+    TRAIN,
+    assigned_rows,
+    check_batch,
+    forward_message,
+    single_tensor,
+)
 from cvfl.wire import bridge_pb2 as pb
 
 log = get_logger(__name__)
@@ -43,13 +52,15 @@ def run_follower(
     """Dial the leader, train the job and export the follower's half."""
 
     def connect(timeout: float) -> Link:
-        return dial(security, party.cfg.peer.leader_address, timeout)
+        return dial(security, party.peer.leader_address, timeout)
 
     transport = connect(party.cfg.peer.connect_timeout)
     while True:
         try:
             return _follow(party, transport, connect, progress or NoProgress())
         except PeerRestarted as restart:
+            if party.workers > 1:
+                raise restart_refusal("leader", party) from None
             log.warning("the leader restarted: both sides resume from a common checkpoint")
             transport = restart.transport
 
@@ -88,6 +99,7 @@ def _follow(party: Party, transport: Link, connect: Connect, progress: Progress)
         theirs = follower_handshake(transport, mine, cfg.peer.connect_timeout)
         start = resume_step(mine.checkpoints, theirs.checkpoints, "leader")
         restore_to(party, start, mine.checkpoints)
+        synchronise(party, start)
     except CvflError as exc:
         transport.abort(exc)
         raise
@@ -111,7 +123,8 @@ def _follow(party: Party, transport: Link, connect: Connect, progress: Progress)
         session.abort(exc)
         raise
     session.close(drain=0.5)
-    export(party, result, cut)
+    if party.is_root:
+        export(party, result, cut)
     return result
 
 
@@ -129,16 +142,21 @@ def _train(
     result = TrainResult(role="follower", steps=start, seconds=0.0)
     progress.start(party.schedule.total_steps, "follower")
     started = time.perf_counter()
+    train_mask = np.zeros(party.table.rows, dtype=bool)
+    train_mask[party.schedule.train_rows] = True
     for step in party.schedule.steps(start):
-        ids = [party.table.ids[i] for i in step.rows]
-        act = party.model(features(party.table, step.rows))
+        envelope = pending.receive(session, cfg.peer.step_timeout)
+        expect(envelope, "assign")
+        rows = assigned_rows(envelope.assign, step.number, len(step.rows), train_mask)
+        ids = [party.table.ids[i] for i in rows]
+        act = party.trainable(features(party.table, rows))
         session.send(forward_message(step.number, TRAIN, key, ids, cfg.model.cut_name, act))
         envelope = pending.receive(session, cfg.peer.step_timeout)
         expect(envelope, "backward")
         bwd = envelope.backward
         expected = batch_mac(key, step.number, TRAIN, ids)
         check_batch("train", step.number, bwd.step, bwd.ids_mac, expected)
-        grad = single_tensor(bwd.tensors, len(step.rows), width)
+        grad = single_tensor(bwd.tensors, len(rows), width)
         party.optimizer.zero_grad()
         act.backward(grad)
         party.optimizer.step()
@@ -169,7 +187,7 @@ def send_eval(party: Party, session: AnySession, key: bytes) -> None:
     """Send the activations of the held-out rows for the leader to score."""
     party.model.eval()
     with torch.no_grad():
-        for index, rows in enumerate(party.schedule.eval_batches()):
+        for index, rows in party.my_eval_batches():
             ids = [party.table.ids[i] for i in rows]
             act = party.model(features(party.table, rows))
             session.send(forward_message(index, EVAL, key, ids, party.cfg.model.cut_name, act))

@@ -35,7 +35,16 @@ from cvfl.train.party import (
 )
 from cvfl.train.recovery import resume_step
 from cvfl.train.result import TrainResult
-from cvfl.train.steps import EVAL, TRAIN, backward_message, check_batch, single_tensor
+from cvfl.train.scaleout import fold_losses, gather_scores, restart_refusal, synchronise
+from cvfl.train.schedule import Step
+from cvfl.train.steps import (
+    EVAL,
+    TRAIN,
+    assign_message,
+    backward_message,
+    check_batch,
+    single_tensor,
+)
 from cvfl.wire import bridge_pb2 as pb
 
 log = get_logger(__name__)
@@ -45,7 +54,7 @@ def run_leader(
     party: Party, security: ChannelSecurity, progress: Progress | None = None
 ) -> TrainResult:
     """Listen for the follower, train the job, evaluate and export the leader's half."""
-    peer = party.cfg.peer
+    peer = party.peer
     server = BridgeServer(security, peer.listen, peer.port_file)
     try:
         transport = server.accept(peer.connect_timeout)
@@ -54,6 +63,8 @@ def run_leader(
             try:
                 return _lead(party, server, transport, first, progress or NoProgress())
             except PeerRestarted as restart:
+                if party.workers > 1:
+                    raise restart_refusal("follower", party) from None
                 log.warning("the follower restarted: both sides resume from a common checkpoint")
                 transport, first = restart.transport, restart.hello
     finally:
@@ -82,6 +93,7 @@ def _lead(
             theirs = leader_handshake_with(transport, first, mine)
         start = resume_step(mine.checkpoints, theirs.checkpoints, "follower")
         extra = restore_to(party, start, mine.checkpoints)
+        synchronise(party, start)
     except CvflError as exc:
         transport.abort(exc)
         raise
@@ -102,7 +114,8 @@ def _lead(
         session.abort(exc)
         raise
     session.close(drain=2.0)
-    export(party, result, cut_spec(party))
+    if party.is_root:
+        export(party, result, cut_spec(party))
     return result
 
 
@@ -121,20 +134,25 @@ def _train(
     every = party.cfg.train.checkpoint_every
     progress.start(party.schedule.total_steps, "leader")
     started = time.perf_counter()
-    losses: list[float] = list(extra.get("losses", []))
+    # Each worker's share of every step's loss; worker 0 holds the whole party's once folded.
+    saved = [float(v) for v in extra.get("losses", [])]
+    losses = saved if party.is_root else [0.0] * len(saved)
     for step in party.schedule.steps(start):
         save = bool(every) and step.number % every == 0
-        losses.append(_train_step(party, session, key, step.number, step.rows, labels, save))
+        losses.append(_train_step(party, session, key, step, labels, save and party.is_root))
         result.steps, result.examples = step.number, result.examples + len(step.rows)
-        progress.step(step.number, losses[-1])
+        progress.step(step.number, losses[-1] * party.workers)
         if step.ends_epoch:
             result.metrics = evaluate_remote(party, session, key, labels)
             progress.evaluated(step.number, result.metrics)
-            result.history.append(_epoch_record(step.epoch, step.number, losses, result.metrics))
+            whole, _ = fold_losses(party, losses)
+            result.history.append(_epoch_record(step.epoch, step.number, whole, result.metrics))
             losses = []
         if save:
-            state = {"history": result.history, "examples": result.examples, "losses": losses}
-            _checkpoint(party, session, step.number, state)
+            whole, losses = fold_losses(party, losses)
+            if party.is_root:
+                state = {"history": result.history, "examples": result.examples, "losses": whole}
+                _checkpoint(party, session, step.number, state)
     result.seconds = time.perf_counter() - started
     result.reconnects = session.reconnects
     return result
@@ -153,22 +171,21 @@ def _checkpoint(party: Party, session: AnySession, step: int, state: dict[str, A
 
 
 def _train_step(
-    party: Party,
-    session: AnySession,
-    key: bytes,
-    number: int,
-    rows: np.ndarray,
-    labels: torch.Tensor,
-    save: bool,
+    party: Party, session: AnySession, key: bytes, step: Step, labels: torch.Tensor, save: bool
 ) -> float:
+    """Train this worker's block of ``step``; return its share of the step's mean loss."""
+    number, rows = step.number, party.my_rows(step.rows)
+    session.send(assign_message(number, rows))
     envelope = session.recv(party.cfg.peer.step_timeout)
     expect(envelope, "forward")
     ids = [party.table.ids[i] for i in rows]
     fwd = envelope.forward
     check_batch("train", number, fwd.step, fwd.ids_mac, batch_mac(key, number, TRAIN, ids))
     act = single_tensor(fwd.tensors, len(rows), party.cfg.model.cut_width).requires_grad_(True)
-    logits = party.model(features(party.table, rows), act)
-    loss = F.cross_entropy(logits, labels[rows])
+    logits = party.trainable(features(party.table, rows), act)
+    # Summed over the block and scaled so that DDP's average over the N workers is the mean
+    # over the whole step: N workers train exactly what one worker would.
+    loss = F.cross_entropy(logits, labels[rows], reduction="sum") * (party.workers / len(step.rows))
     party.optimizer.zero_grad()
     loss.backward()  # type: ignore[no-untyped-call]
     assert act.grad is not None
@@ -176,7 +193,7 @@ def _train_step(
     message.backward.checkpoint = save
     session.send(message)
     party.optimizer.step()
-    return float(loss.detach())
+    return float(loss.detach()) / party.workers
 
 
 def evaluate_remote(party: Party, session: AnySession, key: bytes, labels: torch.Tensor) -> Metrics:
@@ -184,7 +201,7 @@ def evaluate_remote(party: Party, session: AnySession, key: bytes, labels: torch
     outputs: list[torch.Tensor] = []
     party.model.eval()
     with torch.no_grad():
-        for index, rows in enumerate(party.schedule.eval_batches()):
+        for index, rows in party.my_eval_batches():
             envelope = session.recv(party.cfg.peer.step_timeout)
             expect(envelope, "forward")
             fwd = envelope.forward
@@ -192,9 +209,14 @@ def evaluate_remote(party: Party, session: AnySession, key: bytes, labels: torch
             check_batch("eval", index, fwd.step, fwd.ids_mac, batch_mac(key, index, EVAL, ids))
             act = single_tensor(fwd.tensors, len(rows), party.cfg.model.cut_width)
             outputs.append(party.model(features(party.table, rows), act))
+        if not outputs:  # fewer held-out batches than workers
+            none = party.schedule.holdout_rows[:0]
+            width = party.cfg.model.cut_width
+            outputs.append(party.model(features(party.table, none), torch.zeros(0, width)))
     party.model.train()
     holdout = party.schedule.holdout_rows
-    return binary_metrics(labels[holdout].numpy(), torch.cat(outputs).numpy())
+    scores = gather_scores(party, torch.cat(outputs))
+    return binary_metrics(labels[holdout].numpy(), scores.numpy())
 
 
 def _epoch_record(epoch: int, step: int, losses: list[float], metrics: Metrics) -> dict[str, float]:

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -24,11 +24,14 @@ from cvfl.models.export import export_half
 from cvfl.models.factory import build_follower, build_leader
 from cvfl.sealing import Artifacts, is_sealed, key_provider_from_config
 from cvfl.train import checkpoint
-from cvfl.train.config import JobConfig, TrainSection
+from cvfl.train.config import JobConfig, PeerSection, TrainSection
 from cvfl.train.metrics import Metrics
 from cvfl.train.recovery import CheckpointStore
 from cvfl.train.result import TrainResult
 from cvfl.train.schedule import Schedule
+
+if TYPE_CHECKING:
+    from cvfl.workers import SecureGroup
 
 log = get_logger(__name__)
 
@@ -73,10 +76,54 @@ class Party:
     schedule: Schedule
     artifacts: Artifacts
     initial_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    worker: int = 0
+    group: SecureGroup | None = None
+    _trainable: nn.Module | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.initial_state:
             self.initial_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    @property
+    def workers(self) -> int:
+        """How many workers this party runs (``[train] workers``)."""
+        return self.cfg.train.workers
+
+    @property
+    def is_root(self) -> bool:
+        """Whether this is worker 0, the one that writes checkpoints, exports and summaries."""
+        return self.worker == 0
+
+    @property
+    def peer(self) -> PeerSection:
+        """This worker pair's addresses (see :meth:`PeerSection.for_worker`)."""
+        return self.cfg.peer.for_worker(self.worker)
+
+    @property
+    def trainable(self) -> nn.Module:
+        """The module training steps run: the half itself, or its DDP wrapper with N workers.
+
+        The wrapper averages the gradients of the party's own parameters across its workers
+        through the group's sealed communication hook.
+        """
+        if self.group is None:
+            return self.model
+        if self._trainable is None:
+            # No clear-text parameter broadcast: the group sends rank 0's state sealed and
+            # registers the sealed gradient hook.
+            self._trainable = self.group.wrap(self.model)
+        return self._trainable
+
+    def my_rows(self, rows: np.ndarray) -> np.ndarray:
+        """This worker's block of a step's rows (the leader assigns; worker i takes block i)."""
+        if self.workers == 1:
+            return rows
+        return np.array_split(rows, self.workers)[self.worker]
+
+    def my_eval_batches(self) -> list[tuple[int, np.ndarray]]:
+        """This worker's held-out batches with their global index (every N-th, from its own)."""
+        batches = list(self.schedule.eval_batches())
+        return [(i, b) for i, b in enumerate(batches) if i % self.workers == self.worker]
 
     @property
     def outputs(self) -> Path:
@@ -99,6 +146,8 @@ class Party:
             schedule_digest=self.schedule.digest(),
             software_version=__version__,
             checkpoints=checkpoints,
+            workers=self.workers,
+            worker=self.worker,
         )
 
 
@@ -139,15 +188,17 @@ def schema_for(cfg: JobConfig) -> TableSchema:
     )
 
 
-def load_party(cfg: JobConfig) -> Party:
+def load_party(cfg: JobConfig, worker: int = 0) -> Party:
     """Read the table and build the model half and optimiser for ``cfg``'s role."""
-    set_threads(cfg.train.threads)
+    threads = cfg.train.threads or max(1, len(os.sched_getaffinity(0)) // cfg.train.workers)
+    set_threads(threads)
     artifacts = artifacts_for(cfg)
     table = read_training_table(cfg, artifacts)
     build = build_leader if cfg.role == "leader" else build_follower
     model = build(cfg.model, table.features.shape[1], cfg.job.seed)
     optimizer = make_optimizer(cfg.train, model.parameters())
-    return Party(cfg, table, model, optimizer, make_schedule(cfg, table.rows), artifacts)
+    schedule = make_schedule(cfg, table.rows)
+    return Party(cfg, table, model, optimizer, schedule, artifacts, worker=worker)
 
 
 def read_training_table(cfg: JobConfig, artifacts: Artifacts) -> PartyTable:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 import torch
 
 from cvfl.bridge.serde import tensor_from_proto, tensor_to_proto
@@ -70,3 +71,43 @@ def single_tensor(tensors: Iterable[pb.Tensor], rows: int, width: int) -> torch.
             code="protocol.shape",
         )
     return tensor
+
+
+def assign_message(step: int, rows: np.ndarray) -> pb.Envelope:
+    """The leader's assignment of one step's rows (positions in the aligned table) to a pair."""
+    return pb.Envelope(assign=pb.Assign(step=step, rows=rows.astype("<i8").tobytes()))
+
+
+def assigned_rows(assign: pb.Assign, step: int, limit: int, train_mask: np.ndarray) -> np.ndarray:
+    """Decode and check the rows the leader assigned for ``step``.
+
+    Raises:
+        ProtocolError: another step, a malformed payload, more than ``limit`` rows, or a row that
+            is not a training row of this table.
+    """
+    if assign.step != step:
+        raise ProtocolError(mismatch("assigned step", step, assign.step), code="protocol.step")
+    if len(assign.rows) % 8:
+        raise ProtocolError(
+            mismatch(f"assignment of step {step}", "whole int64 row positions", len(assign.rows)),
+            code="protocol.assign",
+        )
+    rows = np.frombuffer(assign.rows, dtype="<i8").astype(np.int64)
+    if len(rows) > limit:
+        raise ProtocolError(
+            mismatch(f"rows assigned in step {step}", f"at most {limit}", len(rows)),
+            code="protocol.assign",
+        )
+    bad = (rows < 0) | (rows >= len(train_mask))
+    if not bad.any():
+        bad = ~train_mask[rows]
+    if bad.any():
+        raise ProtocolError(
+            mismatch(
+                f"row assigned in step {step}",
+                f"a training row of the {len(train_mask)}-row aligned table",
+                int(rows[np.argmax(bad)]),
+            ),
+            code="protocol.assign",
+        )
+    return rows
