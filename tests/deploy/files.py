@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 import tomllib
@@ -192,6 +193,31 @@ def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def under(path: str | PurePosixPath, root: str) -> bool:
     """Whether ``path`` is ``root`` or inside it (POSIX paths)."""
     return PurePosixPath(path).is_relative_to(PurePosixPath(root))
+
+
+# ---- job files -------------------------------------------------------------------------------
+
+
+def job_paths(config: object) -> dict[str, Path]:
+    """Every path a loaded job file references, by dotted field name.
+
+    Walks the validated config's dataclasses; fields left at their default (such as the Gramine
+    attestation root under the simulated provider) and the job file's own path are not references.
+    """
+    found: dict[str, Path] = {}
+
+    def walk(value: object, name: str, default: object) -> None:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            for f in dataclasses.fields(value):
+                walk(getattr(value, f.name), f"{name}.{f.name}".lstrip("."), f.default)
+        elif isinstance(value, Path) and name != "source" and value != default:
+            found[name] = value
+        elif isinstance(value, tuple):
+            for index, item in enumerate(value):
+                walk(item, f"{name}[{index}]", None)
+
+    walk(config, "", None)
+    return found
 
 
 # ---- the Gramine template ------------------------------------------------------------------

@@ -12,6 +12,7 @@ from cvfl.train.config import JobConfig, load_job
 from tests.deploy.files import (
     DEPLOY,
     cvfl_calls_in_shell,
+    job_paths,
     load_yaml,
     option_value,
     parse_dockerfile,
@@ -63,8 +64,9 @@ def test_party_runs_train_with_its_own_job(compose: dict[str, Any], role: str) -
 @pytest.mark.parametrize("role", ROLES)
 def test_every_job_path_is_mounted(compose: dict[str, Any], role: str) -> None:
     job, mounts = _job(compose, role)
-    assert job.sealing is not None and job.sealing.key_file is not None
-    for path in (job.data.path, job.job.workdir, job.sealing.key_file):
+    paths = job_paths(job)
+    assert {"job.workdir", "data.path", "sealing.key_file"} <= set(paths)
+    for path in paths.values():
         _mount_of(path, mounts)
     target, (_, read_only) = _mount_of(job.job.workdir, mounts)
     assert not read_only, f"the workdir {target} must be writable"

@@ -15,6 +15,7 @@ from tests.deploy.files import (
     REPO,
     Dockerfile,
     dockerfiles,
+    job_paths,
     manifest_defines,
     parse_dockerfile,
     render_manifest,
@@ -232,7 +233,9 @@ def test_gramine_job_fits_the_enclave(role: str, manifest: dict[str, Any]) -> No
     assert argv[argv.index("--config") + 1] == f"{job_mount}/{PurePosixPath(target).name}"
     assert job.attestation is not None and job.attestation.provider == "gramine"
     assert not job.attestation.policy.allow_simulated
-    for path in (job.data.path, job.job.workdir):
+    paths = job_paths(job)
+    assert {"job.workdir", "data.path"} <= set(paths)
+    for path in paths.values():
         assert any(under(path, p) and m.get("type") == "encrypted" for p, m in mounts.items()), (
             f"{path} is not under an encrypted mount"
         )

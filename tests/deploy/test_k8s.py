@@ -16,6 +16,7 @@ from tests.deploy.files import (
     Kustomization,
     env_of,
     find,
+    job_paths,
     load_kustomization,
     load_yaml,
     parse_dockerfile,
@@ -107,8 +108,9 @@ def test_every_job_path_is_mounted(party: tuple[str, Kustomization]) -> None:
     _, kust = party
     job, sts = _job(kust), _sts(kust)
     mounts = _mounts(sts)
-    assert job.sealing is not None and job.sealing.key_file is not None
-    for path in (job.data.path, job.job.workdir, job.sealing.key_file):
+    paths = job_paths(job)
+    assert {"job.workdir", "data.path", "sealing.key_file"} <= set(paths)
+    for path in paths.values():
         _mount_of(path, mounts)
     _, work = _mount_of(job.job.workdir, mounts)
     assert not work["readOnly"], "the workdir must be writable"
