@@ -60,20 +60,14 @@ class Dockerfile:
         values = dict(self.global_args)
         for ins in self.stage(index):
             if ins.keyword == "ARG":
-                name, _, default = ins.args.partition("=")
-                values[name.strip()] = default.strip().strip('"')
+                name, has_default, default = ins.args.partition("=")
+                if has_default:  # a bare `ARG NAME` re-declares a global: it keeps its default
+                    values[name.strip()] = default.strip().strip('"')
         return values
 
     def expand(self, text: str, index: int) -> str:
         """Substitute ``${NAME}`` / ``$NAME`` with the ARG defaults of stage ``index``."""
-        values = self.args_in_stage(index)
-
-        def sub(match: re.Match[str]) -> str:
-            name = match.group(1) or match.group(2)
-            assert name in values, f"{self.path.name}: ${name} has no ARG default"
-            return values[name]
-
-        return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)", sub, text)
+        return _expand(text, self.args_in_stage(index), self.path.name)
 
     def froms(self) -> list[tuple[str, str | None]]:
         """Each FROM as (image after ARG expansion, stage alias)."""
@@ -81,16 +75,17 @@ class Dockerfile:
         for ins in self.instructions:
             if ins.keyword == "FROM":
                 parts = ins.args.split()
-                image = _expand_globals(parts[0], self.global_args)  # FROM sees global ARGs only
+                # FROM sees only the ARGs declared before the first FROM.
+                image = _expand(parts[0], self.global_args, f"{self.path.name} FROM")
                 alias = parts[2] if len(parts) >= 3 and parts[1].upper() == "AS" else None
                 out.append((image, alias))
         return out
 
 
-def _expand_globals(text: str, values: dict[str, str]) -> str:
+def _expand(text: str, values: dict[str, str], where: str) -> str:
     def sub(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(2)
-        assert name in values, f"${name} in FROM has no global ARG default"
+        assert name in values, f"{where}: ${name} has no ARG default"
         return values[name]
 
     return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)", sub, text)
