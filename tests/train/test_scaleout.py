@@ -33,6 +33,13 @@ def test_worker_addresses_shift_ports_and_port_files(tmp_path: Path) -> None:
     assert PeerSection(listen="127.0.0.1:0").for_worker(1).listen == "127.0.0.1:0"
 
 
+def test_worker_placeholder_names_one_host_per_worker() -> None:
+    peer = PeerSection(connect="leader-{worker}.example.org:7788")
+    assert peer.for_worker(0).connect == "leader-0.example.org:7788"
+    assert peer.for_worker(3).connect == "leader-3.example.org:7788"
+    assert peer.for_worker(3).listen == "127.0.0.1:7791"
+
+
 def test_worker_port_past_65535_is_refused() -> None:
     with pytest.raises(ConfigError, match="at most 65535, seen 65536"):
         PeerSection(listen="127.0.0.1:65535").for_worker(1)

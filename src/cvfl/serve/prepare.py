@@ -93,7 +93,7 @@ def align_scoring_table(
     if keys is not None and not section.aligned:
         out = out.with_name(out.name + ".sealed")
     psi = dataclasses.replace(cfg.psi, output=out, report=None)
-    peer = cfg.peer
+    peer = cfg.peer.for_worker(0)
     job = AlignJob(
         job_id=cfg.job.id,
         role="leader" if cfg.role == "leader" else "follower",

@@ -83,7 +83,7 @@ def _result(job: PredictJob, link: Link, count: int, started: float, peer: str) 
 def run_predict_leader(job: PredictJob, security: ChannelSecurity) -> PredictResult:
     """Listen for the follower, score every row, write the scores (sealed unless asked)."""
     store = scores_store(job.keys, job.section.plaintext_scores)
-    peer = job.cfg.peer
+    peer = job.cfg.peer.for_worker(0)
     server = BridgeServer(security, peer.listen, peer.port_file)
     try:
         link = server.accept(peer.connect_timeout)
@@ -104,7 +104,7 @@ def run_predict_leader(job: PredictJob, security: ChannelSecurity) -> PredictRes
 
 
 def _score(job: PredictJob, link: Link) -> tuple[torch.Tensor, PredictResult]:
-    peer = job.cfg.peer
+    peer = job.cfg.peer.for_worker(0)
     mine = job.hello()
     theirs = leader_predict_handshake(link, mine, peer.connect_timeout)
     key = session_mac_key(job.cfg.job.id, mine.nonce, theirs.nonce)
@@ -164,7 +164,7 @@ def _greet(
     Right after PSI the leader's alignment server may still hold the port for a moment; a
     stream it does not implement is retried until ``connect_timeout``.
     """
-    peer = job.cfg.peer
+    peer = job.cfg.peer.for_worker(0)
     deadline = time.monotonic() + peer.connect_timeout
     while True:
         link = dial(security, peer.leader_address, max(1.0, deadline - time.monotonic()))
@@ -185,7 +185,7 @@ def _greet(
 
 
 def _feed(job: PredictJob, link: Link, greeted: tuple[PredictHello, bytes]) -> PredictResult:
-    peer = job.cfg.peer
+    peer = job.cfg.peer.for_worker(0)
     theirs, nonce = greeted
     key = session_mac_key(job.cfg.job.id, theirs.nonce, nonce)
     name = job.half.cut_layer[0].name

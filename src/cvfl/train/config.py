@@ -22,6 +22,7 @@ from cvfl.sealing import SealingConfig
 T = TypeVar("T")
 ROLES = ("leader", "follower")
 MAX_WORKERS = 256
+PLACEHOLDER = "{worker}"
 
 
 @dataclass(frozen=True)
@@ -133,21 +134,22 @@ class PeerSection:
         return f"{self.connect.rsplit(':', 1)[0]}:{port}"
 
     def for_worker(self, worker: int) -> PeerSection:
-        """The addresses of worker pair ``worker``: both ports + ``worker``, its own port file.
+        """The addresses of worker pair ``worker``.
 
-        Worker i of the leader listens on the ``listen`` port + i (port 0 stays 0: any free port)
-        and worker i of the follower dials the ``connect`` port + i; with a ``port_file``,
-        worker i > 0 uses ``<port_file>.<i>``.
+        An address containing ``{worker}`` (e.g. ``leader-{worker}.example.org:7788``) gets the
+        worker's index in its place and keeps its port; any other address keeps its host and
+        gets port + ``worker`` (port 0 stays 0: any free port). With a ``port_file``, worker
+        i > 0 uses ``<port_file>.<i>``.
         """
-        if worker == 0:
+        if worker == 0 and not any(PLACEHOLDER in a for a in (self.listen, self.connect)):
             return self
         return replace(
             self,
-            listen=_shift_port(self.listen, worker),
-            connect=_shift_port(self.connect, worker),
+            listen=_worker_address(self.listen, worker),
+            connect=_worker_address(self.connect, worker),
             port_file=(
                 None
-                if self.port_file is None
+                if self.port_file is None or worker == 0
                 else self.port_file.with_name(f"{self.port_file.name}.{worker}")
             ),
         )
@@ -165,17 +167,19 @@ class PeerSection:
             )
 
 
-def _shift_port(address: str, offset: int) -> str:
+def _worker_address(address: str, worker: int) -> str:
+    if PLACEHOLDER in address:
+        return address.replace(PLACEHOLDER, str(worker))
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit():
         raise ConfigError(mismatch("[peer] address", "host:port", address), code="config.peer")
     number = int(port)
-    if number and number + offset > 65535:
+    if number and number + worker > 65535:
         raise ConfigError(
-            mismatch(f"[peer] port of worker {offset}", "at most 65535", number + offset),
+            mismatch(f"[peer] port of worker {worker}", "at most 65535", number + worker),
             code="config.peer",
         )
-    return f"{host}:{number + offset if number else 0}"
+    return f"{host}:{number + worker if number else 0}"
 
 
 @dataclass(frozen=True)
