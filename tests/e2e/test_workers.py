@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -109,7 +110,20 @@ def test_killing_one_worker_stops_its_party_and_resume_ends_the_same(
     assert "worker 1 of 2 was killed by SIGKILL" in leader.output
     # The follower's workers lose their peers and give up (give_up_after = 8 s).
     assert follower.finish(90) != 0, follower.output
+    # Checkpoints load into any N: a copy of the stopped job resumes with one worker per party.
+    single = tmp_path.parent / f"{tmp_path.name}-one-worker"
+    shutil.copytree(tmp_path, single, ignore=shutil.ignore_patterns("leader.port*"))
+    for role in ("leader", "follower"):
+        job = single / f"{role}.toml"
+        job.write_text(job.read_text().replace("workers = 2", "workers = 1"))
     leader, follower = _train(tmp_path)
     _finish(follower, leader)
     assert "resumed from the checkpoint of step" in leader.output
     assert _fingerprints(tmp_path) == _fingerprints(two_workers[0])
+    leader, follower = _train(single)
+    _finish(follower, leader)
+    assert "resumed from the checkpoint of step" in leader.output
+    one, two = _halves(single), _halves(two_workers[0])
+    for role in ("leader", "follower"):
+        for name, value in two[role].items():
+            torch.testing.assert_close(one[role][name], value, atol=1e-4, rtol=0, msg=role)

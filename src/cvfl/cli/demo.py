@@ -6,6 +6,7 @@ run the same halves by hand with ``cvfl train --config``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -21,7 +22,7 @@ from rich.table import Table
 
 from cvfl.data import SynthSpec, synthesize, write_arrow
 from cvfl.datasets.jobs import trust_sections
-from cvfl.errors import CvflError
+from cvfl.errors import ConfigError, CvflError, mismatch
 from cvfl.logs import get_logger
 
 log = get_logger(__name__)
@@ -35,6 +36,7 @@ class DemoSize:
     rows: int
     slots: int
     epochs: int
+    workers: int = 1
 
 
 FULL = DemoSize(rows=20_000, slots=512, epochs=1)
@@ -79,6 +81,7 @@ lr = 0.001
 batch_size = 32
 epochs = {size.epochs}
 eval_batch_size = 2048
+workers = {size.workers}
 
 [peer]
 {peer}
@@ -158,18 +161,26 @@ def demo(
     dataset: str = typer.Option(
         "synthetic", "--dataset", help="synthetic, or breast-cancer (scikit-learn's, MLP)."
     ),
+    workers: int = typer.Option(
+        1, "--workers", min=1, max=16, help="Training workers per party (synthetic data)."
+    ),
 ) -> None:
     """Generate data, train both parties over the attested channel, print the held-out AUC."""
     from cvfl.cli.bcdemo import dataset_demo, demo_report
 
+    if workers != 1 and dataset != "synthetic":
+        raise ConfigError(
+            mismatch("--workers with --dataset " + dataset, 1, workers), code="config.option"
+        )
     if dataset_demo(dataset, workdir):
         return
 
-    size = QUICK if quick else FULL
+    size = dataclasses.replace(QUICK if quick else FULL, workers=workers)
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     _out.print(
-        f"[bold]cvfl demo[/]: {size.rows} rows, {size.slots} slots per party, in {workdir}\n"
+        f"[bold]cvfl demo[/]: {size.rows} rows, {size.slots} slots per party, "
+        f"{size.workers} worker(s) per party, in {workdir}\n"
         "[bold yellow]simulated TEE: not a real enclave; the attestation proves nothing[/]"
     )
     prepare(workdir, size)
