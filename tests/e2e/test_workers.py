@@ -127,3 +127,18 @@ def test_killing_one_worker_stops_its_party_and_resume_ends_the_same(
     for role in ("leader", "follower"):
         for name, value in two[role].items():
             torch.testing.assert_close(one[role][name], value, atol=1e-4, rtol=0, msg=role)
+
+
+def test_stopping_the_launcher_stops_its_workers(tmp_path: Path) -> None:
+    write_small_job(tmp_path, peer_extra=PEER, train_extra="workers = 2")
+    leader = Party(tmp_path, "train", "--config", "leader.toml")  # no follower: it waits
+    workers = [_worker_pid(leader, rank) for rank in (0, 1)]
+    assert leader.wait_for("bridge listening", 120), leader.output
+    leader.proc.terminate()
+    assert leader.finish(60) != 0
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in _state(pid), pid
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].split()[0]

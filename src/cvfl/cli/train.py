@@ -97,6 +97,8 @@ def _train_worker(cfg: JobConfig, worker: WorkerContext | None) -> None:
     run = run_leader if cfg.role == "leader" else run_follower
     try:
         result = run(party, security, progress)
+        if party.group is not None:
+            party.group.barrier()  # worker 0 has exported: leave the group together
     finally:
         if party.group is not None:
             party.group.close()

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -90,14 +91,27 @@ def launch_local(config: Path, workers: int, *, options: Sequence[str] = ()) -> 
         subprocess.Popen(command, env=worker_env(rank, workers, master_port, enrol_port))
         for rank in range(workers)
     ]
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if main else None
     try:
         failed = _watch(procs)
     except BaseException:
         _stop(procs)
         raise
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
     if failed is not None:
         raise _failure(failed, workers)
     log.info("all %d workers finished", workers)
+
+
+class Terminated(KeyboardInterrupt):
+    """The launcher itself was asked to stop (SIGTERM): its workers are stopped first."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated(f"received {signal.Signals(signum).name}")
 
 
 def _watch(procs: list[subprocess.Popen[bytes]]) -> Exit | None:
