@@ -22,8 +22,11 @@ _GROUPS = 5  # 5 groups of 8 random bits: 40 independent random subsets per batc
 _ALL = 1 << _GROUP_BITS
 
 
-def batch_inverse(values: Sequence[int]) -> list[int]:
-    """Return ``[1/v mod p for v in values]`` with one modular inversion (Montgomery's trick).
+def batch_inverse(values: Sequence[int], numerator: int = 1) -> list[int]:
+    """Return ``[numerator / v mod p for v in values]`` with one modular inversion.
+
+    Montgomery's trick: prefix products, one inversion of the last, and a walk back (three
+    multiplications per value).
 
     Raises:
         ValueError: a value is 0 mod p.
@@ -35,7 +38,7 @@ def batch_inverse(values: Sequence[int]) -> list[int]:
         prefix.append(acc)
     if not values:
         return []
-    inv = pow(acc, -1, P)  # raises ValueError when the product is 0
+    inv = numerator * pow(acc, -1, P) % P  # pow raises ValueError when the product is 0
     out = [0] * len(values)
     for i in range(len(values) - 1, 0, -1):
         out[i] = inv * prefix[i - 1] % P
@@ -47,14 +50,17 @@ def batch_inverse(values: Sequence[int]) -> list[int]:
 def edwards_to_montgomery(encodings: Sequence[bytes]) -> list[int]:
     """Map Edwards25519 point encodings to Montgomery u-coordinates ``(1 + y) / (1 - y)``.
 
-    The sign bit of x (the top bit) is ignored: u does not depend on it.
+    Computed as ``2 / (1 - y) - 1`` (the same value), so the batched inversion yields u less
+    one directly. The sign bit of x (the top bit) is ignored: u does not depend on it.
 
     Raises:
         ValueError: a point has y = 1 (the identity, which has no u-coordinate).
     """
-    ys = [int.from_bytes(e, "little") & _Y_MASK for e in encodings]
-    inverses = batch_inverse([(1 - y) % P for y in ys])
-    return [(1 + y) * inv % P for y, inv in zip(ys, inverses, strict=True)]
+    mask = _Y_MASK
+    twice_inverses = batch_inverse(
+        [(1 - (int.from_bytes(e, "little") & mask)) % P for e in encodings], 2
+    )
+    return [(t - 1) % P for t in twice_inverses]
 
 
 def curve_rhs(u: int) -> int:

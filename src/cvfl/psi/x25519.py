@@ -60,13 +60,23 @@ class X25519:
 
     def hash_and_blind(self, secret: bytes, label: bytes, items: Sequence[bytes]) -> bytes:
         """Map canonical ids to the group under ``label`` and apply X25519 with ``secret``."""
-        out, bad = _multiply(secret, self.hash_to_group(label, items))
+        out, bad = multiply(secret, self.hash_to_group(label, items))
         if bad is not None:  # pragma: no cover - prime-order points never give zero
             raise internal_error("X25519 of a hashed point gave zero")
         return out
 
     def blind_points(self, secret: bytes, points: bytes, *, batch: int, what: str) -> bytes:
         """Apply X25519 with ``secret`` to each received u-coordinate, validating every one."""
+        out, index = multiply(secret, self.validate(points, batch=batch, what=what))
+        if index is not None:
+            raise bad_point(what, batch, index, _SMALL_ORDER)
+        return out
+
+    def validate(self, points: bytes, *, batch: int, what: str) -> list[bytes]:
+        """Check that received points are canonical and on the curve; return them one by one.
+
+        Small order is left to the multiplication (X25519 gives zero), except u = 0.
+        """
         check_length(points, batch=batch, what=what)
         bad = non_canonical(points)
         if len(bad):
@@ -76,10 +86,7 @@ class X25519:
         index = first_non_square([curve_rhs(u) for u in us])
         if index is not None:
             raise bad_point(what, batch, index, _SMALL_ORDER if us[index] == 0 else _TWIST)
-        out, index = _multiply(secret, encoded)
-        if index is not None:
-            raise bad_point(what, batch, index, _SMALL_ORDER)
-        return out
+        return encoded
 
     def check_answers(self, points: bytes, *, batch: int, what: str) -> None:
         """Check that every answer is a canonical, non-zero u-coordinate (compared, not used)."""
@@ -89,7 +96,7 @@ class X25519:
                 raise bad_point(what, batch, int(bad[0]), why)
 
 
-def _multiply(secret: bytes, encoded: Sequence[bytes]) -> tuple[bytes, int | None]:
+def multiply(secret: bytes, encoded: Sequence[bytes]) -> tuple[bytes, int | None]:
     """X25519 of every u under ``secret``; the index of the first all-zero result, if any."""
     out = bytearray()
     result = ctypes.create_string_buffer(POINT_BYTES)
