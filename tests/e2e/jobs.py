@@ -14,12 +14,17 @@ SIZE = DemoSize(rows=1200, slots=8, epochs=2)
 
 
 def write_small_job(
-    folder: Path, *, peer_extra: str = "", train_extra: str = "", epochs: int = 2
+    folder: Path,
+    *,
+    peer_extra: str = "",
+    train_extra: str = "",
+    epochs: int = 2,
+    workers: int = 1,
 ) -> None:
     """Data, keys and two job files in ``folder``: a small model, the leader on port 0."""
     from cvfl.attestation import measure_code
 
-    size = DemoSize(rows=SIZE.rows, slots=SIZE.slots, epochs=epochs)
+    size = DemoSize(rows=SIZE.rows, slots=SIZE.slots, epochs=epochs, workers=workers)
     prepare(folder, size, align=False)
     mr_enclave = measure_code().hex()
     for role in ("leader", "follower"):

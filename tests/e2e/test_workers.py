@@ -65,7 +65,7 @@ def one_worker(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Party]:
     folder = tmp_path_factory.mktemp("two-workers")
-    write_small_job(folder, peer_extra=PEER, train_extra=f"{TRAIN}\nworkers = 2")
+    write_small_job(folder, peer_extra=PEER, train_extra=TRAIN, workers=2)
     leader, follower = _train(folder)
     _finish(follower, leader)
     return folder, leader
@@ -101,7 +101,7 @@ def _worker_pid(launcher: Party, rank: int, timeout: float = 30) -> int:
 def test_killing_one_worker_stops_its_party_and_resume_ends_the_same(
     two_workers: tuple[Path, Party], tmp_path: Path
 ) -> None:
-    write_small_job(tmp_path, peer_extra=PEER, train_extra=f"{TRAIN}\nworkers = 2")
+    write_small_job(tmp_path, peer_extra=PEER, train_extra=TRAIN, workers=2)
     leader, follower = _train(tmp_path)
     assert leader.wait_for("checkpoint of step 8 written", 120), leader.output
     os.kill(_worker_pid(leader, 1), signal.SIGKILL)
@@ -130,7 +130,7 @@ def test_killing_one_worker_stops_its_party_and_resume_ends_the_same(
 
 
 def test_stopping_the_launcher_stops_its_workers(tmp_path: Path) -> None:
-    write_small_job(tmp_path, peer_extra=PEER, train_extra="workers = 2")
+    write_small_job(tmp_path, peer_extra=PEER, workers=2)
     leader = Party(tmp_path, "train", "--config", "leader.toml")  # no follower: it waits
     workers = [_worker_pid(leader, rank) for rank in (0, 1)]
     assert leader.wait_for("bridge listening", 120), leader.output
