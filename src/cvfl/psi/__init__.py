@@ -1,4 +1,4 @@
-"""Private alignment: ECDH-PSI over ristretto255 on example ids, streamed over gRPC.
+"""Private alignment: ECDH-PSI (X25519 by default, or ristretto255) on example ids, over gRPC.
 
 Each party hashes its ids to the group, blinds them with a fresh secret scalar, swaps them with
 the peer, blinds the peer's once more, and intersects the doubly-blinded values. Both parties
