@@ -94,6 +94,8 @@ def test_job_tables() -> None:
         "uid",
     )
     assert AlignJob.from_toml(doc, role="leader").address == "0.0.0.0:1"
+    per_worker = {**doc, "peer": {"connect": "leader-{worker}.example.org:7000"}}
+    assert AlignJob.from_toml(per_worker).address == "leader-0.example.org:7000"
     with pytest.raises(ConfigError, match=r"job\.role"):
         AlignJob.from_toml(doc, role="boss")
     with pytest.raises(ConfigError, match=r"peer\.connect"):

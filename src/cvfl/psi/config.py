@@ -215,7 +215,8 @@ class AlignJob:
             role=chosen,
             data=path,
             id_column=cast(str, _get(data, "id_column", str, "data", "example_id")),
-            address=address,
+            # alignment is one stream: worker 0's address when the job names one per worker
+            address=address.replace("{worker}", "0"),
         )
 
 
