@@ -137,9 +137,15 @@ def _train(
     # Each worker's share of every step's loss; worker 0 holds the whole party's once folded.
     saved = [float(v) for v in extra.get("losses", [])]
     losses = saved if party.is_root else [0.0] * len(saved)
-    for step in party.schedule.steps(start):
+    steps = party.schedule.steps(start)
+    following = next(steps, None)
+    if following is not None:
+        _assign(party, session, following)
+    while following is not None:
+        step, following = following, next(steps, None)
         save = bool(every) and step.number % every == 0
-        losses.append(_train_step(party, session, key, step, labels, save and party.is_root))
+        root_saves = save and party.is_root
+        losses.append(_train_step(party, session, key, (step, following), labels, root_saves))
         result.steps, result.examples = step.number, result.examples + len(step.rows)
         progress.step(step.number, losses[-1] * party.workers)
         if step.ends_epoch:
@@ -170,12 +176,26 @@ def _checkpoint(party: Party, session: AnySession, step: int, state: dict[str, A
     session.send(pb.Envelope(checkpoint_done=pb.CheckpointDone(step=step, digest=digest)))
 
 
+def _assign(party: Party, session: AnySession, step: Step) -> None:
+    """Tell the follower's worker which rows it trains in ``step``."""
+    session.send(assign_message(step.number, party.my_rows(step.rows)))
+
+
 def _train_step(
-    party: Party, session: AnySession, key: bytes, step: Step, labels: torch.Tensor, save: bool
+    party: Party,
+    session: AnySession,
+    key: bytes,
+    steps: tuple[Step, Step | None],
+    labels: torch.Tensor,
+    save: bool,
 ) -> float:
-    """Train this worker's block of ``step``; return its share of the step's mean loss."""
+    """Train this worker's block of a step; return its share of the step's mean loss.
+
+    The next step's assignment goes out with this step's gradient, before the optimiser step,
+    so the follower's next forward pass overlaps the leader's update.
+    """
+    step, following = steps
     number, rows = step.number, party.my_rows(step.rows)
-    session.send(assign_message(number, rows))
     envelope = session.recv(party.cfg.peer.step_timeout)
     expect(envelope, "forward")
     ids = [party.table.ids[i] for i in rows]
@@ -192,6 +212,8 @@ def _train_step(
     message = backward_message(number, key, ids, f"{party.cfg.model.cut_name}.grad", act.grad)
     message.backward.checkpoint = save
     session.send(message)
+    if following is not None:
+        _assign(party, session, following)
     party.optimizer.step()
     return float(loss.detach()) / party.workers
 
