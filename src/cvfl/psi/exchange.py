@@ -131,21 +131,13 @@ class Session(FrameStream):
             f"{n.answered_batches} answers, before its done message"
         )
 
-    def _handle(self, frame: psi_pb2.PsiFrame) -> None:
-        kind = frame.WhichOneof("body")
-        if kind == "abort":
-            raise serde.abort_from_proto(frame.abort)
-        if kind == "hello":
-            self._on_hello(serde.hello_from_proto(frame.hello))
-            return
-        if self.peer is None:
-            raise AlignmentError(mismatch("first frame", "hello", kind), code="psi.protocol")
+    def _on_frame(self, kind: str | None, frame: psi_pb2.PsiFrame, peer: serde.PsiHello) -> None:
         if kind == "batch":
-            self._on_batch(frame.batch.index, frame.batch.points, self.peer)
+            self._on_batch(frame.batch.index, frame.batch.points, peer)
         elif kind == "ret":
             self._on_return(frame.ret.index, frame.ret.points)
         elif kind == "done":
-            self._on_done(frame.done, self.peer)
+            self._on_done(frame.done, peer)
         else:
             raise AlignmentError(mismatch("frame", "a known kind", kind), code="psi.protocol")
 

@@ -151,16 +151,7 @@ class FastSession(FrameStream):
             f"({n.recv_items} keyed hashes), before its done message"
         )
 
-    def _handle(self, frame: psi_pb2.PsiFrame) -> None:
-        kind = frame.WhichOneof("body")
-        if kind == "abort":
-            raise serde.abort_from_proto(frame.abort)
-        if kind == "hello":
-            self._on_hello(serde.hello_from_proto(frame.hello))
-            return
-        peer = self.peer
-        if peer is None:
-            raise AlignmentError(mismatch("first frame", "hello", kind), code="psi.protocol")
+    def _on_frame(self, kind: str | None, frame: psi_pb2.PsiFrame, peer: serde.PsiHello) -> None:
         if kind == "key":
             self._on_share(serde.key_share_from_proto(frame.key), peer)
             return

@@ -150,6 +150,22 @@ class FrameStream:
             self._finished.set()
 
     def _handle(self, frame: psi_pb2.PsiFrame) -> None:
+        """Raise an abort, pass the hello to :meth:`_on_hello`, the rest (after it) on."""
+        kind = frame.WhichOneof("body")
+        if kind == "abort":
+            raise serde.abort_from_proto(frame.abort)
+        if kind == "hello":
+            self._on_hello(serde.hello_from_proto(frame.hello))
+            return
+        if self.peer is None:
+            raise AlignmentError(mismatch("first frame", "hello", kind), code="psi.protocol")
+        self._on_frame(kind, frame, self.peer)
+
+    def _on_hello(self, hello: serde.PsiHello) -> None:
+        raise NotImplementedError
+
+    def _on_frame(self, kind: str | None, frame: psi_pb2.PsiFrame, peer: serde.PsiHello) -> None:
+        """Handle a frame other than abort and hello, after the peer's hello."""
         raise NotImplementedError
 
     def _complete(self) -> bool:
