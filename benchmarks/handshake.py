@@ -2,11 +2,12 @@
 
 Run: ``.venv/bin/python benchmarks/handshake.py [--rounds 30] [--steps 1000] [--repeats 5]``
 
-The handshake is everything ``RatlsSecurity.connect`` does on loopback with the simulated TEE: fetch
-and verify the server's certificate (evidence + policy), Attest (the server verifies ours and
-pins it), open mutual TLS and Confirm. Throughput streams cut-layer-sized messages (batch 32 x 64
-float32 = 8 KiB forward, the same back) over one bidirectional stream, as the bridge does, through
-the attested channel and through plaintext gRPC in the same run.
+The handshake is everything ``RatlsSecurity.connect`` does on loopback with the simulated TEE, all
+through the server's one port (its front door routes by TLS server name): fetch and verify the
+server's certificate (evidence, policy, job terms), Attest (the server verifies ours and pins it),
+open mutual TLS and Confirm. Throughput streams cut-layer-sized messages (batch 32 x 64 float32 =
+8 KiB forward, the same back) over one bidirectional stream, as the bridge does, through the
+attested channel (front door included) and through plaintext gRPC in the same run.
 """
 
 from __future__ import annotations
@@ -22,16 +23,17 @@ import grpc
 
 from cvfl.attestation.policy import Policy
 from cvfl.attestation.simulated import SimulatedProvider, SimulatedVerifier
-from cvfl.bridge.security import SERVER_OPTIONS, PlaintextSecurity
+from cvfl.attestation.terms import JobTerms
+from cvfl.bridge.security import SERVER_OPTIONS, Binding, ChannelSecurity, PlaintextSecurity
 from cvfl.ratls import RatlsSecurity
 
 PAYLOAD = bytes(32 * 64 * 4)
 METHOD = "/cvfl.bench.Pipe/Steps"
 
 
-def _pipe(security: object) -> grpc.GenericRpcHandler:
+def _pipe(security: ChannelSecurity) -> grpc.GenericRpcHandler:
     def steps(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
-        security.authorize(context)  # type: ignore[attr-defined]
+        security.authorize(context)
         yield from requests
 
     return grpc.method_handlers_generic_handler(
@@ -39,36 +41,46 @@ def _pipe(security: object) -> grpc.GenericRpcHandler:
     )
 
 
-def _server(security: object) -> tuple[grpc.Server, int]:
+def _server(security: ChannelSecurity) -> tuple[grpc.Server, Binding]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=SERVER_OPTIONS)
     server.add_generic_rpc_handlers((_pipe(security),))
-    port = security.bind(server, "127.0.0.1:0")  # type: ignore[attr-defined]
+    binding = security.bind(server, "127.0.0.1:0")
     server.start()
-    return server, port
+    return server, binding
+
+
+def _pair() -> tuple[RatlsSecurity, RatlsSecurity]:
+    provider = SimulatedProvider()
+    policy = Policy(allow_simulated=True, allow_any_identity=True)
+    terms = {
+        role: JobTerms("bench", role, "train", "file", False, "ecdh", policy.digest())
+        for role in ("leader", "follower")
+    }
+    server = RatlsSecurity(provider, SimulatedVerifier(), policy, terms=terms["leader"])
+    client = RatlsSecurity(provider, SimulatedVerifier(), policy, terms=terms["follower"])
+    return server, client
 
 
 def handshakes(rounds: int) -> list[float]:
-    provider = SimulatedProvider()
-    policy = Policy(allow_simulated=True, allow_any_identity=True)
-    server_sec = RatlsSecurity(provider, SimulatedVerifier(), policy)
-    client_sec = RatlsSecurity(provider, SimulatedVerifier(), policy)
-    server, port = _server(server_sec)
+    server_sec, client_sec = _pair()
+    server, binding = _server(server_sec)
     times = []
     try:
         for _ in range(rounds + 2):
             start = time.perf_counter()
-            channel = client_sec.connect(f"127.0.0.1:{port}", 10.0)
+            connection = client_sec.connect(f"127.0.0.1:{binding.port}", 10.0)
             times.append(time.perf_counter() - start)
-            channel.close()
+            connection.channel.close()
     finally:
         server.stop(0).wait()
+        binding.close()
     return times[2:]  # the first two warm up gRPC and the TLS libraries
 
 
-def throughput(security: object, channel_of: object, steps: int) -> float:
-    server, port = _server(security)
+def throughput(server_sec: ChannelSecurity, client_sec: ChannelSecurity, steps: int) -> float:
+    server, binding = _server(server_sec)
     try:
-        channel = channel_of(f"127.0.0.1:{port}")  # type: ignore[operator]
+        channel = client_sec.connect(f"127.0.0.1:{binding.port}", 10.0).channel
         call = channel.stream_stream(METHOD)
         list(call(iter([PAYLOAD] * 50)))  # warm up
         start = time.perf_counter()
@@ -77,6 +89,7 @@ def throughput(security: object, channel_of: object, steps: int) -> float:
         channel.close()
     finally:
         server.stop(0).wait()
+        binding.close()
     assert replies == steps
     return steps / elapsed
 
@@ -97,17 +110,12 @@ def main() -> None:
         f"p90 {ms[(9 * len(ms)) // 10]:.1f} ms  (target: median < 50 ms)"
     )
 
-    provider = SimulatedProvider()
-    policy = Policy(allow_simulated=True, allow_any_identity=True)
-    server_sec = RatlsSecurity(provider, SimulatedVerifier(), policy)
-    client_sec = RatlsSecurity(provider, SimulatedVerifier(), policy)
+    server_sec, client_sec = _pair()
     plain = PlaintextSecurity()
     plain_rates, ratls_rates = [], []
     for _ in range(args.repeats):  # alternate, so load from other processes hits both alike
-        plain_rates.append(throughput(plain, lambda t: plain.connect(t, 10.0), args.steps))
-        ratls_rates.append(
-            throughput(server_sec, lambda t: client_sec.connect(t, 10.0), args.steps)
-        )
+        plain_rates.append(throughput(plain, plain, args.steps))
+        ratls_rates.append(throughput(server_sec, client_sec, args.steps))
     base, ratls_rate = statistics.median(plain_rates), statistics.median(ratls_rates)
     kib = len(PAYLOAD) / 1024
     print(

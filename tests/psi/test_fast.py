@@ -14,7 +14,7 @@ from cvfl.errors import AlignmentError
 from cvfl.psi import AlignJob, align
 from cvfl.ratls import RatlsSecurity
 from cvfl.sealing import new_key_file
-from tests.ratls.helpers import FLAG_DEBUG, CraftedProvider, PlatformVerifier, policy
+from tests.ratls.helpers import FLAG_DEBUG, CraftedProvider, PlatformVerifier, policy, terms
 
 from .conftest import check_aligned, psi_config, run_pair, write_table
 
@@ -62,8 +62,11 @@ def test_duplicates_refused_by_default_and_peer_told(tmp: Path) -> None:
     assert not list(tmp.glob("*-aligned*"))
 
 
-def _ratls(provider: CraftedProvider, verifier: object, **pol: object) -> RatlsSecurity:
-    return RatlsSecurity(provider, verifier, policy(**pol))  # type: ignore[arg-type]
+def _ratls(
+    provider: CraftedProvider, verifier: object, role: str = "follower", **pol: object
+) -> RatlsSecurity:
+    job = terms(role, job_id="job-1", command="align", psi_mode="fast")
+    return RatlsSecurity(provider, verifier, policy(**pol), terms=job)  # type: ignore[arg-type]
 
 
 def test_over_ratls_with_simulated_evidence_and_the_insecure_flag(tmp: Path) -> None:
@@ -73,29 +76,29 @@ def test_over_ratls_with_simulated_evidence_and_the_insecure_flag(tmp: Path) -> 
         leader,
         follower,
         security=_ratls(CraftedProvider(), SimulatedVerifier()),
-        leader_security=_ratls(CraftedProvider(), SimulatedVerifier()),
+        leader_security=_ratls(CraftedProvider(), SimulatedVerifier(), "leader"),
         **INSECURE,  # type: ignore[arg-type]
     )
     check_aligned(out, leader, follower)
     assert out.leader.channel == out.follower.channel == "ratls-simulated-INSECURE"
 
 
-def _real() -> RatlsSecurity:
+def _real(role: str = "follower") -> RatlsSecurity:
     """Real-looking evidence: the quote verifies for real, reported as an UpToDate platform."""
     provider = CraftedProvider(simulated=False, name="sgx-double")
-    return _ratls(provider, PlatformVerifier("UpToDate"), allow_simulated=False)
+    return _ratls(provider, PlatformVerifier("UpToDate"), role, allow_simulated=False)
 
 
 def test_real_up_to_date_evidence_runs_without_any_flag(tmp: Path) -> None:
     leader, follower = [f"u{i}" for i in range(50)], [f"u{i}" for i in range(25, 60)]
-    out = run_pair(tmp, leader, follower, security=_real(), leader_security=_real(), **FAST)  # type: ignore[arg-type]
+    out = run_pair(tmp, leader, follower, security=_real(), leader_security=_real("leader"), **FAST)  # type: ignore[arg-type]
     check_aligned(out, leader, follower)
     assert out.leader.channel == "ratls"
 
 
-def _outdated(**pol: object) -> RatlsSecurity:
+def _outdated(role: str = "follower", **pol: object) -> RatlsSecurity:
     provider = CraftedProvider(simulated=False, name="sgx-double")
-    return _ratls(provider, PlatformVerifier("OutOfDate"), allow_simulated=False, **pol)
+    return _ratls(provider, PlatformVerifier("OutOfDate"), role, allow_simulated=False, **pol)
 
 
 def test_out_of_date_peer_refused_unless_its_status_is_listed(tmp: Path) -> None:
@@ -106,7 +109,7 @@ def test_out_of_date_peer_refused_unless_its_status_is_listed(tmp: Path) -> None
             ["a"],
             ["a"],
             security=_outdated(**allow),
-            leader_security=_outdated(**allow),
+            leader_security=_outdated("leader", **allow),
             **FAST,  # type: ignore[arg-type]
         )
     assert "peer tcb_status: expected UpToDate, seen OutOfDate" in err.value.message
@@ -116,7 +119,7 @@ def test_out_of_date_peer_refused_unless_its_status_is_listed(tmp: Path) -> None
         ["a", "b"],
         ["b"],
         security=_outdated(**allow),
-        leader_security=_outdated(**allow),
+        leader_security=_outdated("leader", **allow),
         fast_tcb_statuses=("UpToDate", "OutOfDate"),
         **FAST,  # type: ignore[arg-type]
     )
@@ -125,7 +128,7 @@ def test_out_of_date_peer_refused_unless_its_status_is_listed(tmp: Path) -> None
 
 def test_debug_peer_refused(tmp: Path) -> None:
     debug = CraftedProvider(simulated=False, name="sgx-double", flags=FLAG_DEBUG | 0x05)
-    leader = _ratls(debug, PlatformVerifier("UpToDate"), allow_debug=True)
+    leader = _ratls(debug, PlatformVerifier("UpToDate"), "leader", allow_debug=True)
     follower = _ratls(debug, PlatformVerifier("UpToDate"), allow_debug=True)
     with pytest.raises(AlignmentError) as err:
         run_pair(tmp, ["a"], ["a"], security=follower, leader_security=leader, **FAST)  # type: ignore[arg-type]
@@ -134,7 +137,8 @@ def test_debug_peer_refused(tmp: Path) -> None:
 
 def test_simulated_peer_refused_by_a_real_side_without_the_flag(tmp: Path) -> None:
     """The leader is real; the simulated follower may opt in, but the leader refuses it."""
-    real_leader = _ratls(CraftedProvider(simulated=False, name="sgx-double"), SimulatedVerifier())
+    real = CraftedProvider(simulated=False, name="sgx-double")
+    real_leader = _ratls(real, SimulatedVerifier(), "leader")
     follower = _ratls(CraftedProvider(), SimulatedVerifier())
     lpath = write_table(tmp / "leader.parquet", ["a", "b"], "l")
     fpath = write_table(tmp / "follower.parquet", ["a"], "f")
@@ -176,7 +180,7 @@ def test_refused_locally_without_the_flag(tmp: Path, channel: str) -> None:
     security = (
         PlaintextSecurity()
         if channel == "plaintext"
-        else _ratls(CraftedProvider(), SimulatedVerifier())
+        else _ratls(CraftedProvider(), SimulatedVerifier(), "leader")
     )
     job = AlignJob("job-1", "leader", path, "id", "127.0.0.1:0")
     cfg = psi_config(tmp, "leader", **FAST)  # type: ignore[arg-type]

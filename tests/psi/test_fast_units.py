@@ -26,7 +26,7 @@ from cvfl.psi.fastkey import (
     share_transcript,
 )
 from cvfl.ratls import RatlsSecurity
-from tests.ratls.helpers import CraftedProvider, PlatformVerifier, policy
+from tests.ratls.helpers import CraftedProvider, PlatformVerifier, policy, terms
 
 TESTDATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "sgx"
 T_VALID = 1750334171  # inside the real quote's collateral window (testdata README)
@@ -99,7 +99,8 @@ def test_key_share_frame_round_trip(public: bytes, cert: bytes, sig: bytes) -> N
 
 
 def _gate(provider: CraftedProvider, verifier: object, **cfg: object) -> FastGate:
-    security = RatlsSecurity(provider, verifier, policy())  # type: ignore[arg-type]
+    job = terms("leader", job_id="job-1", command="align", psi_mode="fast")
+    security = RatlsSecurity(provider, verifier, policy(), terms=job)  # type: ignore[arg-type]
     base = PsiConfig(output=Path("/x.parquet"), mode="fast")
     return gate_for(security, dataclasses.replace(base, **cfg))  # type: ignore[arg-type]
 

@@ -14,7 +14,7 @@ import grpc
 import pytest
 import rbcl
 
-from cvfl.bridge.security import PlaintextSecurity
+from cvfl.bridge.security import Connection, PlaintextSecurity
 from cvfl.psi.group import GROUPS, domain_label
 from cvfl.psi.points import lib
 from cvfl.psi.x25519 import X25519
@@ -56,8 +56,9 @@ class RecordingSecurity(PlaintextSecurity):
         super().__init__()
         self.recorder = Recorder()
 
-    def connect(self, target: str, timeout: float) -> grpc.Channel:
-        return grpc.intercept_channel(super().connect(target, timeout), self.recorder)
+    def connect(self, target: str, timeout: float) -> Connection:
+        plain = super().connect(target, timeout)
+        return Connection(grpc.intercept_channel(plain.channel, self.recorder), plain.peer)
 
 
 def _hashed(group: str, job_id: str, canon: bytes) -> set[bytes]:

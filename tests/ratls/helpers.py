@@ -30,6 +30,7 @@ from cvfl.attestation.simulated import (
     SimulatedProvider,
     SimulatedVerifier,
 )
+from cvfl.attestation.terms import JobTerms
 from cvfl.bridge.security import SERVER_OPTIONS
 from cvfl.errors import AttestationError
 from cvfl.ratls import RatlsSecurity
@@ -104,16 +105,37 @@ def policy(**changes: object) -> Policy:
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
+POLICY_DIGEST = hashlib.sha256(b"test policy").hexdigest()
+
+
+def terms(role: str = "leader", **changes: object) -> JobTerms:
+    """Job terms of a party of the test job (sealed outputs, ECDH PSI, training)."""
+    base = JobTerms(
+        job_id="test-job",
+        role=role,
+        command="train",
+        sealing="file",
+        plaintext_outputs=False,
+        psi_mode="ecdh",
+        policy_digest=POLICY_DIGEST,
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
 def security(
     provider: CraftedProvider | None = None,
     pol: Policy | None = None,
     verifier: object | None = None,
+    role: str = "leader",
+    job_terms: JobTerms | None = None,
     **kwargs: object,
 ) -> RatlsSecurity:
+    """A party's RA-TLS security (a leader unless ``role`` says otherwise)."""
     return RatlsSecurity(
         provider or CraftedProvider(),
         verifier or SimulatedVerifier(),  # type: ignore[arg-type]
         pol or policy(),
+        terms=job_terms or terms(role),
         **kwargs,  # type: ignore[arg-type]
     )
 
@@ -137,7 +159,7 @@ class App:
             context.abort(grpc.StatusCode.PERMISSION_DENIED, exc.message)
         with self.lock:
             self.messages += 1
-            self.peers.append(peer)
+            self.peers.append(peer.description)
         return request
 
     def handler(self) -> grpc.GenericRpcHandler:
@@ -163,12 +185,13 @@ def serve(sec: RatlsSecurity) -> Iterator[Running]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=SERVER_OPTIONS)
     app = App(sec)
     server.add_generic_rpc_handlers((app.handler(),))
-    port = sec.bind(server, "127.0.0.1:0")
+    binding = sec.bind(server, "127.0.0.1:0")
     server.start()
     try:
-        yield Running(sec, app, port)
+        yield Running(sec, app, binding.port)
     finally:
         server.stop(0).wait()
+        binding.close()
 
 
 def echo(channel: grpc.Channel, payload: bytes = b"hello", timeout: float = 5.0) -> bytes:

@@ -7,18 +7,21 @@ whose message names the field, the expected and the seen value.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from cvfl.attestation.evidence import TCB_STATUSES, VerifiedEvidence
 from cvfl.attestation.quote import EnclaveIdentity
+from cvfl.attestation.terms import PeerRequirements
 from cvfl.errors import AttestationError, ConfigError, mismatch
 
 _T = TypeVar("_T")
 MEASUREMENT_LEN = 32
-_IDENTITY_KEYS = frozenset({"mr_enclave", "mr_signer", "isv_prod_id", "isv_svn"})
+_IDENTITY_KEYS = frozenset({"mr_enclave", "mr_signer", "isv_prod_id", "isv_svn", "same_as_self"})
 _POLICY_KEYS = frozenset(
     {
         "identities",
@@ -27,18 +30,24 @@ _POLICY_KEYS = frozenset(
         "refused_advisories",
         "allow_simulated",
         "allow_any_identity",
+        "peer",
     }
 )
 
 
 @dataclass(frozen=True)
 class AcceptedIdentity:
-    """One accepted enclave: every field that is set must match (``min_isv_svn`` is a floor)."""
+    """One accepted enclave: every field that is set must match (``min_isv_svn`` is a floor).
+
+    ``same_as_self`` stands for "the peer runs exactly my enclave": until
+    :meth:`Policy.for_self` replaces it with this party's own mr_enclave it accepts nothing.
+    """
 
     mr_enclave: bytes | None = None
     mr_signer: bytes | None = None
     isv_prod_id: int | None = None
     min_isv_svn: int | None = None
+    same_as_self: bool = False
 
     def __post_init__(self) -> None:
         for name in ("mr_enclave", "mr_signer"):
@@ -48,20 +57,37 @@ class AcceptedIdentity:
                     mismatch(f"policy {name} length", MEASUREMENT_LEN, len(value)),
                     code="config.policy",
                 )
-        if self.mr_enclave is None and self.mr_signer is None:
+        if self.same_as_self and self.mr_enclave is not None:
             raise ConfigError(
-                "policy identity: expected mr_enclave or mr_signer, seen neither",
+                "policy identity: same_as_self and mr_enclave both set; keep one",
+                code="config.policy",
+            )
+        if self.mr_enclave is None and self.mr_signer is None and not self.same_as_self:
+            raise ConfigError(
+                "policy identity: expected mr_enclave, mr_signer or same_as_self, seen none",
                 code="config.policy",
             )
 
     def named_fields(self) -> int:
         """How many fields this entry constrains."""
         values = (self.mr_enclave, self.mr_signer, self.isv_prod_id, self.min_isv_svn)
-        return sum(value is not None for value in values)
+        return sum(value is not None for value in values) + int(self.same_as_self)
+
+    def canonical(self) -> dict[str, object]:
+        """A JSON-ready form for the policy digest."""
+        return {
+            "mr_enclave": self.mr_enclave.hex() if self.mr_enclave else None,
+            "mr_signer": self.mr_signer.hex() if self.mr_signer else None,
+            "isv_prod_id": self.isv_prod_id,
+            "min_isv_svn": self.min_isv_svn,
+            "same_as_self": self.same_as_self,
+        }
 
     def failures(self, seen: EnclaveIdentity) -> list[str]:
         """Return one refusal phrase per field of ``seen`` that this entry does not accept."""
         out: list[str] = []
+        if self.same_as_self:
+            out.append(mismatch("mr_enclave", "this party's own (same_as_self), unknown here", "-"))
         if self.mr_enclave is not None and not hmac.compare_digest(
             self.mr_enclave, seen.mr_enclave
         ):
@@ -89,6 +115,33 @@ class Policy:
     refused_advisories: frozenset[str] = frozenset()
     allow_simulated: bool = False
     allow_any_identity: bool = False
+    peer: PeerRequirements = field(default_factory=PeerRequirements)
+
+    def for_self(self, own: EnclaveIdentity) -> Policy:
+        """This policy with every ``same_as_self`` entry pinned to ``own``'s mr_enclave."""
+        return replace(
+            self,
+            identities=tuple(
+                replace(entry, same_as_self=False, mr_enclave=own.mr_enclave)
+                if entry.same_as_self
+                else entry
+                for entry in self.identities
+            ),
+        )
+
+    def digest(self) -> str:
+        """SHA-256 (hex) of a canonical encoding of this policy, as written (before for_self)."""
+        doc = {
+            "identities": [entry.canonical() for entry in self.identities],
+            "allow_debug": self.allow_debug,
+            "allowed_tcb_statuses": sorted(self.allowed_tcb_statuses),
+            "refused_advisories": sorted(self.refused_advisories),
+            "allow_simulated": self.allow_simulated,
+            "allow_any_identity": self.allow_any_identity,
+            "peer": self.peer.canonical(),
+        }
+        encoded = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(encoded).hexdigest()
 
     def check(self, evidence: VerifiedEvidence) -> None:
         """Accept ``evidence`` or raise.
@@ -159,6 +212,7 @@ class Policy:
             refused_advisories=frozenset(_strings(table, "refused_advisories")),
             allow_simulated=_bool(table, "allow_simulated", default=False),
             allow_any_identity=_bool(table, "allow_any_identity", default=False),
+            peer=PeerRequirements.from_toml_table(table.get("peer", {})),
         )
 
 
@@ -238,11 +292,15 @@ def _identity_from_table(item: object, index: int) -> AcceptedIdentity:
     if not isinstance(item, Mapping):
         raise _config_error(where, "a table", item)
     _reject_unknown(item, _IDENTITY_KEYS, where)
+    same = item.get("same_as_self", False)
+    if not isinstance(same, bool):
+        raise _config_error(f"{where}.same_as_self", "true or false", same)
     return AcceptedIdentity(
         mr_enclave=_opt(item, "mr_enclave", where, parse_measurement),
         mr_signer=_opt(item, "mr_signer", where, parse_measurement),
         isv_prod_id=_opt(item, "isv_prod_id", where, parse_u16),
         min_isv_svn=_opt(item, "isv_svn", where, parse_u16),
+        same_as_self=same,
     )
 
 
@@ -258,7 +316,7 @@ def identities_summary(identities: Sequence[AcceptedIdentity]) -> list[str]:
     """Describe accepted identities for status output (measurements abbreviated)."""
     out = []
     for entry in identities:
-        parts = []
+        parts = ["same_as_self"] if entry.same_as_self else []
         if entry.mr_enclave is not None:
             parts.append(f"mr_enclave={entry.mr_enclave.hex()[:16]}…")
         if entry.mr_signer is not None:

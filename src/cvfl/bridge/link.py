@@ -17,7 +17,7 @@ from pathlib import Path
 
 import grpc
 
-from cvfl.bridge.security import SERVER_OPTIONS, ChannelSecurity
+from cvfl.bridge.security import SERVER_OPTIONS, ChannelSecurity, PeerInfo
 from cvfl.errors import AttestationError, CvflError, PeerUnavailableError, ProtocolError
 from cvfl.fsutil import atomic_write_bytes
 from cvfl.logs import get_logger
@@ -36,10 +36,16 @@ _END = object()
 
 
 class Link:
-    """One end of a bridge stream: ordered, numbered messages to and from the peer."""
+    """One end of a bridge stream: ordered, numbered messages to and from the peer.
 
-    def __init__(self, peer: str) -> None:
+    ``peer`` describes the other end for messages; ``attested`` is what the channel security
+    established about it (the hello checks its job terms against the attested ones).
+    """
+
+    def __init__(self, peer: str, attested: PeerInfo | None = None, own_terms: bytes = b"") -> None:
         self.peer = peer
+        self.attested = attested or PeerInfo(peer)
+        self.own_terms = own_terms  # what this side's hellos declare (its attested terms)
         self._out: queue.Queue[object] = queue.Queue()
         self._in: queue.Queue[pb.Envelope | _Closed] = queue.Queue()
         self._seq = 0
@@ -151,7 +157,7 @@ class _Servicer(pb_grpc.BridgeServicer):
         except AttestationError as exc:
             log.error("refused a bridge stream: %s", exc.message)
             context.abort(grpc.StatusCode.PERMISSION_DENIED, exc.message)
-        link = Link(peer)
+        link = Link(peer.description, peer, _own_terms(self._security))
         context.add_callback(link.close)
         threading.Thread(target=link._pump, args=(request_iterator,), daemon=True).start()
         self._accepted.put(link)
@@ -171,7 +177,8 @@ class BridgeServer:
             options=SERVER_OPTIONS,
         )
         pb_grpc.add_BridgeServicer_to_server(_Servicer(security, self._accepted), self._server)
-        self.port = security.bind(self._server, address)
+        self._binding = security.bind(self._server, address)
+        self.port = self._binding.port
         self._server.start()
         log.info("bridge listening on port %s (%s)", self.port, security.name)
         if port_file is not None:  # a leader on port 0 tells a follower on this machine
@@ -189,6 +196,7 @@ class BridgeServer:
     def stop(self, grace: float = 1.0) -> None:
         """Stop serving (and withdraw the port file)."""
         self._server.stop(grace).wait()
+        self._binding.close()
         if self._port_file is not None:
             self._port_file.unlink(missing_ok=True)
 
@@ -196,8 +204,14 @@ class BridgeServer:
 class ClientLink(Link):
     """The follower's end; owns its channel."""
 
-    def __init__(self, channel: grpc.Channel, target: str) -> None:
-        super().__init__(target)
+    def __init__(
+        self,
+        channel: grpc.Channel,
+        target: str,
+        attested: PeerInfo | None = None,
+        own_terms: bytes = b"",
+    ) -> None:
+        super().__init__(target, attested, own_terms)
         self._channel = channel
         stub = pb_grpc.BridgeStub(channel)
         responses = stub.Session(self._outgoing())
@@ -225,14 +239,15 @@ def dial(security: ChannelSecurity, address: str | Callable[[], str], timeout: f
     while (remaining := deadline - time.monotonic()) > 0:
         try:
             target = address if isinstance(address, str) else address()
-            channel = security.connect(target, timeout=min(remaining, 10.0))
+            connection = security.connect(target, timeout=min(remaining, 10.0))
+            channel = connection.channel
             try:
                 grpc.channel_ready_future(channel).result(timeout=min(remaining, 2.0))
             except grpc.FutureTimeoutError:
                 channel.close()
                 raise PeerUnavailableError("not ready", code="peer.unreachable") from None
             log.info("connected to the leader at %s (%s)", target, security.name)
-            return ClientLink(channel, target)
+            return ClientLink(channel, target, connection.peer, _own_terms(security))
         except PeerUnavailableError as exc:
             last = exc.message
         log.debug("leader at %s not reachable yet (%s); retrying", target, last)
@@ -242,6 +257,10 @@ def dial(security: ChannelSecurity, address: str | Callable[[], str], timeout: f
         f"could not reach the leader at {target} within {timeout:.0f} s ({last})",
         code="peer.unreachable",
     )
+
+
+def _own_terms(security: ChannelSecurity) -> bytes:
+    return security.terms.encode() if security.terms is not None else b""
 
 
 def expect(envelope: pb.Envelope, kind: str) -> None:

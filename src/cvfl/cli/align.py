@@ -16,6 +16,7 @@ from cvfl.errors import ConfigError, mismatch
 from cvfl.psi import AlignJob, PsiConfig, align
 from cvfl.ratls import security_from_config
 from cvfl.sealing import KeyProvider, SealingConfig, key_provider_from_config
+from cvfl.train.channel import job_terms
 
 
 def register(app: typer.Typer) -> None:
@@ -52,7 +53,8 @@ def align_command(
     cfg = PsiConfig.from_toml_table(_table(doc, "psi"), base_dir=base)
     if insecure_fast_mode:
         cfg = replace(cfg, insecure_fast_mode=True)
-    report = align(job, cfg, _security(doc, base, insecure_plaintext), keys=_keys(doc, base))
+    security = _security(doc, base, insecure_plaintext, job, cfg)
+    report = align(job, cfg, security, keys=_keys(doc, base))
     typer.echo(
         f"{report.role}: {report.own_rows} rows, peer {report.peer_items}, "
         f"intersection {report.intersection}, {report.seconds_total:.1f} s; "
@@ -78,17 +80,41 @@ def _table(doc: Mapping[str, object], name: str) -> Mapping[str, object]:
     return cast(Mapping[str, object], value)
 
 
-def _keys(doc: Mapping[str, object], base: Path) -> KeyProvider | None:
+def _sealing(doc: Mapping[str, object], base: Path) -> SealingConfig | None:
     if "sealing" not in doc:
         return None
-    table = _table(doc, "sealing")
-    return key_provider_from_config(SealingConfig.from_toml_table(table, base_dir=base))
+    return SealingConfig.from_toml_table(_table(doc, "sealing"), base_dir=base)
 
 
-def _security(doc: Mapping[str, object], base: Path, insecure: bool) -> ChannelSecurity:
+def _keys(doc: Mapping[str, object], base: Path) -> KeyProvider | None:
+    sealing = _sealing(doc, base)
+    return key_provider_from_config(sealing) if sealing is not None else None
+
+
+def _plaintext_outputs(doc: Mapping[str, object]) -> bool:
+    value = _table(doc, "job").get("plaintext_outputs", False)
+    if not isinstance(value, bool):
+        raise ConfigError(
+            mismatch("[job] plaintext_outputs", "true or false", repr(value)), code="config.job"
+        )
+    return value
+
+
+def _security(
+    doc: Mapping[str, object], base: Path, insecure: bool, job: AlignJob, psi: PsiConfig
+) -> ChannelSecurity:
     if "attestation" in doc:
-        table = _table(doc, "attestation")
-        return security_from_config(AttestationConfig.from_toml_table(table, base_dir=base))
+        attestation = AttestationConfig.from_toml_table(_table(doc, "attestation"), base_dir=base)
+        terms = job_terms(
+            job_id=job.job_id,
+            role=job.role,
+            command="align",
+            sealing=_sealing(doc, base),
+            plaintext_outputs=_plaintext_outputs(doc),
+            psi=psi,
+            attestation=attestation,
+        )
+        return security_from_config(attestation, terms=terms)
     if not insecure:
         raise ConfigError(
             mismatch(

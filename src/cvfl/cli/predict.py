@@ -41,7 +41,7 @@ def predict(
         output=output.resolve() if output else None,
         plaintext_scores=True if plaintext_scores else None,
     )
-    security = security_for(cfg)
+    security = security_for(cfg, "predict")
     job = prepare_predict(cfg, section, security)
     run = run_predict_leader if cfg.role == "leader" else run_predict_follower
     result = run(job, security)

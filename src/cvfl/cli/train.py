@@ -83,14 +83,19 @@ def _train_worker(cfg: JobConfig, worker: WorkerContext | None) -> None:
     from cvfl.train import NoProgress, load_party, run_follower, run_leader
     from cvfl.train.channel import security_for
 
-    security = security_for(cfg)
+    security = security_for(cfg, "train")
     rank = worker.rank if worker is not None else 0
     party = load_party(cfg, worker=rank)
     if worker is not None and worker.world_size > 1:
         from cvfl.workers import join_group
 
         party.group = join_group(
-            worker, security, job_id=cfg.job.id, role=cfg.role, timeout=cfg.peer.connect_timeout
+            worker,
+            security,
+            job_id=cfg.job.id,
+            role=cfg.role,
+            timeout=cfg.peer.connect_timeout,
+            party_key=_party_key(cfg),
         )
     status = "[insecure]" if "insecure" in security.name else ""
     progress = TerminalProgress(cfg.role, status=status) if rank == 0 else NoProgress()
@@ -104,6 +109,16 @@ def _train_worker(cfg: JobConfig, worker: WorkerContext | None) -> None:
             party.group.close()
     if rank == 0:
         _summarise(cfg, result)
+
+
+def _party_key(cfg: JobConfig) -> bytes | None:
+    """The key this party's workers prove at enrolment (derived from its sealing key)."""
+    if cfg.sealing is None:
+        return None
+    from cvfl.sealing import key_provider_from_config
+    from cvfl.workers.proof import party_key
+
+    return party_key(key_provider_from_config(cfg.sealing).key(), cfg.job.id, cfg.role)
 
 
 def _summarise(cfg: JobConfig, result: TrainResult) -> None:

@@ -13,15 +13,11 @@ from concurrent import futures
 from typing import Protocol
 
 import grpc
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
-from cvfl.bridge.security import SERVER_OPTIONS, ChannelSecurity
+from cvfl.bridge.security import SERVER_OPTIONS, ChannelSecurity, Connection
 from cvfl.errors import AttestationError, PeerUnavailableError
 from cvfl.logs import get_logger
 from cvfl.psi.config import AlignJob, PsiConfig
-from cvfl.ratls.channel import RatlsSecurity
-from cvfl.ratls.service import peer_pem
 from cvfl.wire import psi_pb2, psi_pb2_grpc
 
 log = get_logger(__name__)
@@ -70,21 +66,10 @@ class PsiServicer(psi_pb2_grpc.PsiServicer):
             context.abort(grpc.StatusCode.PERMISSION_DENIED, exc.message)
         if not self._claimed.acquire(blocking=False):
             context.abort(grpc.StatusCode.ALREADY_EXISTS, "an alignment is already running")
-        log.info("psi: follower connected (%s)", peer)
-        channel_peer = _client_certificate(context, self._security)
-        self._session.start(request_iterator, context.cancel, channel_peer=channel_peer)
+        log.info("psi: follower connected (%s)", peer.description)
+        self._session.start(request_iterator, context.cancel, channel_peer=peer.certificate)
         self.connected.set()
         yield from self._session.outgoing()
-
-
-def _client_certificate(context: grpc.ServicerContext, security: ChannelSecurity) -> bytes | None:
-    """The caller's mutual-TLS certificate (DER) on an RA-TLS channel, else None."""
-    if not isinstance(security, RatlsSecurity):
-        return None
-    pem = peer_pem(context)
-    if pem is None:
-        return None
-    return x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
 
 
 def serve_session(
@@ -105,12 +90,12 @@ def serve_session(
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=SERVER_OPTIONS)
     servicer = PsiServicer(session, security)
     psi_pb2_grpc.add_PsiServicer_to_server(servicer, server)
-    port = security.bind(server, address)
+    binding = security.bind(server, address)
     server.start()
-    log.info("psi: leader listening on %s (port %d, %s)", address, port, security.name)
+    log.info("psi: leader listening on %s (port %d, %s)", address, binding.port, security.name)
     try:
         if on_bound is not None:
-            on_bound(port)
+            on_bound(binding.port)
         if not servicer.connected.wait(connect_timeout):
             raise PeerUnavailableError(
                 f"no follower connected to {address} within {connect_timeout:g} s",
@@ -119,6 +104,7 @@ def serve_session(
         session.wait(timeout)
     finally:
         server.stop(grace=2.0).wait()
+        binding.close()
 
 
 def connect_session(
@@ -136,7 +122,8 @@ def connect_session(
         AlignmentError: the exchange failed.
     """
     deadline = time.monotonic() + connect_timeout
-    channel = _connect_retrying(security, target, deadline)
+    connection = _connect_retrying(security, target, deadline)
+    channel = connection.channel
     try:
         try:
             grpc.channel_ready_future(channel).result(timeout=max(0.1, deadline - time.monotonic()))
@@ -147,13 +134,13 @@ def connect_session(
             ) from None
         stub = psi_pb2_grpc.PsiStub(channel)
         call = stub.Exchange(session.outgoing(), timeout=timeout)
-        session.start(call, call.cancel)
+        session.start(call, call.cancel, channel_peer=connection.peer.certificate)
         session.wait(timeout)
     finally:
         channel.close()
 
 
-def _connect_retrying(security: ChannelSecurity, target: str, deadline: float) -> grpc.Channel:
+def _connect_retrying(security: ChannelSecurity, target: str, deadline: float) -> Connection:
     """Open the channel, retrying while the leader is not up yet (it listens after blinding)."""
     while True:
         try:

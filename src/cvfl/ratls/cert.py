@@ -14,6 +14,12 @@ A certificate is self-signed X.509 v3 with a fresh ECDSA P-384 key, subject and 
   ``SHA256(claims) || 32 zero bytes``.
 
 Verifiers try the TCG extension first and fall back to the legacy one.
+
+cvfl fills the last 32 bytes of report_data (zeros in Gramine's own certificates) with the SHA-256
+of the party's job terms (:mod:`cvfl.attestation.terms`), carried in the clear in a cvfl extension
+(:data:`TERMS_OID`), and names the two routes of its one-port front door
+(:data:`ATTEST_NAME`, :data:`SESSION_NAME`) as DNS subject alternative names. A Gramine
+certificate (zeros, no terms) still verifies; it just has no terms.
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ from cryptography.x509.oid import NameOID
 
 from cvfl.attestation.evidence import EvidenceProvider, QuoteVerifier, VerifiedEvidence
 from cvfl.attestation.policy import Policy
-from cvfl.attestation.quote import parse_quote
+from cvfl.attestation.quote import EnclaveIdentity, parse_quote
+from cvfl.attestation.terms import JobTerms, decode_terms
 from cvfl.errors import AttestationError, mismatch
 from cvfl.logs import get_logger
 from cvfl.ratls import cbor
@@ -53,7 +60,13 @@ SUBJECT = x509.Name(
         x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
     ]
 )
-TARGET_NAME = "RATLS"  # the common name gRPC checks (ssl_target_name_override)
+# The server names of the one-port front door's two routes (TLS SNI); gRPC checks the one it
+# dials against these subject alternative names (ssl_target_name_override).
+ATTEST_NAME = "attest.cvfl.invalid"
+SESSION_NAME = "session.cvfl.invalid"
+# cvfl's job-terms extension: an OID under 2.25 (ITU-T X.667, derived from a random UUID).
+TERMS_OID = x509.ObjectIdentifier("2.25.179012236532147683017624521375834910862")
+NO_TERMS = bytes(32)
 DEFAULT_VALIDITY = dt.timedelta(hours=1)
 BACKDATE = dt.timedelta(minutes=1)
 MAX_CERT_BYTES = 64 * 1024
@@ -71,6 +84,7 @@ class RatlsCredentials:
     not_before: dt.datetime
     not_after: dt.datetime
     private_key: ec.EllipticCurvePrivateKey = field(compare=False)
+    identity: EnclaveIdentity | None = field(default=None, compare=False)
 
     def __repr__(self) -> str:
         short = fingerprint(self.cert_der)[:16]
@@ -79,11 +93,21 @@ class RatlsCredentials:
 
 @dataclass(frozen=True)
 class CertificateEvidence:
-    """The quote found in a certificate, after the key binding was checked."""
+    """The quote found in a certificate, after the key and terms bindings were checked."""
 
     format: EvidenceFormat
     quote: bytes
     spki_sha256: bytes
+    terms: JobTerms | None = None
+
+
+@dataclass(frozen=True)
+class AttestedCertificate:
+    """A certificate whose evidence verified and passed the policy, with its attested terms."""
+
+    evidence: VerifiedEvidence
+    terms: JobTerms | None
+    cert_der: bytes
 
 
 def fingerprint(cert_der: bytes) -> str:
@@ -105,13 +129,13 @@ def spki_der(cert: x509.Certificate) -> bytes:
         raise _refuse("public_key", mismatch("public key", "a valid EC or RSA key", exc)) from None
 
 
-def _zero_pad(digest: bytes) -> bytes:
-    return digest + bytes(64 - len(digest))
+def _report_data(digest: bytes, terms: JobTerms | None) -> bytes:
+    return digest + (terms.digest() if terms is not None else NO_TERMS)
 
 
-def legacy_report_data(spki: bytes) -> bytes:
-    """Return the report_data that binds ``spki`` in the legacy format."""
-    return _zero_pad(hashlib.sha256(spki).digest())
+def legacy_report_data(spki: bytes, terms: JobTerms | None = None) -> bytes:
+    """Return the report_data that binds ``spki`` (and ``terms``) in the legacy format."""
+    return _report_data(hashlib.sha256(spki).digest(), terms)
 
 
 def tcg_claims(spki: bytes) -> bytes:
@@ -125,8 +149,12 @@ def make_certificate(
     *,
     valid_for: dt.timedelta = DEFAULT_VALIDITY,
     now: dt.datetime | None = None,
+    terms: JobTerms | None = None,
 ) -> RatlsCredentials:
     """Make a fresh P-384 key and a self-signed RA-TLS certificate carrying its evidence.
+
+    With ``terms``, both quotes bind their digest in the last 32 bytes of report_data and the
+    certificate carries them in the :data:`TERMS_OID` extension.
 
     Raises:
         AttestationError: the provider could not produce a quote.
@@ -140,12 +168,13 @@ def make_certificate(
     spki = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    legacy_quote = provider.quote(legacy_report_data(spki))
+    legacy_quote = provider.quote(legacy_report_data(spki, terms))
     claims = tcg_claims(spki)
-    tcg_quote = provider.quote(_zero_pad(hashlib.sha256(claims).digest()))
+    tcg_quote = provider.quote(_report_data(hashlib.sha256(claims).digest(), terms))
     evidence = cbor2.dumps(cbor2.CBORTag(TCG_TEE_QUOTE_TAG, [tcg_quote, claims]))
     start = (now or dt.datetime.now(dt.UTC)) - BACKDATE
-    cert = _build(key, start, start + BACKDATE + valid_for, legacy_quote, bytes(evidence))
+    extras = _Extras(legacy_quote, bytes(evidence), terms.encode() if terms else None)
+    cert = _build(key, start, start + BACKDATE + valid_for, extras)
     der = cert.public_bytes(serialization.Encoding.DER)
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -158,17 +187,25 @@ def make_certificate(
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
         private_key=key,
+        identity=parse_quote(legacy_quote).identity,
     )
+
+
+@dataclass(frozen=True)
+class _Extras:
+    legacy_quote: bytes
+    tcg_evidence: bytes
+    terms: bytes | None
 
 
 def _build(
     key: ec.EllipticCurvePrivateKey,
     not_before: dt.datetime,
     not_after: dt.datetime,
-    legacy_quote: bytes,
-    tcg_evidence: bytes,
+    extras: _Extras,
 ) -> x509.Certificate:
     public = key.public_key()
+    names = [x509.DNSName(ATTEST_NAME), x509.DNSName(SESSION_NAME)]
     builder = (
         x509.CertificateBuilder()
         .subject_name(SUBJECT)
@@ -180,9 +217,17 @@ def _build(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
-        .add_extension(x509.UnrecognizedExtension(LEGACY_QUOTE_OID, legacy_quote), critical=False)
-        .add_extension(x509.UnrecognizedExtension(TCG_EVIDENCE_OID, tcg_evidence), critical=False)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(
+            x509.UnrecognizedExtension(LEGACY_QUOTE_OID, extras.legacy_quote), critical=False
+        )
+        .add_extension(
+            x509.UnrecognizedExtension(TCG_EVIDENCE_OID, extras.tcg_evidence), critical=False
+        )
     )
+    if extras.terms is not None:
+        terms_ext = x509.UnrecognizedExtension(TERMS_OID, extras.terms)
+        builder = builder.add_extension(terms_ext, critical=False)
     return builder.sign(key, hashes.SHA256())
 
 
@@ -220,16 +265,40 @@ def _extension_value(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> byte
     return value.value
 
 
-def _check_binding(quote: bytes, expected: bytes, what: str) -> None:
+def _check_binding(quote: bytes, expected: bytes, what: str) -> bytes:
+    """Check report_data's first half binds the key; return its second half (terms digest)."""
     seen = parse_quote(quote).identity.report_data
-    if not hmac.compare_digest(seen, expected):
+    if not hmac.compare_digest(seen[:32], expected):
         raise _refuse(
             "key_binding",
-            mismatch(f"report_data ({what})", expected.hex()[:64] + "+zeros", seen.hex()[:64]),
+            mismatch(f"report_data[0:32] ({what})", expected.hex(), seen[:32].hex()),
         )
+    return seen[32:]
 
 
-def _tcg_evidence(value: bytes, spki: bytes) -> CertificateEvidence:
+def _check_terms(cert: x509.Certificate, bound: bytes) -> JobTerms | None:
+    """Return the certificate's terms after checking report_data binds exactly them."""
+    raw = _extension_value(cert, TERMS_OID)
+    if raw is None:
+        if not hmac.compare_digest(bound, NO_TERMS):
+            raise _refuse(
+                "terms_binding",
+                mismatch("job terms", "in the certificate (report_data binds some)", "absent"),
+            )
+        return None
+    terms = decode_terms(raw)
+    if not hmac.compare_digest(terms.digest(), bound):
+        raise _refuse(
+            "terms_binding",
+            mismatch(
+                "report_data[32:64] (SHA256 of the job terms)", terms.digest().hex(), bound.hex()
+            ),
+        )
+    return terms
+
+
+def _tcg_evidence(value: bytes, spki: bytes) -> tuple[bytes, bytes]:
+    """Return the TCG quote and its report_data's terms half, after the key binding checks."""
     decoded = cbor.decode(value)
     if not isinstance(decoded, cbor.Tagged) or decoded.tag != TCG_TEE_QUOTE_TAG:
         seen = decoded.tag if isinstance(decoded, cbor.Tagged) else type(decoded).__name__
@@ -239,9 +308,9 @@ def _tcg_evidence(value: bytes, spki: bytes) -> CertificateEvidence:
         raise _refuse("tcg_evidence", mismatch("tagged item", "[quote bstr, claims bstr]", body))
     quote, claims = body
     assert isinstance(quote, bytes) and isinstance(claims, bytes)
-    _check_binding(quote, _zero_pad(hashlib.sha256(claims).digest()), "SHA256 of the claims")
+    bound = _check_binding(quote, hashlib.sha256(claims).digest(), "SHA256 of the claims")
     _check_pubkey_claim(claims, spki)
-    return CertificateEvidence("tcg", quote, hashlib.sha256(spki).digest())
+    return quote, bound
 
 
 def _check_pubkey_claim(claims: bytes, spki: bytes) -> None:
@@ -261,23 +330,26 @@ def _check_pubkey_claim(claims: bytes, spki: bytes) -> None:
 
 
 def extract_evidence(cert: x509.Certificate) -> CertificateEvidence:
-    """Find the quote in ``cert`` (TCG first, then legacy) and check it binds the cert's key.
+    """Find the quote in ``cert`` (TCG first, then legacy); check it binds the key and terms.
 
     Raises:
-        AttestationError: no evidence extension, malformed evidence, or a key binding mismatch.
+        AttestationError: no evidence extension, malformed evidence or terms, or a binding
+            mismatch (key or terms).
     """
     spki = spki_der(cert)
+    spki_hash = hashlib.sha256(spki).digest()
     tcg = _extension_value(cert, TCG_EVIDENCE_OID)
     if tcg is not None:
-        return _tcg_evidence(tcg, spki)
+        quote, bound = _tcg_evidence(tcg, spki)
+        return CertificateEvidence("tcg", quote, spki_hash, _check_terms(cert, bound))
     legacy = _extension_value(cert, LEGACY_QUOTE_OID)
     if legacy is None:
         raise _refuse(
             "no_evidence",
             mismatch("evidence extension", f"{TCG_EVIDENCE_OID.dotted_string} or legacy", "none"),
         )
-    _check_binding(legacy, legacy_report_data(spki), "SHA256 of the SubjectPublicKeyInfo")
-    return CertificateEvidence("legacy", legacy, hashlib.sha256(spki).digest())
+    bound = _check_binding(legacy, spki_hash, "SHA256 of the SubjectPublicKeyInfo")
+    return CertificateEvidence("legacy", legacy, spki_hash, _check_terms(cert, bound))
 
 
 def check_validity(cert: x509.Certificate, at: int | None = None) -> None:
@@ -325,10 +397,27 @@ def verify_certificate(
     Raises:
         AttestationError: naming the check that failed with the expected and seen values.
     """
+    return verify_attested(cert, verifier, policy, at=at, quote_at=quote_at).evidence
+
+
+def verify_attested(
+    cert: bytes,
+    verifier: QuoteVerifier,
+    policy: Policy,
+    *,
+    at: int | None = None,
+    quote_at: int | None = None,
+) -> AttestedCertificate:
+    """Like :func:`verify_certificate`, also returning the attested job terms (if any).
+
+    Raises:
+        AttestationError: naming the check that failed with the expected and seen values.
+    """
     parsed = load_certificate(cert)
     evidence = extract_evidence(parsed)
     check_validity(parsed, at)
     check_self_signature(parsed)
     verified = verifier.verify(evidence.quote, at=at if quote_at is None else quote_at)
     policy.check(verified)
-    return verified
+    der = parsed.public_bytes(serialization.Encoding.DER)
+    return AttestedCertificate(verified, evidence.terms, der)

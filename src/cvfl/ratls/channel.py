@@ -1,15 +1,17 @@
-"""``RatlsSecurity``: attest-then-pin mutual TLS for the bridge (DESIGN.md §3).
+"""``RatlsSecurity``: attest-then-pin mutual TLS, all of it through one port per worker.
 
-Server (``bind``): the configured address serves TLS with this party's RA-TLS certificate and no
-client authentication; it carries the ``cvfl.v1.Attest`` service. A second port on the same host
-(ephemeral unless ``mtls_port`` is set) requires a client certificate whose trusted roots are
-exactly the pinned, attested client certificates (gRPC's dynamic server credentials ask for them
-on every new connection). Bridge streams are accepted only from pinned certificates
-(``authorize``), so a stream opened on the public port gets nowhere.
+Server (``bind``): two TLS endpoints on loopback — the attest endpoint (server TLS, no client
+certificate, tiny messages, a few threads; it serves ``Attest`` and ``Report``) and the session
+endpoint of the caller's gRPC server (mutual TLS whose trusted roots are exactly the pinned,
+attested client certificates; gRPC's dynamic server credentials ask for them on every new
+connection) — and a :class:`~cvfl.ratls.front.FrontDoor` on the configured address that splices
+each connection to one of them by its TLS server name. Streams are accepted only from pinned
+certificates (``authorize``).
 
-Client (``connect``): fetch the server's certificate, verify its evidence and the policy, pin it
-as the only root; offer our own certificate with a proof of possession through ``Attest``; open
-mutual TLS to the port the server names and ``Confirm`` that the server accepts us there.
+Client (``connect``): fetch the server's certificate through the attest route, verify its
+evidence, the policy and its attested job terms, pin it as the only root; offer our own
+certificate with a proof of possession through ``Attest``; open mutual TLS through the session
+route of the same address and ``Confirm`` that the server accepts us there.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
+from concurrent import futures
+from dataclasses import dataclass, replace
 from typing import TypeVar, cast
 
 import grpc
@@ -25,8 +29,9 @@ from cryptography.hazmat.primitives import serialization
 
 from cvfl.attestation.config import AttestationConfig, default_verifier, make_provider
 from cvfl.attestation.evidence import EvidenceProvider, QuoteVerifier
-from cvfl.attestation.policy import Policy
-from cvfl.bridge.security import CHANNEL_OPTIONS
+from cvfl.attestation.policy import AcceptedIdentity, Policy
+from cvfl.attestation.terms import JobTerms
+from cvfl.bridge.security import CHANNEL_OPTIONS, Binding, Connection, PeerInfo
 from cvfl.errors import (
     AttestationError,
     ConfigError,
@@ -36,8 +41,15 @@ from cvfl.errors import (
 )
 from cvfl.logs import get_logger
 from cvfl.ratls import possession
-from cvfl.ratls.cert import DEFAULT_VALIDITY, TARGET_NAME, RatlsCredentials, verify_certificate
-from cvfl.ratls.gate import Gatekeeper, LocalIdentity, PinStore, describe
+from cvfl.ratls.cert import (
+    ATTEST_NAME,
+    DEFAULT_VALIDITY,
+    SESSION_NAME,
+    AttestedCertificate,
+    RatlsCredentials,
+)
+from cvfl.ratls.front import FrontDoor, FrontLimits
+from cvfl.ratls.gate import Gatekeeper, Judge, LocalIdentity, PinStore, describe, peer_info
 from cvfl.ratls.probe import fetch_certificate, split_target
 from cvfl.ratls.serde import AttestOffer, grant_from_proto, offer_to_proto
 from cvfl.ratls.service import ERROR_CODE_KEY, AttestService, peer_pem
@@ -47,13 +59,22 @@ log = get_logger(__name__)
 _Req = TypeVar("_Req")
 _Resp = TypeVar("_Resp")
 
-PINNED_OPTIONS: list[tuple[str, int | str]] = [
-    *CHANNEL_OPTIONS,
-    ("grpc.ssl_target_name_override", TARGET_NAME),
+# The attest endpoint reads unauthenticated messages: its limit is what Attest needs (two
+# certificates of a few KiB each), so anything larger is refused before it is buffered.
+MAX_ATTEST_MESSAGE = 64 * 1024
+ATTEST_SERVER_OPTIONS: list[tuple[str, int | str]] = [
+    ("grpc.so_reuseport", 0),
+    ("grpc.max_receive_message_length", MAX_ATTEST_MESSAGE),
+    ("grpc.max_send_message_length", MAX_ATTEST_MESSAGE),
+    ("grpc.max_concurrent_streams", 4),
+    ("grpc.server_handshake_timeout_ms", 5_000),
+    ("grpc.max_connection_age_ms", 20_000),
 ]
-
-
 REPORT_TIMEOUT = 1.0
+
+
+def _pinned_options(route: str) -> list[tuple[str, int | str]]:
+    return [*CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", route)]
 
 
 class _Fetcher:
@@ -82,14 +103,41 @@ class _Fetcher:
             return None
         return self.config()
 
+    def credentials(self, *, mutual: bool) -> grpc.ServerCredentials:
+        # grpc accepts None from the fetcher ("no change"); its type stubs do not say so.
+        fetch = cast("Callable[[], grpc.ServerCertificateConfiguration]", self)
+        return grpc.dynamic_ssl_server_credentials(
+            self.config(), fetch, require_client_authentication=mutual
+        )
 
-def _as_fetcher(fetcher: _Fetcher) -> Callable[[], grpc.ServerCertificateConfiguration]:
-    # grpc accepts None from the fetcher ("no change"); its type stubs do not say so.
-    return cast("Callable[[], grpc.ServerCertificateConfiguration]", fetcher)
+
+@dataclass
+class _RatlsBinding:
+    """The front door and the attest endpoint behind one configured address."""
+
+    front: FrontDoor
+    attest: grpc.Server
+
+    @property
+    def port(self) -> int:
+        return self.front.port
+
+    def close(self) -> None:
+        self.front.close()
+        self.attest.stop(grace=0.5).wait()
 
 
 class RatlsSecurity:
-    """Mutual remote attestation for bridge connections (a ``ChannelSecurity``)."""
+    """Mutual remote attestation for a party's connections (a ``ChannelSecurity``).
+
+    Args:
+        provider: Makes this party's evidence.
+        verifier: Checks the peer's quotes.
+        policy: Which peers this party accepts (``same_as_self`` resolves to this enclave).
+        terms: This party's job terms, bound into its evidence and checked against the peer's.
+        same_party: For this party's own workers (see :meth:`for_own_party`) rather than the
+            other party.
+    """
 
     name = "ratls"  # "ratls-simulated-INSECURE" when simulated evidence is involved
 
@@ -99,17 +147,33 @@ class RatlsSecurity:
         verifier: QuoteVerifier,
         policy: Policy,
         *,
+        terms: JobTerms,
+        same_party: bool = False,
         valid_for: dt.timedelta = DEFAULT_VALIDITY,
-        mtls_port: int = 0,
         credentials: RatlsCredentials | None = None,
+        limits: FrontLimits | None = None,
     ) -> None:
-        self.identity = LocalIdentity(provider, valid_for, credentials=credentials)
+        self.identity = LocalIdentity(provider, valid_for, terms=terms, credentials=credentials)
+        self.terms = terms
         self.verifier = verifier
-        self.policy = policy
-        self.mtls_port = mtls_port
+        self.provider = provider
+        self.configured_policy = policy
+        self.limits = limits
+        own = self.identity.current().identity
+        self.policy = policy.for_self(own) if own is not None else policy
+        if same_party:
+            if own is None:
+                raise AttestationError(
+                    "own-party security needs this party's own measurement (none in the quote)",
+                    code="ratls.no_identity",
+                )
+            only_self = (AcceptedIdentity(mr_enclave=own.mr_enclave),)
+            self.policy = replace(self.policy, identities=only_self, allow_any_identity=False)
+        other = "follower" if terms.role == "leader" else "leader"
+        peer_role = terms.role if same_party else other
+        self.judge = Judge(verifier, self.policy, terms, peer_role, same_party=same_party)
         self.pins = PinStore()
-        self.bound: list[tuple[int, int]] = []  # (attest port, mutual-TLS port) per bind
-        self.gate = Gatekeeper(self.identity, verifier, policy, self.pins)
+        self.gate = Gatekeeper(self.identity, self.judge, self.pins)
         self.insecure = provider.simulated or policy.allow_simulated
         if self.insecure:
             self.name = "ratls-simulated-INSECURE"
@@ -121,6 +185,29 @@ class RatlsSecurity:
             )
 
     @property
+    def local_certificate(self) -> bytes:
+        """This party's current RA-TLS certificate (DER)."""
+        return self.identity.current().cert_der
+
+    def for_own_party(self) -> RatlsSecurity:
+        """The security for this party's own workers.
+
+        A worker is accepted only if it runs this very enclave (its mr_enclave equals ours,
+        whatever the policy's identities say), under the same platform rules, with exactly this
+        party's job terms and role. It still proves the party key at enrolment
+        (:mod:`cvfl.workers.proof`), since the peer's enclave could attest the same terms.
+        """
+        return RatlsSecurity(
+            self.provider,
+            self.verifier,
+            self.configured_policy,
+            terms=self.terms,
+            same_party=True,
+            valid_for=self.identity.valid_for,
+            limits=self.limits,
+        )
+
+    @property
     def refusals(self) -> list[AttestationError]:
         """The most recent refusals made on the server side (newest last)."""
         return list(self.gate.refusals)
@@ -130,36 +217,38 @@ class RatlsSecurity:
         """Reasons clients reported for refusing this server's evidence (unauthenticated)."""
         return list(self.gate.peer_refusals)
 
-    def bind(self, server: grpc.Server, address: str) -> int:
-        """Serve ``Attest`` on ``address`` (server TLS) and add the mutual-TLS port.
+    def bind(self, server: grpc.Server, address: str) -> Binding:
+        """Make ``server`` reachable, attested, through ``address`` alone.
 
         Returns:
-            The bound port of ``address`` (the one clients pass to ``connect``).
+            The binding; its ``port`` is the one clients pass to ``connect``. Close it after
+            stopping ``server``.
 
         Raises:
-            ConfigError: an address could not be bound.
+            ConfigError: ``ratls.bind`` when an address could not be bound.
         """
-        host, _ = split_target(address)
-        mtls_fetcher, public_fetcher = (
-            _Fetcher(self.identity, self.pins),
-            _Fetcher(self.identity, None),
+        session_port = _add_port(server, "127.0.0.1:0", _Fetcher(self.identity, self.pins))
+        service = AttestService(self.gate)
+        attest_pb2_grpc.add_AttestServicer_to_server(service, server)  # Confirm, over mTLS
+        attest = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="cvfl-attest"),
+            options=ATTEST_SERVER_OPTIONS,
+            maximum_concurrent_rpcs=16,
         )
-        mtls_creds = grpc.dynamic_ssl_server_credentials(
-            mtls_fetcher.config(), _as_fetcher(mtls_fetcher), require_client_authentication=True
-        )
-        public_creds = grpc.dynamic_ssl_server_credentials(
-            public_fetcher.config(),
-            _as_fetcher(public_fetcher),
-            require_client_authentication=False,
-        )
-        mtls = _add_port(server, f"{host}:{self.mtls_port}", mtls_creds)
-        public = _add_port(server, address, public_creds)
-        attest_pb2_grpc.add_AttestServicer_to_server(AttestService(self.gate, mtls), server)
-        self.bound.append((public, mtls))
-        log.info("RA-TLS: attest port %s, mutual-TLS port %s on %s", public, mtls, host)
-        return public
+        attest_pb2_grpc.add_AttestServicer_to_server(service, attest)
+        attest_port = _add_port(attest, "127.0.0.1:0", _Fetcher(self.identity, None))
+        attest.start()
+        try:
+            front = FrontDoor(
+                address, session_port=session_port, attest_port=attest_port, limits=self.limits
+            )
+        except ConfigError:
+            attest.stop(grace=None)
+            raise
+        log.info("RA-TLS: attested channel on %s (port %s)", address, front.port)
+        return _RatlsBinding(front, attest)
 
-    def connect(self, target: str, timeout: float) -> grpc.Channel:
+    def connect(self, target: str, timeout: float) -> Connection:
         """Attest the server at ``target``, get pinned, and return a mutual-TLS channel.
 
         Raises:
@@ -168,54 +257,60 @@ class RatlsSecurity:
         """
         deadline = time.monotonic() + timeout
         host, port = split_target(target)
-        server_der = fetch_certificate(host, port, timeout)
+        server_der = fetch_certificate(host, port, timeout, server_name=ATTEST_NAME)
         try:
-            evidence = verify_certificate(server_der, self.verifier, self.policy)
+            attested = self.judge.judge(server_der)
         except AttestationError as exc:
             log.warning("refused server %s [%s]: %s", target, exc.code, exc.message)
             _report_refusal(target, server_der, exc, deadline)
             raise AttestationError(f"server {target}: {exc.message}", code=exc.code) from None
+        log.info("server %s: %s", target, describe(attested.evidence))
         server_pem = x509.load_der_x509_certificate(server_der).public_bytes(
             serialization.Encoding.PEM
         )
-        log.info("server %s: %s", target, describe(evidence))
+        self._attest(target, server_pem, server_der, deadline)
+        return Connection(self._session(target, server_pem, deadline), _peer(attested))
+
+    def _attest(self, target: str, server_pem: bytes, server_der: bytes, deadline: float) -> None:
         creds = self.identity.current()
         offer = AttestOffer(
             certificate_der=creds.cert_der,
             possession_signature=possession.sign(creds.private_key, server_der, creds.cert_der),
         )
         with grpc.secure_channel(
-            target, grpc.ssl_channel_credentials(server_pem), PINNED_OPTIONS
+            target, grpc.ssl_channel_credentials(server_pem), _pinned_options(ATTEST_NAME)
         ) as attest_channel:
             stub = attest_pb2_grpc.AttestStub(attest_channel)
             reply = _call(stub.Attest, offer_to_proto(offer), deadline, target)
-        grant = grant_from_proto(reply)
-        mtls_target = f"{host}:{grant.mtls_port}"
+        log.debug("pinned by %s (pin ttl %s s)", target, grant_from_proto(reply).pin_ttl_seconds)
+
+    def _session(self, target: str, server_pem: bytes, deadline: float) -> grpc.Channel:
+        creds = self.identity.current()
         channel = grpc.secure_channel(
-            mtls_target,
+            target,
             grpc.ssl_channel_credentials(server_pem, creds.key_pem, creds.cert_pem),
-            PINNED_OPTIONS,
+            _pinned_options(SESSION_NAME),
         )
         try:
             confirm = attest_pb2_grpc.AttestStub(channel).Confirm
-            seen_as = _call(confirm, attest_pb2.ConfirmRequest(), deadline, mtls_target)
+            seen_as = _call(confirm, attest_pb2.ConfirmRequest(), deadline, target)
         except CvflError:
             channel.close()
             raise
-        log.info(
-            "attested mutual TLS to %s; the server sees us as %s",
-            mtls_target,
-            seen_as.peer_description,
-        )
+        log.info("attested mutual TLS to %s; it sees us as %s", target, seen_as.peer_description)
         return channel
 
-    def authorize(self, context: grpc.ServicerContext) -> str:
+    def authorize(self, context: grpc.ServicerContext) -> PeerInfo:
         """Accept a stream only from a pinned, attested client certificate.
 
         Raises:
             AttestationError: no client certificate, or not a live pin.
         """
         return self.gate.authorize_pem(peer_pem(context))
+
+
+def _peer(attested: AttestedCertificate) -> PeerInfo:
+    return peer_info(attested)
 
 
 def _report_refusal(
@@ -228,14 +323,16 @@ def _report_refusal(
         return
     report = attest_pb2.RefusalReport(code=error.code, message=error.message)
     timeout = min(REPORT_TIMEOUT, max(0.05, deadline - time.monotonic()))
-    with grpc.secure_channel(target, grpc.ssl_channel_credentials(pem), PINNED_OPTIONS) as ch:
+    credentials = grpc.ssl_channel_credentials(pem)
+    with grpc.secure_channel(target, credentials, _pinned_options(ATTEST_NAME)) as ch:
         try:
             attest_pb2_grpc.AttestStub(ch).Report(report, timeout=timeout)
         except grpc.RpcError:
             log.debug("could not report the refusal to %s", target)
 
 
-def _add_port(server: grpc.Server, address: str, creds: grpc.ServerCredentials) -> int:
+def _add_port(server: grpc.Server, address: str, fetcher: _Fetcher) -> int:
+    creds = fetcher.credentials(mutual=fetcher.pins is not None)
     try:
         port = server.add_secure_port(address, creds)
     except RuntimeError as exc:
@@ -276,13 +373,9 @@ def _rpc_error(exc: grpc.RpcError, where: str) -> CvflError:
 
 
 def security_from_config(
-    cfg: AttestationConfig, *, valid_for: dt.timedelta = DEFAULT_VALIDITY, mtls_port: int = 0
+    cfg: AttestationConfig, *, terms: JobTerms, valid_for: dt.timedelta = DEFAULT_VALIDITY
 ) -> RatlsSecurity:
     """Build the RA-TLS channel security from the job's ``[attestation]`` settings."""
     return RatlsSecurity(
-        make_provider(cfg),
-        default_verifier(cfg),
-        cfg.policy,
-        valid_for=valid_for,
-        mtls_port=mtls_port,
+        make_provider(cfg), default_verifier(cfg), cfg.policy, terms=terms, valid_for=valid_for
     )

@@ -1,9 +1,14 @@
 """The server side of "attest, then pin": who gets pinned, and who may open a stream.
 
-:class:`LocalIdentity` holds this party's own RA-TLS credentials (made fresh, renewed before they
-expire). :class:`PinStore` is the set of client certificates that passed attestation; it feeds the
-trusted roots of the mutual-TLS port. :class:`Gatekeeper` admits a client (evidence, policy, proof
-of possession) and checks, on every stream, that the caller's certificate is a pinned one.
+:class:`LocalIdentity` holds this party's own RA-TLS credentials (made fresh with the party's job
+terms, renewed before they expire). :class:`PinStore` is the set of client certificates that passed
+attestation; it feeds the trusted roots of the mutual-TLS endpoint. :class:`Judge` decides on a
+peer's certificate (evidence, policy, job terms) for both ends of a connection;
+:class:`Gatekeeper` admits a client (the judge plus a proof of possession) and checks, on every
+stream, that the caller's certificate is a pinned one.
+
+A refusal is logged here with every field, expected and seen value; the unattested caller is told
+only the code and which fields failed (:func:`public_reason`), never this party's policy.
 """
 
 from __future__ import annotations
@@ -18,16 +23,19 @@ from cryptography.hazmat.primitives import serialization
 
 from cvfl.attestation.evidence import EvidenceProvider, QuoteVerifier, VerifiedEvidence
 from cvfl.attestation.policy import Policy
+from cvfl.attestation.terms import JobTerms, TermsError, check_peer_terms, terms_differences
+from cvfl.bridge.security import PeerInfo
 from cvfl.errors import AttestationError, mismatch
 from cvfl.logs import get_logger
 from cvfl.ratls import possession
 from cvfl.ratls.cert import (
     DEFAULT_VALIDITY,
+    AttestedCertificate,
     RatlsCredentials,
     fingerprint,
     load_certificate,
     make_certificate,
-    verify_certificate,
+    verify_attested,
 )
 from cvfl.ratls.serde import PROTOCOL_VERSION, AttestGrant, AttestOffer
 
@@ -36,6 +44,26 @@ log = get_logger(__name__)
 MAX_PINS = 256
 MAX_REFUSALS = 64
 MAX_REPORT_CHARS = 600
+MAX_CODE_CHARS = 64
+# What an unattested caller is told per refusal code: the failed check, not the local policy.
+_PUBLIC = {
+    "attestation.policy_identity": "your enclave identity is not in this party's policy",
+    "attestation.policy_debug": "debug enclaves are not accepted",
+    "attestation.policy_tcb_status": "your platform's TCB status is not accepted",
+    "attestation.policy_advisory": "an advisory of your platform is refused",
+    "attestation.policy_simulated": "simulated evidence is not accepted",
+    "ratls.possession": "the proof of possession of your certificate key did not verify",
+    "ratls.protocol_version": "another attest protocol version",
+}
+
+
+def public_reason(error: AttestationError) -> str:
+    """What a refused, unattested caller may learn: the code and the failed fields only."""
+    if isinstance(error, TermsError) and error.fields:
+        detail = "job terms not accepted: " + ", ".join(error.fields)
+    else:
+        detail = _PUBLIC.get(error.code, "your certificate or evidence did not verify")
+    return f"refused [{error.code}]: {detail} (this party's log names the expected values)"
 
 
 def describe(evidence: VerifiedEvidence) -> str:
@@ -58,21 +86,26 @@ class LocalIdentity:
         provider: EvidenceProvider,
         valid_for: dt.timedelta = DEFAULT_VALIDITY,
         *,
+        terms: JobTerms,
         credentials: RatlsCredentials | None = None,
     ) -> None:
         self.provider = provider
         self.valid_for = valid_for
+        self.terms = terms
         self.renew = credentials is None
         self._lock = threading.Lock()
-        self._creds = credentials or make_certificate(provider, valid_for=valid_for)
+        self._creds = credentials or self._make()
         self.generation = 0
+
+    def _make(self) -> RatlsCredentials:
+        return make_certificate(self.provider, valid_for=self.valid_for, terms=self.terms)
 
     def current(self) -> RatlsCredentials:
         """Return valid credentials, making new ones if these are past half their life."""
         with self._lock:
             left = self._creds.not_after - dt.datetime.now(dt.UTC)
             if self.renew and left < self.valid_for / 2:
-                self._creds = make_certificate(self.provider, valid_for=self.valid_for)
+                self._creds = self._make()
                 self.generation += 1
                 log.info("renewed this party's RA-TLS certificate (generation %s)", self.generation)
             return self._creds
@@ -85,7 +118,12 @@ class Pin:
     fingerprint: str
     cert_pem: bytes
     not_after: dt.datetime
-    description: str
+    peer: PeerInfo
+
+    @property
+    def description(self) -> str:
+        """How this party saw the client."""
+        return self.peer.description
 
 
 class PinStore:
@@ -131,15 +169,64 @@ class PinStore:
             self.version += 1
 
 
+class Judge:
+    """Decides on a peer's certificate: evidence, policy, then the attested job terms.
+
+    For the other party, the terms must fit this job and the policy's requirements on the peer;
+    for this party's own workers (``same_party``) they must equal this party's terms exactly.
+    """
+
+    def __init__(
+        self,
+        verifier: QuoteVerifier,
+        policy: Policy,
+        own_terms: JobTerms,
+        peer_role: str,
+        *,
+        same_party: bool = False,
+    ) -> None:
+        self.verifier = verifier
+        self.policy = policy
+        self.own_terms = own_terms
+        self.peer_role = peer_role
+        self.same_party = same_party
+
+    def judge(self, cert: bytes) -> AttestedCertificate:
+        """Verify ``cert`` and check its terms.
+
+        Raises:
+            AttestationError: naming what failed with the expected and seen values.
+        """
+        attested = verify_attested(cert, self.verifier, self.policy)
+        if self.same_party:
+            _check_same_terms(self.own_terms, attested.terms)
+        else:
+            check_peer_terms(
+                self.own_terms, attested.terms, self.policy.peer, peer_role=self.peer_role
+            )
+        return attested
+
+
+def _check_same_terms(own: JobTerms, seen: JobTerms | None) -> None:
+    if seen is None:
+        raise TermsError(mismatch("terms", "this party's own job terms", "none"), ("terms",))
+    problems = terms_differences(own, seen)
+    if problems:
+        fields = tuple(p.split(":", 1)[0] for p in problems)
+        raise TermsError("not this party's own terms: " + "; ".join(problems), fields)
+
+
+def peer_info(attested: AttestedCertificate) -> PeerInfo:
+    """The :class:`PeerInfo` streams see for an attested certificate."""
+    return PeerInfo(describe(attested.evidence), attested.terms, attested.cert_der)
+
+
 class Gatekeeper:
     """Admits attested clients into the pin set and vouches for callers of each stream."""
 
-    def __init__(
-        self, identity: LocalIdentity, verifier: QuoteVerifier, policy: Policy, pins: PinStore
-    ) -> None:
+    def __init__(self, identity: LocalIdentity, judge: Judge, pins: PinStore) -> None:
         self.identity = identity
-        self.verifier = verifier
-        self.policy = policy
+        self.judge = judge
         self.pins = pins
         self.refusals: collections.deque[AttestationError] = collections.deque(maxlen=MAX_REFUSALS)
         self.peer_refusals: collections.deque[str] = collections.deque(maxlen=MAX_REFUSALS)
@@ -152,16 +239,16 @@ class Gatekeeper:
 
     def note_peer_refusal(self, code: str, message: str) -> None:
         """Record a client's (unauthenticated) report that it refused this server's evidence."""
-        text = "".join(ch if ch.isprintable() else "?" for ch in f"[{code}] {message}")
-        text = text[:MAX_REPORT_CHARS]
+        raw = f"[{code[:MAX_CODE_CHARS]}] {message[:MAX_REPORT_CHARS]}"
+        text = "".join(ch if ch.isprintable() else "?" for ch in raw)
         self.peer_refusals.append(text)
         log.warning("a client refused this server's evidence: %s", text)
 
-    def admit(self, offer: AttestOffer, server_cert_der: bytes, mtls_port: int) -> AttestGrant:
+    def admit(self, offer: AttestOffer, server_cert_der: bytes) -> AttestGrant:
         """Verify a client's offer and pin its certificate.
 
         Raises:
-            AttestationError: protocol version, evidence, policy or proof of possession failed.
+            AttestationError: protocol version, evidence, policy, terms or proof of possession.
         """
         try:
             if offer.protocol_version != PROTOCOL_VERSION:
@@ -169,7 +256,7 @@ class Gatekeeper:
                     mismatch("attest protocol_version", PROTOCOL_VERSION, offer.protocol_version),
                     code="ratls.protocol_version",
                 )
-            evidence = verify_certificate(offer.certificate_der, self.verifier, self.policy)
+            attested = self.judge.judge(offer.certificate_der)
             possession.check(offer.possession_signature, server_cert_der, offer.certificate_der)
         except AttestationError as exc:
             raise self.refuse(exc) from None
@@ -178,16 +265,14 @@ class Gatekeeper:
             fingerprint=fingerprint(offer.certificate_der),
             cert_pem=cert.public_bytes(serialization.Encoding.PEM),
             not_after=cert.not_valid_after_utc,
-            description=describe(evidence),
+            peer=peer_info(attested),
         )
         self.pins.add(pin)
         log.info("pinned client certificate sha256=%s… (%s)", pin.fingerprint[:16], pin.description)
         ttl = max(0, int((pin.not_after - dt.datetime.now(dt.UTC)).total_seconds()))
-        return AttestGrant(
-            mtls_port=mtls_port, peer_description=pin.description, pin_ttl_seconds=ttl
-        )
+        return AttestGrant(peer_description=pin.description, pin_ttl_seconds=ttl)
 
-    def authorize_pem(self, pem: bytes | None) -> str:
+    def authorize_pem(self, pem: bytes | None) -> PeerInfo:
         """Check the caller's certificate (from the TLS auth context) against the pins.
 
         Raises:
@@ -221,4 +306,4 @@ class Gatekeeper:
                     code="ratls.not_pinned",
                 )
             )
-        return pin.description
+        return pin.peer

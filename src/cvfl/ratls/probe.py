@@ -6,7 +6,7 @@ import socket
 import ssl
 
 from cvfl.errors import ConfigError, PeerUnavailableError, mismatch
-from cvfl.ratls.cert import TARGET_NAME
+from cvfl.ratls.cert import ATTEST_NAME
 
 
 def split_target(target: str) -> tuple[str, int]:
@@ -21,8 +21,12 @@ def split_target(target: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def fetch_certificate(host: str, port: int, timeout: float) -> bytes:
+def fetch_certificate(
+    host: str, port: int, timeout: float, *, server_name: str = ATTEST_NAME
+) -> bytes:
     """Return the DER certificate the TLS server at ``host:port`` presents (unverified).
+
+    ``server_name`` is sent as SNI: a cvfl front door routes it (the attest route by default).
 
     Raises:
         PeerUnavailableError: the server could not be reached or the TLS handshake failed.
@@ -36,7 +40,7 @@ def fetch_certificate(host: str, port: int, timeout: float) -> bytes:
     try:
         with (
             socket.create_connection((bare, port), timeout=timeout) as sock,
-            ctx.wrap_socket(sock, server_hostname=TARGET_NAME) as tls,
+            ctx.wrap_socket(sock, server_hostname=server_name) as tls,
         ):
             der = tls.getpeercert(binary_form=True)
     except (OSError, ssl.SSLError) as exc:

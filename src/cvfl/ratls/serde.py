@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from cvfl.wire import attest_pb2
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -20,9 +20,8 @@ class AttestOffer:
 
 @dataclass(frozen=True)
 class AttestGrant:
-    """The server's answer: where mutual TLS now accepts the client, and how it saw it."""
+    """The server's answer: how it saw the client, and for how long the pin holds."""
 
-    mtls_port: int
     peer_description: str
     pin_ttl_seconds: int
 
@@ -48,7 +47,6 @@ def offer_from_proto(msg: attest_pb2.AttestRequest) -> AttestOffer:
 def grant_to_proto(grant: AttestGrant) -> attest_pb2.AttestResponse:
     """Convert a grant to its response message."""
     return attest_pb2.AttestResponse(
-        mtls_port=grant.mtls_port,
         peer_description=grant.peer_description,
         pin_ttl_seconds=grant.pin_ttl_seconds,
     )
@@ -57,7 +55,6 @@ def grant_to_proto(grant: AttestGrant) -> attest_pb2.AttestResponse:
 def grant_from_proto(msg: attest_pb2.AttestResponse) -> AttestGrant:
     """Convert a response message to a grant."""
     return AttestGrant(
-        mtls_port=int(msg.mtls_port),
         peer_description=str(msg.peer_description),
         pin_ttl_seconds=int(msg.pin_ttl_seconds),
     )

@@ -1,14 +1,68 @@
-"""Choose the bridge's channel security from a job file: attested RA-TLS unless asked otherwise."""
+"""Choose a command's channel security from a job file: attested RA-TLS unless asked otherwise."""
 
 from __future__ import annotations
 
+from cvfl.attestation.config import AttestationConfig
+from cvfl.attestation.terms import JobTerms
 from cvfl.bridge.security import ChannelSecurity, PlaintextSecurity
 from cvfl.errors import ConfigError
+from cvfl.psi.config import PsiConfig
+from cvfl.sealing import SealingConfig
 from cvfl.train.config import JobConfig
 
 
-def security_for(cfg: JobConfig) -> ChannelSecurity:
-    """RA-TLS from ``[attestation]`` (the default), or plaintext when ``security = "insecure"``."""
+def sealing_kind(sealing: SealingConfig | None) -> str:
+    """The ``sealing`` term for a ``[sealing]`` table (``"none"`` without one)."""
+    if sealing is None:
+        return "none"
+    if sealing.provider == "gramine":
+        return "gramine" if sealing.gramine_key == "mrenclave" else "gramine-mrsigner"
+    return sealing.provider
+
+
+def job_terms(
+    *,
+    job_id: str,
+    role: str,
+    command: str,
+    sealing: SealingConfig | None,
+    plaintext_outputs: bool,
+    psi: PsiConfig | None,
+    attestation: AttestationConfig,
+) -> JobTerms:
+    """This party's terms for ``command`` (what its evidence binds and the peer checks)."""
+    return JobTerms(
+        job_id=job_id,
+        role=role,
+        command=command,
+        sealing=sealing_kind(sealing),
+        plaintext_outputs=plaintext_outputs,
+        psi_mode=psi.mode if psi is not None else "ecdh",
+        policy_digest=attestation.policy.digest(),
+    )
+
+
+def terms_for(cfg: JobConfig, command: str) -> JobTerms:
+    """This party's terms for ``command`` from a loaded job file (needs ``[attestation]``)."""
+    assert cfg.attestation is not None
+    return job_terms(
+        job_id=cfg.job.id,
+        role=cfg.role,
+        command=command,
+        sealing=cfg.sealing,
+        plaintext_outputs=cfg.job.plaintext_outputs,
+        psi=cfg.psi,
+        attestation=cfg.attestation,
+    )
+
+
+def security_for(cfg: JobConfig, command: str) -> ChannelSecurity:
+    """RA-TLS from ``[attestation]`` (the default), or plaintext when ``security = "insecure"``.
+
+    Args:
+        cfg: The job.
+        command: What this process runs (``"train"``, ``"predict"``, ...): part of its terms.
+    """
     if cfg.peer.security == "insecure":
         return PlaintextSecurity()
     if cfg.attestation is None:
@@ -19,4 +73,4 @@ def security_for(cfg: JobConfig) -> ChannelSecurity:
         )
     from cvfl.ratls import security_from_config
 
-    return security_from_config(cfg.attestation)
+    return security_from_config(cfg.attestation, terms=terms_for(cfg, command))

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63vfl/wire/attest.proto\x12\x07\x63vfl.v1\"`\n\rAttestRequest\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x17\n\x0f\x63\x65rtificate_der\x18\x02 \x01(\x0c\x12\x1c\n\x14possession_signature\x18\x03 \x01(\x0c\"V\n\x0e\x41ttestResponse\x12\x11\n\tmtls_port\x18\x01 \x01(\r\x12\x18\n\x10peer_description\x18\x02 \x01(\t\x12\x17\n\x0fpin_ttl_seconds\x18\x03 \x01(\x04\"\x10\n\x0e\x43onfirmRequest\"+\n\x0f\x43onfirmResponse\x12\x18\n\x10peer_description\x18\x01 \x01(\t\".\n\rRefusalReport\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x0c\n\nRefusalAck2\xb8\x01\n\x06\x41ttest\x12\x39\n\x06\x41ttest\x12\x16.cvfl.v1.AttestRequest\x1a\x17.cvfl.v1.AttestResponse\x12<\n\x07\x43onfirm\x12\x17.cvfl.v1.ConfirmRequest\x1a\x18.cvfl.v1.ConfirmResponse\x12\x35\n\x06Report\x12\x16.cvfl.v1.RefusalReport\x1a\x13.cvfl.v1.RefusalAckb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63vfl/wire/attest.proto\x12\x07\x63vfl.v1\"`\n\rAttestRequest\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x17\n\x0f\x63\x65rtificate_der\x18\x02 \x01(\x0c\x12\x1c\n\x14possession_signature\x18\x03 \x01(\x0c\"I\n\x0e\x41ttestResponse\x12\x18\n\x10peer_description\x18\x02 \x01(\t\x12\x17\n\x0fpin_ttl_seconds\x18\x03 \x01(\x04J\x04\x08\x01\x10\x02\"\x10\n\x0e\x43onfirmRequest\"+\n\x0f\x43onfirmResponse\x12\x18\n\x10peer_description\x18\x01 \x01(\t\".\n\rRefusalReport\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x0c\n\nRefusalAck2\xb8\x01\n\x06\x41ttest\x12\x39\n\x06\x41ttest\x12\x16.cvfl.v1.AttestRequest\x1a\x17.cvfl.v1.AttestResponse\x12<\n\x07\x43onfirm\x12\x17.cvfl.v1.ConfirmRequest\x1a\x18.cvfl.v1.ConfirmResponse\x12\x35\n\x06Report\x12\x16.cvfl.v1.RefusalReport\x1a\x13.cvfl.v1.RefusalAckb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,15 +34,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ATTESTREQUEST']._serialized_start=35
   _globals['_ATTESTREQUEST']._serialized_end=131
   _globals['_ATTESTRESPONSE']._serialized_start=133
-  _globals['_ATTESTRESPONSE']._serialized_end=219
-  _globals['_CONFIRMREQUEST']._serialized_start=221
-  _globals['_CONFIRMREQUEST']._serialized_end=237
-  _globals['_CONFIRMRESPONSE']._serialized_start=239
-  _globals['_CONFIRMRESPONSE']._serialized_end=282
-  _globals['_REFUSALREPORT']._serialized_start=284
-  _globals['_REFUSALREPORT']._serialized_end=330
-  _globals['_REFUSALACK']._serialized_start=332
-  _globals['_REFUSALACK']._serialized_end=344
-  _globals['_ATTEST']._serialized_start=347
-  _globals['_ATTEST']._serialized_end=531
+  _globals['_ATTESTRESPONSE']._serialized_end=206
+  _globals['_CONFIRMREQUEST']._serialized_start=208
+  _globals['_CONFIRMREQUEST']._serialized_end=224
+  _globals['_CONFIRMRESPONSE']._serialized_start=226
+  _globals['_CONFIRMRESPONSE']._serialized_end=269
+  _globals['_REFUSALREPORT']._serialized_start=271
+  _globals['_REFUSALREPORT']._serialized_end=317
+  _globals['_REFUSALACK']._serialized_start=319
+  _globals['_REFUSALACK']._serialized_end=331
+  _globals['_ATTEST']._serialized_start=334
+  _globals['_ATTEST']._serialized_end=518
 # @@protoc_insertion_point(module_scope)

@@ -15,14 +15,12 @@ class AttestRequest(_message.Message):
     def __init__(self, protocol_version: _Optional[int] = ..., certificate_der: _Optional[bytes] = ..., possession_signature: _Optional[bytes] = ...) -> None: ...
 
 class AttestResponse(_message.Message):
-    __slots__ = ("mtls_port", "peer_description", "pin_ttl_seconds")
-    MTLS_PORT_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("peer_description", "pin_ttl_seconds")
     PEER_DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     PIN_TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
-    mtls_port: int
     peer_description: str
     pin_ttl_seconds: int
-    def __init__(self, mtls_port: _Optional[int] = ..., peer_description: _Optional[str] = ..., pin_ttl_seconds: _Optional[int] = ...) -> None: ...
+    def __init__(self, peer_description: _Optional[str] = ..., pin_ttl_seconds: _Optional[int] = ...) -> None: ...
 
 class ConfirmRequest(_message.Message):
     __slots__ = ()
