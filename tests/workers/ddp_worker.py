@@ -91,7 +91,14 @@ class Recorder:
 
 def run(rank: int, out: str, master_port: int, enrol_port: int) -> None:
     ctx = WorkerContext(rank, WORLD, "127.0.0.1", master_port, enrol_port)
-    group = join_group(ctx, PlaintextSecurity(), job_id="job-w", role="leader", timeout=30.0)
+    group = join_group(
+        ctx,
+        PlaintextSecurity(),
+        job_id="job-w",
+        role="leader",
+        timeout=30.0,
+        party_key=bytes(32),
+    )
     result: dict[str, Any] = {}
     recorder = Recorder()
     model = make_model(seed=rank)  # rank 0's parameters must reach rank 1 (sealed broadcast)

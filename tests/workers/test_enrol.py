@@ -1,4 +1,9 @@
-"""Enrolment over real gRPC servers on loopback, in plaintext and through attested RA-TLS."""
+"""Enrolment over real gRPC servers on loopback, in plaintext and through attested RA-TLS.
+
+With RA-TLS, rank 0 serves through the party's own-party security (same enclave, same terms,
+same role) and every caller must prove the party key; the other party's enclave — same code,
+its operator's job file — gets no key and cannot stop rank 0's group.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +17,15 @@ from typing import Any
 import pytest
 
 from cvfl.bridge.security import ChannelSecurity, PlaintextSecurity
-from cvfl.errors import AttestationError, PeerUnavailableError, ProtocolError
+from cvfl.errors import AttestationError, ConfigError, PeerUnavailableError, ProtocolError
+from cvfl.ratls import RatlsSecurity
 from cvfl.workers import WorkerContext
 from cvfl.workers.enrol import EnrolServer, enrol, enrol_group
 from cvfl.workers.serde import EnrolClaim, EnrolGrant
-from tests.ratls.helpers import OTHER_MEASUREMENT, CraftedProvider, security
+from tests.ratls.helpers import OTHER_MEASUREMENT, CraftedProvider, security, terms
 
 KEY = bytes(range(32))
+PARTY = bytes(range(100, 132))  # the leader's party key (derived from its sealing key)
 OWN = EnrolClaim("job-1", "leader", 0, 3)
 TIMEOUT = 10.0
 
@@ -34,7 +41,7 @@ def plaintext() -> ChannelSecurity:
 
 
 def ratls() -> ChannelSecurity:
-    return security()
+    return security().for_own_party()
 
 
 SECURITIES: dict[str, Callable[[], ChannelSecurity]] = {"plaintext": plaintext, "ratls": ratls}
@@ -42,7 +49,7 @@ SECURITIES: dict[str, Callable[[], ChannelSecurity]] = {"plaintext": plaintext, 
 
 @contextmanager
 def serving(make: Callable[[], ChannelSecurity], own: EnrolClaim = OWN) -> Iterator[EnrolServer]:
-    server = EnrolServer(make(), "127.0.0.1:0", own, KEY)
+    server = EnrolServer(make(), "127.0.0.1:0", own, KEY, PARTY)
     try:
         yield server
     finally:
@@ -63,7 +70,7 @@ def test_all_ranks_enrol_and_get_the_key(kind: str) -> None:
     make = SECURITIES[kind]
     with serving(make) as server, ThreadPoolExecutor(2) as pool:
         grants = list(
-            pool.map(lambda r: enrol(make(), target(server), claim(rank=r), TIMEOUT), [1, 2])
+            pool.map(lambda r: enrol(make(), target(server), claim(rank=r), TIMEOUT, PARTY), [1, 2])
         )
         enrolled = server.wait(TIMEOUT)
     assert sorted(enrolled) == [1, 2]
@@ -91,7 +98,7 @@ def test_mismatch_refused_on_both_sides(kind: str, bad: EnrolClaim, expect: str)
     make = SECURITIES[kind]
     with serving(make) as server:
         with pytest.raises(ProtocolError) as client_err:
-            enrol(make(), target(server), bad, TIMEOUT)
+            enrol(make(), target(server), bad, TIMEOUT, PARTY)
         with pytest.raises(ProtocolError) as server_err:
             server.wait(TIMEOUT)
     assert client_err.value.code == server_err.value.code == "workers.enrol_refused"
@@ -104,10 +111,10 @@ def test_mismatch_refused_on_both_sides(kind: str, bad: EnrolClaim, expect: str)
 def test_rank_enrolling_twice_is_refused(kind: str) -> None:
     make = SECURITIES[kind]
     with serving(make) as server:
-        first = enrol(make(), target(server), claim(rank=1), TIMEOUT)
+        first = enrol(make(), target(server), claim(rank=1), TIMEOUT, PARTY)
         assert first.group_key == KEY
         with pytest.raises(ProtocolError) as info:
-            enrol(make(), target(server), claim(rank=1), TIMEOUT)
+            enrol(make(), target(server), claim(rank=1), TIMEOUT, PARTY)
         with pytest.raises(ProtocolError) as at_root:
             server.wait(TIMEOUT)
     expect = "rank: expected a rank not enrolled yet, seen 1 (already enrolled)"
@@ -116,11 +123,13 @@ def test_rank_enrolling_twice_is_refused(kind: str) -> None:
 
 def test_unattested_worker_gets_no_key_and_root_names_the_missing_rank() -> None:
     with serving(ratls) as server:
-        outsider = security(CraftedProvider(mr_enclave=OTHER_MEASUREMENT))
+        outsider = security(CraftedProvider(mr_enclave=OTHER_MEASUREMENT)).for_own_party()
         with pytest.raises(AttestationError) as info:
-            enrol(outsider, target(server), claim(rank=1), TIMEOUT)
+            enrol(outsider, target(server), claim(rank=1), TIMEOUT, PARTY)
+        # Another enclave is not this one: the outsider's own-party check refuses rank 0 first.
+        assert info.value.code == "attestation.policy_identity"
         assert "mr_enclave" in info.value.message and OTHER_MEASUREMENT.hex() in info.value.message
-        enrol(ratls(), target(server), claim(rank=2), TIMEOUT)
+        enrol(ratls(), target(server), claim(rank=2), TIMEOUT, PARTY)
         with pytest.raises(PeerUnavailableError) as missing:
             server.wait(0.5)
     assert missing.value.code == "workers.enrol_timeout"
@@ -130,7 +139,7 @@ def test_unattested_worker_gets_no_key_and_root_names_the_missing_rank() -> None
 
 def test_unreachable_root_times_out() -> None:
     with pytest.raises(PeerUnavailableError) as info:
-        enrol(plaintext(), f"127.0.0.1:{free_port()}", claim(), 1.0)
+        enrol(plaintext(), f"127.0.0.1:{free_port()}", claim(), 1.0, PARTY)
     assert info.value.code == "workers.enrol_unreachable"
 
 
@@ -142,7 +151,15 @@ def test_enrol_group_through_ratls_agrees_one_fresh_key() -> None:
         ctxs = [WorkerContext(r, 3, "127.0.0.1", master, enrol_port) for r in range(3)]
         with ThreadPoolExecutor(3) as pool:
             run = [
-                pool.submit(enrol_group, c, ratls(), job_id="job-1", role="leader", timeout=TIMEOUT)
+                pool.submit(
+                    enrol_group,
+                    c,
+                    security(),
+                    job_id="job-1",
+                    role="leader",
+                    timeout=TIMEOUT,
+                    party_key=PARTY,
+                )
                 for c in ctxs
             ]
             keys.append([f.result() for f in run])
@@ -165,7 +182,7 @@ def test_single_worker_needs_no_network() -> None:
             raise AssertionError("authorised")
 
     ctx = WorkerContext(0, 1, "127.0.0.1", 1, 2)
-    key = enrol_group(ctx, NoNetwork(), job_id="j", role="leader", timeout=1.0)
+    key = enrol_group(ctx, NoNetwork(), job_id="j", role="leader", timeout=1.0, party_key=None)
     assert len(key) == 32
 
 
@@ -176,7 +193,7 @@ def test_key_never_logged(caplog: pytest.LogCaptureFixture) -> None:
         threads = [
             threading.Thread(
                 target=lambda r=r: grants.append(
-                    enrol(plaintext(), target(server), claim(rank=r), TIMEOUT)
+                    enrol(plaintext(), target(server), claim(rank=r), TIMEOUT, PARTY)
                 )
             )
             for r in (1, 2)
@@ -189,3 +206,56 @@ def test_key_never_logged(caplog: pytest.LogCaptureFixture) -> None:
     text = caplog.text
     assert "rank 1 enrolled" in text and "rank 2 enrolled" in text
     assert KEY.hex() not in text and repr(KEY) not in text
+
+
+def server_refusals(server: EnrolServer) -> str:
+    sec = server.security
+    assert isinstance(sec, RatlsSecurity)
+    return " | ".join(e.message for e in sec.refusals)
+
+
+def test_peer_enclave_as_follower_gets_nowhere_and_root_carries_on() -> None:
+    """The other party runs the same enclave; attesting its own (follower) terms gets no key."""
+    with serving(ratls) as server:
+        peer = security(role="follower")  # its ordinary channel: it accepts a leader
+        with pytest.raises(AttestationError) as info:
+            enrol(peer, target(server), claim(rank=1), TIMEOUT, PARTY)
+        assert info.value.code == "attestation.terms" and "role" in info.value.message
+        assert "role: expected leader, seen follower" in server_refusals(server)
+        assert server.registry.failure is None
+        enrol(ratls(), target(server), claim(rank=1), TIMEOUT, PARTY)
+        enrol(ratls(), target(server), claim(rank=2), TIMEOUT, PARTY)
+        assert sorted(server.wait(TIMEOUT)) == [1, 2]  # the group was not stopped
+
+
+def test_peer_enclave_claiming_the_leader_role_lacks_the_party_key() -> None:
+    """Its operator can copy the leader's terms into its job file; not the leader's key."""
+    with serving(ratls) as server:
+        impostor = security(job_terms=terms("leader")).for_own_party()
+        stolen_terms = impostor.terms == server.security.terms  # type: ignore[attr-defined]
+        assert stolen_terms
+        with pytest.raises(AttestationError) as info:
+            enrol(impostor, target(server), claim(rank=1), TIMEOUT, bytes(32))
+        assert info.value.code == "workers.enrol_proof"
+        assert "party secret proof" in info.value.message
+        assert server.registry.enrolled == {} and server.registry.failure is None
+        enrol(ratls(), target(server), claim(rank=1), TIMEOUT, PARTY)
+        enrol(ratls(), target(server), claim(rank=2), TIMEOUT, PARTY)
+        assert sorted(server.wait(TIMEOUT)) == [1, 2]
+
+
+@pytest.mark.parametrize("kind", sorted(SECURITIES))
+def test_worker_without_the_party_secret_is_refused(kind: str) -> None:
+    make = SECURITIES[kind]
+    with serving(make) as server:
+        with pytest.raises(AttestationError) as info:
+            enrol(make(), target(server), claim(rank=1), TIMEOUT, bytes(range(32)))
+        assert info.value.code == "workers.enrol_proof"
+        assert server.registry.enrolled == {} and server.registry.failure is None
+
+
+def test_several_workers_without_a_sealing_key_are_refused_at_start() -> None:
+    ctx = WorkerContext(1, 2, "127.0.0.1", free_port(), free_port())
+    with pytest.raises(ConfigError) as info:
+        enrol_group(ctx, plaintext(), job_id="j", role="leader", timeout=1.0, party_key=None)
+    assert info.value.code == "workers.no_party_key" and "[sealing]" in info.value.message

@@ -95,6 +95,7 @@ def test_single_worker_group_is_local() -> None:
         job_id="j",
         role="leader",
         timeout=1.0,
+        party_key=None,
     )
     import torch
 
@@ -115,13 +116,20 @@ def test_failed_rendezvous_is_a_peer_unavailable_error() -> None:
     from cvfl.workers.enrol import EnrolServer
     from cvfl.workers.serde import EnrolClaim
 
-    root = EnrolServer(
-        ddp_worker.PlaintextSecurity(), "127.0.0.1:0", EnrolClaim("j", "leader", 0, 2), bytes(32)
-    )
+    own = EnrolClaim("j", "leader", 0, 2)
+    party = bytes(range(32))
+    root = EnrolServer(ddp_worker.PlaintextSecurity(), "127.0.0.1:0", own, bytes(32), party)
     try:
         ctx = WorkerContext(1, 2, "127.0.0.1", free_port(), root.port)
         with pytest.raises(PeerUnavailableError) as info:
-            join_group(ctx, ddp_worker.PlaintextSecurity(), job_id="j", role="leader", timeout=2.0)
+            join_group(
+                ctx,
+                ddp_worker.PlaintextSecurity(),
+                job_id="j",
+                role="leader",
+                timeout=2.0,
+                party_key=party,
+            )
     finally:
         root.stop(0)
     assert info.value.code == "workers.rendezvous"

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63vfl/wire/workers.proto\x12\x07\x63vfl.v1\"h\n\x0c\x45nrolRequest\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0c\n\x04rank\x18\x04 \x01(\r\x12\x12\n\nworld_size\x18\x05 \x01(\r\"<\n\rEnrolResponse\x12\x11\n\tgroup_key\x18\x01 \x01(\x0c\x12\x18\n\x10peer_description\x18\x02 \x01(\t2A\n\x07Workers\x12\x36\n\x05\x45nrol\x12\x15.cvfl.v1.EnrolRequest\x1a\x16.cvfl.v1.EnrolResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63vfl/wire/workers.proto\x12\x07\x63vfl.v1\"w\n\x0c\x45nrolRequest\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0c\n\x04rank\x18\x04 \x01(\r\x12\x12\n\nworld_size\x18\x05 \x01(\r\x12\r\n\x05proof\x18\x06 \x01(\x0c\"<\n\rEnrolResponse\x12\x11\n\tgroup_key\x18\x01 \x01(\x0c\x12\x18\n\x10peer_description\x18\x02 \x01(\t2A\n\x07Workers\x12\x36\n\x05\x45nrol\x12\x15.cvfl.v1.EnrolRequest\x1a\x16.cvfl.v1.EnrolResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,9 +32,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cvfl.wire.workers_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ENROLREQUEST']._serialized_start=36
-  _globals['_ENROLREQUEST']._serialized_end=140
-  _globals['_ENROLRESPONSE']._serialized_start=142
-  _globals['_ENROLRESPONSE']._serialized_end=202
-  _globals['_WORKERS']._serialized_start=204
-  _globals['_WORKERS']._serialized_end=269
+  _globals['_ENROLREQUEST']._serialized_end=155
+  _globals['_ENROLRESPONSE']._serialized_start=157
+  _globals['_ENROLRESPONSE']._serialized_end=217
+  _globals['_WORKERS']._serialized_start=219
+  _globals['_WORKERS']._serialized_end=284
 # @@protoc_insertion_point(module_scope)

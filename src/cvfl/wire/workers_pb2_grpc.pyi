@@ -3,11 +3,13 @@
 isort:skip_file
 Enrolment of a party's data-parallel workers (DESIGN.md section 8, scale-out).
 
-Rank 0 serves Workers on its enrolment port through the party's channel security (RA-TLS:
-both sides' evidence is verified against the party's own policy before any call). Every other
-rank calls Enrol once with its claim; rank 0 checks the claim against its own and answers with
-the group key that seals gradient buckets and collectives for this run. A refused claim ends
-the call with FAILED_PRECONDITION and a message naming the field, expected and seen values.
+Rank 0 serves Workers on its enrolment port through the party's own-party channel security
+(RA-TLS: the caller must be the same enclave with the same attested job terms and role). Every
+other rank calls Enrol once with its claim and a proof that it holds the party key (derived
+from the party's sealing key); rank 0 checks the proof, then the claim against its own, and
+answers with the group key that seals gradient buckets and collectives for this run. A bad
+proof ends the call with PERMISSION_DENIED; a refused claim with FAILED_PRECONDITION and a
+message naming the field, expected and seen values.
 """
 
 from collections import abc as _abc

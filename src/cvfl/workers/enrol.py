@@ -1,10 +1,13 @@
-"""Enrolment: rank 0 admits the party's other workers through the channel security.
+"""Enrolment: rank 0 admits the party's other workers, and nobody else.
 
-Rank 0 serves ``cvfl.v1.Workers`` bound through the party's :class:`ChannelSecurity` (RA-TLS:
-both sides' evidence is verified against the party's own policy before any call reaches the
-servicer, which then checks the caller with ``authorize``). Each other rank dials it, claims
-``{job_id, role, rank, world_size}`` and receives the run's group key. A claim that does not fit
-is refused with a ``mismatch(...)`` message the caller sees as its error and rank 0 raises too.
+Rank 0 serves ``cvfl.v1.Workers`` bound through the party's own-party channel security
+(:meth:`ChannelSecurity.for_own_party`; with RA-TLS the caller must run this very enclave with
+exactly this party's attested job terms and role). Each other rank dials it, claims
+``{job_id, role, rank, world_size}`` with a proof that it holds the party key
+(:mod:`cvfl.workers.proof`) and receives the run's group key. A call without a valid proof is
+refused and logged, and rank 0 carries on (a stranger cannot stop the group); a proven claim that
+does not fit is refused with a ``mismatch(...)`` message the caller sees as its error and rank 0
+raises too.
 """
 
 from __future__ import annotations
@@ -18,11 +21,18 @@ from concurrent import futures
 import grpc
 
 from cvfl.bridge.security import SERVER_OPTIONS, ChannelSecurity
-from cvfl.errors import AttestationError, PeerUnavailableError, ProtocolError, mismatch
+from cvfl.errors import (
+    AttestationError,
+    ConfigError,
+    PeerUnavailableError,
+    ProtocolError,
+    mismatch,
+)
 from cvfl.logs import get_logger
 from cvfl.wire import workers_pb2, workers_pb2_grpc
 from cvfl.workers.buckets import KEY_SIZE
 from cvfl.workers.context import WorkerContext
+from cvfl.workers.proof import check_proof, make_proof
 from cvfl.workers.serde import (
     EnrolClaim,
     EnrolGrant,
@@ -116,11 +126,12 @@ class Registry:
 
 
 class WorkersServicer(workers_pb2_grpc.WorkersServicer):
-    """Translates ``Enrol`` calls and delegates to the registry after ``authorize``."""
+    """Translates ``Enrol`` calls; delegates to the registry after ``authorize`` and the proof."""
 
-    def __init__(self, security: ChannelSecurity, registry: Registry) -> None:
+    def __init__(self, security: ChannelSecurity, registry: Registry, party_key: bytes) -> None:
         self._security = security
         self._registry = registry
+        self._party_key = party_key
 
     def Enrol(  # noqa: N802 - gRPC's method name
         self, request: workers_pb2.EnrolRequest, context: grpc.ServicerContext
@@ -133,7 +144,15 @@ class WorkersServicer(workers_pb2_grpc.WorkersServicer):
             context.set_trailing_metadata(((ERROR_CODE_KEY, exc.code),))
             context.abort(grpc.StatusCode.PERMISSION_DENIED, exc.message)
         try:
-            grant = self._registry.admit(claim_from_proto(request), peer)
+            claim = claim_from_proto(request)
+            own = self._security.local_certificate
+            check_proof(self._party_key, claim, own, bytes(request.proof))
+        except ProtocolError as exc:  # not one of ours: refuse, and keep serving our own
+            log.warning("workers: refused an enrolment from %s: %s", peer.description, exc)
+            context.set_trailing_metadata(((ERROR_CODE_KEY, exc.code),))
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, exc.message)
+        try:
+            grant = self._registry.admit(claim, peer.description)
         except ProtocolError as exc:
             context.set_trailing_metadata(((ERROR_CODE_KEY, exc.code),))
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, exc.message)
@@ -144,17 +163,24 @@ class EnrolServer:
     """Rank 0's enrolment service, bound through ``security`` on ``address``."""
 
     def __init__(
-        self, security: ChannelSecurity, address: str, own: EnrolClaim, key: bytes
+        self,
+        security: ChannelSecurity,
+        address: str,
+        own: EnrolClaim,
+        key: bytes,
+        party_key: bytes,
     ) -> None:
         self.registry = Registry(own, key)
+        self.security = security
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="cvfl-enrol"),
             options=SERVER_OPTIONS,
         )
         workers_pb2_grpc.add_WorkersServicer_to_server(
-            WorkersServicer(security, self.registry), self._server
+            WorkersServicer(security, self.registry, party_key), self._server
         )
-        self.port = security.bind(self._server, address)
+        self._binding = security.bind(self._server, address)
+        self.port = self._binding.port
         self._server.start()
         self._stopped = False
         log.info(
@@ -174,9 +200,12 @@ class EnrolServer:
         if not self._stopped:
             self._stopped = True
             self._server.stop(grace).wait()
+            self._binding.close()
 
 
-def enrol(security: ChannelSecurity, target: str, claim: EnrolClaim, timeout: float) -> EnrolGrant:
+def enrol(
+    security: ChannelSecurity, target: str, claim: EnrolClaim, timeout: float, party_key: bytes
+) -> EnrolGrant:
     """Enrol with rank 0 at ``target``, retrying with jittered backoff until ``timeout``.
 
     Raises:
@@ -188,7 +217,7 @@ def enrol(security: ChannelSecurity, target: str, claim: EnrolClaim, timeout: fl
     delay, last = 0.05, "not tried"
     while (remaining := deadline - time.monotonic()) > 0:
         try:
-            return _enrol_once(security, target, claim, remaining)
+            return _enrol_once(security, target, claim, remaining, party_key)
         except PeerUnavailableError as exc:
             last = exc.message
         log.debug("workers: rank 0 at %s not reachable yet (%s); retrying", target, last)
@@ -201,12 +230,14 @@ def enrol(security: ChannelSecurity, target: str, claim: EnrolClaim, timeout: fl
 
 
 def _enrol_once(
-    security: ChannelSecurity, target: str, claim: EnrolClaim, remaining: float
+    security: ChannelSecurity, target: str, claim: EnrolClaim, remaining: float, party_key: bytes
 ) -> EnrolGrant:
-    channel = security.connect(target, timeout=min(remaining, 10.0))
+    connection = security.connect(target, timeout=min(remaining, 10.0))
+    channel = connection.channel
+    proof = make_proof(party_key, claim, connection.peer.certificate)
     try:
         stub = workers_pb2_grpc.WorkersStub(channel)
-        reply = stub.Enrol(claim_to_proto(claim), timeout=max(0.05, min(remaining, 10.0)))
+        reply = stub.Enrol(claim_to_proto(claim, proof), timeout=max(0.05, min(remaining, 10.0)))
     except grpc.RpcError as exc:
         raise _rpc_error(exc, target) from None
     finally:
@@ -239,21 +270,42 @@ def _rpc_error(exc: grpc.RpcError, target: str) -> Exception:
 
 
 def enrol_group(
-    ctx: WorkerContext, security: ChannelSecurity, *, job_id: str, role: str, timeout: float
+    ctx: WorkerContext,
+    security: ChannelSecurity,
+    *,
+    job_id: str,
+    role: str,
+    timeout: float,
+    party_key: bytes | None,
 ) -> bytes:
     """Run this rank's side of enrolment and return the group key (never logged).
 
     Rank 0 draws a fresh key, serves enrolment on ``ctx.enrol_bind_address`` until every other
     rank enrolled, then stops the server. Other ranks dial ``ctx.enrol_target``. With one worker
     there is nothing to enrol and no networking.
+
+    Raises:
+        ConfigError: ``workers.no_party_key`` with several workers and no party key (the job
+            has no ``[sealing]`` key to derive it from).
     """
     own = EnrolClaim(job_id=job_id, role=role, rank=ctx.rank, world_size=ctx.world_size)
     if ctx.world_size == 1:
         return secrets.token_bytes(KEY_SIZE)
+    if party_key is None:
+        raise ConfigError(
+            mismatch(
+                "party key for worker enrolment",
+                "one derived from the job's [sealing] key (workers prove they belong to this "
+                "party with it)",
+                "none: the job has no [sealing] table",
+            ),
+            code="workers.no_party_key",
+        )
+    security = security.for_own_party()
     if not ctx.is_root:
-        return enrol(security, ctx.enrol_target, own, timeout).group_key
+        return enrol(security, ctx.enrol_target, own, timeout, party_key).group_key
     key = secrets.token_bytes(KEY_SIZE)
-    server = EnrolServer(security, ctx.enrol_bind_address, own, key)
+    server = EnrolServer(security, ctx.enrol_bind_address, own, key, party_key)
     try:
         enrolled = server.wait(timeout)
     finally:

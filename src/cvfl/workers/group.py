@@ -31,7 +31,13 @@ SHOWN_BYTES = 8  # how much of a disagreeing value an error shows (hex)
 
 
 def join_group(
-    ctx: WorkerContext, security: ChannelSecurity, *, job_id: str, role: str, timeout: float
+    ctx: WorkerContext,
+    security: ChannelSecurity,
+    *,
+    job_id: str,
+    role: str,
+    timeout: float,
+    party_key: bytes | None,
 ) -> SecureGroup:
     """Attest, agree the group key, then initialise the gloo process group.
 
@@ -42,11 +48,12 @@ def join_group(
 
     Raises:
         ProtocolError: rank 0 refused an enrolment (job, role, world size or rank).
+        ConfigError: several workers but no party key (see :func:`enrol_group`).
         AttestationError: the channel refused a worker's evidence.
         PeerUnavailableError: a rank did not enrol, rank 0 was unreachable, or gloo's
             rendezvous failed, within ``timeout`` seconds.
     """
-    key = enrol_group(ctx, security, job_id=job_id, role=role, timeout=timeout)
+    key = enrol_group(ctx, security, job_id=job_id, role=role, timeout=timeout, party_key=party_key)
     if ctx.world_size > 1:
         if dist.is_initialized():
             raise ConfigError(

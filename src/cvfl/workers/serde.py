@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from cvfl.errors import ProtocolError, mismatch
 from cvfl.wire import workers_pb2
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -33,14 +33,15 @@ class EnrolGrant:
         )
 
 
-def claim_to_proto(claim: EnrolClaim) -> workers_pb2.EnrolRequest:
-    """Encode a claim."""
+def claim_to_proto(claim: EnrolClaim, proof: bytes) -> workers_pb2.EnrolRequest:
+    """Encode a claim with its proof of the party key."""
     return workers_pb2.EnrolRequest(
         protocol_version=PROTOCOL_VERSION,
         job_id=claim.job_id,
         role=claim.role,
         rank=claim.rank,
         world_size=claim.world_size,
+        proof=proof,
     )
 
 
