@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Protocol
 
+from cvfl.attestation.terms import decode_terms, terms_differences
 from cvfl.bridge.link import Link, expect
 from cvfl.bridge.serde import Hello, TensorSpec, hello_from_proto, hello_to_proto
-from cvfl.errors import ProtocolError, mismatch
+from cvfl.errors import AttestationError, ProtocolError, mismatch
 from cvfl.logs import get_logger
 from cvfl.wire import bridge_pb2 as pb
 
@@ -87,8 +89,45 @@ def hello_mismatches(mine: Hello, theirs: Hello) -> list[str]:
     )
 
 
-def _refusal(problems: list[str]) -> ProtocolError:
-    return ProtocolError("session hello mismatch: " + "; ".join(problems), code="protocol.hello")
+def terms_refusal(link: Link, declared: bytes) -> ProtocolError | None:
+    """Refuse a hello whose job terms are not exactly the ones the peer's evidence binds.
+
+    On a channel that attests nothing (plaintext) there is nothing to compare with.
+    """
+    attested = link.attested.terms
+    if attested is None:
+        return None
+    try:
+        seen = decode_terms(declared)
+    except AttestationError as exc:
+        problems = [mismatch("terms", "the attested job terms", f"unreadable ({exc.message})")]
+    else:
+        problems = terms_differences(attested, seen)
+    if not problems:
+        return None
+    return ProtocolError(
+        "the peer's hello declares other job terms than its evidence attests (expected: "
+        "attested, seen: declared): " + "; ".join(problems),
+        code="protocol.terms",
+    )
+
+
+def _check(link: Link, mine: Hello, theirs: Hello) -> None:
+    """Refuse (and tell the peer) when the declared terms or the hello disagree."""
+    refusal = terms_refusal(link, theirs.terms)
+    if refusal is None:
+        problems = hello_mismatches(mine, theirs)
+        if problems:
+            refusal = ProtocolError(
+                "session hello mismatch: " + "; ".join(problems), code="protocol.hello"
+            )
+    if refusal is not None:
+        link.abort(refusal)
+        raise refusal
+
+
+def _send(link: Link, mine: Hello) -> None:
+    link.send(pb.Envelope(hello=hello_to_proto(replace(mine, terms=link.own_terms))))
 
 
 def leader_handshake(link: Link, mine: Hello, timeout: float) -> Hello:
@@ -108,17 +147,13 @@ def leader_handshake(link: Link, mine: Hello, timeout: float) -> Hello:
 
 def follower_handshake(link: Link, mine: Hello, timeout: float) -> Hello:
     """Send our hello, then check the leader's answer (an Abort raises with its reasons)."""
-    link.send(pb.Envelope(hello=hello_to_proto(mine)))
+    _send(link, mine)
     envelope = link.recv(timeout)
     while envelope.WhichOneof("body") in ("resume", "heartbeat"):
         envelope = link.recv(timeout)
     expect(envelope, "hello")
     theirs = hello_from_proto(envelope.hello)
-    problems = hello_mismatches(mine, theirs)
-    if problems:
-        error = _refusal(problems)
-        link.abort(error)
-        raise error
+    _check(link, mine, theirs)
     _log_versions(mine, theirs)
     return theirs
 
@@ -126,12 +161,8 @@ def follower_handshake(link: Link, mine: Hello, timeout: float) -> Hello:
 def leader_handshake_with(link: Link, first: pb.Envelope, mine: Hello) -> Hello:
     """Like :func:`leader_handshake`, when the follower's hello has already been read."""
     theirs = hello_from_proto(first.hello)
-    problems = hello_mismatches(mine, theirs)
-    if problems:
-        error = _refusal(problems)
-        link.abort(error)
-        raise error
-    link.send(pb.Envelope(hello=hello_to_proto(mine)))
+    _check(link, mine, theirs)
+    _send(link, mine)
     _log_versions(mine, theirs)
     return theirs
 

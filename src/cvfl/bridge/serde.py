@@ -70,6 +70,7 @@ class Hello:
     checkpoints: tuple[CheckpointState, ...] = ()
     workers: int = 1
     worker: int = 0
+    terms: bytes = b""
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -145,6 +146,7 @@ def hello_to_proto(hello: Hello) -> pb.Hello:
         ],
         workers=hello.workers,
         worker=hello.worker,
+        terms=hello.terms,
     )
 
 
@@ -168,4 +170,5 @@ def hello_from_proto(msg: pb.Hello) -> Hello:
         ),
         workers=msg.workers,
         worker=msg.worker,
+        terms=bytes(msg.terms),
     )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from cvfl.bridge.handshake import declared_mismatches
+from cvfl.bridge.handshake import declared_mismatches, terms_refusal
 from cvfl.bridge.link import Link, expect
 from cvfl.bridge.serde import TensorSpec, spec_from_proto, spec_to_proto
 from cvfl.errors import ProtocolError, mismatch
@@ -33,6 +33,7 @@ class PredictHello:
     id_order_fingerprint: bytes
     nonce: bytes
     expected_peer_fingerprint: str = ""
+    terms: bytes = b""
 
 
 def hello_to_proto(hello: PredictHello) -> pb.PredictHello:
@@ -51,6 +52,7 @@ def hello_to_proto(hello: PredictHello) -> pb.PredictHello:
         id_order_fingerprint=hello.id_order_fingerprint,
         nonce=hello.nonce,
         expected_peer_fingerprint=hello.expected_peer_fingerprint,
+        terms=hello.terms,
     )
 
 
@@ -70,6 +72,7 @@ def hello_from_proto(msg: pb.PredictHello) -> PredictHello:
         id_order_fingerprint=bytes(msg.id_order_fingerprint),
         nonce=bytes(msg.nonce),
         expected_peer_fingerprint=msg.expected_peer_fingerprint,
+        terms=bytes(msg.terms),
     )
 
 
@@ -96,10 +99,18 @@ def predict_mismatches(mine: PredictHello, theirs: PredictHello) -> list[str]:
     return problems
 
 
-def _refuse(link: Link, problems: list[str]) -> ProtocolError:
-    error = ProtocolError("predict hello mismatch: " + "; ".join(problems), code="protocol.hello")
-    link.abort(error)
-    return error
+def _check(link: Link, mine: PredictHello, theirs: PredictHello) -> None:
+    """Refuse (and tell the peer) when the declared terms or the hello disagree."""
+    refusal = terms_refusal(link, theirs.terms)
+    if refusal is None:
+        problems = predict_mismatches(mine, theirs)
+        if problems:
+            refusal = ProtocolError(
+                "predict hello mismatch: " + "; ".join(problems), code="protocol.hello"
+            )
+    if refusal is not None:
+        link.abort(refusal)
+        raise refusal
 
 
 def _receive(link: Link, timeout: float) -> PredictHello:
@@ -108,21 +119,22 @@ def _receive(link: Link, timeout: float) -> PredictHello:
     return hello_from_proto(envelope.predict_hello)
 
 
+def _send(link: Link, mine: PredictHello) -> None:
+    declared = replace(mine, terms=link.own_terms)
+    link.send(pb.Envelope(predict_hello=hello_to_proto(declared)))
+
+
 def leader_predict_handshake(link: Link, mine: PredictHello, timeout: float) -> PredictHello:
     """Receive the follower's hello, check it, answer with ours (or an Abort naming the fields)."""
     theirs = _receive(link, timeout)
-    problems = predict_mismatches(mine, theirs)
-    if problems:
-        raise _refuse(link, problems)
-    link.send(pb.Envelope(predict_hello=hello_to_proto(mine)))
+    _check(link, mine, theirs)
+    _send(link, mine)
     return theirs
 
 
 def follower_predict_handshake(link: Link, mine: PredictHello, timeout: float) -> PredictHello:
     """Send our hello, then check the leader's answer (an Abort raises with its reasons)."""
-    link.send(pb.Envelope(predict_hello=hello_to_proto(mine)))
+    _send(link, mine)
     theirs = _receive(link, timeout)
-    problems = predict_mismatches(mine, theirs)
-    if problems:
-        raise _refuse(link, problems)
+    _check(link, mine, theirs)
     return theirs

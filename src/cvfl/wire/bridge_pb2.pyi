@@ -41,7 +41,7 @@ class TensorSpec(_message.Message):
     def __init__(self, name: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("protocol_version", "job_id", "role", "cut_layer", "batch_size", "seed", "id_order_fingerprint", "last_committed_step", "nonce", "num_rows", "schedule_digest", "software_version", "checkpoints", "workers", "worker")
+    __slots__ = ("protocol_version", "job_id", "role", "cut_layer", "batch_size", "seed", "id_order_fingerprint", "last_committed_step", "nonce", "num_rows", "schedule_digest", "software_version", "checkpoints", "workers", "worker", "terms")
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +57,7 @@ class Hello(_message.Message):
     CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     WORKER_FIELD_NUMBER: _ClassVar[int]
+    TERMS_FIELD_NUMBER: _ClassVar[int]
     protocol_version: int
     job_id: str
     role: str
@@ -72,7 +73,8 @@ class Hello(_message.Message):
     checkpoints: _containers.RepeatedCompositeFieldContainer[CheckpointState]
     workers: int
     worker: int
-    def __init__(self, protocol_version: _Optional[int] = ..., job_id: _Optional[str] = ..., role: _Optional[str] = ..., cut_layer: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., batch_size: _Optional[int] = ..., seed: _Optional[int] = ..., id_order_fingerprint: _Optional[bytes] = ..., last_committed_step: _Optional[int] = ..., nonce: _Optional[bytes] = ..., num_rows: _Optional[int] = ..., schedule_digest: _Optional[bytes] = ..., software_version: _Optional[str] = ..., checkpoints: _Optional[_Iterable[_Union[CheckpointState, _Mapping]]] = ..., workers: _Optional[int] = ..., worker: _Optional[int] = ...) -> None: ...
+    terms: bytes
+    def __init__(self, protocol_version: _Optional[int] = ..., job_id: _Optional[str] = ..., role: _Optional[str] = ..., cut_layer: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., batch_size: _Optional[int] = ..., seed: _Optional[int] = ..., id_order_fingerprint: _Optional[bytes] = ..., last_committed_step: _Optional[int] = ..., nonce: _Optional[bytes] = ..., num_rows: _Optional[int] = ..., schedule_digest: _Optional[bytes] = ..., software_version: _Optional[str] = ..., checkpoints: _Optional[_Iterable[_Union[CheckpointState, _Mapping]]] = ..., workers: _Optional[int] = ..., worker: _Optional[int] = ..., terms: _Optional[bytes] = ...) -> None: ...
 
 class CheckpointState(_message.Message):
     __slots__ = ("step", "digest", "peer_digest")
@@ -151,7 +153,7 @@ class Abort(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class PredictHello(_message.Message):
-    __slots__ = ("protocol_version", "job_id", "role", "export_format", "software_version", "model_fingerprint", "trained_steps", "cut_layer", "batch_size", "num_rows", "id_order_fingerprint", "nonce", "expected_peer_fingerprint")
+    __slots__ = ("protocol_version", "job_id", "role", "export_format", "software_version", "model_fingerprint", "trained_steps", "cut_layer", "batch_size", "num_rows", "id_order_fingerprint", "nonce", "expected_peer_fingerprint", "terms")
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -165,6 +167,7 @@ class PredictHello(_message.Message):
     ID_ORDER_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     NONCE_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_PEER_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    TERMS_FIELD_NUMBER: _ClassVar[int]
     protocol_version: int
     job_id: str
     role: str
@@ -178,7 +181,8 @@ class PredictHello(_message.Message):
     id_order_fingerprint: bytes
     nonce: bytes
     expected_peer_fingerprint: str
-    def __init__(self, protocol_version: _Optional[int] = ..., job_id: _Optional[str] = ..., role: _Optional[str] = ..., export_format: _Optional[str] = ..., software_version: _Optional[str] = ..., model_fingerprint: _Optional[str] = ..., trained_steps: _Optional[int] = ..., cut_layer: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., batch_size: _Optional[int] = ..., num_rows: _Optional[int] = ..., id_order_fingerprint: _Optional[bytes] = ..., nonce: _Optional[bytes] = ..., expected_peer_fingerprint: _Optional[str] = ...) -> None: ...
+    terms: bytes
+    def __init__(self, protocol_version: _Optional[int] = ..., job_id: _Optional[str] = ..., role: _Optional[str] = ..., export_format: _Optional[str] = ..., software_version: _Optional[str] = ..., model_fingerprint: _Optional[str] = ..., trained_steps: _Optional[int] = ..., cut_layer: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., batch_size: _Optional[int] = ..., num_rows: _Optional[int] = ..., id_order_fingerprint: _Optional[bytes] = ..., nonce: _Optional[bytes] = ..., expected_peer_fingerprint: _Optional[str] = ..., terms: _Optional[bytes] = ...) -> None: ...
 
 class Envelope(_message.Message):
     __slots__ = ("seq", "ack", "hello", "forward", "backward", "finish", "abort", "predict_hello", "heartbeat", "resume", "checkpoint_done", "assign")
