@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from cvfl.errors import ProtocolError
+from cvfl.train import steps
 from cvfl.train.config import JobConfig
 from cvfl.wire import bridge_pb2 as pb
 from tests.train.helpers import run_pair
@@ -60,7 +61,7 @@ def test_leader_refuses_a_nonfinite_activation(
     def at_step_3(step: int, phase: int, *_: object) -> bool:
         return step == 3 and phase == pb.PHASE_TRAIN
 
-    poisoned = _poisoned(follower_mod.forward_message, at_step_3, value)
+    poisoned = _poisoned(steps.forward_message, at_step_3, value)
     monkeypatch.setattr(follower_mod, "forward_message", poisoned)
     lead_cfg, follow_cfg = small_job()
     lead, follow = run_pair(lead_cfg, follow_cfg)
@@ -76,7 +77,7 @@ def test_leader_refuses_a_nonfinite_eval_activation(
     def in_eval(step: int, phase: int, *_: object) -> bool:
         return phase == pb.PHASE_EVAL and step == 1
 
-    poisoned = _poisoned(follower_mod.forward_message, in_eval, -math.inf)
+    poisoned = _poisoned(steps.forward_message, in_eval, -math.inf)
     monkeypatch.setattr(follower_mod, "forward_message", poisoned)
     lead_cfg, follow_cfg = small_job()
     lead, follow = run_pair(lead_cfg, follow_cfg)
@@ -91,7 +92,7 @@ def test_follower_refuses_a_nonfinite_gradient(
     def at_step_2(step: int, *_: object) -> bool:
         return step == 2
 
-    poisoned = _poisoned(leader_mod.backward_message, at_step_2, math.nan)
+    poisoned = _poisoned(steps.backward_message, at_step_2, math.nan)
     monkeypatch.setattr(leader_mod, "backward_message", poisoned)
     lead_cfg, follow_cfg = small_job(train__checkpoint_every=1)
     lead, follow = run_pair(lead_cfg, follow_cfg)
