@@ -33,12 +33,16 @@ _POLICY_KEYS = frozenset(
 
 @dataclass(frozen=True)
 class AcceptedIdentity:
-    """One accepted enclave: every field that is set must match (``min_isv_svn`` is a floor)."""
+    """One accepted enclave: every field that is set must match (``min_isv_svn`` is a floor).
+
+    ``allow_debug`` accepts a debug build of this enclave even when the policy's does not.
+    """
 
     mr_enclave: bytes | None = None
     mr_signer: bytes | None = None
     isv_prod_id: int | None = None
     min_isv_svn: int | None = None
+    allow_debug: bool = False
 
     def __post_init__(self) -> None:
         for name in ("mr_enclave", "mr_signer"):
@@ -102,7 +106,7 @@ class Policy:
     def _check_platform(self, evidence: VerifiedEvidence) -> None:
         if evidence.simulated and not self.allow_simulated:
             raise _refusal("simulated", mismatch("simulated", "false (real SGX evidence)", "true"))
-        if evidence.identity.debug and not self.allow_debug:
+        if evidence.identity.debug and not self._debug_allowed(evidence.identity):
             flags = f"0x{evidence.identity.attributes_flags:02x}"
             raise _refusal(
                 "debug", mismatch("debug", "false (production enclave)", f"true (flags {flags})")
@@ -116,6 +120,12 @@ class Policy:
                 "advisory",
                 mismatch("advisory_ids", f"none of {sorted(self.refused_advisories)}", refused),
             )
+
+    def _debug_allowed(self, seen: EnclaveIdentity) -> bool:
+        """Debug is allowed by the policy, or by an identity entry that ``seen`` matches."""
+        return self.allow_debug or any(
+            entry.allow_debug and not entry.failures(seen) for entry in self.identities
+        )
 
     def _check_identity(self, seen: EnclaveIdentity) -> None:
         if not self.identities:
