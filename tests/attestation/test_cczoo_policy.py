@@ -10,9 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cvfl.attestation import AcceptedIdentity, load_cczoo_json
+from cvfl.attestation import (
+    AcceptedIdentity,
+    EnclaveIdentity,
+    VerifiedEvidence,
+    load_cczoo_json,
+)
 from cvfl.attestation.cczoo import policy_from_cczoo
-from cvfl.errors import ConfigError
+from cvfl.errors import AttestationError, ConfigError
 
 MRE = "aa" * 32
 MRS = "bb" * 32
@@ -61,7 +66,8 @@ def test_flags_off_drop_fields(tmp_path: Path) -> None:
 def test_occlum_debuggable(tmp_path: Path) -> None:
     doc = _doc(verify_enclave_debuggable="on")
     doc["sgx_mrs"][0]["debuggable"] = True  # type: ignore[index]
-    assert load_cczoo_json(_write(tmp_path, doc)).allow_debug
+    policy = load_cczoo_json(_write(tmp_path, doc))
+    assert not policy.allow_debug and policy.identities[0].allow_debug
 
 
 @pytest.mark.parametrize(
@@ -104,11 +110,22 @@ _leaf = st.none() | st.booleans() | st.integers() | st.sampled_from(["on", "off"
 @settings(max_examples=200, deadline=None)
 @given(
     st.dictionaries(
-        st.sampled_from(["verify_mr_enclave", "verify_mr_signer", "verify_isv_svn", "sgx_mrs"]),
+        st.sampled_from(
+            [
+                "verify_mr_enclave",
+                "verify_mr_signer",
+                "verify_isv_svn",
+                "verify_enclave_debuggable",
+                "sgx_mrs",
+            ]
+        ),
         _leaf
         | st.lists(
             st.dictionaries(
-                st.sampled_from(["mr_enclave", "mr_signer", "isv_prod_id", "isv_svn"]), _leaf
+                st.sampled_from(
+                    ["mr_enclave", "mr_signer", "isv_prod_id", "isv_svn", "debuggable"]
+                ),
+                _leaf,
             )
         ),
     )
@@ -116,3 +133,67 @@ _leaf = st.none() | st.booleans() | st.integers() | st.sampled_from(["on", "off"
 def test_random_documents_only_config_error(doc: dict[str, object]) -> None:
     with contextlib.suppress(ConfigError):
         policy_from_cczoo(doc, Path("dynamic_config.json"))
+
+
+MRE_DEBUG = "cc" * 32
+
+
+def _two_entries(flag: str | None, debuggable: object) -> dict[str, object]:
+    doc = _doc() if flag is None else _doc(verify_enclave_debuggable=flag)
+    doc["sgx_mrs"] = [
+        {"mr_enclave": MRE, "mr_signer": MRS, "isv_prod_id": 0, "isv_svn": 0},
+        {
+            "mr_enclave": MRE_DEBUG,
+            "mr_signer": MRS,
+            "isv_prod_id": 0,
+            "isv_svn": 0,
+            "debuggable": debuggable,
+        },
+    ]
+    return doc
+
+
+def _evidence(mr_enclave: str, *, debug: bool) -> VerifiedEvidence:
+    identity = EnclaveIdentity(
+        mr_enclave=bytes.fromhex(mr_enclave),
+        mr_signer=bytes.fromhex(MRS),
+        isv_prod_id=0,
+        isv_svn=0,
+        attributes_flags=0x07 if debug else 0x05,
+        xfrm=0x3,
+        report_data=bytes(64),
+    )
+    return VerifiedEvidence(identity, "UpToDate", (), simulated=False)
+
+
+def test_debuggable_applies_to_its_own_entry_only(tmp_path: Path) -> None:
+    policy = load_cczoo_json(_write(tmp_path, _two_entries("on", True)))
+    assert not policy.allow_debug
+    assert [entry.allow_debug for entry in policy.identities] == [False, True]
+    policy.check(_evidence(MRE_DEBUG, debug=True))
+    policy.check(_evidence(MRE_DEBUG, debug=False))
+    policy.check(_evidence(MRE, debug=False))
+    with pytest.raises(AttestationError) as info:
+        policy.check(_evidence(MRE, debug=True))  # matches only the non-debuggable entry
+    assert info.value.code == "attestation.policy_debug"
+    with pytest.raises(AttestationError) as info:
+        policy.check(_evidence("dd" * 32, debug=True))  # matches no entry at all
+    assert info.value.code == "attestation.policy_debug"
+
+
+@pytest.mark.parametrize(("flag", "debuggable"), [("off", True), (None, True), ("on", False)])
+def test_debug_needs_both_the_flag_and_the_entry(
+    tmp_path: Path, flag: str | None, debuggable: bool
+) -> None:
+    policy = load_cczoo_json(_write(tmp_path, _two_entries(flag, debuggable)))
+    assert not any(entry.allow_debug for entry in policy.identities)
+    with pytest.raises(AttestationError) as info:
+        policy.check(_evidence(MRE_DEBUG, debug=True))
+    assert info.value.code == "attestation.policy_debug"
+
+
+@pytest.mark.parametrize("debuggable", ["true", "false", 1, None, [True]])
+def test_debuggable_must_be_a_json_boolean(tmp_path: Path, debuggable: object) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_cczoo_json(_write(tmp_path, _two_entries("on", debuggable)))
+    assert "sgx_mrs[1].debuggable: expected true or false" in info.value.message

@@ -175,3 +175,23 @@ def test_random_tables_only_config_error(table: dict[str, object]) -> None:
     except ConfigError:
         return
     assert isinstance(policy, Policy)
+
+
+def test_identity_entry_may_allow_its_own_debug_builds_only() -> None:
+    other = bytes.fromhex("cc" * 32)
+    debug_ok = AcceptedIdentity(mr_enclave=MRE, allow_debug=True)
+    production_only = AcceptedIdentity(mr_enclave=other)
+    policy = Policy(identities=(production_only, debug_ok))
+    policy.check(_with(attributes_flags=0x07))  # a debug build of the entry that allows it
+    policy.check(_with(mr_enclave=other))  # a production build of the other entry
+    refused = _refusal(policy, _with(mr_enclave=other, attributes_flags=0x07))
+    assert refused.code == "attestation.policy_debug"
+    assert "debug: expected false (production enclave), seen true (flags 0x07)" in refused.message
+    # Matching the debug-allowing entry on mr_enclave alone is not enough: it must match whole.
+    pinned = AcceptedIdentity(mr_enclave=MRE, min_isv_svn=9, allow_debug=True)
+    refused = _refusal(Policy(identities=(pinned,)), _with(attributes_flags=0x07))
+    assert refused.code == "attestation.policy_debug"
+    # The policy-wide switch still allows every entry's debug builds.
+    Policy(identities=(production_only,), allow_debug=True).check(
+        _with(mr_enclave=other, attributes_flags=0x07)
+    )

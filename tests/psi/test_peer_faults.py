@@ -210,7 +210,7 @@ def test_follower_sees_leader_vanish(tmp: Path) -> None:
 
     class Vanishing(psi_pb2_grpc.PsiServicer):
         def Exchange(self, request_iterator, context):  # type: ignore[no-untyped-def]
-            yield serde.hello_to_proto(serde.PsiHello("job-1", "leader", 50, "ecdh", 7, "x25519"))
+            yield serde.hello_to_proto(serde.PsiHello("job-1", "leader", 5, "ecdh", 7, "x25519"))
             yield serde.batch_to_proto(0, GOOD())
             next(request_iterator)
             context.abort(grpc.StatusCode.UNAVAILABLE, "gone")

@@ -137,3 +137,27 @@ def test_missing_export_is_a_model_error(small_job: Jobs, tmp_path: Path) -> Non
     with pytest.raises(CvflError) as info:
         prepare_predict(lead, section(lead, tmp_path), PlaintextSecurity())
     assert isinstance(info.value, ModelError) and "no such file" in info.value.message
+
+
+def test_nonfinite_activation_refused_on_both_sides(
+    jobs: tuple[JobConfig, JobConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cvfl.serve.session as session_mod
+
+    real = session_mod.forward_message
+
+    def poisoned(step: int, phase: int, key: bytes, ids: list[str], name: str, act: Any) -> Any:
+        if step == 2:
+            act = act.clone()
+            act[5, 0] = float("nan")
+        return real(step, phase, key, ids, name, act)
+
+    monkeypatch.setattr(session_mod, "forward_message", poisoned)
+    lead, follow = jobs
+    leader_result, follower_result = _both(lead, follow, tmp_path)
+    for result in (leader_result, follower_result):
+        assert isinstance(result, ProtocolError), result
+        assert result.code == "protocol.nonfinite", result.message
+    assert isinstance(leader_result, ProtocolError)
+    assert "forward message of step 2 (predict)" in leader_result.message
+    assert not (tmp_path / "scores.parquet.sealed").exists()

@@ -10,8 +10,9 @@ CCZoo (intel/confidential-computing-zoo, grpc-ra-tls) writes::
 The ``verify_*`` flags apply to every ``sgx_mrs`` entry. Differences from CCZoo are documented in
 docs/attestation.md: cvfl reads ``isv_svn`` as a minimum (CCZoo compares it for equality), refuses
 a file with every flag off (CCZoo would accept any enclave), and keeps its own strict TCB and
-debug defaults (the Occlum variant's ``verify_enclave_debuggable``/``debuggable`` can only allow a
-debug enclave, never weaken anything else).
+debug defaults: with the Occlum variant's ``verify_enclave_debuggable`` on, an entry with
+``"debuggable": true`` also accepts a debug build of *that* enclave (never of another entry's),
+and nothing else is weakened.
 """
 
 from __future__ import annotations
@@ -53,17 +54,23 @@ def policy_from_cczoo(doc: Mapping[str, object], source: Path) -> Policy:
     entries = doc.get("sgx_mrs")
     if not isinstance(entries, list) or not entries:
         raise _error(source, "sgx_mrs", "a non-empty array of objects", repr(entries))
-    identities = tuple(_entry(item, i, flags, source) for i, item in enumerate(entries))
-    allow_debug = _flag_optional(doc, "verify_enclave_debuggable", source) and any(
-        isinstance(e, Mapping) and e.get("debuggable") is True for e in entries
+    debuggable = _flag_optional(doc, "verify_enclave_debuggable", source)
+    identities = tuple(
+        _entry(item, i, flags, source, debuggable=debuggable) for i, item in enumerate(entries)
     )
-    return Policy(identities=identities, allow_debug=allow_debug)
+    return Policy(identities=identities)
 
 
-def _entry(item: object, index: int, flags: dict[str, bool], source: Path) -> AcceptedIdentity:
+def _entry(
+    item: object, index: int, flags: dict[str, bool], source: Path, *, debuggable: bool
+) -> AcceptedIdentity:
+    """One ``sgx_mrs`` entry; it allows a debug enclave only if it says so and the flag is on."""
     where = f"{source}: sgx_mrs[{index}]"
     if not isinstance(item, Mapping):
         raise _error(source, f"sgx_mrs[{index}]", "an object", type(item).__name__)
+    debug = item.get("debuggable", False)
+    if not isinstance(debug, bool):
+        raise _error(source, f"sgx_mrs[{index}].debuggable", "true or false", repr(debug))
 
     def get(key: str) -> object:
         if key not in item:
@@ -83,6 +90,7 @@ def _entry(item: object, index: int, flags: dict[str, bool], source: Path) -> Ac
         min_isv_svn=parse_u16(get("isv_svn"), f"{where}.isv_svn")
         if flags["verify_isv_svn"]
         else None,
+        allow_debug=debuggable and debug,
     )
 
 

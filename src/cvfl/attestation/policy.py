@@ -41,6 +41,7 @@ class AcceptedIdentity:
 
     ``same_as_self`` stands for "the peer runs exactly my enclave": until
     :meth:`Policy.for_self` replaces it with this party's own mr_enclave it accepts nothing.
+    ``allow_debug`` accepts a debug build of this enclave even when the policy's does not.
     """
 
     mr_enclave: bytes | None = None
@@ -48,6 +49,7 @@ class AcceptedIdentity:
     isv_prod_id: int | None = None
     min_isv_svn: int | None = None
     same_as_self: bool = False
+    allow_debug: bool = False
 
     def __post_init__(self) -> None:
         for name in ("mr_enclave", "mr_signer"):
@@ -81,6 +83,7 @@ class AcceptedIdentity:
             "isv_prod_id": self.isv_prod_id,
             "min_isv_svn": self.min_isv_svn,
             "same_as_self": self.same_as_self,
+            "allow_debug": self.allow_debug,
         }
 
     def failures(self, seen: EnclaveIdentity) -> list[str]:
@@ -155,7 +158,7 @@ class Policy:
     def _check_platform(self, evidence: VerifiedEvidence) -> None:
         if evidence.simulated and not self.allow_simulated:
             raise _refusal("simulated", mismatch("simulated", "false (real SGX evidence)", "true"))
-        if evidence.identity.debug and not self.allow_debug:
+        if evidence.identity.debug and not self._debug_allowed(evidence.identity):
             flags = f"0x{evidence.identity.attributes_flags:02x}"
             raise _refusal(
                 "debug", mismatch("debug", "false (production enclave)", f"true (flags {flags})")
@@ -169,6 +172,12 @@ class Policy:
                 "advisory",
                 mismatch("advisory_ids", f"none of {sorted(self.refused_advisories)}", refused),
             )
+
+    def _debug_allowed(self, seen: EnclaveIdentity) -> bool:
+        """Debug is allowed by the policy, or by an identity entry that ``seen`` matches."""
+        return self.allow_debug or any(
+            entry.allow_debug and not entry.failures(seen) for entry in self.identities
+        )
 
     def _check_identity(self, seen: EnclaveIdentity) -> None:
         if not self.identities:

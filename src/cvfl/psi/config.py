@@ -25,7 +25,9 @@ def _get(table: Mapping[str, object], key: str, kind: type, where: str, default:
         value = default
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if value is not None and (not isinstance(value, kind) or (kind is int and value is True)):
+    if value is not None and (
+        not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))
+    ):
         raise ConfigError(
             mismatch(f"{where}.{key}", kind.__name__, type(value).__name__), code="config.type"
         )
@@ -72,6 +74,8 @@ class PsiConfig:
             sides (simulated evidence or a plaintext channel); development only, logged loudly.
         fast_tcb_statuses: TCB statuses of the peer's platform that fast mode accepts
             (default only ``UpToDate``); the channel's attestation policy applies as well.
+        max_peer_items: the largest set the peer may announce (None: 4 x this party's own
+            item count); a larger one is refused before any point is answered or sent.
     """
 
     output: Path
@@ -89,8 +93,19 @@ class PsiConfig:
     group: str = DEFAULT_GROUP
     insecure_fast_mode: bool = False
     fast_tcb_statuses: tuple[str, ...] = FAST_TCB_DEFAULT
+    max_peer_items: int | None = None
 
     def __post_init__(self) -> None:
+        limit = self.max_peer_items
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+            raise ConfigError(
+                mismatch("psi.max_peer_items", "a positive integer", repr(limit)),
+                code="config.type",
+            )
+        if limit is not None and limit < 1:
+            raise ConfigError(
+                mismatch("psi.max_peer_items", "a positive integer", limit), code="config.range"
+            )
         for name, low in (("batch_size", 1), ("threads", 0), ("spill_threshold", 1), ("window", 1)):
             if getattr(self, name) < low:
                 raise ConfigError(
@@ -158,6 +173,7 @@ class PsiConfig:
             group=cast(str, _get(table, "group", str, w, DEFAULT_GROUP)),
             insecure_fast_mode=cast(bool, _get(table, "insecure_fast_mode", bool, w, False)),
             fast_tcb_statuses=_statuses(table.get("fast_tcb_statuses")),
+            max_peer_items=cast(int | None, _get(table, "max_peer_items", int, w, None)),
         )
 
 

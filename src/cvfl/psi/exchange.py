@@ -20,7 +20,7 @@ from cvfl.logs import get_logger
 from cvfl.psi import serde
 from cvfl.psi.group import POINT_BYTES, Blinder, check_length
 from cvfl.psi.spill import BucketStore, Rows, keys_from_bytes
-from cvfl.psi.stream import FrameStream, internal
+from cvfl.psi.stream import FrameStream, check_peer_size, internal
 from cvfl.wire import psi_pb2
 
 log = get_logger(__name__)
@@ -56,8 +56,10 @@ class Session(FrameStream):
         window: int,
         own_d: BucketStore,
         peer_d: BucketStore,
+        max_peer_items: int | None = None,
     ) -> None:
         super().__init__(me=me, peer_role=peer_role)
+        self._max_peer_items = max_peer_items
         self._own = own
         self._blinder = blinder
         self._pool = pool
@@ -144,6 +146,8 @@ class Session(FrameStream):
     def _on_hello(self, hello: serde.PsiHello) -> None:
         self.check_hello(hello)
         log.info("psi: peer %s announces %d items", hello.role, hello.count)
+        # before any own point goes out or any of the peer's is answered
+        check_peer_size(hello.count, self.me.count, self._max_peer_items)
         self._peer_ok.set()
         self._advance()
 

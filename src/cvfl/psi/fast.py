@@ -22,7 +22,7 @@ from cvfl.psi.fastgate import FastGate
 from cvfl.psi.fastkey import TAG_BYTES, KeyedHasher, KeyExchange, session_transcript
 from cvfl.psi.fastkey import share_transcript as _share_transcript
 from cvfl.psi.spill import BucketStore, keys_from_bytes
-from cvfl.psi.stream import FrameStream, internal
+from cvfl.psi.stream import FrameStream, check_peer_size, internal
 from cvfl.wire import psi_pb2
 
 log = get_logger(__name__)
@@ -60,9 +60,14 @@ class FastSession(FrameStream):
         produce: Producer,
         window: int,
         peer_store: BucketStore,
+        max_peer_items: int | None = None,
     ) -> None:
         super().__init__(me=me, peer_role=peer_role)
         self.peer_count: int = 0
+        self._max_peer_items = max_peer_items
+        self._own_count = 0
+        self._own_counted = threading.Event()  # own ids hashed: the default limit is known
+        self._peer_sized = threading.Event()  # the peer's announced count passed the limit
         self._gate = gate
         self._produce = produce
         self._kx = KeyExchange()
@@ -70,6 +75,10 @@ class FastSession(FrameStream):
         self.peer_store = peer_store
         self._window = threading.Semaphore(window)
         self._n = _State()
+
+    def _failed(self) -> None:
+        self._own_counted.set()
+        self._peer_sized.set()
 
     def _sent(self, frame: psi_pb2.PsiFrame) -> None:
         if frame.WhichOneof("body") == "batch":
@@ -108,7 +117,12 @@ class FastSession(FrameStream):
         try:
             count, batches = self._produce(hasher)
             del hasher
+            self._own_count = count
+            self._own_counted.set()
             self._out.put(serde.announce_to_proto(count))
+            self._peer_sized.wait()  # no keyed hash goes to a peer whose set is too large
+            if self.failed:
+                return
             for index, tags in enumerate(batches):
                 while not self._window.acquire(timeout=0.2):
                     if self.failed:
@@ -175,8 +189,14 @@ class FastSession(FrameStream):
             raise AlignmentError(
                 mismatch("announce", "exactly one", "a second"), code="psi.protocol"
             )
-        self._n.peer_count = self.peer_count = count
         log.info("psi: peer announces %d keyed hashes", count)
+        if self._max_peer_items is None:
+            self._own_counted.wait()  # the default limit needs this party's own count
+            if self.failed:
+                return
+        check_peer_size(count, self._own_count, self._max_peer_items)
+        self._n.peer_count = self.peer_count = count
+        self._peer_sized.set()
 
     def _on_batch(self, index: int, tags: bytes, announced: int) -> None:
         n = self._n

@@ -118,6 +118,7 @@ def align_fast(
             produce=produce,
             window=cfg.window,
             peer_store=peer,
+            max_peer_items=cfg.max_peer_items,
         )
         run_session(job, cfg, security, session, on_bound)
         found = fast_intersect(own, peer)

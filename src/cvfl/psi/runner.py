@@ -89,6 +89,7 @@ def align(
             window=cfg.window,
             own_d=own_d,
             peer_d=peer_d,
+            max_peer_items=cfg.max_peer_items,
         )
         run_session(job, cfg, security, session, on_bound)
         found = intersect(own_d, peer_d)

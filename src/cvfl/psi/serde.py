@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cvfl.errors import AlignmentError, CvflError
+from cvfl.errors import (
+    AlignmentError,
+    AttestationError,
+    ConfigError,
+    CvflError,
+    DataError,
+    PeerUnavailableError,
+    SealingError,
+)
 from cvfl.wire import psi_pb2
 
 PROTOCOL_VERSION = 2  # 2: the hello names the ECDH group
@@ -67,15 +75,63 @@ def done_to_proto(sent: int, returned: int) -> psi_pb2.PsiFrame:
 
 
 def abort_to_proto(error: CvflError) -> psi_pb2.PsiFrame:
-    """Tell the peer why this side stops (the message never names an id)."""
-    return psi_pb2.PsiFrame(abort=psi_pb2.PsiAbort(code=error.code, message=error.message))
+    """Tell the peer why this side stops: the code and a short reason (see :func:`abort_reason`)."""
+    return psi_pb2.PsiFrame(abort=psi_pb2.PsiAbort(code=error.code, message=abort_reason(error)))
 
 
-def abort_from_proto(msg: psi_pb2.PsiAbort) -> AlignmentError:
-    """Turn the peer's abort into the local error."""
-    return AlignmentError(
-        f"the peer stopped the alignment: [{msg.code}] {msg.message}", code="psi.peer_abort"
+def abort_reason(error: CvflError) -> str:
+    """What the peer is told about ``error``: never an id, a local path or a row number.
+
+    Refusals of what the peer sent (codes in :data:`PEER_VISIBLE`) are described in full, cut
+    to :data:`MAX_REASON` characters; any other error (a local data, configuration, sealing or
+    internal failure, duplicate ids) only by its kind.
+    """
+    if isinstance(error, AlignmentError) and error.code in PEER_VISIBLE:
+        return _clean(error.message, MAX_REASON)
+    kind = _LOCAL_REASONS.get(error.code) or next(
+        (reason for cls, reason in _LOCAL_KINDS if isinstance(error, cls)), "a local error"
     )
+    return f"{kind} (details in its log)"
+
+
+def abort_from_proto(msg: psi_pb2.PsiAbort, peer_role: str = "peer") -> AlignmentError:
+    """Turn the peer's abort into the local error (its code and reason shortened, printable)."""
+    code, reason = _clean(msg.code, 64), _clean(msg.message, MAX_REASON)
+    return AlignmentError(f"the {peer_role} stopped: [{code}] {reason}", code="psi.peer_abort")
+
+
+def _clean(text: str, limit: int) -> str:
+    short = text if len(text) <= limit else text[:limit] + "…"
+    return "".join(c if c.isprintable() else "?" for c in short)
+
+
+MAX_REASON = 300
+# Refusals of the peer's own messages: their text names only what the peer sent.
+PEER_VISIBLE = frozenset(
+    {
+        "psi.hello",
+        "psi.protocol",
+        "psi.count",
+        "psi.bad_point",
+        "psi.bad_tag",
+        "psi.bad_key_share",
+        "psi.fast_refused",
+        "psi.peer_too_large",
+        "psi.peer_lost",
+        "psi.timeout",
+    }
+)
+_LOCAL_REASONS = {
+    "psi.duplicates": "its table repeats ids",
+    "psi.internal": "an internal failure",
+}
+_LOCAL_KINDS: tuple[tuple[type[CvflError], str], ...] = (
+    (DataError, "a local data error"),
+    (ConfigError, "a local configuration error"),
+    (SealingError, "a local sealing error"),
+    (AttestationError, "a local attestation error"),
+    (PeerUnavailableError, "a connection failure"),
+)
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,7 @@ class FrameStream:
         """Raise an abort, pass the hello to :meth:`_on_hello`, the rest (after it) on."""
         kind = frame.WhichOneof("body")
         if kind == "abort":
-            raise serde.abort_from_proto(frame.abort)
+            raise serde.abort_from_proto(frame.abort, self._peer_role)
         if kind == "hello":
             self._on_hello(serde.hello_from_proto(frame.hello))
             return
@@ -196,6 +196,30 @@ class FrameStream:
                 )
         self.peer = hello
         return hello
+
+
+PEER_ITEMS_FACTOR = 4
+
+
+def check_peer_size(announced: int, own: int, max_peer_items: int | None) -> None:
+    """Refuse a peer set larger than ``max_peer_items``.
+
+    The default (None) is 4 x this party's ``own`` item count, counting an empty set as one
+    item so that it still aligns (to an empty result) with a small peer.
+
+    Raises:
+        AlignmentError: ``psi.peer_too_large``, naming the limit and the announced size.
+    """
+    if max_peer_items is not None:
+        limit, why = max_peer_items, "[psi] max_peer_items"
+    else:
+        limit = PEER_ITEMS_FACTOR * max(own, 1)
+        why = f"{PEER_ITEMS_FACTOR} x this party's {own} items; [psi] max_peer_items allows more"
+    if announced > limit:
+        raise AlignmentError(
+            mismatch("peer's announced set size", f"at most {limit} ({why})", announced),
+            code="psi.peer_too_large",
+        )
 
 
 def internal(what: str, exc: Exception) -> AlignmentError:

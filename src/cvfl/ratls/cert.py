@@ -248,7 +248,7 @@ def load_certificate(data: bytes) -> x509.Certificate:
         if bytes(data).lstrip().startswith(b"-----BEGIN"):
             return x509.load_pem_x509_certificate(bytes(data))
         return x509.load_der_x509_certificate(bytes(data))
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise _refuse("parse", mismatch("certificate", "X.509 PEM or DER", f"{exc}")) from None
 
 
@@ -257,8 +257,12 @@ def _extension_value(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> byte
         ext = cert.extensions.get_extension_for_oid(oid)
     except x509.ExtensionNotFound:
         return None
-    except (ValueError, x509.DuplicateExtension) as exc:
-        raise _refuse("extensions", mismatch("extensions", "well-formed, unique", exc)) from None
+    except Exception as exc:
+        # cryptography parses every extension here and raises ValueError, DuplicateExtension,
+        # UnsupportedGeneralNameType (x400Address/ediPartyName names), or KeyError and TypeError
+        # (e.g. an unknown or empty TLS feature list): all mean the certificate is malformed.
+        seen = f"{type(exc).__name__}: {exc}"
+        raise _refuse("extensions", mismatch("extensions", "well-formed, unique", seen)) from None
     value = ext.value
     if not isinstance(value, x509.UnrecognizedExtension):
         raise _refuse("extensions", mismatch(oid.dotted_string, "raw bytes", type(value).__name__))

@@ -118,7 +118,7 @@ def _score(job: PredictJob, link: Link) -> tuple[torch.Tensor, PredictResult]:
             check_batch(
                 "predict", index, fwd.step, fwd.ids_mac, batch_mac(key, index, PREDICT, ids)
             )
-            act = single_tensor(fwd.tensors, len(rows), width)
+            act = single_tensor(fwd, len(rows), width)
             outputs.append(job.half.module(_features(job, rows), act))
     envelope = link.recv(peer.step_timeout)
     expect(envelope, "finish")

@@ -156,7 +156,7 @@ def _train(
         bwd = envelope.backward
         expected = batch_mac(key, step.number, TRAIN, ids)
         check_batch("train", step.number, bwd.step, bwd.ids_mac, expected)
-        grad = single_tensor(bwd.tensors, len(rows), width)
+        grad = single_tensor(bwd, len(rows), width)
         party.optimizer.zero_grad()
         act.backward(grad)
         party.optimizer.step()

@@ -201,7 +201,7 @@ def _train_step(
     ids = [party.table.ids[i] for i in rows]
     fwd = envelope.forward
     check_batch("train", number, fwd.step, fwd.ids_mac, batch_mac(key, number, TRAIN, ids))
-    act = single_tensor(fwd.tensors, len(rows), party.cfg.model.cut_width).requires_grad_(True)
+    act = single_tensor(fwd, len(rows), party.cfg.model.cut_width).requires_grad_(True)
     logits = party.trainable(features(party.table, rows), act)
     # Summed over the block and scaled so that DDP's average over the N workers is the mean
     # over the whole step: N workers train exactly what one worker would.
@@ -229,7 +229,7 @@ def evaluate_remote(party: Party, session: AnySession, key: bytes, labels: torch
             fwd = envelope.forward
             ids = [party.table.ids[i] for i in rows]
             check_batch("eval", index, fwd.step, fwd.ids_mac, batch_mac(key, index, EVAL, ids))
-            act = single_tensor(fwd.tensors, len(rows), party.cfg.model.cut_width)
+            act = single_tensor(fwd, len(rows), party.cfg.model.cut_width)
             outputs.append(party.model(features(party.table, rows), act))
         if not outputs:  # fewer held-out batches than workers
             none = party.schedule.holdout_rows[:0]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 import torch
 
@@ -55,22 +53,39 @@ def check_batch(kind: str, step: int, seen_step: int, mac: bytes, expected_mac: 
         )
 
 
-def single_tensor(tensors: Iterable[pb.Tensor], rows: int, width: int) -> torch.Tensor:
-    """Decode the one float32 ``(rows, width)`` tensor a message must carry."""
-    items = list(tensors)
+def single_tensor(message: pb.Forward | pb.Backward, rows: int, width: int) -> torch.Tensor:
+    """Decode the one finite float32 ``(rows, width)`` tensor a forward or backward must carry.
+
+    Raises:
+        ProtocolError: not exactly one tensor, another dtype or shape (``protocol.shape``), a
+            malformed tensor, or NaN/Inf values (``protocol.nonfinite``); the message names the
+            message type, the step and the tensor.
+    """
+    where = describe(message)
+    items = list(message.tensors)
     if len(items) != 1:
-        raise ProtocolError(mismatch("tensors per message", 1, len(items)), code="protocol.shape")
-    tensor = tensor_from_proto(items[0])
+        raise ProtocolError(
+            mismatch(f"{where}: tensors per message", 1, len(items)), code="protocol.shape"
+        )
+    tensor = tensor_from_proto(items[0], where=where)
     if tensor.dtype != torch.float32 or tuple(tensor.shape) != (rows, width):
         raise ProtocolError(
             mismatch(
-                f"tensor {items[0].name}",
+                f"{where}: tensor {items[0].name[:64]}",
                 f"float32 [{rows}, {width}]",
                 f"{items[0].dtype} {list(tensor.shape)}",
             ),
             code="protocol.shape",
         )
     return tensor
+
+
+def describe(message: pb.Forward | pb.Backward) -> str:
+    """Name a message for a refusal: ``forward message of step 3 (eval)``."""
+    if isinstance(message, pb.Forward):
+        phase = pb.Phase.Name(message.phase) if message.phase in pb.Phase.values() else "?"
+        return f"forward message of step {message.step} ({phase.removeprefix('PHASE_').lower()})"
+    return f"backward message of step {message.step}"
 
 
 def assign_message(step: int, rows: np.ndarray) -> pb.Envelope:
