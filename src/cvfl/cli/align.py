@@ -10,7 +10,7 @@ from typing import Annotated, cast
 
 import typer
 
-from cvfl.attestation import AttestationConfig
+from cvfl.attestation import AttestationConfig, check_live_channel
 from cvfl.bridge.security import ChannelSecurity, PlaintextSecurity
 from cvfl.errors import ConfigError, mismatch
 from cvfl.psi import AlignJob, PsiConfig, align
@@ -88,7 +88,9 @@ def _keys(doc: Mapping[str, object], base: Path) -> KeyProvider | None:
 def _security(doc: Mapping[str, object], base: Path, insecure: bool) -> ChannelSecurity:
     if "attestation" in doc:
         table = _table(doc, "attestation")
-        return security_from_config(AttestationConfig.from_toml_table(table, base_dir=base))
+        cfg = AttestationConfig.from_toml_table(table, base_dir=base)
+        check_live_channel(cfg)  # a live peer: collateral expiry must be checked
+        return security_from_config(cfg)
     if not insecure:
         raise ConfigError(
             mismatch(

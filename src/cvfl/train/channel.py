@@ -8,7 +8,12 @@ from cvfl.train.config import JobConfig
 
 
 def security_for(cfg: JobConfig) -> ChannelSecurity:
-    """RA-TLS from ``[attestation]`` (the default), or plaintext when ``security = "insecure"``."""
+    """RA-TLS from ``[attestation]`` (the default), or plaintext when ``security = "insecure"``.
+
+    Raises:
+        ConfigError: no ``[attestation]`` for RA-TLS, or a fixed ``verify_at`` without
+            ``allow_fixed_time = true`` (train and predict talk to a live peer).
+    """
     if cfg.peer.security == "insecure":
         return PlaintextSecurity()
     if cfg.attestation is None:
@@ -17,6 +22,8 @@ def security_for(cfg: JobConfig) -> ChannelSecurity:
             "(provider and policy); or set security = 'insecure' for a plaintext test run",
             code="config.attestation",
         )
+    from cvfl.attestation import check_live_channel
     from cvfl.ratls import security_from_config
 
+    check_live_channel(cfg.attestation)  # a live peer: collateral expiry must be checked
     return security_from_config(cfg.attestation)
