@@ -42,7 +42,6 @@ INTEL_SGX_ROOT_CA_KEY = bytes.fromhex(
     "67918e2edc88e40d860bd0cc4ee26aacc988e505a953558c453f6b0904ae7394"
 )
 CERT_TYPE_PCK_CHAIN = 5
-QE_REPORT_LEN = 384
 _FIXED = struct.Struct("<64s64s384s64sH")  # up to and including the QE auth data length
 _CERT_HEADER = struct.Struct("<HI")
 _REPORT_DATA = slice(320, 384)
