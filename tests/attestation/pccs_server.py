@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,8 +37,13 @@ def _routes(collateral: dict[str, str]) -> dict[str, tuple[bytes, dict[str, str]
 
 
 @contextmanager
-def serve_pccs(collateral_path: Path, *, broken: str = "") -> Iterator[tuple[str, list[str]]]:
-    """Yield (base URL, list of requested paths); ``broken`` names a route answering 404."""
+def serve_pccs(
+    collateral_path: Path, *, broken: str = "", delays: dict[str, float] | None = None
+) -> Iterator[tuple[str, list[str]]]:
+    """Yield (base URL, list of requested paths); ``broken`` names a route answering 404.
+
+    ``delays`` maps a route to seconds its answer waits (a slow or stalled PCCS).
+    """
     routes = _routes(json.loads(collateral_path.read_text()))
     seen: list[str] = []
 
@@ -49,13 +55,17 @@ def serve_pccs(collateral_path: Path, *, broken: str = "") -> Iterator[tuple[str
             if not path.startswith(API) or name not in routes or name == broken:
                 self.send_error(404)
                 return
+            time.sleep((delays or {}).get(name, 0.0))
             body, headers = routes[name]
-            self.send_response(200)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.send_response(200)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up waiting (a stalled-PCCS test)
 
         def log_message(self, format: str, *args: object) -> None:
             pass

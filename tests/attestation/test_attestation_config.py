@@ -114,7 +114,17 @@ _value = st.none() | st.booleans() | st.integers() | st.text(max_size=20) | st.l
 @settings(max_examples=150, deadline=None)
 @given(
     st.dictionaries(
-        st.sampled_from(["provider", "verify_at", "code_paths", "pccs_url", "gramine_root", "x"]),
+        st.sampled_from(
+            [
+                "provider",
+                "verify_at",
+                "allow_fixed_time",
+                "code_paths",
+                "pccs_url",
+                "gramine_root",
+                "x",
+            ]
+        ),
         _value,
         max_size=4,
     )

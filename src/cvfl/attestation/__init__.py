@@ -9,13 +9,15 @@ Public API (see docs/attestation.md):
   or :class:`PccsCollateral`) and :class:`SimulatedVerifier`; :class:`VerifiedEvidence`.
 - :class:`Policy` (:meth:`Policy.check`, :meth:`Policy.from_toml_table`),
   :func:`load_cczoo_json`.
-- :class:`AttestationConfig`, :func:`make_provider`, :func:`default_verifier`.
+- :class:`AttestationConfig`, :func:`make_provider`, :func:`default_verifier`,
+  :func:`check_live_channel` (no fixed verification time on a live channel unless allowed).
 """
 
 from cvfl.attestation.cczoo import load_cczoo_json
 from cvfl.attestation.config import (
     AttestationConfig,
     RoutingVerifier,
+    check_live_channel,
     default_verifier,
     load_policy,
     make_provider,
@@ -63,6 +65,7 @@ __all__ = [
     "SimulatedProvider",
     "SimulatedVerifier",
     "VerifiedEvidence",
+    "check_live_channel",
     "default_verifier",
     "load_cczoo_json",
     "load_policy",

@@ -6,7 +6,8 @@ provider = "gramine"            # or "simulated" (development only, loud)
 gramine_root = "/dev/attestation"
 collateral = "collateral.json"  # dcap-qvl QuoteCollateralV3 JSON ...
 pccs_url = "https://pccs.example:8081"   # ... or a PCCS (one of the two for real quotes)
-verify_at = 1750334171          # optional fixed UNIX time for verification
+verify_at = 1750334171          # optional fixed UNIX time for verification; a live channel
+allow_fixed_time = true         # refuses it unless this is set (collateral expiry unchecked)
 code_paths = ["model.py"]       # extra code measured into the simulated mr_enclave
 policy_file = "policy.toml"     # or cczoo_config = "dynamic_config.json", or inline:
 
@@ -36,6 +37,9 @@ from cvfl.attestation.policy import Policy
 from cvfl.attestation.quote import parse_quote
 from cvfl.attestation.simulated import SimulatedProvider, SimulatedVerifier, is_simulated_quote
 from cvfl.errors import AttestationError, ConfigError, mismatch
+from cvfl.logs import get_logger
+
+log = get_logger(__name__)
 
 ProviderName = Literal["simulated", "gramine"]
 _KEYS = frozenset(
@@ -45,6 +49,7 @@ _KEYS = frozenset(
         "collateral",
         "pccs_url",
         "verify_at",
+        "allow_fixed_time",
         "code_paths",
         "policy",
         "policy_file",
@@ -62,6 +67,7 @@ class AttestationConfig:
     collateral: Path | None = None
     pccs_url: str | None = None
     verify_at: int | None = None
+    allow_fixed_time: bool = False
     code_paths: tuple[Path, ...] = ()
     policy: Policy = dataclasses.field(default_factory=Policy)
 
@@ -70,6 +76,8 @@ class AttestationConfig:
             raise _error("provider", '"simulated" or "gramine"', self.provider)
         if self.collateral is not None and self.pccs_url is not None:
             raise _error("collateral/pccs_url", "at most one of them", "both")
+        if not isinstance(self.allow_fixed_time, bool):
+            raise _error("allow_fixed_time", "true or false", self.allow_fixed_time)
 
     @classmethod
     def from_toml_table(
@@ -90,9 +98,40 @@ class AttestationConfig:
             collateral=_opt_path(table, "collateral", base),
             pccs_url=_opt_str(table, "pccs_url"),
             verify_at=_opt_time(table.get("verify_at")),
+            allow_fixed_time=_opt_bool(table, "allow_fixed_time"),
             code_paths=_code_paths(table.get("code_paths", []), base),
             policy=_policy(table, base),
         )
+
+
+def check_live_channel(cfg: AttestationConfig) -> None:
+    """Refuse a fixed verification time for a live channel unless it is allowed by name.
+
+    ``verify_at`` makes every peer's evidence be checked at that moment instead of now, so
+    collateral that has since expired (a revoked platform, an outdated TCB) still passes. That is
+    for recorded evidence (``cvfl attest verify --at``) and tests, not for a channel to a live
+    peer. Call this wherever a job's ``[attestation]`` table becomes a channel security.
+
+    Raises:
+        ConfigError: ``verify_at`` is set and ``allow_fixed_time`` is not (``config.verify_at``).
+    """
+    if cfg.verify_at is None:
+        return
+    if not cfg.allow_fixed_time:
+        raise ConfigError(
+            mismatch(
+                "attestation.verify_at",
+                "unset on a live channel (collateral expiry is checked against the clock), or "
+                "attestation.allow_fixed_time = true",
+                cfg.verify_at,
+            ),
+            code="config.verify_at",
+        )
+    log.warning(
+        "INSECURE: attestation.verify_at = %s: peers' evidence is verified at that fixed time, "
+        "so collateral expiry is NOT checked (allowed by attestation.allow_fixed_time = true)",
+        cfg.verify_at,
+    )
 
 
 def make_provider(cfg: AttestationConfig) -> EvidenceProvider:
@@ -180,6 +219,13 @@ def _opt_time(value: object) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise _error("verify_at", "a UNIX time (non-negative integer)", value)
+    return value
+
+
+def _opt_bool(table: Mapping[str, object], key: str) -> bool:
+    value = table.get(key, False)
+    if not isinstance(value, bool):  # a string "true" is not true
+        raise _error(key, "true or false", value)
     return value
 
 

@@ -4,7 +4,8 @@ The collateral (TCB info, QE identity, CRLs and their issuer chains) comes from 
 :class:`CollateralSource`: a JSON file in dcap-qvl's ``QuoteCollateralV3`` format
 (:class:`FileCollateral`) or a PCCS reached over HTTP(S) (:class:`PccsCollateral`, in
 :mod:`cvfl.attestation.pccs`). The verification time is a parameter, so recorded evidence can be
-checked at a fixed moment inside its collateral's validity window.
+checked at a fixed moment inside its collateral's validity window. Before any collateral is
+asked for, the quote's own signatures are checked locally (:mod:`cvfl.attestation.localcheck`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 import dcap_qvl
 
 from cvfl.attestation.evidence import VerifiedEvidence
+from cvfl.attestation.localcheck import check_quote_locally
 from cvfl.attestation.quote import parse_quote
 from cvfl.attestation.simulated import is_simulated_quote
 from cvfl.errors import AttestationError, ConfigError, mismatch
@@ -82,10 +84,14 @@ class DcapVerifier:
     def verify(self, quote: bytes, *, at: int | None = None) -> VerifiedEvidence:
         """Verify ``quote`` at UNIX time ``at`` (else the default time, else now).
 
+        The quote's structure, PCK chain (up to the pinned Intel root key), QE report and
+        signature are checked locally first (:func:`check_quote_locally`); only a quote that
+        passes reaches the collateral source, so a forged quote never causes a PCCS request.
+
         Raises:
             AttestationError: malformed or simulated quote, expired collateral (code
                 ``attestation.collateral_expired``), or any signature/chain failure (code
-                ``attestation.dcap_failed``).
+                ``attestation.dcap_failed``; the local checks say so in the message).
         """
         parsed = parse_quote(quote)
         if is_simulated_quote(parsed):
@@ -95,6 +101,7 @@ class DcapVerifier:
             )
         now = at if at is not None else self.default_at
         now = int(time.time()) if now is None else now
+        check_quote_locally(parsed)  # before any collateral is fetched (a PCCS is remote)
         collateral = self.collateral.collateral_for(parsed.raw)
         report = _run_dcap(parsed.raw, collateral, now)
         evidence = VerifiedEvidence(

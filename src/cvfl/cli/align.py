@@ -10,7 +10,7 @@ from typing import Annotated, cast
 
 import typer
 
-from cvfl.attestation import AttestationConfig
+from cvfl.attestation import AttestationConfig, check_live_channel
 from cvfl.bridge.security import ChannelSecurity, PlaintextSecurity
 from cvfl.errors import ConfigError, mismatch
 from cvfl.psi import AlignJob, PsiConfig, align
@@ -105,6 +105,7 @@ def _security(
 ) -> ChannelSecurity:
     if "attestation" in doc:
         attestation = AttestationConfig.from_toml_table(_table(doc, "attestation"), base_dir=base)
+        check_live_channel(attestation)  # a live peer: collateral expiry must be checked
         terms = job_terms(
             job_id=job.job_id,
             role=job.role,

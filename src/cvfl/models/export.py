@@ -21,8 +21,8 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
-from cvfl.errors import ModelError
-from cvfl.sealing.artifacts import SUFFIX, Artifacts, read_artifact
+from cvfl.errors import ModelError, SealingError, mismatch
+from cvfl.sealing.artifacts import SUFFIX, Artifacts, locate, read_artifact
 from cvfl.sealing.keys import KeyProvider
 
 FORMAT = "cvfl-half/v1"
@@ -97,21 +97,35 @@ def decode_tensors(data: bytes, source: Path) -> dict[str, torch.Tensor]:
         ) from exc
 
 
-def load_half(weights: Path, keys: KeyProvider | None = None) -> ExportedHalf:
+def load_half(
+    weights: Path, keys: KeyProvider | None = None, *, sealed: bool | None = None
+) -> ExportedHalf:
     """Load an export (unsealing it with ``keys`` when sealed) and check its fingerprint.
+
+    Args:
+        weights: The weights file (``<role>.safetensors``, or its ``.sealed`` name).
+        keys: The key provider for sealed files.
+        sealed: The form a job reads its exports in, from its configuration: True reads only
+            sealed files and refuses a plaintext file at either name of the weights or the spec
+            (even beside a sealed one); False reads only plaintext. None is for offline tools
+            looking at a file the user named: the file is taken as it is.
 
     Raises:
         ModelError: missing, unreadable or inconsistent files (the message names the file).
-        SealingError: a sealed file is tampered, for another purpose, or the key is wrong.
+        SealingError: a sealed file is tampered, for another purpose, or the key is wrong; or a
+            file's form differs from ``sealed`` (``sealing.unexpected_plaintext``).
     """
+    found, data = _read_part(weights, WEIGHTS_PURPOSE, keys, sealed)
+    _, spec_bytes = _read_part(spec_path_for(found), SPEC_PURPOSE, keys, sealed)
     try:
-        data = read_artifact(weights, WEIGHTS_PURPOSE, keys)
-        spec_path = spec_path_for(weights)
-        spec = json.loads(read_artifact(spec_path, SPEC_PURPOSE, keys).decode("utf-8"))
-    except FileNotFoundError as exc:
-        raise ModelError(f"{exc.filename}: no such file", code="model.missing") from None
+        spec = json.loads(spec_bytes.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(f"{weights}: spec is not valid JSON: {exc}", code="model.corrupt") from exc
+    if not isinstance(spec, dict):
+        raise ModelError(
+            mismatch(f"{weights}: spec", "a JSON object", type(spec).__name__),
+            code="model.corrupt",
+        )
     tensors = decode_tensors(data, weights)
     seen = parameter_fingerprint(tensors)
     if spec.get("fingerprint") != seen:
@@ -120,3 +134,18 @@ def load_half(weights: Path, keys: KeyProvider | None = None) -> ExportedHalf:
             code="model.fingerprint",
         )
     return ExportedHalf(tensors, spec)
+
+
+def _read_part(
+    path: Path, purpose: str, keys: KeyProvider | None, sealed: bool | None
+) -> tuple[Path, bytes]:
+    """Find and read one file of an export in the form ``sealed`` asks for (None: as it is)."""
+    try:
+        found = path if sealed is None else locate(path, sealed=sealed)
+    except SealingError as exc:
+        if exc.code != "sealing.missing":
+            raise
+        raise ModelError(exc.message, code="model.missing") from None
+    if not found.is_file():
+        raise ModelError(f"{found}: no such file", code="model.missing")
+    return found, read_artifact(found, purpose, keys, expect_sealed=sealed)

@@ -15,9 +15,9 @@ from cvfl.errors import ConfigError, ModelError, mismatch
 from cvfl.models.export import FORMAT, load_half
 from cvfl.models.factory import build_follower, build_leader
 from cvfl.models.spec import ModelSpec
-from cvfl.sealing.artifacts import SUFFIX
+from cvfl.sealing.artifacts import SUFFIX, twin_names
 from cvfl.sealing.keys import KeyProvider
-from cvfl.train.config import JobConfig
+from cvfl.train.config import JobConfig, outputs_sealed
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,12 @@ class ScoringHalf:
 
 
 def default_export(cfg: JobConfig) -> Path:
-    """``<workdir>/export/<role>.safetensors``, with ``.sealed`` when only the sealed one exists."""
+    """``<workdir>/export/<role>.safetensors``, ``.sealed`` when the job seals its outputs.
+
+    The name comes from the job's configuration (``[sealing]``), not from the files present.
+    """
     base = cfg.job.workdir / "export" / f"{cfg.role}.safetensors"
-    sealed = base.with_name(base.name + SUFFIX)
-    return sealed if sealed.exists() or not base.exists() else base
+    return base.with_name(base.name + SUFFIX) if outputs_sealed(cfg) else base
 
 
 def parse_tensor_spec(text: str) -> TensorSpec:
@@ -80,18 +82,22 @@ def check_spec(spec: dict[str, Any], cfg: JobConfig, path: Path) -> None:
 
 
 def load_scoring_half(path: Path, cfg: JobConfig, keys: KeyProvider | None) -> ScoringHalf:
-    """Load, check and rebuild this party's half.
+    """Load, check and rebuild this party's half, read only in the job's form (sealed or not).
 
     Raises:
         ModelError: missing, inconsistent or foreign export (names the field, expected, seen).
-        SealingError: a sealed export is tampered, for another purpose, or the key is wrong.
+        SealingError: a sealed export is tampered, for another purpose, or the key is wrong; or
+            a plaintext file where the job keeps its export sealed
+            (``sealing.unexpected_plaintext``, naming the file).
+        ConfigError: no ``[sealing]`` and no ``[job] plaintext_outputs = true``.
     """
-    if not path.is_file():
+    sealed = outputs_sealed(cfg)
+    if not any(p.is_file() for p in (twin_names(path) if sealed else (path,))):
         raise ModelError(
             f"{path}: no such file (train the job first, or set [predict] export)",
             code="model.missing",
         )
-    half = load_half(path, keys)
+    half = load_half(path, keys, sealed=sealed)
     spec = half.spec
     check_spec(spec, cfg, path)
     try:

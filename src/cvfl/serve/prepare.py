@@ -10,14 +10,15 @@ from pathlib import Path
 from cvfl import __version__
 from cvfl.bridge.security import ChannelSecurity
 from cvfl.data.ids import id_order_fingerprint
-from cvfl.data.tables import PartyTable, TableSchema, read_party_table, table_format, validate
+from cvfl.data.tables import PartyTable, TableSchema, table_format
 from cvfl.logs import get_logger
-from cvfl.sealing import is_sealed, key_provider_from_config
+from cvfl.sealing import key_provider_from_config
 from cvfl.sealing.keys import KeyProvider
 from cvfl.serve.config import PredictSection
 from cvfl.serve.halves import ScoringHalf, default_export, load_scoring_half
 from cvfl.serve.hello import PREDICT_PROTOCOL_VERSION, PredictHello
-from cvfl.train.config import JobConfig
+from cvfl.train.config import JobConfig, outputs_sealed
+from cvfl.train.inputs import read_aligned_table, read_input_table
 
 log = get_logger(__name__)
 
@@ -67,20 +68,6 @@ def scoring_schema(cfg: JobConfig, half: ScoringHalf) -> TableSchema:
     )
 
 
-def read_scoring_table(path: Path, schema: TableSchema, keys: KeyProvider | None) -> PartyTable:
-    """Read a plain or sealed (aligned) scoring table."""
-    if not is_sealed(path):
-        return read_party_table(path, schema)
-    from cvfl.psi import read_aligned
-
-    if keys is None:
-        from cvfl.errors import SealingError
-
-        raise SealingError(f"{path}: the table is sealed; add [sealing]", code="sealing.no_key")
-    arrow = read_aligned(path, keys, table_format(path), id_column=schema.id_column)
-    return validate(arrow, path, schema)
-
-
 def align_scoring_table(
     cfg: JobConfig, section: PredictSection, security: ChannelSecurity, keys: KeyProvider | None
 ) -> Path:
@@ -113,12 +100,24 @@ def align_scoring_table(
 def prepare_predict(
     cfg: JobConfig, section: PredictSection, security: ChannelSecurity
 ) -> PredictJob:
-    """Load the half (checking it belongs to this job), align and read the scoring table."""
+    """Load the half (checking it belongs to this job), align and read the scoring table.
+
+    The export and the aligned table are artifacts: read only in the form the job's
+    configuration gives (sealed with ``[sealing]``). The ``[predict] input`` table is the
+    user's own and may be plaintext.
+
+    Raises:
+        ConfigError: no ``[sealing]`` and no ``[job] plaintext_outputs = true``.
+        SealingError: a plaintext artifact where the job keeps them sealed (names the file).
+    """
+    sealed = outputs_sealed(cfg)
     keys = key_provider_from_config(cfg.sealing) if cfg.sealing is not None else None
     half = load_scoring_half(section.export or default_export(cfg), cfg, keys)
-    path = section.input
+    schema = scoring_schema(cfg, half)
     if cfg.psi is not None and section.align:
         path = align_scoring_table(cfg, section, security, keys)
-    table = read_scoring_table(path, scoring_schema(cfg, half), keys)
+        table = read_aligned_table(path, schema, keys, sealed=sealed)
+    else:
+        table = read_input_table(section.input, schema, keys)
     log.info("predict: %s scores %d rows with cvfl %s", cfg.role, table.rows, __version__)
     return PredictJob(cfg, section, half, table, keys)

@@ -1,7 +1,7 @@
 """The leader's scores: one row per scored example (id, probability of class 1, log-odds).
 
 Written through :class:`~cvfl.sealing.Artifacts`, so they are sealed unless plaintext was asked
-for by name; :func:`read_scores` reads either kind back.
+for by name; :func:`read_scores` reads them back in the form its caller's key says.
 """
 
 from __future__ import annotations
@@ -72,11 +72,14 @@ def write_scores(store: Artifacts, path: Path, table: pa.Table) -> Path:
 
 
 def read_scores(path: Path, keys: KeyProvider | None = None) -> pa.Table:
-    """Read scores written by :func:`write_scores` (unsealing with ``keys`` when sealed)."""
-    try:
-        data = read_artifact(path, SCORES_PURPOSE, keys)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file", code="data.missing_file") from None
+    """Read scores written by :func:`write_scores`: sealed with ``keys``, else plaintext.
+
+    The form comes from the caller's key, not from the file: with ``keys`` a plaintext file is
+    refused (``sealing.unexpected_plaintext``), without them a sealed one.
+    """
+    if not path.is_file():
+        raise DataError(f"{path}: no such file", code="data.missing_file")
+    data = read_artifact(path, SCORES_PURPOSE, keys, expect_sealed=keys is not None)
     source = pa.BufferReader(data)
     try:
         if table_format(path) == "parquet":

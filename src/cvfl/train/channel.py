@@ -62,6 +62,10 @@ def security_for(cfg: JobConfig, command: str) -> ChannelSecurity:
     Args:
         cfg: The job.
         command: What this process runs (``"train"``, ``"predict"``, ...): part of its terms.
+
+    Raises:
+        ConfigError: no ``[attestation]`` for RA-TLS, or a fixed ``verify_at`` without
+            ``allow_fixed_time = true`` (train and predict talk to a live peer).
     """
     if cfg.peer.security == "insecure":
         return PlaintextSecurity()
@@ -71,6 +75,8 @@ def security_for(cfg: JobConfig, command: str) -> ChannelSecurity:
             "(provider and policy); or set security = 'insecure' for a plaintext test run",
             code="config.attestation",
         )
+    from cvfl.attestation import check_live_channel
     from cvfl.ratls import security_from_config
 
+    check_live_channel(cfg.attestation)  # a live peer: collateral expiry must be checked
     return security_from_config(cfg.attestation, terms=terms_for(cfg, command))

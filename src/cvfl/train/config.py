@@ -42,6 +42,11 @@ class JobSection:
             )
         if not self.id:
             raise ConfigError("[job] id must not be empty", code="config.job")
+        if not isinstance(self.plaintext_outputs, bool):  # a string "false" is not false
+            raise ConfigError(
+                mismatch("[job] plaintext_outputs", "true or false", repr(self.plaintext_outputs)),
+                code="config.job",
+            )
 
 
 @dataclass(frozen=True)
@@ -205,6 +210,28 @@ class JobConfig:
     def role(self) -> str:
         """This party's role."""
         return self.job.role
+
+
+def outputs_sealed(cfg: JobConfig) -> bool:
+    """Whether the job's artifacts are sealed: written, and read back, only in sealed form.
+
+    True with a ``[sealing]`` table (whatever ``plaintext_outputs`` says); False only with
+    ``[job] plaintext_outputs = true`` and no ``[sealing]``. The answer comes from the job file
+    alone, never from the files on disk.
+
+    Raises:
+        ConfigError: neither ``[sealing]`` nor ``plaintext_outputs = true`` (``config.sealing``).
+    """
+    if cfg.sealing is not None:
+        return True
+    if cfg.job.plaintext_outputs:
+        return False
+    raise ConfigError(
+        f"{cfg.source}: no [sealing] section, so checkpoints and exports would be plaintext; "
+        'add [sealing] (e.g. provider = "file", key_file = "party.key" made by '
+        "`cvfl keys new`) or ask for plaintext by name with [job] plaintext_outputs = true",
+        code="config.sealing",
+    )
 
 
 def _section(cls: type[T], name: str, table: Mapping[str, Any], base: Path) -> T:

@@ -17,14 +17,15 @@ from cvfl import __version__
 from cvfl.bridge.handshake import PROTOCOL_VERSION
 from cvfl.bridge.serde import CheckpointState, Hello, TensorSpec
 from cvfl.data.ids import id_order_fingerprint
-from cvfl.data.tables import PartyTable, TableSchema, read_party_table, table_format, validate
-from cvfl.errors import ConfigError, DataError, SealingError
+from cvfl.data.tables import PartyTable, TableSchema
+from cvfl.errors import DataError
 from cvfl.logs import get_logger
 from cvfl.models.export import export_half
 from cvfl.models.factory import build_follower, build_leader
-from cvfl.sealing import Artifacts, is_sealed, key_provider_from_config
+from cvfl.sealing import Artifacts, key_provider_from_config
 from cvfl.train import checkpoint
-from cvfl.train.config import JobConfig, PeerSection, TrainSection
+from cvfl.train.config import JobConfig, PeerSection, TrainSection, outputs_sealed
+from cvfl.train.inputs import read_aligned_table, read_input_table
 from cvfl.train.metrics import Metrics
 from cvfl.train.recovery import CheckpointStore
 from cvfl.train.result import TrainResult
@@ -202,34 +203,31 @@ def load_party(cfg: JobConfig, worker: int = 0) -> Party:
 
 
 def read_training_table(cfg: JobConfig, artifacts: Artifacts) -> PartyTable:
-    """Read the (aligned) table this party trains on, unsealing it when it is sealed."""
+    """Read the table this party trains on.
+
+    With ``[psi]`` that is the aligned table, an artifact read only in the job's form (sealed
+    with ``[sealing]``); without, it is the user's own ``[data] path`` (plaintext or sealed).
+    """
     path = cfg.training_table
     if not path.is_file():
         hint = " (run `cvfl align --config` first)" if cfg.psi is not None else ""
         raise DataError(f"{path}: no such file{hint}", code="data.missing_file")
-    if not is_sealed(path):
-        return read_party_table(path, schema_for(cfg))
-    from cvfl.psi import read_aligned
-
-    if artifacts.keys is None:
-        raise SealingError(f"{path}: the table is sealed; add [sealing]", code="sealing.no_key")
-    fmt = table_format(path)
-    arrow = read_aligned(path, artifacts.keys, fmt, id_column=cfg.data.id_column)
-    return validate(arrow, path, schema_for(cfg))
+    if cfg.psi is None:
+        return read_input_table(path, schema_for(cfg), artifacts.keys)
+    return read_aligned_table(path, schema_for(cfg), artifacts.keys, sealed=artifacts.sealed)
 
 
 def artifacts_for(cfg: JobConfig) -> Artifacts:
     """Sealed outputs from ``[sealing]``; plaintext only with ``[job] plaintext_outputs = true``."""
-    if cfg.sealing is not None:
-        return Artifacts(key_provider_from_config(cfg.sealing))
-    if cfg.job.plaintext_outputs:
+    if not outputs_sealed(cfg):
         return Artifacts(None)
-    raise ConfigError(
-        f"{cfg.source}: no [sealing] section, so checkpoints and exports would be plaintext; "
-        'add [sealing] (e.g. provider = "file", key_file = "party.key" made by '
-        "`cvfl keys new`) or ask for plaintext by name with [job] plaintext_outputs = true",
-        code="config.sealing",
-    )
+    assert cfg.sealing is not None  # outputs_sealed is true only with [sealing]
+    if cfg.job.plaintext_outputs:
+        log.warning(
+            "[job] plaintext_outputs = true is ignored: [sealing] is configured, so outputs are "
+            "written, and read back, only sealed"
+        )
+    return Artifacts(key_provider_from_config(cfg.sealing))
 
 
 def checkpoint_store(party: Party) -> CheckpointStore:

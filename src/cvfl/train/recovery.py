@@ -63,17 +63,26 @@ class CheckpointStore:
         if not self.folder.is_dir():
             return ()
         states = []
-        for path in sorted(self.folder.glob(f"{self.role}-step-*.json*")):
-            found = _STEP.search(path.name)
-            if found is None or path.name.startswith("."):
-                continue
-            raw = json.loads(self.artifacts.read(path, RECORD_PURPOSE))
+        for name in self._record_names():
+            raw = json.loads(self.artifacts.read(self.folder / name, RECORD_PURPOSE))
             states.append(
                 CheckpointState(
                     int(raw["step"]), bytes.fromhex(raw["digest"]), bytes.fromhex(raw["peer"])
                 )
             )
         return tuple(sorted(states, key=lambda s: s.step))
+
+    def _record_names(self) -> list[str]:
+        """The records' file names, a record and its twin (``.sealed`` or not) counted once.
+
+        Reading a record by either name checks both (a sealed job refuses a plaintext twin).
+        """
+        names: dict[str, str] = {}
+        for path in sorted(self.folder.glob(f"{self.role}-step-*.json*")):
+            if _STEP.search(path.name) is None or path.name.startswith("."):
+                continue
+            names.setdefault(path.name.removesuffix(SUFFIX), path.name)
+        return sorted(names.values())
 
     def load(self, step: int, expected_digest: bytes) -> bytes:
         """The plaintext of the checkpoint of ``step``, checked against its record."""

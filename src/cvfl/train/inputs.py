@@ -1,0 +1,60 @@
+"""The tables a party reads: its own input, and the aligned table ``cvfl align`` wrote.
+
+The two are treated differently on purpose. The user's own table (``[data] path``, a
+``[predict] input`` scored without alignment) is the user's to supply: plaintext, or sealed
+with the party's key. The aligned table is an *artifact*: it is read only in the form the job's
+configuration says (sealed with ``[sealing]``, plaintext only with
+``[job] plaintext_outputs = true``), so a plaintext file planted in place of the sealed one is
+refused rather than trained on or scored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cvfl.data.tables import PartyTable, TableSchema, read_party_table, table_format, validate
+from cvfl.errors import SealingError
+from cvfl.sealing import KeyProvider, is_sealed
+from cvfl.sealing.artifacts import require_form
+
+
+def read_input_table(path: Path, schema: TableSchema, keys: KeyProvider | None) -> PartyTable:
+    """Read the user's own table: plaintext, or sealed (purpose ``aligned-table``) with ``keys``.
+
+    Raises:
+        DataError: unreadable or invalid table.
+        SealingError: a sealed table and no key, or a sealed table that fails to open.
+    """
+    if not is_sealed(path):
+        return read_party_table(path, schema)
+    if keys is None:
+        raise SealingError(f"{path}: the table is sealed; add [sealing]", code="sealing.no_key")
+    return _read_sealed(path, schema, keys)
+
+
+def read_aligned_table(
+    path: Path, schema: TableSchema, keys: KeyProvider | None, *, sealed: bool
+) -> PartyTable:
+    """Read an aligned table, only in the form the job's configuration gives (``sealed``).
+
+    Raises:
+        SealingError: the file is plaintext where the job seals its outputs
+            (``sealing.unexpected_plaintext``, naming the file), sealed in a plaintext job, or
+            a sealed file that fails to open.
+        DataError: the table is invalid.
+    """
+    require_form(path, sealed=sealed)
+    if not sealed:
+        return read_party_table(path, schema)
+    if keys is None:
+        raise SealingError(f"{path}: the table is sealed; add [sealing]", code="sealing.no_key")
+    return _read_sealed(path, schema, keys)
+
+
+def _read_sealed(path: Path, schema: TableSchema, keys: KeyProvider) -> PartyTable:
+    from cvfl.psi import read_aligned
+
+    # read_sealed checks the magic and authenticates every chunk: a file swapped for a
+    # plaintext one after the check above fails here.
+    arrow = read_aligned(path, keys, table_format(path), id_column=schema.id_column)
+    return validate(arrow, path, schema)
