@@ -79,10 +79,10 @@ def test_train_and_predict_channel_refuse_a_fixed_time(small_job: Jobs) -> None:
     assert isinstance(ratls, PeerSection)
     refused = dataclasses.replace(lead, peer=ratls, attestation=_fixed(allow=False))
     with pytest.raises(ConfigError) as info:
-        security_for(refused)
+        security_for(refused, "train")
     _refusal(info)
     allowed = dataclasses.replace(refused, attestation=_fixed(allow=True))
-    assert isinstance(security_for(allowed), RatlsSecurity)
+    assert isinstance(security_for(allowed, "train"), RatlsSecurity)
 
 
 def test_cvfl_align_refuses_a_fixed_time(
