@@ -215,6 +215,53 @@ def job_paths(config: object) -> dict[str, Path]:
     return found
 
 
+# ---- dependency locks ------------------------------------------------------------------------
+
+LOCKS = REPO / "requirements"
+_LOCK_ENTRY = re.compile(r"^([a-z0-9][a-z0-9-]*)==([A-Za-z0-9.!+]+)$")
+_LOCK_HASH = re.compile(r"^--hash=sha256:([0-9a-f]{64})$")
+
+
+@dataclass(frozen=True)
+class Locked:
+    """One entry of a ``--require-hashes`` lock: exact version and sha256 hashes."""
+
+    version: str
+    hashes: tuple[str, ...]
+
+
+def parse_lock(text: str, where: str = "lock") -> dict[str, Locked]:
+    """Parse a lock as pip reads it: ``name==version`` then ``--hash=sha256:...`` options.
+
+    Comments and blank lines are skipped, continuation lines joined. Anything else (another
+    option, a range, an entry without a hash, a repeated name) fails the assertion.
+    """
+    entries: dict[str, Locked] = {}
+    logical = re.sub(r"\\\n", " ", text)
+    for number, line in enumerate(logical.splitlines(), start=1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        match = _LOCK_ENTRY.match(words[0])
+        assert match, f"{where}:{number}: expected name==version, seen {words[0]!r}"
+        hashes = []
+        for word in words[1:]:
+            found = _LOCK_HASH.match(word)
+            assert found, f"{where}:{number}: expected --hash=sha256:<64 hex>, seen {word!r}"
+            hashes.append(found.group(1))
+        assert hashes, f"{where}:{number}: {words[0]} has no hash"
+        name = match.group(1)
+        assert name not in entries, f"{where}:{number}: {name} is listed twice"
+        entries[name] = Locked(match.group(2), tuple(hashes))
+    return entries
+
+
+def read_lock(name: str) -> dict[str, Locked]:
+    """``requirements/<name>``, parsed."""
+    path = LOCKS / name
+    return parse_lock(path.read_text(encoding="utf-8"), str(path.relative_to(REPO)))
+
+
 # ---- the Gramine template ------------------------------------------------------------------
 
 

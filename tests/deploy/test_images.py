@@ -112,13 +112,21 @@ def _venv(parsed: Dockerfile) -> str:
 def test_torch_is_the_pinned_cpu_build_and_cvfl_comes_from_pyproject() -> None:
     parsed = parse_dockerfile(BASE)
     runs = " ".join(_runs(parsed, 0))
-    assert "torch==2.13.0" in runs
+    # torch==2.13.0 is pinned, with its hash, in the lock the image installs (tests/deploy/
+    # test_locks.py); PyTorch's CPU index is where the image finds that CPU build.
+    assert "-r requirements/runtime.lock" in runs
     assert "--extra-index-url https://download.pytorch.org/whl/cpu" in runs
+    lock = (REPO / "requirements" / "runtime.lock").read_text()
+    assert re.search(r"^torch==2\.13\.0 ", lock, re.M)
     copied = {i.args.split()[0] for i in parsed.stage(0) if i.keyword == "COPY"}
     assert "pyproject.toml" in copied and "src" in copied
     assert (REPO / "pyproject.toml").exists() and (REPO / "src" / "cvfl").is_dir()
-    # The Makefile installs the same torch the image does.
-    assert "torch==2.13.0" in (REPO / "Makefile").read_text()
+    # The Makefile installs the same torch the image does, from the development lock.
+    dev = (REPO / "requirements" / "dev.lock").read_text()
+    assert (
+        re.search(r"^torch==2\.13\.0 ", dev, re.M)
+        and "requirements/dev.lock" in (REPO / "Makefile").read_text()
+    )
 
 
 @pytest.mark.parametrize("path", dockerfiles(), ids=lambda p: str(p.relative_to(DEPLOY)))
