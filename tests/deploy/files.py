@@ -55,19 +55,27 @@ class Dockerfile:
         wanted = index % count
         return [i for i in self.instructions if i.stage == wanted]
 
-    def args_in_stage(self, index: int) -> dict[str, str]:
-        """ARG defaults visible in a stage (globals, then the stage's own ARGs)."""
-        values = dict(self.global_args)
+    def args_in_stage(self, index: int, build_args: dict[str, str] | None = None) -> dict[str, str]:
+        """ARG values visible in a stage (globals, then the stage's own ARGs).
+
+        ``build_args`` are ``docker build --build-arg`` values: as in Docker, they replace the
+        default of an ARG the stage declares and are ignored otherwise.
+        """
+        given = build_args or {}
+        values = {k: given.get(k, v) for k, v in self.global_args.items()}
         for ins in self.stage(index):
             if ins.keyword == "ARG":
                 name, has_default, default = ins.args.partition("=")
+                name = name.strip()
                 if has_default:  # a bare `ARG NAME` re-declares a global: it keeps its default
-                    values[name.strip()] = default.strip().strip('"')
+                    values[name] = default.strip().strip('"')
+                if name in given:
+                    values[name] = given[name]
         return values
 
-    def expand(self, text: str, index: int) -> str:
-        """Substitute ``${NAME}`` / ``$NAME`` with the ARG defaults of stage ``index``."""
-        return _expand(text, self.args_in_stage(index), self.path.name)
+    def expand(self, text: str, index: int, build_args: dict[str, str] | None = None) -> str:
+        """Substitute ``${NAME}`` / ``$NAME`` with the ARG values of stage ``index``."""
+        return _expand(text, self.args_in_stage(index, build_args), self.path.name)
 
     def froms(self) -> list[tuple[str, str | None]]:
         """Each FROM as (image after ARG expansion, stage alias)."""
@@ -275,21 +283,30 @@ class _GramineVars:
         return f"/usr/lib/x86_64-linux-gnu/gramine/runtime/{libc}"
 
 
-def render_manifest(template: Path, defines: dict[str, str]) -> dict[str, Any]:
-    """Render like gramine-manifest (strict: an undefined name fails) and parse the TOML."""
+def render_manifest_text(template: Path, defines: dict[str, str]) -> str:
+    """Render like gramine-manifest (strict: an undefined name fails): the manifest's text."""
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-    text = env.from_string(template.read_text(encoding="utf-8")).render(
+    return env.from_string(template.read_text(encoding="utf-8")).render(
         gramine=_GramineVars(), **defines
     )
-    return tomllib.loads(text)
 
 
-def manifest_defines(dockerfile: Dockerfile) -> dict[str, str]:
-    """The ``-Dname=value`` options of the Dockerfile's gramine-manifest call, ARGs expanded."""
+def render_manifest(template: Path, defines: dict[str, str]) -> dict[str, Any]:
+    """Render like gramine-manifest and parse the TOML."""
+    return tomllib.loads(render_manifest_text(template, defines))
+
+
+def manifest_defines(
+    dockerfile: Dockerfile, build_args: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The ``-Dname=value`` options of the Dockerfile's gramine-manifest call, ARGs expanded.
+
+    ``build_args`` are the ``--build-arg`` values of one ``docker build``.
+    """
     (run,) = [
         i for i in dockerfile.stage(-1) if i.keyword == "RUN" and "gramine-manifest" in i.args
     ]
-    words = shlex.split(dockerfile.expand(run.args, -1))
+    words = shlex.split(dockerfile.expand(run.args, -1, build_args))
     defines = {}
     for word in words:
         if word.startswith("-D"):
