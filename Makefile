@@ -3,17 +3,19 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# The CPU build of PyTorch; a looser spec pulls a multi-GB CUDA build.
-TORCH  := torch==2.13.0
+# Every dependency, hash-pinned: runtime + the test extra + the build backend, with the CPU
+# build of PyTorch (torch==2.13.0; a looser spec pulls a multi-GB CUDA build). `make lock`
+# regenerates it (and requirements/runtime.lock, which the image installs) from pyproject.toml.
+LOCK   := requirements/dev.lock
 
-.PHONY: demo test lint typecheck proto bench clean
+.PHONY: demo test lint typecheck proto bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[test]'
+$(STAMP): $(BIN)/python pyproject.toml $(LOCK)
+	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -36,6 +38,9 @@ proto: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
+
+lock: $(BIN)/python
+	$(BIN)/python tools/lock.py
 
 clean:
 	rm -rf $(VENV) demo-run .pytest_cache .mypy_cache .ruff_cache

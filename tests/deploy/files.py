@@ -55,19 +55,27 @@ class Dockerfile:
         wanted = index % count
         return [i for i in self.instructions if i.stage == wanted]
 
-    def args_in_stage(self, index: int) -> dict[str, str]:
-        """ARG defaults visible in a stage (globals, then the stage's own ARGs)."""
-        values = dict(self.global_args)
+    def args_in_stage(self, index: int, build_args: dict[str, str] | None = None) -> dict[str, str]:
+        """ARG values visible in a stage (globals, then the stage's own ARGs).
+
+        ``build_args`` are ``docker build --build-arg`` values: as in Docker, they replace the
+        default of an ARG the stage declares and are ignored otherwise.
+        """
+        given = build_args or {}
+        values = {k: given.get(k, v) for k, v in self.global_args.items()}
         for ins in self.stage(index):
             if ins.keyword == "ARG":
                 name, has_default, default = ins.args.partition("=")
+                name = name.strip()
                 if has_default:  # a bare `ARG NAME` re-declares a global: it keeps its default
-                    values[name.strip()] = default.strip().strip('"')
+                    values[name] = default.strip().strip('"')
+                if name in given:
+                    values[name] = given[name]
         return values
 
-    def expand(self, text: str, index: int) -> str:
-        """Substitute ``${NAME}`` / ``$NAME`` with the ARG defaults of stage ``index``."""
-        return _expand(text, self.args_in_stage(index), self.path.name)
+    def expand(self, text: str, index: int, build_args: dict[str, str] | None = None) -> str:
+        """Substitute ``${NAME}`` / ``$NAME`` with the ARG values of stage ``index``."""
+        return _expand(text, self.args_in_stage(index, build_args), self.path.name)
 
     def froms(self) -> list[tuple[str, str | None]]:
         """Each FROM as (image after ARG expansion, stage alias)."""
@@ -215,6 +223,53 @@ def job_paths(config: object) -> dict[str, Path]:
     return found
 
 
+# ---- dependency locks ------------------------------------------------------------------------
+
+LOCKS = REPO / "requirements"
+_LOCK_ENTRY = re.compile(r"^([a-z0-9][a-z0-9-]*)==([A-Za-z0-9.!+]+)$")
+_LOCK_HASH = re.compile(r"^--hash=sha256:([0-9a-f]{64})$")
+
+
+@dataclass(frozen=True)
+class Locked:
+    """One entry of a ``--require-hashes`` lock: exact version and sha256 hashes."""
+
+    version: str
+    hashes: tuple[str, ...]
+
+
+def parse_lock(text: str, where: str = "lock") -> dict[str, Locked]:
+    """Parse a lock as pip reads it: ``name==version`` then ``--hash=sha256:...`` options.
+
+    Comments and blank lines are skipped, continuation lines joined. Anything else (another
+    option, a range, an entry without a hash, a repeated name) fails the assertion.
+    """
+    entries: dict[str, Locked] = {}
+    logical = re.sub(r"\\\n", " ", text)
+    for number, line in enumerate(logical.splitlines(), start=1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        match = _LOCK_ENTRY.match(words[0])
+        assert match, f"{where}:{number}: expected name==version, seen {words[0]!r}"
+        hashes = []
+        for word in words[1:]:
+            found = _LOCK_HASH.match(word)
+            assert found, f"{where}:{number}: expected --hash=sha256:<64 hex>, seen {word!r}"
+            hashes.append(found.group(1))
+        assert hashes, f"{where}:{number}: {words[0]} has no hash"
+        name = match.group(1)
+        assert name not in entries, f"{where}:{number}: {name} is listed twice"
+        entries[name] = Locked(match.group(2), tuple(hashes))
+    return entries
+
+
+def read_lock(name: str) -> dict[str, Locked]:
+    """``requirements/<name>``, parsed."""
+    path = LOCKS / name
+    return parse_lock(path.read_text(encoding="utf-8"), str(path.relative_to(REPO)))
+
+
 # ---- the Gramine template ------------------------------------------------------------------
 
 
@@ -228,21 +283,30 @@ class _GramineVars:
         return f"/usr/lib/x86_64-linux-gnu/gramine/runtime/{libc}"
 
 
-def render_manifest(template: Path, defines: dict[str, str]) -> dict[str, Any]:
-    """Render like gramine-manifest (strict: an undefined name fails) and parse the TOML."""
+def render_manifest_text(template: Path, defines: dict[str, str]) -> str:
+    """Render like gramine-manifest (strict: an undefined name fails): the manifest's text."""
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-    text = env.from_string(template.read_text(encoding="utf-8")).render(
+    return env.from_string(template.read_text(encoding="utf-8")).render(
         gramine=_GramineVars(), **defines
     )
-    return tomllib.loads(text)
 
 
-def manifest_defines(dockerfile: Dockerfile) -> dict[str, str]:
-    """The ``-Dname=value`` options of the Dockerfile's gramine-manifest call, ARGs expanded."""
+def render_manifest(template: Path, defines: dict[str, str]) -> dict[str, Any]:
+    """Render like gramine-manifest and parse the TOML."""
+    return tomllib.loads(render_manifest_text(template, defines))
+
+
+def manifest_defines(
+    dockerfile: Dockerfile, build_args: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The ``-Dname=value`` options of the Dockerfile's gramine-manifest call, ARGs expanded.
+
+    ``build_args`` are the ``--build-arg`` values of one ``docker build``.
+    """
     (run,) = [
         i for i in dockerfile.stage(-1) if i.keyword == "RUN" and "gramine-manifest" in i.args
     ]
-    words = shlex.split(dockerfile.expand(run.args, -1))
+    words = shlex.split(dockerfile.expand(run.args, -1, build_args))
     defines = {}
     for word in words:
         if word.startswith("-D"):

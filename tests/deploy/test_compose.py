@@ -55,10 +55,11 @@ def _mount_of(path: Path, mounts: dict[str, tuple[str, bool]]) -> tuple[str, tup
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_party_runs_train_with_its_own_job(compose: dict[str, Any], role: str) -> None:
+def test_party_runs_its_own_job_through_cvfl_run(compose: dict[str, Any], role: str) -> None:
     job, _ = _job(compose, role)
-    assert compose["services"][role]["command"][0] == "train"
+    assert compose["services"][role]["command"][0] == "run"
     assert job.role == role
+    assert job.job.steps == ("train",), "the synthetic tables are aligned: train only"
 
 
 @pytest.mark.parametrize("role", ROLES)

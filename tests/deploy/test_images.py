@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import tomllib
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -19,6 +20,7 @@ from tests.deploy.files import (
     manifest_defines,
     parse_dockerfile,
     render_manifest,
+    render_manifest_text,
     under,
 )
 
@@ -112,13 +114,21 @@ def _venv(parsed: Dockerfile) -> str:
 def test_torch_is_the_pinned_cpu_build_and_cvfl_comes_from_pyproject() -> None:
     parsed = parse_dockerfile(BASE)
     runs = " ".join(_runs(parsed, 0))
-    assert "torch==2.13.0" in runs
+    # torch==2.13.0 is pinned, with its hash, in the lock the image installs (tests/deploy/
+    # test_locks.py); PyTorch's CPU index is where the image finds that CPU build.
+    assert "-r requirements/runtime.lock" in runs
     assert "--extra-index-url https://download.pytorch.org/whl/cpu" in runs
+    lock = (REPO / "requirements" / "runtime.lock").read_text()
+    assert re.search(r"^torch==2\.13\.0 ", lock, re.M)
     copied = {i.args.split()[0] for i in parsed.stage(0) if i.keyword == "COPY"}
     assert "pyproject.toml" in copied and "src" in copied
     assert (REPO / "pyproject.toml").exists() and (REPO / "src" / "cvfl").is_dir()
-    # The Makefile installs the same torch the image does.
-    assert "torch==2.13.0" in (REPO / "Makefile").read_text()
+    # The Makefile installs the same torch the image does, from the development lock.
+    dev = (REPO / "requirements" / "dev.lock").read_text()
+    assert (
+        re.search(r"^torch==2\.13\.0 ", dev, re.M)
+        and "requirements/dev.lock" in (REPO / "Makefile").read_text()
+    )
 
 
 @pytest.mark.parametrize("path", dockerfiles(), ids=lambda p: str(p.relative_to(DEPLOY)))
@@ -190,15 +200,79 @@ def test_manifest_is_production_sgx_with_dcap(manifest: dict[str, Any]) -> None:
     assert re.fullmatch(r"\d+[GM]", sgx["enclave_size"])
 
 
-def test_trusted_files_are_the_python_install_venv_and_job(
+def test_trusted_files_are_code_only_and_the_job_folder_is_an_allowed_input(
     manifest: dict[str, Any], gramine: Dockerfile
 ) -> None:
     defines = manifest_defines(gramine)
+    job_dir = defines["job_dir"]
     trusted = manifest["sgx"]["trusted_files"]
-    roots = (f"{defines['python_prefix']}/lib/", f"{defines['venv']}/", f"{defines['job_dir']}/")
-    for root in roots:
+    for root in (f"{defines['python_prefix']}/lib/", f"{defines['venv']}/"):
         assert f"file:{root}" in trusted, root
-    assert not manifest["sgx"].get("allowed_files"), "inputs and outputs go through encryption"
+    for uri in trusted:
+        path = uri.removeprefix("file:")
+        assert not under(path, job_dir) and not under(job_dir, path), (
+            f"{uri} would measure the job folder {job_dir}"
+        )
+    # The job folder, and nothing else, is read unmeasured: everything else the enclave reads is
+    # measured code or authenticated-encrypted data.
+    assert manifest["sgx"]["allowed_files"] == [f"file:{job_dir}/"]
+    mounts = {m["path"]: m for m in manifest["fs"]["mounts"]}
+    argv = manifest["loader"]["argv"]
+    config = PurePosixPath(argv[argv.index("--config") + 1])
+    (job_mount,) = [p for p in mounts if under(config, p)]
+    assert mounts[job_mount]["uri"] == f"file:{job_dir}"
+    assert mounts[job_mount].get("type") is None, "a plain (host) mount: the operator writes it"
+
+
+def test_enclave_runs_the_one_entrypoint(manifest: dict[str, Any]) -> None:
+    argv = manifest["loader"]["argv"]
+    assert argv[1:] == ["-m", "cvfl", "run", "--config", "/etc/cvfl/job.toml"]
+    # Imports come from measured files only, never from the working directory.
+    assert manifest["loader"]["env"]["PYTHONSAFEPATH"] == "1"
+
+
+@pytest.mark.parametrize("role", ["leader", "follower"])
+def test_a_party_build_passes_nothing_role_specific(role: str, gramine: Dockerfile) -> None:
+    text = GRAMINE.read_text()
+    assert "deploy/gramine/jobs" not in text, "no job file is copied into the image"
+    for ins in gramine.instructions:
+        if ins.keyword in ("ARG", "COPY", "ADD"):
+            assert not re.search(r"ROLE|leader|follower", ins.args, re.I), ins.args
+
+
+def test_leader_and_follower_builds_render_the_same_manifest(gramine: Dockerfile) -> None:
+    """Whatever each party passes to its build (its role, say), the manifest is byte-identical."""
+    rendered = {
+        role: render_manifest_text(
+            TEMPLATE, manifest_defines(gramine, {"ROLE": role, "PARTY": role})
+        )
+        for role in ("leader", "follower")
+    }
+    assert rendered["leader"] == rendered["follower"]
+    settings = [ln for ln in rendered["leader"].splitlines() if not ln.lstrip().startswith("#")]
+    assert not re.search(r"leader|follower", "\n".join(settings))
+    manifest = tomllib.loads(rendered["leader"])
+    job_dir = manifest_defines(gramine)["job_dir"]
+    assert not [u for u in manifest["sgx"]["trusted_files"] if under(u[len("file:") :], job_dir)]
+    # A build argument that does change the manifest is seen by this comparison.
+    other = render_manifest_text(TEMPLATE, manifest_defines(gramine, {"ENCLAVE_SIZE": "8G"}))
+    assert other != rendered["leader"]
+
+
+def test_venv_holds_no_bytecode() -> None:
+    """A .pyc records its source's mtime: two builds of one commit would measure differently."""
+    parsed = parse_dockerfile(BASE)
+    assert _env_of_stage(parsed, 0).get("PIP_NO_COMPILE") == "1"
+    runs = " ".join(_runs(parsed, 0))
+    assert "-name __pycache__" in runs and "-name '*.pyc'" in runs
+
+
+def _env_of_stage(parsed: Dockerfile, stage: int) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for ins in parsed.stage(stage):
+        if ins.keyword == "ENV":
+            values.update((k, v.strip('"')) for k, v in ENV_PAIR.findall(ins.args))
+    return values
 
 
 def test_data_and_workdir_are_encrypted_mounts(manifest: dict[str, Any]) -> None:
@@ -219,26 +293,34 @@ def test_workers_environment_passes_through(manifest: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("role", ["leader", "follower"])
 def test_gramine_job_fits_the_enclave(role: str, manifest: dict[str, Any]) -> None:
-    gramine = parse_dockerfile(GRAMINE)
-    copies = [gramine.expand(i.args, -1).split() for i in gramine.stage(-1) if i.keyword == "COPY"]
-    job_copy = [c for c in copies if c[-1].endswith(".toml")]
-    assert job_copy, "the job file is copied into the image"
-    source, target = job_copy[0][0].replace("leader", role), job_copy[0][-1]
-    job = load_job(REPO / source)
+    job = load_job(DEPLOY / "gramine" / "jobs" / f"{role}.toml")
     assert job.role == role
-    mounts = {m["path"]: m for m in manifest["fs"]["mounts"]}
-    target_dir = f"file:{PurePosixPath(target).parent}"
-    job_mount = next(p for p, m in mounts.items() if m["uri"] == target_dir)
-    argv = manifest["loader"]["argv"]
-    assert argv[argv.index("--config") + 1] == f"{job_mount}/{PurePosixPath(target).name}"
+    assert job.job.steps == ("align", "train"), "the enclave aligns, then trains"
     assert job.attestation is not None and job.attestation.provider == "gramine"
     assert not job.attestation.policy.allow_simulated
+    mounts = {m["path"]: m for m in manifest["fs"]["mounts"]}
     paths = job_paths(job)
-    assert {"job.workdir", "data.path"} <= set(paths)
+    assert {"job.workdir", "data.path", "psi.output"} <= set(paths)
     for path in paths.values():
         assert any(under(path, p) and m.get("type") == "encrypted" for p, m in mounts.items()), (
             f"{path} is not under an encrypted mount"
         )
-    # One key, one use: cvfl's own sealing key differs from the encrypted /work mount's.
+    # One key, one use: cvfl's own sealing key differs from the encrypted /work mount's, and it
+    # is bound to the enclave's code (mrenclave), not to whoever signed it.
     assert job.sealing is not None and job.sealing.provider == "gramine"
+    assert job.sealing.gramine_key == "mrenclave"
     assert f"_sgx_{job.sealing.gramine_key}" != mounts["/work"]["key_name"]
+
+
+@pytest.mark.parametrize("role", ["leader", "follower"])
+def test_gramine_job_pins_the_same_enclave_and_the_peers_terms(role: str) -> None:
+    """Checked on the TOML itself, so it holds whatever the loader's version accepts."""
+    raw = tomllib.loads((DEPLOY / "gramine" / "jobs" / f"{role}.toml").read_text())
+    policy = raw["attestation"]["policy"]
+    assert policy["allowed_tcb_statuses"] == ["UpToDate"]
+    assert policy["identities"] == [{"same_as_self": True}], "no mr_signer-only identity"
+    assert policy["peer"] == {
+        "sealing": ["gramine"],
+        "plaintext_outputs": False,
+        "psi_modes": ["ecdh"],
+    }

@@ -96,12 +96,14 @@ def test_job_file_is_mounted_where_the_worker_reads_it(party: tuple[str, Kustomi
     sts = _sts(kust)
     worker = _worker(sts)
     assert "command" not in worker, "the image's entrypoint (cvfl) runs"
+    assert worker["args"][0] == "run", "every worker runs the job's steps, as the enclave does"
     config = worker["args"][worker["args"].index("--config") + 1]
     _, mount = _mount_of(Path(config), _mounts(sts))
     assert mount["readOnly"]
     assert mount["volume"]["configMap"]["name"] == "cvfl-job"
     assert Path(config).name == _job_file(kust).name
     assert _job(kust).role == role
+    assert "align" not in _job(kust).job.steps, "each worker pod would align: once per party"
 
 
 def test_every_job_path_is_mounted(party: tuple[str, Kustomization]) -> None:

@@ -107,7 +107,7 @@ def _gramine_calls() -> list[tuple[str, list[str]]]:
         DEPLOY / "gramine" / "cvfl.manifest.template", manifest_defines(parse_dockerfile(path))
     )
     argv = manifest["loader"]["argv"]
-    assert argv[1:3] == ["-m", "cvfl"], f"the enclave must run cvfl: {argv}"
+    assert argv[1:4] == ["-m", "cvfl", "run"], f"the enclave must run `cvfl run`: {argv}"
     return [("gramine manifest", argv[3:])]
 
 
@@ -118,7 +118,7 @@ def all_cvfl_calls() -> list[tuple[str, list[str]]]:
 
 def test_deployment_runs_cvfl_commands() -> None:
     paths = {" ".join(check_invocation(argv)) for _, argv in all_cvfl_calls()}
-    assert {"train", "data synth", "keys new"} <= paths
+    assert {"run", "data synth", "keys new"} <= paths
 
 
 @pytest.mark.parametrize("where,argv", all_cvfl_calls(), ids=str)

@@ -1,8 +1,9 @@
-"""``cvfl attest show`` and ``cvfl attest verify``: this process's evidence, and a peer's."""
+"""``cvfl attest show|verify|measure``: this process's evidence, a peer's, and a build's."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +23,8 @@ from cvfl.attestation import (
     parse_quote,
 )
 from cvfl.attestation.gramine import DEFAULT_ROOT
-from cvfl.errors import ConfigError, mismatch
+from cvfl.attestation.sigstruct import parse_sigstruct
+from cvfl.errors import AttestationError, ConfigError, mismatch
 from cvfl.fsutil import atomic_write_bytes
 
 attest_app = typer.Typer(
@@ -121,6 +123,38 @@ def verify(
         typer.echo("policy: none given; identity not checked, strict TCB/debug/simulation rules")
     chosen.check(evidence)
     typer.echo("verdict: ACCEPTED")
+
+
+@attest_app.command("measure")
+def measure(
+    sigstruct: Annotated[
+        Path, typer.Argument(help="An SGX SIGSTRUCT: Gramine's .sig file (1808 bytes).")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Print a build's mr_enclave, mr_signer, product id and svn; check its signature.
+
+    Compare the mr_enclave of the peer's published build with that of your own build of the
+    same commit: equal values mean the same code, whoever signed it. Exits 5 when the
+    signature does not verify (after printing what the file claims).
+    """
+    parsed = parse_sigstruct(_read(sigstruct))
+    if as_json:
+        typer.echo(json.dumps({"file": str(sigstruct), **parsed.as_json()}, indent=2))
+    else:
+        typer.echo(f"sigstruct: {sigstruct}")
+        for key, value in parsed.describe().items():
+            typer.echo(f"{key}: {value}")
+    if not (parsed.signature_valid and parsed.q_valid):
+        raise AttestationError(
+            mismatch(
+                f"{sigstruct}: signature",
+                "valid RSA-3072 over the signed regions, with consistent q1/q2",
+                f"signature {'valid' if parsed.signature_valid else 'INVALID'}, "
+                f"q1/q2 {'consistent' if parsed.q_valid else 'INCONSISTENT'}",
+            ),
+            code="attestation.sigstruct_signature",
+        )
 
 
 def _read(file: Path) -> bytes:

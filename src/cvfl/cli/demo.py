@@ -55,13 +55,16 @@ output = "aligned/{role}.parquet.sealed"
         if align
         else ""
     )
-    steps = f"cvfl align --config {role}.toml, then " if align else ""
-    return f"""# cvfl demo job: {role}. Run by hand with: {steps}cvfl train --config {role}.toml
+    by_hand = f"cvfl align --config {role}.toml, then " if align else ""
+    steps = '["align", "train"]' if align else '["train"]'
+    return f"""# cvfl demo job: {role}. Run by hand with: cvfl run --config {role}.toml (the steps
+# below), or one step at a time: {by_hand}cvfl train --config {role}.toml
 [job]
 id = "cvfl-demo"
 role = "{role}"
 seed = 2024
 workdir = "{role}"
+steps = {steps}
 
 [data]
 path = "data/{role}.parquet"

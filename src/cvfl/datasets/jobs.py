@@ -47,6 +47,7 @@ id = "{JOB_ID}"
 role = "{role}"
 seed = {SEED}
 workdir = "{role}"
+steps = ["train"]  # what `cvfl run --config {role}.toml` runs (the data is already aligned)
 
 [data]
 path = "data/{role}.parquet"

@@ -21,6 +21,8 @@ from cvfl.sealing import SealingConfig
 
 T = TypeVar("T")
 ROLES = ("leader", "follower")
+STEPS = ("align", "train", "predict")  # the enclave commands, in pipeline order
+DEFAULT_STEPS = ("align", "train")
 MAX_WORKERS = 256
 PLACEHOLDER = "{worker}"
 
@@ -34,8 +36,10 @@ class JobSection:
     seed: int = 0
     workdir: Path = Path("cvfl-out")
     plaintext_outputs: bool = False
+    steps: tuple[str, ...] = DEFAULT_STEPS
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "steps", parse_steps(self.steps))
         if self.role not in ROLES:
             raise ConfigError(
                 f"[job] role: expected leader or follower, seen {self.role!r}", code="config.role"
@@ -47,6 +51,36 @@ class JobSection:
                 mismatch("[job] plaintext_outputs", "true or false", repr(self.plaintext_outputs)),
                 code="config.job",
             )
+
+
+def parse_steps(value: object) -> tuple[str, ...]:
+    """Validate ``[job] steps``: a non-empty list of known commands, no repeats, pipeline order.
+
+    Raises:
+        ConfigError: naming ``[job] steps`` with the expected and the seen value.
+    """
+    expected = f"a non-empty list of {', '.join(STEPS)} in that order, each at most once"
+    if isinstance(value, str) or not isinstance(value, list | tuple) or not value:
+        raise ConfigError(mismatch("[job] steps", expected, repr(value)), code="config.steps")
+    steps = tuple(value)
+    unknown = [step for step in steps if step not in STEPS]
+    if unknown:
+        raise ConfigError(
+            mismatch("[job] steps", f"names from {', '.join(STEPS)}", repr(unknown[0])),
+            code="config.steps",
+        )
+    if len(set(steps)) != len(steps):
+        raise ConfigError(
+            mismatch("[job] steps", "each step at most once", repr(list(steps))),
+            code="config.steps",
+        )
+    in_order = sorted(steps, key=STEPS.index)
+    if list(steps) != in_order:
+        raise ConfigError(
+            mismatch("[job] steps", f"pipeline order {in_order!r}", repr(list(steps))),
+            code="config.steps",
+        )
+    return steps
 
 
 @dataclass(frozen=True)
