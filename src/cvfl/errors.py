@@ -97,6 +97,36 @@ EXIT_CODES: dict[type[CvflError], int] = {
 }
 
 
+_LOCAL_KINDS: tuple[tuple[type[CvflError], str], ...] = (
+    (DataError, "a local data error"),
+    (ConfigError, "a local configuration error"),
+    (SealingError, "a local sealing error"),
+    (ModelError, "a local model error"),
+    (AttestationError, "an attestation refusal"),
+    (PeerUnavailableError, "a connection failure"),
+)
+MAX_PEER_REASON = 300
+
+
+def printable(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, anything unprintable replaced (peer-supplied text)."""
+    short = text if len(text) <= limit else text[:limit] + "…"
+    return "".join(c if c.isprintable() else "?" for c in short)
+
+
+def reason_for_peer(error: BaseException, *, visible: bool) -> str:
+    """What the peer is told when ``error`` ends this party: never a local path, row or id.
+
+    ``visible`` errors refuse something the peer itself sent (its hello, a message); their text
+    names only the peer's and the agreed values and is told in full (cut to a few hundred
+    characters). Any other error is named by its kind only.
+    """
+    if visible and isinstance(error, CvflError):
+        return printable(error.message, MAX_PEER_REASON)
+    kind = next((k for cls, k in _LOCAL_KINDS if isinstance(error, cls)), "a local error")
+    return f"{kind} (details in its log)"
+
+
 def mismatch(what: str, expected: object, seen: object) -> str:
     """Format the standard refusal phrase naming a field with its expected and seen values."""
     return f"{what}: expected {expected}, seen {seen}"

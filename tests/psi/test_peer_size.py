@@ -56,8 +56,9 @@ def test_ecdh_peer_announcing_a_billion_items_is_refused_before_any_work(tmp: Pa
     error = _expect(leader, "psi.peer_too_large", "seen 1000000000")
     assert time.monotonic() - started < 10
     assert "at most 8 (4 x this party's 2 items; [psi] max_peer_items allows more)" in error.message
-    # Only the leader's hello and the abort: none of its points, no answer to ours.
-    assert kinds == ["hello", "abort"], kinds
+    # At most the leader's hello (already queued when ours arrived), then the abort: none of
+    # its points, no answer to ours.
+    assert kinds in (["hello", "abort"], ["abort"]), kinds
 
 
 def test_ecdh_explicit_limit_allows_up_to_it(tmp: Path) -> None:
@@ -114,7 +115,7 @@ def test_follower_refuses_a_huge_leader_and_sends_none_of_its_points(tmp: Path) 
     seen = []
     while not servicer.seen.empty():
         seen.append(servicer.seen.get())
-    assert seen == ["hello", "abort"], seen
+    assert seen in (["hello", "abort"], ["abort"]), seen
 
 
 def test_fast_mode_peer_announcing_a_billion_items_is_refused_before_any_tag(tmp: Path) -> None:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cvfl.bridge.security import PlaintextSecurity
+from cvfl.bridge.security import ChannelSecurity, PlaintextSecurity
 from cvfl.train import Progress, TrainResult, load_party, run_follower, run_leader
 from cvfl.train.config import JobConfig
 
@@ -21,11 +21,14 @@ def run_pair(
     *,
     via: Callable[[int], int] | None = None,
     leader_progress: Progress | None = None,
+    securities: tuple[ChannelSecurity, ChannelSecurity] | None = None,
 ) -> tuple[Outcome, Outcome]:
     """Train both sides; each outcome is a result or the exception that side raised.
 
-    ``via`` maps the leader's port to the port the follower dials (e.g. a proxy's).
+    ``via`` maps the leader's port to the port the follower dials (e.g. a proxy's);
+    ``securities`` are the leader's and the follower's (plaintext by default).
     """
+    lead_sec, follow_sec = securities or (PlaintextSecurity(), PlaintextSecurity())
     port_file = leader_cfg.job.workdir.parent / f"{leader_cfg.job.workdir.name}.port"
     leader_cfg = dataclasses.replace(
         leader_cfg, peer=dataclasses.replace(leader_cfg.peer, port_file=port_file)
@@ -35,7 +38,7 @@ def run_pair(
     def lead() -> None:
         try:
             party = load_party(leader_cfg)
-            outcome["leader"] = run_leader(party, PlaintextSecurity(), leader_progress)
+            outcome["leader"] = run_leader(party, lead_sec, leader_progress)
         except BaseException as exc:
             outcome["leader"] = exc
 
@@ -51,7 +54,7 @@ def run_pair(
             follower_cfg, peer=dataclasses.replace(follower_cfg.peer, connect=target)
         )
         try:
-            outcome["follower"] = run_follower(load_party(follower_cfg), PlaintextSecurity())
+            outcome["follower"] = run_follower(load_party(follower_cfg), follow_sec)
         except BaseException as exc:
             outcome["follower"] = exc
     thread.join(120)

@@ -12,6 +12,7 @@ from cvfl.errors import ProtocolError
 from cvfl.models.spec import ModelSpec
 from cvfl.train.config import JobConfig
 from tests.conftest import make_tables
+from tests.ratls.helpers import security, terms
 from tests.train.helpers import run_pair
 
 Build = Callable[..., tuple[JobConfig, JobConfig]]
@@ -99,3 +100,16 @@ def test_model_spec_refuses_unknown_kind() -> None:
 
     with pytest.raises(ConfigError, match="kind"):
         ModelSpec(kind="transformer")
+
+
+def test_terms_swapped_after_attestation_are_refused(small_job: Build) -> None:
+    """The follower attests one set of terms, then declares others in its hello."""
+    lead_cfg, follow_cfg = small_job()
+    leader_sec, follower_sec = security(role="leader"), security(role="follower")
+    follower_sec.terms = terms("follower", plaintext_outputs=True, sealing="none")
+    lead, follow = run_pair(lead_cfg, follow_cfg, securities=(leader_sec, follower_sec))
+    assert isinstance(lead, ProtocolError) and lead.code == "protocol.terms", lead
+    assert "plaintext_outputs: expected False, seen True" in lead.message
+    assert "sealing: expected file, seen none" in lead.message
+    assert isinstance(follow, ProtocolError) and follow.code == "protocol.terms", follow
+    _no_outputs(lead_cfg, follow_cfg)

@@ -163,6 +163,17 @@ def terms_differences(expected: JobTerms, seen: JobTerms) -> list[str]:
     ]
 
 
+def declared_terms_problems(attested: JobTerms | None, declared: bytes) -> list[str]:
+    """Why terms a peer declares in a hello are not the ones its evidence attests (or [])."""
+    if attested is None:
+        return []  # a channel that attests nothing has nothing to compare with
+    try:
+        seen = decode_terms(declared)
+    except AttestationError as exc:
+        return [mismatch("terms", "the attested job terms", f"unreadable ({exc.message})")]
+    return terms_differences(attested, seen)
+
+
 _REQUIREMENT_KEYS = frozenset({"sealing", "plaintext_outputs", "psi_modes"})
 _SEALED = frozenset(k for k in SEALING_KINDS if k != "none")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Protocol
 
-from cvfl.attestation.terms import decode_terms, terms_differences
+from cvfl.attestation.terms import declared_terms_problems
 from cvfl.bridge.link import Link, expect
 from cvfl.bridge.serde import Hello, TensorSpec, hello_from_proto, hello_to_proto
-from cvfl.errors import AttestationError, ProtocolError, mismatch
+from cvfl.errors import ProtocolError, mismatch
 from cvfl.logs import get_logger
 from cvfl.wire import bridge_pb2 as pb
 
@@ -94,15 +94,7 @@ def terms_refusal(link: Link, declared: bytes) -> ProtocolError | None:
 
     On a channel that attests nothing (plaintext) there is nothing to compare with.
     """
-    attested = link.attested.terms
-    if attested is None:
-        return None
-    try:
-        seen = decode_terms(declared)
-    except AttestationError as exc:
-        problems = [mismatch("terms", "the attested job terms", f"unreadable ({exc.message})")]
-    else:
-        problems = terms_differences(attested, seen)
+    problems = declared_terms_problems(link.attested.terms, declared)
     if not problems:
         return None
     return ProtocolError(

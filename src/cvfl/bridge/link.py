@@ -18,7 +18,15 @@ from pathlib import Path
 import grpc
 
 from cvfl.bridge.security import SERVER_OPTIONS, ChannelSecurity, PeerInfo
-from cvfl.errors import AttestationError, CvflError, PeerUnavailableError, ProtocolError
+from cvfl.errors import (
+    MAX_PEER_REASON,
+    AttestationError,
+    CvflError,
+    PeerUnavailableError,
+    ProtocolError,
+    printable,
+    reason_for_peer,
+)
 from cvfl.fsutil import atomic_write_bytes
 from cvfl.logs import get_logger
 from cvfl.wire import bridge_pb2 as pb
@@ -81,10 +89,7 @@ class Link:
         self._last_seen = item.seq
         self.bytes_received += item.ByteSize()
         if item.WhichOneof("body") == "abort":
-            raise ProtocolError(
-                f"the peer stopped the session: {item.abort.message}",
-                code=item.abort.code or "protocol.peer_abort",
-            )
+            raise abort_error(item.abort)
         return item
 
     def put(self, envelope: pb.Envelope) -> None:
@@ -111,7 +116,7 @@ class Link:
     def abort(self, error: CvflError) -> None:
         """Tell the peer why this side stops, then close."""
         if not self.closed:
-            self.send(pb.Envelope(abort=pb.Abort(code=error.code, message=error.message)))
+            self.send(abort_envelope(error))
         self.close()
 
     def close(self) -> None:
@@ -256,6 +261,26 @@ def dial(security: ChannelSecurity, address: str | Callable[[], str], timeout: f
     raise PeerUnavailableError(
         f"could not reach the leader at {target} within {timeout:.0f} s ({last})",
         code="peer.unreachable",
+    )
+
+
+def abort_envelope(error: BaseException) -> pb.Envelope:
+    """The Abort telling the peer why this side stops (never a local path, row or id).
+
+    A :class:`ProtocolError` refuses something the peer sent and is told in full; any other
+    error only by its kind (see :func:`cvfl.errors.reason_for_peer`).
+    """
+    code = error.code if isinstance(error, CvflError) else "cvfl.error"
+    reason = reason_for_peer(error, visible=isinstance(error, ProtocolError))
+    return pb.Envelope(abort=pb.Abort(code=code, message=reason))
+
+
+def abort_error(abort: pb.Abort) -> ProtocolError:
+    """The local error for the peer's Abort (its code kept, its text shortened and printable)."""
+    code = printable(abort.code, 64) or "protocol.peer_abort"
+    return ProtocolError(
+        f"the peer stopped the session: [{code}] {printable(abort.message, MAX_PEER_REASON)}",
+        code=code,
     )
 
 

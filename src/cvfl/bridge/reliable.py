@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cvfl.bridge.link import Link
+from cvfl.bridge.link import Link, abort_envelope, abort_error
 from cvfl.errors import PeerUnavailableError, ProtocolError
 from cvfl.logs import get_logger
 from cvfl.wire import bridge_pb2 as pb
@@ -126,10 +126,7 @@ class Session:
             if envelope.seq:
                 self._delivered = envelope.seq
         if kind == "abort":
-            raise ProtocolError(
-                f"the peer stopped the session: {envelope.abort.message}",
-                code=envelope.abort.code or "protocol.peer_abort",
-            )
+            raise abort_error(envelope.abort)
         return envelope
 
     def _acknowledged(self, ack: int) -> None:
@@ -233,10 +230,8 @@ class Session:
 
 def _abort(transport: Link, error: Exception) -> None:
     """Tell the peer why this side stops (best effort), then close the stream."""
-    code = getattr(error, "code", "cvfl.error")
-    message = getattr(error, "message", str(error))
     with contextlib.suppress(PeerUnavailableError):
-        transport.put(pb.Envelope(abort=pb.Abort(code=code, message=message)))
+        transport.put(abort_envelope(error))
     transport.close()
 
 

@@ -45,6 +45,7 @@ def hello_bytes(hello: PsiHello) -> bytes:
             _lp(hello.role.encode("utf-8")),
             _lp(hello.mode.encode("utf-8")),
             _lp(hello.group.encode("utf-8")),
+            _lp(hello.terms),
         )
     )
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cvfl.errors import (
+    MAX_PEER_REASON,
     AlignmentError,
-    AttestationError,
-    ConfigError,
     CvflError,
-    DataError,
-    PeerUnavailableError,
-    SealingError,
+    printable,
+    reason_for_peer,
 )
 from cvfl.wire import psi_pb2
 
@@ -29,6 +27,7 @@ class PsiHello:
     batch_size: int
     group: str = ""
     version: int = PROTOCOL_VERSION
+    terms: bytes = b""  # the sender's job terms (canonical JSON; empty on a plaintext channel)
 
 
 def hello_to_proto(hello: PsiHello) -> psi_pb2.PsiFrame:
@@ -42,6 +41,7 @@ def hello_to_proto(hello: PsiHello) -> psi_pb2.PsiFrame:
             mode=hello.mode,
             batch_size=hello.batch_size,
             group=hello.group,
+            terms=hello.terms,
         )
     )
 
@@ -56,6 +56,7 @@ def hello_from_proto(msg: psi_pb2.PsiHello) -> PsiHello:
         batch_size=msg.batch_size,
         group=msg.group,
         version=msg.version,
+        terms=bytes(msg.terms),
     )
 
 
@@ -83,33 +84,26 @@ def abort_reason(error: CvflError) -> str:
     """What the peer is told about ``error``: never an id, a local path or a row number.
 
     Refusals of what the peer sent (codes in :data:`PEER_VISIBLE`) are described in full, cut
-    to :data:`MAX_REASON` characters; any other error (a local data, configuration, sealing or
-    internal failure, duplicate ids) only by its kind.
+    to :data:`~cvfl.errors.MAX_PEER_REASON` characters; any other error (a local data,
+    configuration, sealing or internal failure, duplicate ids) only by its kind.
     """
-    if isinstance(error, AlignmentError) and error.code in PEER_VISIBLE:
-        return _clean(error.message, MAX_REASON)
-    kind = _LOCAL_REASONS.get(error.code) or next(
-        (reason for cls, reason in _LOCAL_KINDS if isinstance(error, cls)), "a local error"
-    )
-    return f"{kind} (details in its log)"
+    if error.code in _LOCAL_REASONS:
+        return f"{_LOCAL_REASONS[error.code]} (details in its log)"
+    visible = isinstance(error, AlignmentError) and error.code in PEER_VISIBLE
+    return reason_for_peer(error, visible=visible)
 
 
 def abort_from_proto(msg: psi_pb2.PsiAbort, peer_role: str = "peer") -> AlignmentError:
     """Turn the peer's abort into the local error (its code and reason shortened, printable)."""
-    code, reason = _clean(msg.code, 64), _clean(msg.message, MAX_REASON)
+    code, reason = printable(msg.code, 64), printable(msg.message, MAX_PEER_REASON)
     return AlignmentError(f"the {peer_role} stopped: [{code}] {reason}", code="psi.peer_abort")
 
 
-def _clean(text: str, limit: int) -> str:
-    short = text if len(text) <= limit else text[:limit] + "…"
-    return "".join(c if c.isprintable() else "?" for c in short)
-
-
-MAX_REASON = 300
 # Refusals of the peer's own messages: their text names only what the peer sent.
 PEER_VISIBLE = frozenset(
     {
         "psi.hello",
+        "psi.terms",
         "psi.protocol",
         "psi.count",
         "psi.bad_point",
@@ -125,13 +119,6 @@ _LOCAL_REASONS = {
     "psi.duplicates": "its table repeats ids",
     "psi.internal": "an internal failure",
 }
-_LOCAL_KINDS: tuple[tuple[type[CvflError], str], ...] = (
-    (DataError, "a local data error"),
-    (ConfigError, "a local configuration error"),
-    (SealingError, "a local sealing error"),
-    (AttestationError, "a local attestation error"),
-    (PeerUnavailableError, "a connection failure"),
-)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Protocol
 
 import grpc
 
+from cvfl.attestation.terms import JobTerms
 from cvfl.bridge.security import SERVER_OPTIONS, ChannelSecurity, Connection
 from cvfl.errors import AttestationError, PeerUnavailableError
 from cvfl.logs import get_logger
@@ -34,6 +35,8 @@ class StreamSession(Protocol):
         cancel: Callable[[], None],
         *,
         channel_peer: bytes | None = None,
+        own_terms: JobTerms | None = None,
+        attested: JobTerms | None = None,
     ) -> None:
         """Begin: queue the first frames and consume ``inbound`` in a thread."""
         ...
@@ -67,7 +70,13 @@ class PsiServicer(psi_pb2_grpc.PsiServicer):
         if not self._claimed.acquire(blocking=False):
             context.abort(grpc.StatusCode.ALREADY_EXISTS, "an alignment is already running")
         log.info("psi: follower connected (%s)", peer.description)
-        self._session.start(request_iterator, context.cancel, channel_peer=peer.certificate)
+        self._session.start(
+            request_iterator,
+            context.cancel,
+            channel_peer=peer.certificate,
+            own_terms=self._security.terms,
+            attested=peer.terms,
+        )
         self.connected.set()
         yield from self._session.outgoing()
 
@@ -134,7 +143,13 @@ def connect_session(
             ) from None
         stub = psi_pb2_grpc.PsiStub(channel)
         call = stub.Exchange(session.outgoing(), timeout=timeout)
-        session.start(call, call.cancel, channel_peer=connection.peer.certificate)
+        session.start(
+            call,
+            call.cancel,
+            channel_peer=connection.peer.certificate,
+            own_terms=security.terms,
+            attested=connection.peer.terms,
+        )
         session.wait(timeout)
     finally:
         channel.close()

@@ -7,6 +7,7 @@ raised by :meth:`FrameStream.wait`. Subclasses handle the frames and say when th
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -14,6 +15,7 @@ from concurrent.futures import Future
 
 import grpc
 
+from cvfl.attestation.terms import JobTerms, declared_terms_problems
 from cvfl.errors import AlignmentError, CvflError, mismatch
 from cvfl.logs import get_logger
 from cvfl.psi import serde
@@ -38,6 +40,7 @@ class FrameStream:
         self._sent_all = threading.Event()
         self._cancel: Callable[[], None] | None = None
         self.channel_peer: bytes | None = None
+        self._attested: JobTerms | None = None
 
     # ----- driving -----------------------------------------------------------------------
     def start(
@@ -46,13 +49,19 @@ class FrameStream:
         cancel: Callable[[], None],
         *,
         channel_peer: bytes | None = None,
+        own_terms: JobTerms | None = None,
+        attested: JobTerms | None = None,
     ) -> None:
         """Queue the hello and start the receiving thread (and the subclass's own threads).
 
-        ``channel_peer`` is the peer's TLS certificate (DER) when the transport knows it.
+        ``channel_peer`` is the peer's TLS certificate (DER) when the transport knows it;
+        ``own_terms`` go into our hello, and the peer's hello must declare ``attested``.
         """
         self._cancel = cancel
         self.channel_peer = channel_peer
+        self._attested = attested
+        if own_terms is not None:
+            self.me = dataclasses.replace(self.me, terms=own_terms.encode())
         self._out.put(serde.hello_to_proto(self.me))
         threading.Thread(target=self._receive, args=(inbound,), daemon=True).start()
         self._started()
@@ -194,6 +203,13 @@ class FrameStream:
                 raise AlignmentError(
                     mismatch(f"peer hello {field}", mine, theirs), code="psi.hello"
                 )
+        problems = declared_terms_problems(self._attested, hello.terms)
+        if problems:
+            raise AlignmentError(
+                "the peer's hello declares other job terms than its evidence attests (expected: "
+                "attested, seen: declared): " + "; ".join(problems),
+                code="psi.terms",
+            )
         self.peer = hello
         return hello
 

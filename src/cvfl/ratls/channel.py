@@ -17,6 +17,7 @@ route of the same address and ``Confirm`` that the server accepts us there.
 from __future__ import annotations
 
 import datetime as dt
+import random
 import time
 from collections.abc import Callable
 from concurrent import futures
@@ -281,7 +282,7 @@ class RatlsSecurity:
             target, grpc.ssl_channel_credentials(server_pem), _pinned_options(ATTEST_NAME)
         ) as attest_channel:
             stub = attest_pb2_grpc.AttestStub(attest_channel)
-            reply = _call(stub.Attest, offer_to_proto(offer), deadline, target)
+            reply = _call_busy(stub.Attest, offer_to_proto(offer), deadline, target)
         log.debug("pinned by %s (pin ttl %s s)", target, grant_from_proto(reply).pin_ttl_seconds)
 
     def _session(self, target: str, server_pem: bytes, deadline: float) -> grpc.Channel:
@@ -350,6 +351,27 @@ def _call(
         return method(request, timeout=remaining)
     except grpc.RpcError as exc:
         raise _rpc_error(exc, where) from None
+
+
+def _call_busy(
+    method: grpc.UnaryUnaryMultiCallable[_Req, _Resp], request: _Req, deadline: float, where: str
+) -> _Resp:
+    """Like :func:`_call`, retrying while the server says it is busy (RESOURCE_EXHAUSTED).
+
+    The attest endpoint verifies a bounded number of strangers at once; an attested peer
+    arriving during a flood waits its turn instead of failing.
+    """
+    delay = 0.02
+    while True:
+        remaining = max(0.05, deadline - time.monotonic())
+        try:
+            return method(request, timeout=remaining)
+        except grpc.RpcError as exc:
+            busy = isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            if not busy or time.monotonic() + delay >= deadline:
+                raise _rpc_error(exc, where) from None
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 0.2)
 
 
 def _rpc_error(exc: grpc.RpcError, where: str) -> CvflError:

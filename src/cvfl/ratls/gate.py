@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import threading
+import time
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -169,6 +170,36 @@ class PinStore:
             self.version += 1
 
 
+class LogBudget:
+    """A token bucket for log lines: ``burst`` at once, then ``per_second``."""
+
+    def __init__(self, burst: int = 10, per_second: float = 1.0) -> None:
+        self.burst = burst
+        self.per_second = per_second
+        self._tokens = float(burst)
+        self._at = time.monotonic()
+        self._suppressed = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        """Whether a line may be logged now (counts it as suppressed when not)."""
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.per_second)
+            self._at = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return True
+            self._suppressed += 1
+            return False
+
+    def reset_suppressed(self) -> int:
+        """How many lines were suppressed since the last call."""
+        with self._lock:
+            count, self._suppressed = self._suppressed, 0
+            return count
+
+
 class Judge:
     """Decides on a peer's certificate: evidence, policy, then the attested job terms.
 
@@ -230,11 +261,19 @@ class Gatekeeper:
         self.pins = pins
         self.refusals: collections.deque[AttestationError] = collections.deque(maxlen=MAX_REFUSALS)
         self.peer_refusals: collections.deque[str] = collections.deque(maxlen=MAX_REFUSALS)
+        self._log_budget = LogBudget()
 
     def refuse(self, error: AttestationError) -> AttestationError:
-        """Record and log a refusal on this (server) side; return it for raising."""
+        """Record and log a refusal on this (server) side; return it for raising.
+
+        Logging is rate-limited (a flood of strangers must not flood the log); the next line
+        logged says how many were not.
+        """
         self.refusals.append(error)
-        log.warning("refused a client [%s]: %s", error.code, error.message)
+        if self._log_budget.take():
+            suppressed = self._log_budget.reset_suppressed()
+            more = f" ({suppressed} more refusals not logged)" if suppressed else ""
+            log.warning("refused a client [%s]: %s%s", error.code, error.message, more)
         return error
 
     def note_peer_refusal(self, code: str, message: str) -> None:
@@ -242,7 +281,8 @@ class Gatekeeper:
         raw = f"[{code[:MAX_CODE_CHARS]}] {message[:MAX_REPORT_CHARS]}"
         text = "".join(ch if ch.isprintable() else "?" for ch in raw)
         self.peer_refusals.append(text)
-        log.warning("a client refused this server's evidence: %s", text)
+        if self._log_budget.take():
+            log.warning("a client refused this server's evidence: %s", text)
 
     def admit(self, offer: AttestOffer, server_cert_der: bytes) -> AttestGrant:
         """Verify a client's offer and pin its certificate.

@@ -6,7 +6,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PsiHello(_message.Message):
-    __slots__ = ("version", "job_id", "role", "count", "mode", "batch_size", "group")
+    __slots__ = ("version", "job_id", "role", "count", "mode", "batch_size", "group", "terms")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -14,6 +14,7 @@ class PsiHello(_message.Message):
     MODE_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
+    TERMS_FIELD_NUMBER: _ClassVar[int]
     version: int
     job_id: str
     role: str
@@ -21,7 +22,8 @@ class PsiHello(_message.Message):
     mode: str
     batch_size: int
     group: str
-    def __init__(self, version: _Optional[int] = ..., job_id: _Optional[str] = ..., role: _Optional[str] = ..., count: _Optional[int] = ..., mode: _Optional[str] = ..., batch_size: _Optional[int] = ..., group: _Optional[str] = ...) -> None: ...
+    terms: bytes
+    def __init__(self, version: _Optional[int] = ..., job_id: _Optional[str] = ..., role: _Optional[str] = ..., count: _Optional[int] = ..., mode: _Optional[str] = ..., batch_size: _Optional[int] = ..., group: _Optional[str] = ..., terms: _Optional[bytes] = ...) -> None: ...
 
 class PsiBatch(_message.Message):
     __slots__ = ("index", "points")
