@@ -187,6 +187,7 @@ class AlignJob:
         data: the party's Parquet or CSV table.
         id_column: the column holding example ids.
         address: ``[peer] listen`` for the leader, ``[peer] connect`` for the follower.
+        seed: ``[job] seed``; with the job id it keys the aligned order (:mod:`cvfl.psi.order`).
     """
 
     job_id: str
@@ -194,6 +195,7 @@ class AlignJob:
     data: Path
     id_column: str
     address: str
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if not self.job_id:
@@ -233,6 +235,7 @@ class AlignJob:
             id_column=cast(str, _get(data, "id_column", str, "data", "example_id")),
             # alignment is one stream: worker 0's address when the job names one per worker
             address=address.replace("{worker}", "0"),
+            seed=cast(int, _get(job, "seed", int, "job", 0)),
         )
 
 

@@ -8,7 +8,6 @@ and write their rows in ascending keyed-hash order, which both know.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,14 +26,13 @@ from cvfl.psi.report import AlignReport, write_report, write_rows
 from cvfl.psi.service import run_session
 from cvfl.psi.sets import Intersection, duplicate_error, find_duplicates, own_batches, repeats
 from cvfl.psi.source import iter_id_chunks
-from cvfl.psi.spill import BUCKETS, BucketStore, Rows, keys_from_bytes, keys_to_bytes
+from cvfl.psi.spill import BUCKETS, BucketStore, Rows, keys_from_bytes
 from cvfl.sealing import KeyProvider
 
 log = get_logger(__name__)
 
 MODE = "fast"
 READ_CHUNK = 1 << 16
-_FP_DOMAIN = b"cvfl/psi/intersection/fast/v1"
 
 
 def hash_own(path: Path, id_column: str, hasher: KeyedHasher, store: BucketStore) -> int:
@@ -53,7 +51,6 @@ def fast_intersect(own: BucketStore, peer: BucketStore) -> Intersection:
         AlignmentError: the peer sent the same keyed hash twice.
     """
     parts: list[Rows] = []
-    digest = hashlib.sha256(_FP_DOMAIN)
     for b in range(BUCKETS):
         all_keys, all_rows = own.bucket(b)
         keep = ~repeats(all_keys)
@@ -70,9 +67,8 @@ def fast_intersect(own: BucketStore, peer: BucketStore) -> Intersection:
         at = np.minimum(np.searchsorted(peer_keys, keys), len(peer_keys) - 1)
         mask = peer_keys[at] == keys
         parts.append(rows[mask])
-        digest.update(keys_to_bytes(keys[mask]))
     rows = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
-    return Intersection(rows, digest.digest())
+    return Intersection(rows)
 
 
 def align_fast(
@@ -124,7 +120,7 @@ def align_fast(
         found = fast_intersect(own, peer)
         spills = own.spills + peer.spills
     t1 = time.perf_counter()
-    write_rows(job, cfg, keys, found.rows)
+    fingerprint = write_rows(job, cfg, keys, found.rows)
     t2 = time.perf_counter()
     report = AlignReport(
         job_id=job.job_id,
@@ -135,7 +131,7 @@ def align_fast(
         duplicates_dropped=int(stats["dups"]),
         peer_items=session.peer_count,
         intersection=len(found.rows),
-        order_fingerprint=found.fingerprint.hex(),
+        order_fingerprint=fingerprint.hex(),
         output=str(cfg.output),
         sealed=keys is not None,
         spills=spills,

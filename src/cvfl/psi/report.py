@@ -9,6 +9,7 @@ from cvfl.data.tables import table_format
 from cvfl.fsutil import atomic_write_bytes
 from cvfl.logs import get_logger
 from cvfl.psi.config import AlignJob, PsiConfig
+from cvfl.psi.order import agreed_order
 from cvfl.psi.output import select_rows, write_table
 from cvfl.psi.spill import Rows
 from cvfl.sealing import KeyProvider
@@ -42,10 +43,16 @@ class AlignReport:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
 
 
-def write_rows(job: AlignJob, cfg: PsiConfig, keys: KeyProvider | None, order: Rows) -> None:
-    """Write this party's rows ``order`` (the agreed order), sealed unless plaintext; atomic."""
-    table = select_rows(job.data, job.id_column, order, max(cfg.batch_size, 1 << 16))
+def write_rows(job: AlignJob, cfg: PsiConfig, keys: KeyProvider | None, rows: Rows) -> bytes:
+    """Write this party's ``rows`` of the intersection in the agreed order; atomic.
+
+    Sealed unless plaintext was asked for. Returns the order fingerprint (see
+    :mod:`cvfl.psi.order`).
+    """
+    table = select_rows(job.data, job.id_column, rows, max(cfg.batch_size, 1 << 16))
+    table, fingerprint = agreed_order(table, job.id_column, job.job_id, job.seed, job.data)
     write_table(table, table_format(job.data), cfg.output, keys)
+    return fingerprint
 
 
 def write_report(cfg: PsiConfig, report: AlignReport) -> None:

@@ -95,7 +95,7 @@ def align(
         found = intersect(own_d, peer_d)
         spills = own_a.spills + own_d.spills + peer_d.spills
         t2 = time.perf_counter()
-    write_rows(job, cfg, keys, found.rows)
+    fingerprint = write_rows(job, cfg, keys, found.rows)
     t3 = time.perf_counter()
     report = AlignReport(
         job_id=job.job_id,
@@ -106,7 +106,7 @@ def align(
         duplicates_dropped=dups.count,
         peer_items=session.peer.count if session.peer else 0,
         intersection=len(found.rows),
-        order_fingerprint=found.fingerprint.hex(),
+        order_fingerprint=fingerprint.hex(),
         output=str(cfg.output),
         sealed=keys is not None,
         spills=spills,

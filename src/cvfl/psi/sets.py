@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future
@@ -20,7 +19,6 @@ from cvfl.psi.spill import BUCKETS, BucketStore, Keys, Rows, keys_from_bytes, ke
 log = get_logger(__name__)
 
 SHOW_ROWS = 5
-_FP_DOMAIN = b"cvfl/psi/intersection/v1"
 
 
 @dataclass(frozen=True)
@@ -100,10 +98,12 @@ def own_batches(store: BucketStore, batch_size: int) -> Iterator[tuple[bytes, Ro
 
 @dataclass(frozen=True)
 class Intersection:
-    """This party's rows of the intersection, in ascending doubly-blinded order."""
+    """This party's rows of the intersection (in ascending doubly-blinded or keyed-hash order).
+
+    :func:`cvfl.psi.report.write_rows` lays them out in the agreed order.
+    """
 
     rows: Rows
-    fingerprint: bytes
 
 
 def intersect(own_d: BucketStore, peer_d: BucketStore) -> Intersection:
@@ -113,7 +113,6 @@ def intersect(own_d: BucketStore, peer_d: BucketStore) -> Intersection:
         AlignmentError: the peer answered two of our items with the same value.
     """
     parts: list[Rows] = []
-    digest = hashlib.sha256(_FP_DOMAIN)
     for b in range(BUCKETS):
         keys, rows = own_d.bucket(b)
         if repeats(keys).any():
@@ -125,6 +124,5 @@ def intersect(own_d: BucketStore, peer_d: BucketStore) -> Intersection:
         peer_keys, _ = peer_d.bucket(b)
         mask = np.isin(keys, peer_keys)
         parts.append(rows[mask])
-        digest.update(keys_to_bytes(keys[mask]))
     rows = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
-    return Intersection(rows, digest.digest())
+    return Intersection(rows)

@@ -87,6 +87,7 @@ def align_scoring_table(
         data=section.input,
         id_column=cfg.data.id_column,
         address=peer.listen if cfg.role == "leader" else peer.connect,
+        seed=cfg.job.seed,
     )
     report = align(job, psi, security, keys=keys)
     log.info(
