@@ -46,6 +46,17 @@ class ProtocolError(CvflError):
     default_code = "protocol.mismatch"
 
 
+class PeerStoppedError(ProtocolError):
+    """The peer stopped and told this side why (its Abort): ``code`` is the peer's own code.
+
+    ``reason`` is the peer's short reason, already cut and made printable.
+    """
+
+    def __init__(self, message: str, *, code: str | None = None, reason: str = "") -> None:
+        super().__init__(message, code=code)
+        self.reason = reason
+
+
 class AttestationError(CvflError):
     """Evidence did not verify, or the policy refused the peer."""
 
@@ -105,6 +116,13 @@ _LOCAL_KINDS: tuple[tuple[type[CvflError], str], ...] = (
     (AttestationError, "an attestation refusal"),
     (PeerUnavailableError, "a connection failure"),
 )
+# Local refusals the peer can act on, said a little more precisely than by their kind.
+_PEER_PHRASES: dict[str, str] = {
+    "config.checkpoint_changed": "its newest checkpoint was written by another configuration "
+    "of the job (it lists the changes and the ways on in its log)",
+    "config.checkpoint_unknown": "its newest checkpoint records no configuration (written by an "
+    "older cvfl; details in its log)",
+}
 MAX_PEER_REASON = 300
 
 
@@ -123,6 +141,8 @@ def reason_for_peer(error: BaseException, *, visible: bool) -> str:
     """
     if visible and isinstance(error, CvflError):
         return printable(error.message, MAX_PEER_REASON)
+    if isinstance(error, CvflError) and error.code in _PEER_PHRASES:
+        return _PEER_PHRASES[error.code]
     kind = next((k for cls, k in _LOCAL_KINDS if isinstance(error, cls)), "a local error")
     return f"{kind} (details in its log)"
 

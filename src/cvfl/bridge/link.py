@@ -22,6 +22,7 @@ from cvfl.errors import (
     MAX_PEER_REASON,
     AttestationError,
     CvflError,
+    PeerStoppedError,
     PeerUnavailableError,
     ProtocolError,
     printable,
@@ -275,12 +276,12 @@ def abort_envelope(error: BaseException) -> pb.Envelope:
     return pb.Envelope(abort=pb.Abort(code=code, message=reason))
 
 
-def abort_error(abort: pb.Abort) -> ProtocolError:
+def abort_error(abort: pb.Abort) -> PeerStoppedError:
     """The local error for the peer's Abort (its code kept, its text shortened and printable)."""
     code = printable(abort.code, 64) or "protocol.peer_abort"
-    return ProtocolError(
-        f"the peer stopped the session: [{code}] {printable(abort.message, MAX_PEER_REASON)}",
-        code=code,
+    reason = printable(abort.message, MAX_PEER_REASON)
+    return PeerStoppedError(
+        f"the peer stopped the session: [{code}] {reason}", code=code, reason=reason
     )
 
 

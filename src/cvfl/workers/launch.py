@@ -150,7 +150,9 @@ def _failure(exit: Exit, workers: int) -> CvflError:
         "Fix the cause named above, then run the same command again: the job resumes from the "
         "last checkpoint both parties committed"
     )
-    by_code = {cls.exit_code: cls for cls in _error_classes()}
+    by_code: dict[int, type[CvflError]] = {}
+    for cls in _error_classes():  # the base class of an exit code, not a subclass of it
+        by_code.setdefault(cls.exit_code, cls)
     cls = by_code.get(exit.returncode, PeerUnavailableError)
     return cls(message, code="workers.failed")
 
@@ -159,7 +161,7 @@ def _error_classes() -> list[type[CvflError]]:
     found: list[type[CvflError]] = []
     pending: list[type[CvflError]] = [CvflError]
     while pending:
-        cls = pending.pop()
+        cls = pending.pop(0)
         found.append(cls)
         pending.extend(cls.__subclasses__())
     return [cls for cls in found if cls.exit_code > 1]
