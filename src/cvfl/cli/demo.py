@@ -85,6 +85,9 @@ batch_size = 32
 epochs = {size.epochs}
 eval_batch_size = 2048
 workers = {size.workers}
+# Crash safety: a checkpoint both parties commit at least once a minute (0 = off); rerun the
+# same command after a crash or Ctrl-C and both resume from it.
+checkpoint_every_s = 60
 
 [peer]
 {peer}

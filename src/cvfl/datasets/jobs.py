@@ -66,6 +66,7 @@ lr = {job.lr}
 batch_size = {job.batch_size}
 epochs = {job.epochs}
 threads = {job.threads}
+checkpoint_every_s = 60  # crash safety: rerun the same command to resume (0 = off)
 
 [peer]
 {peer}
