@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import torch
 
-from cvfl.errors import ProtocolError
+from cvfl.errors import PeerStoppedError, ProtocolError
 from cvfl.train import steps
 from cvfl.train.config import JobConfig
 from cvfl.wire import bridge_pb2 as pb
@@ -41,8 +41,10 @@ def _stopped_both(lead: object, follow: object, receiver: object, *needles: str)
     for needle in needles:
         assert needle in receiver.message, receiver.message
     sender = follow if receiver is lead else lead
-    assert isinstance(sender, ProtocolError)
-    assert sender.message.startswith("the peer stopped the session: "), sender.message
+    assert isinstance(sender, PeerStoppedError)
+    peer = "follower" if receiver is follow else "leader"
+    assert sender.message.startswith(f"the {peer} stopped: [protocol.nonfinite] "), sender.message
+    assert sender.message.endswith("restart both"), sender.message
 
 
 def _no_exports(*cfgs: JobConfig) -> None:

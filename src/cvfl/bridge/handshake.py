@@ -6,6 +6,7 @@ from dataclasses import replace
 from typing import Protocol
 
 from cvfl.attestation.terms import declared_terms_problems
+from cvfl.bridge.fields import FieldsError, decode_fields, differences, show
 from cvfl.bridge.link import Link, expect
 from cvfl.bridge.serde import Hello, TensorSpec, hello_from_proto, hello_to_proto
 from cvfl.errors import ProtocolError, mismatch
@@ -16,6 +17,8 @@ log = get_logger(__name__)
 
 PROTOCOL_VERSION = 1
 ROLES = ("leader", "follower")
+# Training terms the hello compares through its own fields (named there with both values).
+COMPARED_APART = frozenset({"job_id", "seed", "batch_size", "workers", "rows"})
 
 
 def _short(value: bytes) -> str:
@@ -86,7 +89,29 @@ def hello_mismatches(mine: Hello, theirs: Hello) -> list[str]:
             ("worker", mine.worker, theirs.worker),
         ],
         [("schedule_digest", mine.schedule_digest, theirs.schedule_digest)],
-    )
+    ) + terms_mismatches(mine.training_terms, theirs.training_terms)
+
+
+def terms_mismatches(mine: bytes, theirs: bytes) -> list[str]:
+    """The training terms (named values) on which the peer disagrees, each with both values.
+
+    Fields the hello compares on its own (job id, seed, batch size, workers, rows) are not
+    repeated.
+    """
+    if mine == theirs:
+        return []
+    if not theirs:
+        return [mismatch("training_terms", "the peer's terms", "none (an older cvfl?)")]
+    try:
+        seen = decode_fields(theirs)
+    except FieldsError as exc:
+        return [mismatch("training_terms", "named plain values", f"malformed ({exc})")]
+    expected = decode_fields(mine)
+    return [
+        mismatch(name, show(a), show(b))
+        for name, a, b in differences(expected, seen)
+        if name not in COMPARED_APART
+    ]
 
 
 def terms_refusal(link: Link, declared: bytes) -> ProtocolError | None:

@@ -33,8 +33,9 @@ class TerminalProgress:
         self._total = 0
         self._last_log = 0.0
 
-    def start(self, total_steps: int, description: str) -> None:
-        """Open the bar (terminal) or log the start."""
+    def start(self, total_steps: int, description: str, done: int = 0) -> None:
+        """Open the bar at step ``done`` (terminal) or log the start; a previous bar is closed."""
+        self.finish()
         self._total = total_steps
         if sys.stderr.isatty():
             self._bar = Progress(
@@ -46,8 +47,18 @@ class TerminalProgress:
                 console=Console(stderr=True),
             )
             self._bar.start()
-            self._task = self._bar.add_task(description, total=total_steps, loss="")
-        log.info("%s: training %s steps %s", self._label, total_steps, self._status)
+            self._task = self._bar.add_task(description, total=total_steps, completed=done, loss="")
+        if done:
+            log.info(
+                "%s: training steps %s to %s (resumed at step %s) %s",
+                self._label,
+                done + 1,
+                total_steps,
+                done,
+                self._status,
+            )
+        else:
+            log.info("%s: training %s steps %s", self._label, total_steps, self._status)
         self._last_log = time.monotonic()
 
     def step(self, number: int, loss: float | None) -> None:
@@ -56,10 +67,16 @@ class TerminalProgress:
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, completed=number, loss=text)
             if number >= self._total:
-                self._bar.stop()
+                self.finish()
         elif time.monotonic() - self._last_log >= self._interval or number == self._total:
             log.info("%s: step %s/%s %s %s", self._label, number, self._total, text, self._status)
             self._last_log = time.monotonic()
+
+    def finish(self) -> None:
+        """Close the bar (idempotent), so none is drawn again after the summary."""
+        if self._bar is not None:
+            self._bar.stop()
+        self._bar, self._task = None, None
 
     def evaluated(self, step: int, metrics: Metrics) -> None:
         """Log held-out metrics."""

@@ -9,14 +9,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cvfl.cli.reruns import FreshOpt, Rerun, ResumeFromOpt, say_kept, sigterm_stops
 from cvfl.cli.seal import GramineKeyOpt, GramineRootOpt, KeyEnvOpt, KeyFileOpt, keys_from_options
 from cvfl.data import SynthSpec, synthesize, write_arrow
-from cvfl.errors import ConfigError, mismatch
+from cvfl.errors import ConfigError, CvflError, mismatch
 from cvfl.logs import get_logger
 from cvfl.sealing.keys import DEFAULT_GRAMINE_ROOT
 
 if TYPE_CHECKING:
-    from cvfl.train import JobConfig, TrainResult
+    from cvfl.bridge.security import ChannelSecurity
+    from cvfl.train import JobConfig, Party, TrainResult
     from cvfl.workers import WorkerContext
 
 log = get_logger(__name__)
@@ -53,20 +55,28 @@ def synth(
 def train(
     ctx: typer.Context,
     config: Path = typer.Option(..., "--config", "-c", help="The party's job file (TOML)."),
+    fresh: FreshOpt = False,
+    resume_from: ResumeFromOpt = None,
 ) -> None:
     """Run one party of a split-training job from its job file.
 
     With ``[train] workers = N`` it starts N worker processes on this machine; under torchrun or
     Kubernetes (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set) it runs as that one worker.
+    A rerun resumes the newest checkpoint both parties hold, if it belongs to this job's
+    configuration; otherwise it refuses and names the changes (see ``--fresh``,
+    ``--resume-from``).
     """
     from cvfl.train import load_job
     from cvfl.workers import context_from_env
 
     cfg = load_job(config)
     worker = context_from_env()
+    rerun = Rerun(fresh, resume_from)
+    rerun.check(worker)
     if worker is None and cfg.train.workers > 1:
         from cvfl.workers.launch import launch_local
 
+        rerun.prepare(cfg)  # once, before the workers read the checkpoints
         verbose = ctx.parent is not None and bool(ctx.parent.params.get("verbose"))
         launch_local(config, cfg.train.workers, options=["--verbose"] if verbose else [])
         return
@@ -75,16 +85,49 @@ def train(
             mismatch("WORLD_SIZE (workers of this party)", cfg.train.workers, worker.world_size),
             code="config.workers",
         )
-    _train_worker(cfg, worker)
+    with sigterm_stops():
+        _train_worker(cfg, worker, rerun)
 
 
-def _train_worker(cfg: JobConfig, worker: WorkerContext | None) -> None:
+def _train_worker(cfg: JobConfig, worker: WorkerContext | None, rerun: Rerun) -> None:
     from cvfl.cli.progress import TerminalProgress
-    from cvfl.train import NoProgress, load_party, run_follower, run_leader
+    from cvfl.train import NoProgress, run_follower, run_leader
     from cvfl.train.channel import security_for
+    from cvfl.train.peers import tell_peer
 
     security = security_for(cfg, "train")
     rank = worker.rank if worker is not None else 0
+    try:
+        party = _party(cfg, worker, security, rerun)
+    except CvflError as exc:  # the peer is told why, rather than left waiting
+        tell_peer(cfg, security, exc, rank)
+        raise
+    status = "[insecure]" if "insecure" in security.name else ""
+    progress = TerminalProgress(cfg.role, status=status) if rank == 0 else NoProgress()
+    run = run_leader if cfg.role == "leader" else run_follower
+    try:
+        result = run(party, security, progress)
+        if party.group is not None:
+            party.group.barrier()  # worker 0 has exported: leave the group together
+    except KeyboardInterrupt as exc:
+        if rank == 0:
+            say_kept(party, exc)
+        raise
+    finally:
+        if party.group is not None:
+            party.group.close()
+    if rank == 0:
+        _summarise(cfg, result)
+
+
+def _party(
+    cfg: JobConfig, worker: WorkerContext | None, security: ChannelSecurity, rerun: Rerun
+) -> Party:
+    """Prepare a rerun if asked, load this worker's party and join its group."""
+    from cvfl.train import load_party
+
+    rank = worker.rank if worker is not None else 0
+    rerun.prepare(cfg)
     party = load_party(cfg, worker=rank)
     if worker is not None and worker.world_size > 1:
         from cvfl.workers import join_group
@@ -97,18 +140,7 @@ def _train_worker(cfg: JobConfig, worker: WorkerContext | None) -> None:
             timeout=cfg.peer.connect_timeout,
             party_key=_party_key(cfg),
         )
-    status = "[insecure]" if "insecure" in security.name else ""
-    progress = TerminalProgress(cfg.role, status=status) if rank == 0 else NoProgress()
-    run = run_leader if cfg.role == "leader" else run_follower
-    try:
-        result = run(party, security, progress)
-        if party.group is not None:
-            party.group.barrier()  # worker 0 has exported: leave the group together
-    finally:
-        if party.group is not None:
-            party.group.close()
-    if rank == 0:
-        _summarise(cfg, result)
+    return party
 
 
 def _party_key(cfg: JobConfig) -> bytes | None:

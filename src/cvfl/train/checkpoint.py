@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ class Checkpoint:
     optimizer: dict[str, Any]
     extra: dict[str, Any]
     rng: torch.Tensor | None = None
+    binding: dict[str, Any] = field(default_factory=dict)
 
 
 def checkpoint_path(folder: Path, role: str, step: int) -> Path:
@@ -42,8 +43,9 @@ def encode(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     extra: dict[str, Any] | None = None,
+    binding: dict[str, Any] | None = None,
 ) -> bytes:
-    """Serialise a checkpoint (with torch's RNG state and JSON ``extra``) to bytes."""
+    """Serialise a checkpoint (with torch's RNG state, JSON ``extra`` and its binding)."""
     tensors = {f"model/{k}": v.detach().clone() for k, v in model.state_dict().items()}
     tensors["rng/torch"] = torch.random.get_rng_state()
     state = optimizer.state_dict()
@@ -60,6 +62,7 @@ def encode(
         "param_groups": state["param_groups"],
         "scalars": scalars,
         "extra": extra or {},
+        "binding": binding or {},
     }
     return st_save(tensors, metadata={"cvfl": json.dumps(meta)})
 
@@ -91,16 +94,23 @@ def decode(data: bytes, source: Path) -> Checkpoint:
     for index, entries in meta["scalars"].items():
         state.setdefault(int(index), {}).update(entries)
     optimizer = {"state": state, "param_groups": meta["param_groups"]}
+    binding = meta.get("binding")
     return Checkpoint(
-        int(meta["step"]), model, optimizer, dict(meta.get("extra", {})), tensors.get("rng/torch")
+        int(meta["step"]),
+        model,
+        optimizer,
+        dict(meta.get("extra", {})),
+        tensors.get("rng/torch"),
+        dict(binding) if isinstance(binding, dict) else {},
     )
 
 
-def restore(ckpt: Checkpoint, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-    """Load a checkpoint's state into ``model`` and ``optimizer``."""
+def restore(ckpt: Checkpoint, model: nn.Module, optimizer: torch.optim.Optimizer | None) -> None:
+    """Load a checkpoint's state into ``model`` and ``optimizer`` (None: the model only)."""
     try:
         model.load_state_dict(ckpt.model)
-        optimizer.load_state_dict(ckpt.optimizer)
+        if optimizer is not None:
+            optimizer.load_state_dict(ckpt.optimizer)
         if ckpt.rng is not None:
             torch.random.set_rng_state(ckpt.rng)
     except (RuntimeError, ValueError, KeyError) as exc:

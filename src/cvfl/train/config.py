@@ -5,6 +5,7 @@ Relative paths are resolved against the job file's folder.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -109,10 +110,12 @@ class TrainSection:
     max_steps: int = 0
     eval_batch_size: int = 1024
     checkpoint_every: int = 0
+    checkpoint_every_s: float = 60.0
     threads: int = 0
     workers: int = 1
 
     def __post_init__(self) -> None:
+        _check_intervals(self.checkpoint_every, self.checkpoint_every_s)
         if self.optimizer not in ("sgd", "adam"):
             raise ConfigError(
                 f"[train] optimizer: expected sgd or adam, seen {self.optimizer!r}",
@@ -135,6 +138,25 @@ class TrainSection:
                 ),
                 code="config.train",
             )
+
+
+def _check_intervals(every: object, every_s: object) -> None:
+    """Validate the checkpoint intervals: whole steps and seconds, 0 meaning off."""
+    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+        raise ConfigError(
+            mismatch("[train] checkpoint_every", "a whole number of steps >= 0", repr(every)),
+            code="config.train",
+        )
+    if (
+        isinstance(every_s, bool)
+        or not isinstance(every_s, int | float)
+        or not math.isfinite(every_s)
+        or every_s < 0
+    ):
+        raise ConfigError(
+            mismatch("[train] checkpoint_every_s", "a number of seconds >= 0", repr(every_s)),
+            code="config.train",
+        )
 
 
 @dataclass(frozen=True)

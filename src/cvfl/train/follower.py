@@ -28,8 +28,10 @@ from cvfl.train.party import (
     export,
     features,
     restore_to,
+    resumable_checkpoints,
     write_checkpoint,
 )
+from cvfl.train.peers import NOTICE_WINDOW, dial_leader, reraise, tell_leader
 from cvfl.train.recovery import resume_step
 from cvfl.train.result import TrainResult
 from cvfl.train.scaleout import restart_refusal, synchronise
@@ -50,19 +52,29 @@ def run_follower(
     party: Party, security: ChannelSecurity, progress: Progress | None = None
 ) -> TrainResult:
     """Dial the leader, train the job and export the follower's half."""
+    peer = party.peer
 
     def connect(timeout: float) -> Link:
-        return dial(security, party.peer.leader_address, timeout)
+        return dial(security, peer.leader_address, timeout)
 
-    transport = connect(party.cfg.peer.connect_timeout)
-    while True:
+    shown = progress or NoProgress()
+    try:
         try:
-            return _follow(party, transport, connect, progress or NoProgress())
-        except PeerRestarted as restart:
-            if party.workers > 1:
-                raise restart_refusal("leader", party) from None
-            log.warning("the leader restarted: both sides resume from a common checkpoint")
-            transport = restart.transport
+            resumable_checkpoints(party)  # refuse a checkpoint of another job before dialling
+        except CvflError as exc:
+            tell_leader(security, peer, exc, min(peer.connect_timeout, NOTICE_WINDOW))
+            raise
+        transport = dial_leader(security, peer, peer.connect_timeout)
+        while True:
+            try:
+                return _follow(party, transport, connect, shown)
+            except PeerRestarted as restart:
+                if party.workers > 1:
+                    raise restart_refusal("leader", party) from None
+                log.warning("the leader restarted: agreeing again where both sides resume")
+                transport = restart.transport
+    finally:
+        shown.finish()
 
 
 def cut_spec(party: Party) -> tuple[TensorSpec, ...]:
@@ -94,15 +106,16 @@ class _Pending:
 def _follow(party: Party, transport: Link, connect: Connect, progress: Progress) -> TrainResult:
     cfg = party.cfg
     cut = cut_spec(party)
-    mine = party.hello(cut, checkpoint_store(party).inventory())
+    store = checkpoint_store(party)
     try:
+        mine = party.hello(cut, resumable_checkpoints(party))
         theirs = follower_handshake(transport, mine, cfg.peer.connect_timeout)
         start = resume_step(mine.checkpoints, theirs.checkpoints, "leader")
         restore_to(party, start, mine.checkpoints)
         synchronise(party, start)
     except CvflError as exc:
         transport.abort(exc)
-        raise
+        reraise(exc, "leader", store, transport.peer)
     session = open_session(
         transport,
         connect,
@@ -121,7 +134,7 @@ def _follow(party: Party, transport: Link, connect: Connect, progress: Progress)
         _await_finish(party, session, pending)
     except CvflError as exc:
         session.abort(exc)
-        raise
+        reraise(exc, "leader", store, session.transport.peer)
     session.close(drain=0.5)
     if party.is_root:
         export(party, result, cut)
@@ -140,10 +153,12 @@ def _train(
     cfg = party.cfg
     width = cut[0].shape[0] if cut[0].shape else 1
     result = TrainResult(role="follower", steps=start, seconds=0.0)
-    progress.start(party.schedule.total_steps, "follower")
+    progress.start(party.schedule.total_steps, "follower", done=start)
     started = time.perf_counter()
     train_mask = np.zeros(party.table.rows, dtype=bool)
     train_mask[party.schedule.train_rows] = True
+    if start >= party.schedule.total_steps:  # the checkpoint already ends the job
+        send_eval(party, session, key)
     for step in party.schedule.steps(start):
         envelope = pending.receive(session, cfg.peer.step_timeout)
         expect(envelope, "assign")
@@ -161,6 +176,7 @@ def _train(
         act.backward(grad)
         party.optimizer.step()
         result.steps, result.examples = step.number, result.examples + len(step.rows)
+        result.session_examples += len(step.rows)
         progress.step(step.number, None)
         if step.ends_epoch:
             send_eval(party, session, key)

@@ -22,6 +22,7 @@ from cvfl.bridge.serde import TensorSpec
 from cvfl.data.ids import batch_mac, session_mac_key
 from cvfl.errors import CvflError, ProtocolError, mismatch
 from cvfl.logs import get_logger
+from cvfl.train.cadence import CheckpointClock, decide
 from cvfl.train.metrics import Metrics, binary_metrics
 from cvfl.train.party import (
     NoProgress,
@@ -31,8 +32,10 @@ from cvfl.train.party import (
     export,
     features,
     restore_to,
+    resumable_checkpoints,
     write_checkpoint,
 )
+from cvfl.train.peers import NOTICE_WINDOW, accept_follower, reraise, tell_follower
 from cvfl.train.recovery import resume_step
 from cvfl.train.result import TrainResult
 from cvfl.train.scaleout import fold_losses, gather_scores, restart_refusal, synchronise
@@ -55,19 +58,26 @@ def run_leader(
 ) -> TrainResult:
     """Listen for the follower, train the job, evaluate and export the leader's half."""
     peer = party.peer
+    shown = progress or NoProgress()
     server = BridgeServer(security, peer.listen, peer.port_file)
     try:
-        transport = server.accept(peer.connect_timeout)
+        try:
+            resumable_checkpoints(party)  # refuse a checkpoint of another job before waiting
+        except CvflError as exc:
+            tell_follower(server, exc, min(peer.connect_timeout, NOTICE_WINDOW))
+            raise
+        transport = accept_follower(server, peer.connect_timeout)
         first: pb.Envelope | None = None
         while True:
             try:
-                return _lead(party, server, transport, first, progress or NoProgress())
+                return _lead(party, server, transport, first, shown)
             except PeerRestarted as restart:
                 if party.workers > 1:
                     raise restart_refusal("follower", party) from None
-                log.warning("the follower restarted: both sides resume from a common checkpoint")
+                log.warning("the follower restarted: agreeing again where both sides resume")
                 transport, first = restart.transport, restart.hello
     finally:
+        shown.finish()
         server.stop()
 
 
@@ -85,8 +95,9 @@ def _lead(
     progress: Progress,
 ) -> TrainResult:
     cfg = party.cfg
-    mine = party.hello(cut_spec(party), checkpoint_store(party).inventory())
+    store = checkpoint_store(party)
     try:
+        mine = party.hello(cut_spec(party), resumable_checkpoints(party))
         if first is None:
             theirs = leader_handshake(transport, mine, cfg.peer.connect_timeout)
         else:
@@ -96,7 +107,7 @@ def _lead(
         synchronise(party, start)
     except CvflError as exc:
         transport.abort(exc)
-        raise
+        reraise(exc, "follower", store, transport.peer)
     session = open_session(
         transport,
         server.accept,
@@ -112,7 +123,7 @@ def _lead(
         session.send(pb.Envelope(finish=pb.Finish(steps=result.steps)))
     except CvflError as exc:
         session.abort(exc)
-        raise
+        reraise(exc, "follower", store, session.transport.peer)
     session.close(drain=2.0)
     if party.is_root:
         export(party, result, cut_spec(party))
@@ -131,8 +142,8 @@ def _train(
     result = TrainResult(role="leader", steps=start, seconds=0.0)
     result.history = list(extra.get("history", []))
     result.examples = int(extra.get("examples", 0))
-    every = party.cfg.train.checkpoint_every
-    progress.start(party.schedule.total_steps, "leader")
+    clock = CheckpointClock(party.cfg.train.checkpoint_every, party.cfg.train.checkpoint_every_s)
+    progress.start(party.schedule.total_steps, "leader", done=start)
     started = time.perf_counter()
     # Each worker's share of every step's loss; worker 0 holds the whole party's once folded.
     saved = [float(v) for v in extra.get("losses", [])]
@@ -141,12 +152,15 @@ def _train(
     following = next(steps, None)
     if following is not None:
         _assign(party, session, following)
+    elif start >= party.schedule.total_steps:
+        result.metrics = evaluate_again(party, session, key, labels, start)
     while following is not None:
         step, following = following, next(steps, None)
-        save = bool(every) and step.number % every == 0
+        save = decide(party, clock, step.number)
         root_saves = save and party.is_root
         losses.append(_train_step(party, session, key, (step, following), labels, root_saves))
         result.steps, result.examples = step.number, result.examples + len(step.rows)
+        result.session_examples += len(step.rows)
         progress.step(step.number, losses[-1] * party.workers)
         if step.ends_epoch:
             result.metrics = evaluate_remote(party, session, key, labels)
@@ -155,6 +169,7 @@ def _train(
             result.history.append(_epoch_record(step.epoch, step.number, whole, result.metrics))
             losses = []
         if save:
+            clock.saved()
             whole, losses = fold_losses(party, losses)
             if party.is_root:
                 state = {"history": result.history, "examples": result.examples, "losses": whole}
@@ -216,6 +231,18 @@ def _train_step(
         _assign(party, session, following)
     party.optimizer.step()
     return float(loss.detach()) / party.workers
+
+
+def evaluate_again(
+    party: Party, session: AnySession, key: bytes, labels: torch.Tensor, step: int
+) -> Metrics:
+    """Score the held-out rows once more: the resumed checkpoint already ends the job."""
+    log.info(
+        "the checkpoint of step %s already ends the job's %s steps: evaluating it again",
+        step,
+        party.schedule.total_steps,
+    )
+    return evaluate_remote(party, session, key, labels)
 
 
 def evaluate_remote(party: Party, session: AnySession, key: bytes, labels: torch.Tensor) -> Metrics:

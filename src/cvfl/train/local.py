@@ -81,6 +81,7 @@ def _fit(
         optimizer.step()
         losses.append(float(loss.detach()))
         result.steps, result.examples = step.number, result.examples + len(step.rows)
+        result.session_examples += len(step.rows)
         if progress:
             progress.step(step.number, losses[-1])
         if step.ends_epoch:

@@ -24,10 +24,12 @@ from cvfl.models.export import export_half
 from cvfl.models.factory import build_follower, build_leader
 from cvfl.sealing import Artifacts, key_provider_from_config
 from cvfl.train import checkpoint
+from cvfl.train.binding import Binding, training_binding
 from cvfl.train.config import JobConfig, PeerSection, TrainSection, outputs_sealed
 from cvfl.train.inputs import read_aligned_table, read_input_table
 from cvfl.train.metrics import Metrics
 from cvfl.train.recovery import CheckpointStore
+from cvfl.train.reruns import resumable
 from cvfl.train.result import TrainResult
 from cvfl.train.schedule import Schedule
 
@@ -40,8 +42,8 @@ log = get_logger(__name__)
 class Progress(Protocol):
     """Receives progress from a training loop (the CLI renders it; tests may record it)."""
 
-    def start(self, total_steps: int, description: str) -> None:
-        """Training is about to start."""
+    def start(self, total_steps: int, description: str, done: int = 0) -> None:
+        """Training is about to start after step ``done`` (the resumed step, 0 at first)."""
         ...
 
     def step(self, number: int, loss: float | None) -> None:
@@ -52,17 +54,24 @@ class Progress(Protocol):
         """Held-out metrics after ``step`` (leader only)."""
         ...
 
+    def finish(self) -> None:
+        """The loop has ended, successfully or not: nothing more will be shown."""
+        ...
+
 
 class NoProgress:
     """A progress sink that ignores everything."""
 
-    def start(self, total_steps: int, description: str) -> None:
+    def start(self, total_steps: int, description: str, done: int = 0) -> None:
         """Ignore."""
 
     def step(self, number: int, loss: float | None) -> None:
         """Ignore."""
 
     def evaluated(self, step: int, metrics: Metrics) -> None:
+        """Ignore."""
+
+    def finish(self) -> None:
         """Ignore."""
 
 
@@ -80,6 +89,7 @@ class Party:
     worker: int = 0
     group: SecureGroup | None = None
     _trainable: nn.Module | None = field(default=None, init=False, repr=False)
+    _binding: Binding | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.initial_state:
@@ -94,6 +104,13 @@ class Party:
     def is_root(self) -> bool:
         """Whether this is worker 0, the one that writes checkpoints, exports and summaries."""
         return self.worker == 0
+
+    @property
+    def binding(self) -> Binding:
+        """What this party's checkpoints are bound to (computed once: it hashes the data)."""
+        if self._binding is None:
+            self._binding = training_binding(self.cfg, self.table)
+        return self._binding
 
     @property
     def peer(self) -> PeerSection:
@@ -149,6 +166,7 @@ class Party:
             checkpoints=checkpoints,
             workers=self.workers,
             worker=self.worker,
+            training_terms=self.binding.shared_terms(),
         )
 
 
@@ -231,8 +249,19 @@ def artifacts_for(cfg: JobConfig) -> Artifacts:
 
 
 def checkpoint_store(party: Party) -> CheckpointStore:
-    """This party's checkpoints (sealed like every artifact)."""
-    return CheckpointStore(party.outputs / "checkpoints", party.cfg.role, party.artifacts)
+    """This party's checkpoints (sealed like every artifact), bound to its job."""
+    return CheckpointStore(
+        party.outputs / "checkpoints", party.cfg.role, party.artifacts, binding=party.binding
+    )
+
+
+def resumable_checkpoints(party: Party) -> tuple[CheckpointState, ...]:
+    """The checkpoints this party may resume and offers in its hello.
+
+    Raises:
+        ConfigError: its newest checkpoint belongs to another configuration of the job.
+    """
+    return resumable(checkpoint_store(party), party.binding, party.cfg)
 
 
 def restore_to(party: Party, step: int, states: tuple[CheckpointState, ...]) -> dict[str, Any]:
@@ -244,19 +273,33 @@ def restore_to(party: Party, step: int, states: tuple[CheckpointState, ...]) -> 
     if step == 0:
         party.model.load_state_dict(party.initial_state)
         party.optimizer = make_optimizer(party.cfg.train, party.model.parameters())
+        if states:
+            log.info("no checkpoint both sides hold: starting from step 0")
+        else:
+            log.info("no checkpoint yet: starting from step 0")
         return {}
     state = next(s for s in states if s.step == step)
     store = checkpoint_store(party)
     data = store.load(step, state.digest)
     ckpt = checkpoint.decode(data, store.folder)
-    checkpoint.restore(ckpt, party.model, party.optimizer)
+    recorded = ckpt.binding.get("optimizer", party.cfg.train.optimizer)
+    if recorded != party.cfg.train.optimizer:  # resumed with changes on purpose
+        log.warning("optimizer changed from %s: its state starts afresh", recorded)
+        party.optimizer = make_optimizer(party.cfg.train, party.model.parameters())
+        checkpoint.restore(ckpt, party.model, None)
+    else:
+        checkpoint.restore(ckpt, party.model, party.optimizer)
+    for group in party.optimizer.param_groups:
+        group["lr"] = party.cfg.train.lr  # the job's (a resume on purpose may change it)
     log.info("resumed from the checkpoint of step %s", step)
     return ckpt.extra
 
 
 def write_checkpoint(party: Party, step: int, extra: dict[str, Any]) -> bytes:
     """Write this party's checkpoint of ``step``; return its plaintext digest."""
-    data = checkpoint.encode(step, party.cfg.job.id, party.model, party.optimizer, extra)
+    data = checkpoint.encode(
+        step, party.cfg.job.id, party.model, party.optimizer, extra, party.binding.fields
+    )
     digest = checkpoint_store(party).save(step, data)
     log.info("checkpoint of step %s written", step)
     return digest

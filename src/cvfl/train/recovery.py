@@ -11,16 +11,18 @@ is refused; so is a peer whose checkpoint differs from the digest it reported.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from cvfl.bridge.fields import Fields
 from cvfl.bridge.serde import CheckpointState
 from cvfl.errors import ProtocolError, mismatch
 from cvfl.logs import get_logger
 from cvfl.sealing.artifacts import SUFFIX, Artifacts
 from cvfl.train import checkpoint
+from cvfl.train.binding import Binding
+from cvfl.train.records import Record, encode_record, parse_record
 
 log = get_logger(__name__)
 RECORD_PURPOSE = "cvfl/checkpoint-record"
@@ -29,12 +31,16 @@ _STEP = re.compile(r"-step-(\d+)\.json")
 
 @dataclass
 class CheckpointStore:
-    """A party's checkpoints and their records in ``folder`` (the newest ``keep`` are kept)."""
+    """A party's checkpoints and their records in ``folder`` (the newest ``keep`` are kept).
+
+    ``binding`` is what the checkpoints this store writes are bound to (recorded with each).
+    """
 
     folder: Path
     role: str
     artifacts: Artifacts
     keep: int = 3
+    binding: Binding | None = None
 
     def _record_path(self, step: int) -> Path:
         return self.folder / f"{self.role}-step-{step:09d}.json"
@@ -53,24 +59,37 @@ class CheckpointStore:
         self._prune()
 
     def _write_record(self, state: CheckpointState) -> None:
-        body = {"step": state.step, "digest": state.digest.hex(), "peer": state.peer_digest.hex()}
-        self.artifacts.write(
-            self._record_path(state.step), json.dumps(body).encode(), RECORD_PURPOSE
-        )
+        fields = self.binding.fields if self.binding is not None else None
+        self.write_record(Record(state, fields))
 
-    def inventory(self) -> tuple[CheckpointState, ...]:
+    def write_record(self, record: Record) -> None:
+        """Write (or replace) the record of ``record``'s step."""
+        path = self._record_path(record.state.step)
+        self.artifacts.write(path, encode_record(record), RECORD_PURPOSE)
+
+    def rebind(self, record: Record, fields: Fields) -> None:
+        """Bind the checkpoint of ``record`` to ``fields`` (a resume with changes, on purpose)."""
+        self.write_record(Record(record.state, fields, rebound_from=record.binding_digest))
+
+    def records(self) -> tuple[Record, ...]:
         """The records on disk, oldest first (a checkpoint without a record does not count)."""
         if not self.folder.is_dir():
             return ()
-        states = []
+        found = []
         for name in self._record_names():
-            raw = json.loads(self.artifacts.read(self.folder / name, RECORD_PURPOSE))
-            states.append(
-                CheckpointState(
-                    int(raw["step"]), bytes.fromhex(raw["digest"]), bytes.fromhex(raw["peer"])
-                )
-            )
-        return tuple(sorted(states, key=lambda s: s.step))
+            path = self.folder / name
+            found.append(parse_record(self.artifacts.read(path, RECORD_PURPOSE), path))
+        return tuple(sorted(found, key=lambda r: r.state.step))
+
+    def inventory(self) -> tuple[CheckpointState, ...]:
+        """The states of :meth:`records`, oldest first."""
+        return tuple(r.state for r in self.records())
+
+    def files_of(self, step: int) -> list[Path]:
+        """The files of ``step`` on disk: its checkpoint and its record, sealed or not."""
+        names = (checkpoint.checkpoint_path(self.folder, self.role, step), self._record_path(step))
+        paths = [p for n in names for p in (n, n.with_name(n.name + SUFFIX))]
+        return [p for p in paths if p.exists()]
 
     def _record_names(self) -> list[str]:
         """The records' file names, a record and its twin (``.sealed`` or not) counted once.

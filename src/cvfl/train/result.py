@@ -24,11 +24,12 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     examples: int = 0
     reconnects: int = 0
+    session_examples: int = 0  # trained by this process (a resumed run counts only these)
 
     @property
     def examples_per_second(self) -> float:
-        """Training throughput."""
-        return self.examples / self.seconds if self.seconds > 0 else 0.0
+        """Training throughput of this process."""
+        return self.session_examples / self.seconds if self.seconds > 0 else 0.0
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready summary (metrics and counts only; no data)."""
