@@ -31,10 +31,13 @@ TICK = 5.0  # seconds between "waiting for ..." lines
 
 
 @contextlib.contextmanager
-def countdown(describe: Callable[[], str], timeout: float, every: float = TICK) -> Iterator[None]:
-    """Log ``<describe()>: N s left`` every ``every`` seconds until the block ends."""
+def countdown(
+    describe: Callable[[], str], timeout: float, every: float | None = None
+) -> Iterator[None]:
+    """Log ``<describe()>: N s left`` every ``every`` (default :data:`TICK`) seconds until done."""
     stop = threading.Event()
     deadline = time.monotonic() + timeout
+    every = every or TICK
 
     def tick() -> None:
         while not stop.wait(every):
