@@ -8,7 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
-from cvfl.cli.demo import DemoSize, job_toml, prepare
+from cvfl.cli.demo import DemoSize, free_port, job_toml, prepare
 
 SIZE = DemoSize(rows=1200, slots=8, epochs=2)
 
@@ -20,15 +20,21 @@ def write_small_job(
     train_extra: str = "",
     epochs: int = 2,
     workers: int = 1,
+    align: bool = False,
 ) -> None:
-    """Data, keys and two job files in ``folder``: a small model, the leader on port 0."""
+    """Data, keys and two job files in ``folder``: a small model, the leader on port 0.
+
+    With ``align`` the tables are shuffled and overlap by 80 % (``[psi]`` aligns them, on a
+    free port: alignment has no port file).
+    """
     from cvfl.attestation import measure_code
 
     size = DemoSize(rows=SIZE.rows, slots=SIZE.slots, epochs=epochs, workers=workers)
-    prepare(folder, size, align=False)
+    prepare(folder, size, align=align)
     mr_enclave = measure_code().hex()
+    port = free_port() if align else 0
     for role in ("leader", "follower"):
-        text = job_toml(role, size, mr_enclave, 0, align=False)
+        text = job_toml(role, size, mr_enclave, port, align=align)
         text = text.replace("embed_dim = 16", "embed_dim = 4").replace("[256, 64]", "[32, 16]")
         text = text.replace("lr = 0.001", "lr = 0.01")
         text = text.replace("[train]", f"[train]\nthreads = 1\n{train_extra}")

@@ -6,13 +6,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from cvfl.models.export import load_half, spec_path_for
 from cvfl.sealing import FileKeyProvider
-from tests.e2e.jobs import write_small_job
+from tests.e2e.jobs import Party, write_small_job
 
 pytestmark = pytest.mark.e2e
 
@@ -87,15 +88,23 @@ def test_train_two_processes_then_fingerprint(tmp_path: Path) -> None:
     assert follower_result["metrics"] is None  # the follower never sees labels or scores
 
 
-def test_malformed_table_exits_with_data_code(tmp_path: Path) -> None:
+def test_malformed_table_exits_with_data_code_and_the_follower_is_told(tmp_path: Path) -> None:
     write_small_job(tmp_path)
     import pyarrow.parquet as pq
 
     data = tmp_path / "data" / "leader.parquet"
     table = pq.read_table(data).drop_columns(["label"])
     pq.write_table(table, data)
-    proc = _cvfl("train", "--config", "leader.toml", cwd=tmp_path)
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 3, out
-    assert "data.missing_column" in out and "missing column 'label'" in out
+    leader = Party(tmp_path, "train", "--config", "leader.toml")
+    follower = Party(tmp_path, "train", "--config", "follower.toml")
+    assert leader.wait_for("stopping on [data.missing_column]", 120), leader.output
+    failed = time.monotonic()
+    code = follower.finish(30)
+    assert time.monotonic() - failed < 5, follower.output
+    assert code == 4, follower.output
+    told = " ".join(follower.output.split())
+    assert "the leader stopped: [data.missing_column] a local data error" in told
+    assert "fix it there and restart both" in told
+    assert leader.finish(30) == 3, leader.output
+    assert "data.missing_column" in leader.output and "missing column 'label'" in leader.output
     assert not (tmp_path / "leader" / "export").exists()
