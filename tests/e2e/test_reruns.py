@@ -133,15 +133,14 @@ def test_ctrl_c_names_the_kept_checkpoint_and_the_same_command_resumes(tmp_path:
     assert leader.wait_for("checkpoint of step 12 written", 120), leader.output
     leader.proc.send_signal(signal.SIGINT)
     assert leader.finish(60) == 130, leader.output
-    kept = re.search(
-        r"interrupted: checkpoint of step (\d+) kept; run the same command", leader.output
-    )
+    said = " ".join(leader.output.split())
+    kept = re.search(r"interrupted: checkpoint of step (\d+) kept[^;]*; run the same command", said)
     assert kept is not None, leader.output
     step = int(kept.group(1))
-    assert step >= 8
+    assert step >= 12
     leader = Party(tmp_path, "train", "--config", "leader.toml")
     _finish(follower, leader)
     resumed = re.search(r"resumed from the checkpoint of step (\d+)", leader.output)
-    assert resumed is not None and int(resumed.group(1)) >= step, leader.output
+    assert resumed is not None and 8 <= int(resumed.group(1)) <= step, leader.output
     assert f"(resumed at step {resumed.group(1)})" in leader.output
     assert "restarted" in follower.output

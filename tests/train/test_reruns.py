@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import typer
 
 from cvfl.bridge.security import PlaintextSecurity
 from cvfl.cli.reruns import Rerun, sigterm_stops
@@ -27,7 +28,6 @@ from cvfl.train.config import JobConfig, PeerSection
 from cvfl.train.peers import dial_leader
 from cvfl.train.recovery import RECORD_PURPOSE, CheckpointStore
 from cvfl.train.reruns import start_fresh
-from cvfl.workers.launch import Terminated
 from tests.conftest import keys_of
 from tests.train.helpers import run_pair
 
@@ -195,10 +195,11 @@ def test_waiting_for_the_leader_names_it_with_a_countdown(
     assert f"waiting for the leader at 127.0.0.1:{port}: 1 s left" in caplog.text
 
 
-def test_sigterm_stops_like_ctrl_c() -> None:
-    with pytest.raises(Terminated), sigterm_stops():
+def test_sigterm_stops_like_ctrl_c_with_code_143() -> None:
+    with pytest.raises(typer.Exit) as info, sigterm_stops():
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)
+    assert info.value.exit_code == 143
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 

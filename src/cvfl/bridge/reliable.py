@@ -25,7 +25,6 @@ from cvfl.wire import bridge_pb2 as pb
 log = get_logger(__name__)
 
 Connect = Callable[[float], Link]
-WAIT_LOG_EVERY = 5.0  # seconds between "waiting for the peer" lines while reconnecting
 
 
 @dataclass(frozen=True)
@@ -147,12 +146,8 @@ class Session:
         log.warning("bridge: %s; reconnecting (giving up after %.0f s)", reason, self._give_up())
         self._transport.close()
         started = time.monotonic()
-        shown = started
         while True:
             remaining = self.liveness.give_up_after - (time.monotonic() - started)
-            if time.monotonic() - shown >= WAIT_LOG_EVERY and remaining > 0:
-                shown = time.monotonic()
-                log.info("bridge: waiting for the peer (%s): %.0f s left", reason, remaining)
             if remaining <= 0:
                 raise PeerUnavailableError(
                     f"the peer has been unreachable for {self.liveness.give_up_after:.0f} s "

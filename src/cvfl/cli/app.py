@@ -68,11 +68,6 @@ def main(argv: list[str] | None = None) -> None:
             soft_wrap=True,
         )
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt as exc:
-        from cvfl.workers.launch import Terminated
-
-        if isinstance(exc, Terminated):  # SIGTERM, turned into a clean stop
-            _err.print("[bold red]terminated[/]")
-            sys.exit(143)
+    except KeyboardInterrupt:
         _err.print("[bold red]interrupted[/]")
         sys.exit(130)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cvfl.errors import ConfigError, mismatch
+from cvfl.errors import ConfigError, CvflError, mismatch
 from cvfl.logs import get_logger
 
 if TYPE_CHECKING:
@@ -52,29 +52,42 @@ def say_kept(party: Party, stop: KeyboardInterrupt) -> None:
     from cvfl.workers.launch import Terminated
 
     how = "stopped by SIGTERM" if isinstance(stop, Terminated) else "interrupted"
-    step = committed_step(checkpoint_store(party))
-    if step:
-        log.warning("%s: checkpoint of step %s kept; run the same command to resume", how, step)
-    else:
+    store = checkpoint_store(party)
+    try:
+        newest = max((s.step for s in store.inventory()), default=0)
+    except (CvflError, OSError):  # said on the way out: the records' own error comes on a rerun
+        newest = 0
+    if not newest:
         log.warning("%s: no checkpoint kept yet; the same command starts again from step 0", how)
+        return
+    both = committed_step(store)
+    also = "" if both == newest else f" (the newest both parties hold for sure: step {both})"
+    log.warning(
+        "%s: checkpoint of step %s kept%s; run the same command to resume", how, newest, also
+    )
 
 
 @contextlib.contextmanager
 def sigterm_stops() -> Iterator[None]:
-    """Turn SIGTERM into a clean stop, like Ctrl-C (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+    """Turn SIGTERM into a clean stop like Ctrl-C, ending with exit code 143 (128 + 15).
+
+    The handler is installed only in the main thread; a launcher's own SIGTERM (it stops its
+    workers first) ends the same way.
+    """
     from cvfl.workers.launch import Terminated
 
     def stop(signum: int, frame: object) -> None:
         raise Terminated("received SIGTERM")
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, stop) if main else None
     try:
         yield
+    except Terminated:
+        raise typer.Exit(143) from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,8 @@ def train(
 
         rerun.prepare(cfg)  # once, before the workers read the checkpoints
         verbose = ctx.parent is not None and bool(ctx.parent.params.get("verbose"))
-        launch_local(config, cfg.train.workers, options=["--verbose"] if verbose else [])
+        with sigterm_stops():  # the launcher installs its own handler: it stops its workers
+            launch_local(config, cfg.train.workers, options=["--verbose"] if verbose else [])
         return
     if worker is not None and worker.world_size != cfg.train.workers:
         raise ConfigError(

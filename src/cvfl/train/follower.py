@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from cvfl.bridge.handshake import follower_handshake
-from cvfl.bridge.link import Link, dial, expect
+from cvfl.bridge.link import Link, expect
 from cvfl.bridge.reliable import AnySession, Connect, PeerRestarted, open_session
 from cvfl.bridge.security import ChannelSecurity
 from cvfl.bridge.serde import TensorSpec, dtype_name
@@ -54,8 +54,8 @@ def run_follower(
     """Dial the leader, train the job and export the follower's half."""
     peer = party.peer
 
-    def connect(timeout: float) -> Link:
-        return dial(security, peer.leader_address, timeout)
+    def connect(timeout: float) -> Link:  # a redial shows where and how long is left
+        return dial_leader(security, peer, timeout)
 
     shown = progress or NoProgress()
     try:

@@ -110,7 +110,7 @@ def _lead(
         reraise(exc, "follower", store, transport.peer)
     session = open_session(
         transport,
-        server.accept,
+        lambda timeout: accept_follower(server, timeout),
         hashlib.sha256(mine.nonce + theirs.nonce).digest(),
         dialer=False,
         liveness=cfg.peer.liveness,
