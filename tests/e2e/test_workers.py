@@ -36,10 +36,29 @@ def _fingerprints(folder: Path) -> list[str]:
     return [parameter_fingerprint(halves[role]) for role in ("leader", "follower")]
 
 
-def _train(folder: Path) -> tuple[Party, Party]:
-    return Party(folder, "train", "--config", "leader.toml"), Party(
-        folder, "train", "--config", "follower.toml"
+def _train(folder: Path, *options: str) -> tuple[Party, Party]:
+    return Party(folder, "train", "--config", "leader.toml", *options), Party(
+        folder, "train", "--config", "follower.toml", *options
     )
+
+
+def _common_step(folder: Path) -> int:
+    """The newest step whose checkpoint both parties hold."""
+    from cvfl.sealing import Artifacts
+    from cvfl.train.recovery import CheckpointStore
+
+    steps = [
+        {
+            s.step
+            for s in CheckpointStore(
+                folder / role / "checkpoints",
+                role,
+                Artifacts(FileKeyProvider(folder / "keys" / f"{role}.key")),
+            ).inventory()
+        }
+        for role in ("leader", "follower")
+    ]
+    return max(steps[0] & steps[1])
 
 
 def _finish(*parties: Party) -> None:
@@ -110,19 +129,24 @@ def test_killing_one_worker_stops_its_party_and_resume_ends_the_same(
     assert "worker 1 of 2 was killed by SIGKILL" in leader.output
     # The follower's workers lose their peers and give up (give_up_after = 8 s).
     assert follower.finish(90) != 0, follower.output
-    # Checkpoints load into any N: a copy of the stopped job resumes with one worker per party.
+    # Checkpoints load into any N: a copy of the stopped job resumes with one worker per party,
+    # a change of the job its checkpoints record, so it is asked for on purpose.
     single = tmp_path.parent / f"{tmp_path.name}-one-worker"
     shutil.copytree(tmp_path, single, ignore=shutil.ignore_patterns("leader.port*"))
     for role in ("leader", "follower"):
         job = single / f"{role}.toml"
         job.write_text(job.read_text().replace("workers = 2", "workers = 1"))
+    step = _common_step(single)
     leader, follower = _train(tmp_path)
     _finish(follower, leader)
     assert "resumed from the checkpoint of step" in leader.output
     assert _fingerprints(tmp_path) == _fingerprints(two_workers[0])
     leader, follower = _train(single)
+    assert leader.finish() == 2 and "workers: checkpoint 2, job 1" in leader.output, leader.output
+    follower.finish()
+    leader, follower = _train(single, "--resume-from", str(step))
     _finish(follower, leader)
-    assert "resumed from the checkpoint of step" in leader.output
+    assert f"resumed from the checkpoint of step {step}" in leader.output
     one, two = _halves(single), _halves(two_workers[0])
     for role in ("leader", "follower"):
         for name, value in two[role].items():
