@@ -163,6 +163,14 @@ def terms_differences(expected: JobTerms, seen: JobTerms) -> list[str]:
     ]
 
 
+def declared_terms_refusal(problems: list[str]) -> str:
+    """The refusal text for a hello whose declared terms are not the attested ones."""
+    return (
+        "the peer's hello declares other job terms than its evidence attests (expected: "
+        "attested, seen: declared): " + "; ".join(problems)
+    )
+
+
 def declared_terms_problems(attested: JobTerms | None, declared: bytes) -> list[str]:
     """Why terms a peer declares in a hello are not the ones its evidence attests (or [])."""
     if attested is None:
