@@ -112,5 +112,12 @@ def test_verify_simulated_ratls_certificate(
     )
     code, out, _ = run(["attest", "verify", str(cert), "--policy", str(policy)], capsys)
     assert code == 0 and "key binding verified" in out and "ACCEPTED" in out
+    assert "job terms: none" in out
     code, _, err = run(["attest", "verify", str(cert)], capsys)
     assert code == 5 and "simulated: expected false" in err
+    from tests.ratls.helpers import terms
+
+    with_terms = ratls.make_certificate(provider, terms=terms("follower"))
+    cert.write_bytes(with_terms.cert_pem)
+    code, out, _ = run(["attest", "verify", str(cert), "--policy", str(policy)], capsys)
+    assert code == 0 and "job terms (bound in report_data[32:64]): job test-job follower" in out

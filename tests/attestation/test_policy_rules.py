@@ -195,3 +195,23 @@ def test_identity_entry_may_allow_its_own_debug_builds_only() -> None:
     Policy(identities=(production_only,), allow_debug=True).check(
         _with(mr_enclave=other, attributes_flags=0x07)
     )
+
+
+def test_identity_tables_take_same_as_self_and_their_own_allow_debug() -> None:
+    table = tomllib.loads(
+        f'[[identities]]\nsame_as_self = true\n[[identities]]\nmr_enclave = "{"cc" * 32}"\n'
+        "allow_debug = true\n"
+    )
+    policy = Policy.from_toml_table(table)
+    assert policy.identities[0].same_as_self and policy.identities[1].allow_debug
+    resolved = policy.for_self(IDENT)
+    resolved.check(GOOD)  # same_as_self became this party's own mr_enclave
+    debug = _with(attributes_flags=0x07)
+    assert _refusal(resolved, debug).code == "attestation.policy_debug"  # not that entry's
+    resolved.check(_with(mr_enclave=bytes.fromhex("cc" * 32), attributes_flags=0x07))
+    with pytest.raises(ConfigError, match="allow_debug"):
+        Policy.from_toml_table({"identities": [{"mr_enclave": "aa" * 32, "allow_debug": "yes"}]})
+    assert (
+        policy.digest() != Policy.from_toml_table({"identities": [{"same_as_self": True}]}).digest()
+    )
+    assert _refusal(policy, GOOD).code == "attestation.policy_identity"  # unresolved: nobody

@@ -61,6 +61,11 @@ CASES: dict[str, tuple[dict[str, Any], PeerRequirements, tuple[str, ...]]] = {
         ("psi_mode: expected ecdh, seen fast",),
     ),
 }
+CASES["policy_digest_not_pinned"] = (
+    {"policy_digest": "cd" * 32},
+    PeerRequirements(policy_digests=frozenset({"ab" * 32})),
+    ("policy_digest: expected " + "ab" * 32 + ", seen " + "cd" * 32,),
+)
 # Fields both sides check the same way: whichever side looks first refuses (the client does).
 SYMMETRIC = {
     "another_job": ({"job_id": "other-job"}, PeerRequirements(), ("job_id",)),

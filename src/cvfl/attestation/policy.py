@@ -21,7 +21,9 @@ from cvfl.errors import AttestationError, ConfigError, mismatch
 
 _T = TypeVar("_T")
 MEASUREMENT_LEN = 32
-_IDENTITY_KEYS = frozenset({"mr_enclave", "mr_signer", "isv_prod_id", "isv_svn", "same_as_self"})
+_IDENTITY_KEYS = frozenset(
+    {"mr_enclave", "mr_signer", "isv_prod_id", "isv_svn", "same_as_self", "allow_debug"}
+)
 _POLICY_KEYS = frozenset(
     {
         "identities",
@@ -301,15 +303,17 @@ def _identity_from_table(item: object, index: int) -> AcceptedIdentity:
     if not isinstance(item, Mapping):
         raise _config_error(where, "a table", item)
     _reject_unknown(item, _IDENTITY_KEYS, where)
-    same = item.get("same_as_self", False)
-    if not isinstance(same, bool):
-        raise _config_error(f"{where}.same_as_self", "true or false", same)
+    flags = {key: item.get(key, False) for key in ("same_as_self", "allow_debug")}
+    for key, value in flags.items():
+        if not isinstance(value, bool):
+            raise _config_error(f"{where}.{key}", "true or false", value)
     return AcceptedIdentity(
         mr_enclave=_opt(item, "mr_enclave", where, parse_measurement),
         mr_signer=_opt(item, "mr_signer", where, parse_measurement),
         isv_prod_id=_opt(item, "isv_prod_id", where, parse_u16),
         min_isv_svn=_opt(item, "isv_svn", where, parse_u16),
-        same_as_self=same,
+        same_as_self=flags["same_as_self"],
+        allow_debug=flags["allow_debug"],
     )
 
 

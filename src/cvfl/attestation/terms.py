@@ -163,6 +163,14 @@ def terms_differences(expected: JobTerms, seen: JobTerms) -> list[str]:
     ]
 
 
+def declared_terms_refusal(problems: list[str]) -> str:
+    """The refusal text for a hello whose declared terms are not the attested ones."""
+    return (
+        "the peer's hello declares other job terms than its evidence attests (expected: "
+        "attested, seen: declared): " + "; ".join(problems)
+    )
+
+
 def declared_terms_problems(attested: JobTerms | None, declared: bytes) -> list[str]:
     """Why terms a peer declares in a hello are not the ones its evidence attests (or [])."""
     if attested is None:
@@ -174,7 +182,7 @@ def declared_terms_problems(attested: JobTerms | None, declared: bytes) -> list[
     return terms_differences(attested, seen)
 
 
-_REQUIREMENT_KEYS = frozenset({"sealing", "plaintext_outputs", "psi_modes"})
+_REQUIREMENT_KEYS = frozenset({"sealing", "plaintext_outputs", "psi_modes", "policy_digests"})
 _SEALED = frozenset(k for k in SEALING_KINDS if k != "none")
 
 
@@ -189,6 +197,7 @@ class PeerRequirements:
     sealing: frozenset[str] = field(default_factory=lambda: _SEALED)
     plaintext_outputs: bool = False
     psi_modes: frozenset[str] = field(default_factory=lambda: frozenset(PSI_MODES))
+    policy_digests: frozenset[str] | None = None  # None: any policy
 
     def canonical(self) -> dict[str, object]:
         """A JSON-ready form for the policy digest."""
@@ -196,6 +205,7 @@ class PeerRequirements:
             "sealing": sorted(self.sealing),
             "plaintext_outputs": self.plaintext_outputs,
             "psi_modes": sorted(self.psi_modes),
+            "policy_digests": None if self.policy_digests is None else sorted(self.policy_digests),
         }
 
     def problems(self, peer: JobTerms) -> list[tuple[str, str]]:
@@ -209,6 +219,9 @@ class PeerRequirements:
         if peer.psi_mode not in self.psi_modes:
             allowed = " or ".join(sorted(self.psi_modes))
             out.append(("psi_mode", mismatch("psi_mode", allowed, peer.psi_mode)))
+        if self.policy_digests is not None and peer.policy_digest not in self.policy_digests:
+            allowed = " or ".join(sorted(self.policy_digests))
+            out.append(("policy_digest", mismatch("policy_digest", allowed, peer.policy_digest)))
         return out
 
     @classmethod
@@ -231,6 +244,7 @@ class PeerRequirements:
             sealing=_names(table, "sealing", SEALING_KINDS, _SEALED),
             plaintext_outputs=plaintext,
             psi_modes=_names(table, "psi_modes", PSI_MODES, frozenset(PSI_MODES)),
+            policy_digests=_digests(table),
         )
 
 
@@ -246,6 +260,18 @@ def _names(
     unknown = sorted(set(value) - set(known))
     if unknown:
         raise _config(where, f"names from {list(known)}", unknown)
+    return frozenset(value)
+
+
+def _digests(table: Mapping[str, object]) -> frozenset[str] | None:
+    where = "attestation.policy.peer.policy_digests"
+    value = table.get("policy_digests")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        raise _config(where, "a non-empty array of 64-hex-digit digests", value)
+    if not all(isinstance(v, str) and _HEX64.match(v) for v in value):
+        raise _config(where, "64 lowercase hex digits each", value)
     return frozenset(value)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Protocol
 
-from cvfl.attestation.terms import declared_terms_problems
+from cvfl.attestation.terms import declared_terms_problems, declared_terms_refusal
 from cvfl.bridge.fields import FieldsError, decode_fields, differences, show
 from cvfl.bridge.link import Link, expect
 from cvfl.bridge.serde import Hello, TensorSpec, hello_from_proto, hello_to_proto
@@ -122,25 +122,25 @@ def terms_refusal(link: Link, declared: bytes) -> ProtocolError | None:
     problems = declared_terms_problems(link.attested.terms, declared)
     if not problems:
         return None
-    return ProtocolError(
-        "the peer's hello declares other job terms than its evidence attests (expected: "
-        "attested, seen: declared): " + "; ".join(problems),
-        code="protocol.terms",
-    )
+    return ProtocolError(declared_terms_refusal(problems), code="protocol.terms")
 
 
-def _check(link: Link, mine: Hello, theirs: Hello) -> None:
-    """Refuse (and tell the peer) when the declared terms or the hello disagree."""
-    refusal = terms_refusal(link, theirs.terms)
-    if refusal is None:
-        problems = hello_mismatches(mine, theirs)
-        if problems:
-            refusal = ProtocolError(
-                "session hello mismatch: " + "; ".join(problems), code="protocol.hello"
-            )
+def refuse_hello(link: Link, declared_terms: bytes, problems: list[str], what: str) -> None:
+    """Refuse (and tell the peer) when the declared terms, then the hello fields, disagree.
+
+    Raises:
+        ProtocolError: ``protocol.terms`` or ``protocol.hello`` (``what`` names the hello).
+    """
+    refusal = terms_refusal(link, declared_terms)
+    if refusal is None and problems:
+        refusal = ProtocolError(f"{what} mismatch: " + "; ".join(problems), code="protocol.hello")
     if refusal is not None:
         link.abort(refusal)
         raise refusal
+
+
+def _check(link: Link, mine: Hello, theirs: Hello) -> None:
+    refuse_hello(link, theirs.terms, hello_mismatches(mine, theirs), "session hello")
 
 
 def _send(link: Link, mine: Hello) -> None:

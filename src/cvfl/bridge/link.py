@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from cvfl.bridge.security import SERVER_OPTIONS, ChannelSecurity, PeerInfo
 from cvfl.errors import (
@@ -31,7 +32,6 @@ from cvfl.errors import (
 from cvfl.fsutil import atomic_write_bytes
 from cvfl.logs import get_logger
 from cvfl.wire import bridge_pb2 as pb
-from cvfl.wire import bridge_pb2_grpc as pb_grpc
 
 log = get_logger(__name__)
 
@@ -39,6 +39,16 @@ log = get_logger(__name__)
 @dataclass(frozen=True)
 class _Closed:
     reason: str
+
+
+@dataclass(frozen=True)
+class _Malformed:
+    """The peer sent bytes that are not an Envelope: the session ends with this error."""
+
+    error: ProtocolError
+
+
+SESSION_METHOD = "/cvfl.v1.Bridge/Session"
 
 
 _END = object()
@@ -56,7 +66,7 @@ class Link:
         self.attested = attested or PeerInfo(peer)
         self.own_terms = own_terms  # what this side's hellos declare (its attested terms)
         self._out: queue.Queue[object] = queue.Queue()
-        self._in: queue.Queue[pb.Envelope | _Closed] = queue.Queue()
+        self._in: queue.Queue[pb.Envelope | _Closed | _Malformed] = queue.Queue()
         self._seq = 0
         self._last_seen = 0
         self.closed = False
@@ -75,17 +85,11 @@ class Link:
 
     def recv(self, timeout: float) -> pb.Envelope:
         """Wait for the next message; the peer's Abort becomes a ProtocolError here."""
-        try:
-            item = self._in.get(timeout=timeout)
-        except queue.Empty:
+        item = self._take(timeout)
+        if item is None:
             raise PeerUnavailableError(
                 f"no message from the peer ({self.peer}) within {timeout:.0f} s",
                 code="peer.timeout",
-            ) from None
-        if isinstance(item, _Closed):
-            self._in.put(item)
-            raise PeerUnavailableError(
-                f"the peer ({self.peer}) closed the stream: {item.reason}", code="peer.closed"
             )
         self._last_seen = item.seq
         self.bytes_received += item.ByteSize()
@@ -102,16 +106,30 @@ class Link:
 
     def get(self, timeout: float) -> pb.Envelope | None:
         """The next raw message, or None after ``timeout``; raise if the stream has ended."""
+        item = self._take(timeout)
+        if item is not None:
+            self.bytes_received += item.ByteSize()
+        return item
+
+    def _take(self, timeout: float) -> pb.Envelope | None:
+        """The next message, None after ``timeout``; raise once the stream ended or broke.
+
+        Raises:
+            PeerUnavailableError: the stream has ended (``peer.closed``).
+            ProtocolError: the peer sent something that is not an Envelope
+                (``protocol.decode``).
+        """
         try:
             item = self._in.get(timeout=timeout)
         except queue.Empty:
             return None
-        if isinstance(item, _Closed):
-            self._in.put(item)
+        if isinstance(item, _Closed | _Malformed):
+            self._in.put(item)  # every later read fails the same way
+            if isinstance(item, _Malformed):
+                raise item.error
             raise PeerUnavailableError(
                 f"the peer ({self.peer}) closed the stream: {item.reason}", code="peer.closed"
             )
-        self.bytes_received += item.ByteSize()
         return item
 
     def abort(self, error: CvflError) -> None:
@@ -134,9 +152,20 @@ class Link:
             assert isinstance(item, pb.Envelope)
             yield item
 
-    def _pump(self, incoming: Iterator[pb.Envelope]) -> None:
+    def _pump(self, incoming: Iterator[bytes]) -> None:
+        """Parse the peer's messages (raw bytes off the stream) into the receiving queue."""
         try:
-            for envelope in incoming:
+            for raw in incoming:
+                try:
+                    envelope = pb.Envelope.FromString(raw)
+                except DecodeError:
+                    error = ProtocolError(
+                        f"a message of {len(raw)} bytes from the peer ({self.peer}) is not a "
+                        "cvfl.v1.Envelope",
+                        code="protocol.decode",
+                    )
+                    self._in.put(_Malformed(error))
+                    return
                 self._in.put(envelope)
             self._in.put(_Closed("end of stream"))
         except grpc.RpcError as exc:
@@ -147,15 +176,26 @@ class Link:
             self._in.put(_Closed(repr(exc)))
 
 
-class _Servicer(pb_grpc.BridgeServicer):
-    """Translates the gRPC stream into a Link and hands it to the waiting trainer."""
+class _Servicer:
+    """Translates the gRPC stream into a Link and hands it to the waiting trainer.
+
+    The stream's requests arrive as raw bytes (no deserializer): the link parses them, so a
+    malformed message becomes a ``protocol.decode`` error this side reports to the peer.
+    """
 
     def __init__(self, security: ChannelSecurity, accepted: queue.Queue[Link]) -> None:
         self._security = security
         self._accepted = accepted
 
-    def Session(  # noqa: N802 - gRPC's method name
-        self, request_iterator: Iterator[pb.Envelope], context: grpc.ServicerContext
+    def handler(self) -> grpc.GenericRpcHandler[bytes, pb.Envelope]:
+        """The ``cvfl.v1.Bridge`` service with raw-bytes requests."""
+        method = grpc.stream_stream_rpc_method_handler(
+            self.session, response_serializer=pb.Envelope.SerializeToString
+        )
+        return grpc.method_handlers_generic_handler("cvfl.v1.Bridge", {"Session": method})
+
+    def session(
+        self, request_iterator: Iterator[bytes], context: grpc.ServicerContext
     ) -> Iterator[pb.Envelope]:
         """Serve one bridge stream."""
         try:
@@ -182,7 +222,7 @@ class BridgeServer:
             futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="cvfl-bridge"),
             options=SERVER_OPTIONS,
         )
-        pb_grpc.add_BridgeServicer_to_server(_Servicer(security, self._accepted), self._server)
+        self._server.add_generic_rpc_handlers((_Servicer(security, self._accepted).handler(),))
         self._binding = security.bind(self._server, address)
         self.port = self._binding.port
         self._server.start()
@@ -219,8 +259,12 @@ class ClientLink(Link):
     ) -> None:
         super().__init__(target, attested, own_terms)
         self._channel = channel
-        stub = pb_grpc.BridgeStub(channel)
-        responses = stub.Session(self._outgoing())
+        session = channel.stream_stream(
+            SESSION_METHOD,
+            request_serializer=pb.Envelope.SerializeToString,
+            response_deserializer=None,  # raw bytes: the link parses them
+        )
+        responses = session(self._outgoing())
         threading.Thread(target=self._pump, args=(responses,), daemon=True).start()
 
     def close(self) -> None:

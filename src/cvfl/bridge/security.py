@@ -164,6 +164,7 @@ CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
 ]
 SERVER_OPTIONS: list[tuple[str, int | str]] = [
     ("grpc.so_reuseport", 0),  # a second party on a port in use is refused, never shared
+    ("grpc.server_handshake_timeout_ms", 10_000),  # a stalled TLS handshake is dropped
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.keepalive_permit_without_calls", 1),

@@ -111,7 +111,7 @@ def _security(
             role=job.role,
             command="align",
             sealing=_sealing(doc, base),
-            plaintext_outputs=_plaintext_outputs(doc),
+            plaintext_outputs=_plaintext_outputs(doc) and "sealing" not in doc,
             psi=psi,
             attestation=attestation,
         )

@@ -183,6 +183,11 @@ def _verify_certificate(data: bytes, verifier: QuoteVerifier, at: int | None) ->
     typer.echo(f"certificate: subject {cert.subject.rfc4514_string()}")
     found = ratls.extract_evidence(cert)
     typer.echo(f"evidence: {found.format} extension; key binding verified")
+    if found.terms is None:
+        typer.echo("job terms: none (report_data[32:64] is zero, as in Gramine's certificates)")
+    else:
+        typer.echo(f"job terms (bound in report_data[32:64]): {found.terms.describe()}")
+        typer.echo(f"  policy digest     {found.terms.policy_digest}")
     _echo_quote(found.quote)
     permissive = Policy(
         allow_debug=True,

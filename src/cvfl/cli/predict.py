@@ -41,7 +41,8 @@ def predict(
         output=output.resolve() if output else None,
         plaintext_scores=True if plaintext_scores else None,
     )
-    security = security_for(cfg, "predict")
+    plain_scores = cfg.role == "leader" and section.plaintext_scores
+    security = security_for(cfg, "predict", plaintext_extra=plain_scores)
     job = prepare_predict(cfg, section, security)
     run = run_predict_leader if cfg.role == "leader" else run_predict_follower
     result = run(job, security)

@@ -15,7 +15,7 @@ from concurrent.futures import Future
 
 import grpc
 
-from cvfl.attestation.terms import JobTerms, declared_terms_problems
+from cvfl.attestation.terms import JobTerms, declared_terms_problems, declared_terms_refusal
 from cvfl.errors import AlignmentError, CvflError, mismatch
 from cvfl.logs import get_logger
 from cvfl.psi import serde
@@ -205,11 +205,7 @@ class FrameStream:
                 )
         problems = declared_terms_problems(self._attested, hello.terms)
         if problems:
-            raise AlignmentError(
-                "the peer's hello declares other job terms than its evidence attests (expected: "
-                "attested, seen: declared): " + "; ".join(problems),
-                code="psi.terms",
-            )
+            raise AlignmentError(declared_terms_refusal(problems), code="psi.terms")
         self.peer = hello
         return hello
 

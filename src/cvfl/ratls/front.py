@@ -225,8 +225,8 @@ class FrontDoor:
         result = scan(bytes(conn.hello))
         if result.verdict is Verdict.NEED_MORE and len(conn.hello) < _HELLO_LIMIT:
             return
-        if result.verdict is not Verdict.HELLO:
-            log.info(
+        if result.verdict is not Verdict.HELLO:  # debug: strangers must not flood the log
+            log.debug(
                 "front door: closed %s: %s", conn.peer, result.reason or "ClientHello too large"
             )
             self._drop(conn)
@@ -244,12 +244,18 @@ class FrontDoor:
         conn.client.setblocking(True)
         try:
             upstream = socket.create_connection(("127.0.0.1", self._routes["session"]), 2.0)
+        except OSError as exc:
+            log.warning("front door: session endpoint unreachable for %s: %s", conn.peer, exc)
+            conn.client.close()
+            return
+        try:
             upstream.settimeout(None)
             upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             upstream.sendall(conn.hello)
         except OSError as exc:
-            log.warning("front door: session endpoint unreachable for %s: %s", conn.peer, exc)
-            conn.client.close()
+            log.debug("front door: %s: %s", conn.peer, exc)
+            for sock in (conn.client, upstream):
+                sock.close()
             return
         pair = Pair(conn.client, upstream, conn.peer)
         with self._sessions_lock:
@@ -380,13 +386,13 @@ class FrontDoor:
         if len(group) <= keep:
             return
         for conn in sorted(group, key=lambda c: c.opened)[: len(group) - keep]:
-            log.info("front door: closed %s (%s connections at their bound)", conn.peer, route)
+            log.debug("front door: closed %s (%s connections at their bound)", conn.peer, route)
             self._drop(conn)
 
     def _expire(self, now: float) -> None:
         for conn in self._live():
             if conn.route is None and now - conn.opened > self.limits.hello_timeout:
-                log.info("front door: closed %s (no ClientHello in time)", conn.peer)
+                log.debug("front door: closed %s (no ClientHello in time)", conn.peer)
                 self._drop(conn)
             elif conn.route == "attest" and now - conn.opened > self.limits.attest_lifetime:
                 self._drop(conn)

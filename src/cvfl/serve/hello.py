@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from cvfl.bridge.handshake import declared_mismatches, terms_refusal
+from cvfl.bridge.handshake import declared_mismatches, refuse_hello
 from cvfl.bridge.link import Link, expect
 from cvfl.bridge.serde import TensorSpec, spec_from_proto, spec_to_proto
-from cvfl.errors import ProtocolError, mismatch
+from cvfl.errors import mismatch
 from cvfl.logs import get_logger
 from cvfl.wire import bridge_pb2 as pb
 
@@ -100,17 +100,7 @@ def predict_mismatches(mine: PredictHello, theirs: PredictHello) -> list[str]:
 
 
 def _check(link: Link, mine: PredictHello, theirs: PredictHello) -> None:
-    """Refuse (and tell the peer) when the declared terms or the hello disagree."""
-    refusal = terms_refusal(link, theirs.terms)
-    if refusal is None:
-        problems = predict_mismatches(mine, theirs)
-        if problems:
-            refusal = ProtocolError(
-                "predict hello mismatch: " + "; ".join(problems), code="protocol.hello"
-            )
-    if refusal is not None:
-        link.abort(refusal)
-        raise refusal
+    refuse_hello(link, theirs.terms, predict_mismatches(mine, theirs), "predict hello")
 
 
 def _receive(link: Link, timeout: float) -> PredictHello:

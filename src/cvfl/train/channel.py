@@ -8,14 +8,21 @@ from cvfl.bridge.security import ChannelSecurity, PlaintextSecurity
 from cvfl.errors import ConfigError
 from cvfl.psi.config import PsiConfig
 from cvfl.sealing import SealingConfig
+from cvfl.sealing.keys import DEFAULT_GRAMINE_ROOT
 from cvfl.train.config import JobConfig
 
 
 def sealing_kind(sealing: SealingConfig | None) -> str:
-    """The ``sealing`` term for a ``[sealing]`` table (``"none"`` without one)."""
+    """The ``sealing`` term for a ``[sealing]`` table (``"none"`` without one).
+
+    A Gramine key read from anywhere but ``/dev/attestation`` is a file the host can write,
+    whatever the table calls it: it counts as ``"file"``.
+    """
     if sealing is None:
         return "none"
     if sealing.provider == "gramine":
+        if sealing.gramine_root != DEFAULT_GRAMINE_ROOT:
+            return "file"
         return "gramine" if sealing.gramine_key == "mrenclave" else "gramine-mrsigner"
     return sealing.provider
 
@@ -30,38 +37,49 @@ def job_terms(
     psi: PsiConfig | None,
     attestation: AttestationConfig,
 ) -> JobTerms:
-    """This party's terms for ``command`` (what its evidence binds and the peer checks)."""
+    """This party's terms for ``command`` (what its evidence binds and the peer checks).
+
+    ``plaintext_outputs`` is whether anything this command writes is plaintext (a ``[sealing]``
+    table seals everything but what is asked for in plaintext by name, e.g. scores); an
+    unsealed aligned table (``[psi] plaintext_output``) counts for the commands that align.
+    """
+    aligns = command in ("align", "predict")
+    unsealed_table = psi is not None and psi.plaintext_output and aligns
     return JobTerms(
         job_id=job_id,
         role=role,
         command=command,
         sealing=sealing_kind(sealing),
-        plaintext_outputs=plaintext_outputs,
+        plaintext_outputs=plaintext_outputs or unsealed_table,
         psi_mode=psi.mode if psi is not None else "ecdh",
         policy_digest=attestation.policy.digest(),
     )
 
 
-def terms_for(cfg: JobConfig, command: str) -> JobTerms:
-    """This party's terms for ``command`` from a loaded job file (needs ``[attestation]``)."""
+def terms_for(cfg: JobConfig, command: str, *, plaintext_extra: bool = False) -> JobTerms:
+    """This party's terms for ``command`` from a loaded job file (needs ``[attestation]``).
+
+    ``plaintext_extra``: the command writes something in plaintext by name (e.g. scores).
+    """
     assert cfg.attestation is not None
     return job_terms(
         job_id=cfg.job.id,
         role=cfg.role,
         command=command,
         sealing=cfg.sealing,
-        plaintext_outputs=cfg.job.plaintext_outputs,
+        plaintext_outputs=plaintext_extra or (cfg.sealing is None and cfg.job.plaintext_outputs),
         psi=cfg.psi,
         attestation=cfg.attestation,
     )
 
 
-def security_for(cfg: JobConfig, command: str) -> ChannelSecurity:
+def security_for(cfg: JobConfig, command: str, *, plaintext_extra: bool = False) -> ChannelSecurity:
     """RA-TLS from ``[attestation]`` (the default), or plaintext when ``security = "insecure"``.
 
     Args:
         cfg: The job.
         command: What this process runs (``"train"``, ``"predict"``, ...): part of its terms.
+        plaintext_extra: The command writes something in plaintext by name (e.g. scores).
 
     Raises:
         ConfigError: no ``[attestation]`` for RA-TLS, or a fixed ``verify_at`` without
@@ -79,4 +97,5 @@ def security_for(cfg: JobConfig, command: str) -> ChannelSecurity:
     from cvfl.ratls import security_from_config
 
     check_live_channel(cfg.attestation)  # a live peer: collateral expiry must be checked
-    return security_from_config(cfg.attestation, terms=terms_for(cfg, command))
+    terms = terms_for(cfg, command, plaintext_extra=plaintext_extra)
+    return security_from_config(cfg.attestation, terms=terms)

@@ -147,7 +147,7 @@ class WorkersServicer(workers_pb2_grpc.WorkersServicer):
             claim = claim_from_proto(request)
             own = self._security.local_certificate
             check_proof(self._party_key, claim, own, bytes(request.proof))
-        except ProtocolError as exc:  # not one of ours: refuse, and keep serving our own
+        except (ProtocolError, AttestationError) as exc:  # not one of ours: refuse, carry on
             log.warning("workers: refused an enrolment from %s: %s", peer.description, exc)
             context.set_trailing_metadata(((ERROR_CODE_KEY, exc.code),))
             context.abort(grpc.StatusCode.PERMISSION_DENIED, exc.message)

@@ -17,7 +17,7 @@ import hmac
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from cvfl.errors import ProtocolError, mismatch
+from cvfl.errors import AttestationError, mismatch
 from cvfl.workers.serde import EnrolClaim
 
 KEY_INFO = b"cvfl worker enrolment party key v1\0"
@@ -49,11 +49,11 @@ def check_proof(
     """Accept a proof made by :func:`make_proof` under the same party key, or raise.
 
     Raises:
-        ProtocolError: ``workers.enrol_proof`` (the caller does not hold this party's key).
+        AttestationError: ``workers.enrol_proof`` (the caller does not hold this party's key).
     """
     expected = make_proof(key, claim, server_certificate)
     if len(proof) != PROOF_SIZE or not hmac.compare_digest(expected, proof):
-        raise ProtocolError(
+        raise AttestationError(
             mismatch(
                 "party secret proof",
                 "an HMAC under this party's key (derived from its sealing key)",
