@@ -61,6 +61,7 @@ def run_pair(
     keys: KeyProvider | None = None,
     security: ChannelSecurity | None = None,
     leader_security: ChannelSecurity | None = None,
+    seed: int = 0,
     **cfg: object,
 ) -> Outcome:
     lpath = write_table(tmp / f"leader{suffix}", leader_ids, "l")
@@ -74,7 +75,7 @@ def run_pair(
     result: dict[str, object] = {}
 
     def leader() -> None:
-        job = AlignJob("job-1", "leader", lpath, "id", "127.0.0.1:0")
+        job = AlignJob("job-1", "leader", lpath, "id", "127.0.0.1:0", seed)
 
         def on_bound(p: int) -> None:
             port.append(p)
@@ -94,7 +95,7 @@ def run_pair(
     try:
         if not port:
             raise result["leader"]  # type: ignore[misc]
-        job = AlignJob("job-1", "follower", fpath, "id", f"127.0.0.1:{port[0]}")
+        job = AlignJob("job-1", "follower", fpath, "id", f"127.0.0.1:{port[0]}", seed)
         follower = align(job, fcfg, sec, keys=keys)
     finally:
         thread.join(60)

@@ -153,3 +153,20 @@ def test_csv_ids_are_verbatim_text_and_match_parquet_integers(tmp: Path) -> None
     assert out.leader_table.column("id").to_pylist() == ["7"]
     assert out.follower_table.column("id").to_pylist() == [7]
     assert out.leader_table.column("l_row").to_pylist() == [1]
+
+
+def test_the_aligned_order_is_fixed_by_the_tables_and_the_job(tmp: Path) -> None:
+    """Fresh scalars every run, yet the same order; another seed gives another order."""
+    leader = [f"u{i}" for i in range(300)]
+    follower = [f"u{i}" for i in range(100, 400)]
+    runs = []
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        folder = tmp / name
+        folder.mkdir()
+        out = run_pair(folder, leader, follower, plaintext_output=True, seed=seed)
+        check_aligned(out, leader, follower)
+        runs.append((out.leader.order_fingerprint, out.leader_table.column("id").to_pylist()))
+    assert runs[0] == runs[1]
+    assert runs[0][1] != sorted(runs[0][1])  # an order of its own, not the input's or sorted
+    assert runs[2][0] != runs[0][0] and sorted(runs[2][1]) == sorted(runs[0][1])
+    assert runs[2][1] != runs[0][1]
