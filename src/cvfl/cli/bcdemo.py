@@ -83,7 +83,7 @@ def breast_cancer_demo(workdir: Path) -> None:
     )
     prepare_breast_cancer(workdir, free_port())
     _out.print("[bold]1/3[/] split training over the attested channel…")
-    run_both("train", workdir)
+    run_both("train", workdir, {role: ["--fresh"] for role in ROLES})  # a demo starts over
     _out.print("[bold]2/3[/] two-party scoring of the held-out rows with the exported halves…")
     run_both("predict", workdir, scoring_args(workdir))
     _out.print("[bold]3/3[/] quality report…")

@@ -103,11 +103,12 @@ def _pump(stream: IO[str], prefix: str) -> None:
 
 
 def _spawn(
-    command: str, role: str, workdir: Path
+    command: str, role: str, workdir: Path, options: tuple[str, ...] = ()
 ) -> tuple[subprocess.Popen[str], threading.Thread]:
     env = dict(os.environ, COLUMNS="120", PYTHONUNBUFFERED="1")
+    config = str(workdir / f"{role}.toml")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cvfl", command, "--config", str(workdir / f"{role}.toml")],
+        [sys.executable, "-m", "cvfl", command, "--config", config, *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -148,9 +149,9 @@ def prepare(workdir: Path, size: DemoSize, *, align: bool = True) -> None:
         (workdir / f"{role}.toml").write_text(text)
 
 
-def run_parties(command: str, workdir: Path) -> None:
-    """Run ``cvfl COMMAND`` for both parties as OS processes; raise if either fails."""
-    procs = {role: _spawn(command, role, workdir) for role in ("leader", "follower")}
+def run_parties(command: str, workdir: Path, *options: str) -> None:
+    """Run ``cvfl COMMAND [options]`` for both parties as OS processes; raise if either fails."""
+    procs = {role: _spawn(command, role, workdir, options) for role in ("leader", "follower")}
     failed = []
     for role, (proc, thread) in procs.items():
         code = proc.wait()
@@ -193,7 +194,9 @@ def demo(
     _out.print("[bold]1/3[/] private alignment of the two tables (ECDH-PSI)…")
     run_parties("align", workdir)
     _out.print("[bold]2/3[/] split training over the attested channel…")
-    run_parties("train", workdir)
+    # The demo makes its data anew, so it trains anew; its previous run goes to previous-runs/.
+    # The job files it leaves resume as any job does (see "Reruns" in the README).
+    run_parties("train", workdir, "--fresh")
     _out.print("[bold]3/3[/] quality report: leader-only and centralized, trained the same way…")
     report = demo_report(workdir)
     table = Table(title="cvfl demo: held-out quality")
