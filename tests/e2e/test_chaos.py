@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import time
 from pathlib import Path
 
@@ -83,9 +84,11 @@ def test_peer_that_never_comes_back(tmp_path: Path) -> None:
     waited = time.monotonic() - killed
     assert code == 8, leader.output
     assert waited < 6.0 + 1.5 + 10, waited  # give-up timeout plus detection, with slack
-    assert "restart it, then restart this party with the same job file" in " ".join(
-        leader.output.split()
-    )
+    said = " ".join(leader.output.split())
+    assert "restart it, then restart this party with the same job file" in said
+    # The lost peer is named, with the newest checkpoint both parties hold.
+    assert re.search(r"lost the follower \(on port \d+\): ", said), said
+    assert re.search(r"the newest checkpoint both parties hold is step \d+", said), said
     # The last good checkpoint is intact and loads.
     from cvfl.sealing import Artifacts
     from cvfl.train.checkpoint import decode

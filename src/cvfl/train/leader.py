@@ -107,7 +107,7 @@ def _lead(
         synchronise(party, start)
     except CvflError as exc:
         transport.abort(exc)
-        reraise(exc, "follower", store, transport.peer)
+        reraise(exc, "follower", store, f"on port {server.port}")
     session = open_session(
         transport,
         lambda timeout: accept_follower(server, timeout),
@@ -123,7 +123,7 @@ def _lead(
         session.send(pb.Envelope(finish=pb.Finish(steps=result.steps)))
     except CvflError as exc:
         session.abort(exc)
-        reraise(exc, "follower", store, session.transport.peer)
+        reraise(exc, "follower", store, f"on port {server.port}")
     session.close(drain=2.0)
     if party.is_root:
         export(party, result, cut_spec(party))
