@@ -207,3 +207,18 @@ def _elsewhere(cfg: JobConfig, folder: Path) -> JobConfig:
     import dataclasses
 
     return dataclasses.replace(cfg, job=dataclasses.replace(cfg.job, workdir=folder / cfg.role))
+
+
+def test_terminal_progress_starts_at_the_resumed_step(caplog: pytest.LogCaptureFixture) -> None:
+    from cvfl.cli.progress import TerminalProgress
+
+    caplog.set_level(logging.INFO, logger="cvfl")
+    shown = TerminalProgress("leader", interval=0.0)
+    shown.start(45, "leader", done=20)
+    shown.step(21, 0.5)
+    shown.finish()
+    shown.finish()  # idempotent
+    shown.start(30, "leader", done=30)
+    assert "leader: training steps 21 to 45 (resumed at step 20)" in caplog.text
+    assert "leader: step 21/45 loss 0.5000" in caplog.text
+    assert "leader: all 30 steps done (resumed at step 30)" in caplog.text

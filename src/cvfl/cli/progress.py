@@ -48,7 +48,9 @@ class TerminalProgress:
             )
             self._bar.start()
             self._task = self._bar.add_task(description, total=total_steps, completed=done, loss="")
-        if done:
+        if done >= total_steps:
+            log.info("%s: all %s steps done (resumed at step %s)", self._label, total_steps, done)
+        elif done:
             log.info(
                 "%s: training steps %s to %s (resumed at step %s) %s",
                 self._label,
