@@ -156,7 +156,8 @@ def resume_step(
         raise ProtocolError(
             f"rollback refused: the {peer_role} holds checkpoints up to step {newest}, but this "
             f"side holds its commit for step {committed} (the {peer_role} wrote it); its newer "
-            "checkpoints were lost or replaced with older ones",
+            "checkpoints were lost or replaced with older ones (if it was started with --fresh "
+            "or --resume-from on purpose, give this party the same option)",
             code="protocol.rollback",
         )
     common = {s.step for s in mine} & set(their_steps)
