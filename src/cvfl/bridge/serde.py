@@ -78,6 +78,7 @@ class Hello:
     workers: int = 1
     worker: int = 0
     terms: bytes = b""
+    privacy: str = ""
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -225,6 +226,7 @@ def hello_to_proto(hello: Hello) -> pb.Hello:
         workers=hello.workers,
         worker=hello.worker,
         terms=hello.terms,
+        privacy=hello.privacy,
     )
 
 
@@ -249,4 +251,5 @@ def hello_from_proto(msg: pb.Hello) -> Hello:
         workers=msg.workers,
         worker=msg.worker,
         terms=bytes(msg.terms),
+        privacy=msg.privacy,
     )

@@ -149,6 +149,7 @@ class Party:
             checkpoints=checkpoints,
             workers=self.workers,
             worker=self.worker,
+            privacy=self.cfg.privacy.to_wire(),
         )
 
 

@@ -24,6 +24,7 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     examples: int = 0
     reconnects: int = 0
+    privacy: dict[str, Any] | None = None
 
     @property
     def examples_per_second(self) -> float:
@@ -42,6 +43,7 @@ class TrainResult:
             "metrics": self.metrics.as_dict() if self.metrics else None,
             "history": self.history,
             "reconnects": self.reconnects,
+            "privacy": self.privacy,
         }
 
     def write(self, folder: Path) -> Path:
