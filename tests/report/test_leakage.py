@@ -74,7 +74,9 @@ json_values = st.recursive(
         optional={
             "settings": st.dictionaries(st.sampled_from(["defence", "x"]), json_values),
             "audit": json_values,
-            "epsilon": st.dictionaries(st.sampled_from(["delta", "gaussian", "label"]), json_values),
+            "epsilon": st.dictionaries(
+                st.sampled_from(["delta", "gaussian", "label"]), json_values
+            ),
         },
     )
     | json_values
