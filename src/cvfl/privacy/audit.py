@@ -64,9 +64,14 @@ def cosine_scores(grad: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def sign_scores(grad: np.ndarray, previous: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """The sign attack's scores and the oriented singular vector (the next step's reference)."""
-    _, _, vt = np.linalg.svd(grad, full_matrices=False)
-    direction = vt[0]
+    """The sign attack's scores and the oriented singular vector (the next step's reference).
+
+    The top right singular vector of the ``(rows, width)`` gradient is the top eigenvector of
+    its ``width x width`` Gram matrix: a small symmetric eigenproblem, cheap beside a full SVD.
+    """
+    gram = torch.from_numpy(grad.T @ grad)
+    _, vectors = torch.linalg.eigh(gram)
+    direction: np.ndarray = vectors[:, -1].numpy()
     if previous is not None and previous.shape == direction.shape and direction @ previous < 0:
         direction = -direction
     scores: np.ndarray = grad @ direction
