@@ -174,7 +174,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=0, help="0: the job's own")
     parser.add_argument("--lr", type=float, default=0.0, help="0: the job's own")
     parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
-    parser.add_argument("--defence", choices=("max_norm", "marvell", "gaussian"), default="marvell")
+    parser.add_argument(
+        "--defence", choices=("none", "max_norm", "marvell", "gaussian"), default="marvell"
+    )
     parser.add_argument("--strength", type=float, default=None, help="marvell_strength/noise")
     parser.add_argument("--clip", type=float, default=0.05, help="gaussian clip_norm")
     parser.add_argument("--delta", type=float, default=1e-5)
@@ -195,6 +197,8 @@ def main() -> None:
             privacy = settings_for(args, strength)
             got = figures(train_pair(folder / f"s{strength}", jobs, privacy))
             name = args.defence if strength is None else f"{args.defence} {strength:g}"
+            if args.label_epsilon:
+                name += f" + labels ε {args.label_epsilon:g}"
             print(row(name, got))
             points.append((name, got))
     if args.plot is not None:
