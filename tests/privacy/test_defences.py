@@ -122,3 +122,18 @@ def test_gaussian_epsilon_shrinks_with_noise_and_grows_with_epochs() -> None:
     # RDP gives about 4.7 at δ = 1e-5 (the classical sqrt(2 ln(1.25/δ)) is 4.84).
     one = gaussian_epsilon(2.0, 1, 1e-5)
     assert 4.0 < one < 5.0
+
+
+def test_the_guard_flips_only_training_labels_and_keeps_the_truth() -> None:
+    from cvfl.privacy.guard import LabelGuard
+
+    labels = np.random.default_rng(0).integers(0, 2, 4000).astype(np.int64)
+    train = np.arange(0, 4000, 2)
+    guard = LabelGuard(PrivacySection(label_epsilon=1.0), 7, 0, labels.copy(), train)
+    used = guard.training_labels().numpy()
+    held = np.setdiff1d(np.arange(4000), train)
+    assert np.array_equal(used[held], labels[held])
+    assert np.array_equal(guard.true_labels, labels)
+    flipped = float((used[train] != labels[train]).mean())
+    assert abs(flipped - (1 - keep_probability(1.0))) < 0.03
+    assert guard.summary(3)["epsilon"] == {"delta": 1e-5, "label": 1.0}
