@@ -12,8 +12,13 @@ With ``--workers N`` it instead compares 1 and N workers per party (RA-TLS, 2N t
 for N workers; the same global batch, each worker training 1/N of it) and prints, last,
 ``ratio N workers/1 worker: <value>``.
 
+With ``--privacy DEFENCE`` it instead compares RA-TLS split training without and with that
+``[privacy] defence`` (the leakage audit runs in both) and prints, last,
+``ratio privacy/none: <value>``.
+
     .venv/bin/python benchmarks/train_throughput.py [--steps 60] [--batch 256] [--repeats 3]
     .venv/bin/python benchmarks/train_throughput.py --workers 2
+    .venv/bin/python benchmarks/train_throughput.py --privacy marvell
 """
 
 from __future__ import annotations
@@ -76,7 +81,9 @@ allow_any_identity = true
 """
 
 
-def write_jobs(folder: Path, mode: str, args: argparse.Namespace, workers: int = 1) -> None:
+def write_jobs(
+    folder: Path, mode: str, args: argparse.Namespace, workers: int = 1, privacy: str = ""
+) -> None:
     security = "insecure" if mode == "plaintext" else "ratls"
     reliable = "false" if mode == "direct" else "true"
     for role in ("leader", "follower"):
@@ -94,6 +101,8 @@ def write_jobs(folder: Path, mode: str, args: argparse.Namespace, workers: int =
             reliable=reliable,
             workers=workers,
         )
+        if privacy:
+            text += f'\n[privacy]\ndefence = "{privacy}"\n'
         (folder / f"{role}-{mode}.toml").write_text(text)
 
 
@@ -134,6 +143,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=1, help="compare 1 and N workers/party")
+    parser.add_argument("--privacy", default="", help="compare without and with this defence")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -145,6 +155,9 @@ def main() -> None:
             new_key_file(folder / f"{role}.key")
         if args.workers > 1:
             compare_workers(folder, args)
+            return
+        if args.privacy:
+            compare_privacy(folder, args)
             return
         modes = ("plaintext", "ratls", "direct")
         for mode in modes:
@@ -179,6 +192,21 @@ def compare_workers(folder: Path, args: argparse.Namespace) -> None:
     print(f"1 worker per party (2 processes):   {one:8.0f} examples/s")
     print(f"{args.workers} workers per party ({2 * args.workers} processes):  {n:8.0f} examples/s")
     print(f"ratio {args.workers} workers/1 worker: {n / one:.3f}")
+
+
+def compare_privacy(folder: Path, args: argparse.Namespace) -> None:
+    """RA-TLS without and with ``[privacy] defence = args.privacy``, interleaved, medians."""
+    write_jobs(folder, "ratls", args)
+    write_jobs(folder, "private", args, privacy=args.privacy)
+    figures: dict[str, list[float]] = {"ratls": [], "private": []}
+    for _ in range(args.repeats):
+        for mode, runs in figures.items():
+            runs.append(run_split(folder, mode))
+    plain, private = (statistics.median(figures[m]) for m in ("ratls", "private"))
+    print(f"steps {args.steps} x batch {args.batch}, {args.slots} slots, {args.optimizer}, RA-TLS")
+    print(f"no defence:                {plain:8.0f} examples/s")
+    print(f"[privacy] {args.privacy + ':':<15} {private:8.0f} examples/s")
+    print(f"ratio privacy/none: {private / plain:.3f}")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,11 @@ def _split_result(folder: Path) -> None:
         "examples_per_second": 4550.0,
         "metrics": {"auc": 0.99, "log_loss": 0.08, "accuracy": 0.96},
         "history": history,
+        "privacy": {
+            "settings": {"defence": "max_norm"},
+            "audit": {"norm": 0.55, "cosine": 0.98, "sign": 0.99, "steps": 150},
+            "epsilon": {"delta": 1e-5},
+        },
     }
     (folder / "leader").mkdir(parents=True, exist_ok=True)
     (folder / "leader" / "leader-result.json").write_text(json.dumps(result))
@@ -38,6 +43,10 @@ def test_report_command(tmp_path: Path) -> None:
     assert out.exit_code == 0, out.output
     assert "centralized" in out.output and "leader only" in out.output
     assert (tmp_path / "r" / "loss-curves.png").read_bytes().startswith(PNG_MAGIC)
+    assert "label leakage" in out.output and "cosine   leak auc 0.9800" in out.output
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["privacy"]["defence"] == "max_norm"
+    assert report["privacy"]["leak_auc"]["norm"] == 0.55
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["models"]["split"]["auc"] == 0.99
     assert report["wire"]["steps"] == 150

@@ -11,6 +11,7 @@ from cvfl.bridge.link import Link, expect
 from cvfl.bridge.serde import Hello, TensorSpec, hello_from_proto, hello_to_proto
 from cvfl.errors import ProtocolError, mismatch
 from cvfl.logs import get_logger
+from cvfl.privacy.config import wire_mismatches
 from cvfl.wire import bridge_pb2 as pb
 
 log = get_logger(__name__)
@@ -87,6 +88,7 @@ def hello_mismatches(mine: Hello, theirs: Hello) -> list[str]:
             ("seed", mine.seed, theirs.seed),
             ("workers", mine.workers, theirs.workers),
             ("worker", mine.worker, theirs.worker),
+            *wire_mismatches(mine.privacy, theirs.privacy),
         ],
         [("schedule_digest", mine.schedule_digest, theirs.schedule_digest)],
     ) + terms_mismatches(mine.training_terms, theirs.training_terms)

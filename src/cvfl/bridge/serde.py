@@ -79,6 +79,7 @@ class Hello:
     worker: int = 0
     terms: bytes = b""
     training_terms: bytes = b""
+    privacy: str = ""
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -227,6 +228,7 @@ def hello_to_proto(hello: Hello) -> pb.Hello:
         worker=hello.worker,
         terms=hello.terms,
         training_terms=hello.training_terms,
+        privacy=hello.privacy,
     )
 
 
@@ -252,4 +254,5 @@ def hello_from_proto(msg: pb.Hello) -> Hello:
         worker=msg.worker,
         terms=bytes(msg.terms),
         training_terms=bytes(msg.training_terms),
+        privacy=msg.privacy,
     )

@@ -71,4 +71,5 @@ def build_leader(spec: ModelSpec, num_features: int, seed: int) -> nn.Module:
     if not spec.leader_hidden:
         raise ConfigError("[model] leader_hidden must name at least one width", code="config")
     encoder, width = _encoder(spec, num_features)
-    return LeaderHalf(encoder, width, list(spec.leader_hidden), spec.cut_width)
+    hidden = list(spec.leader_hidden)
+    return LeaderHalf(encoder, width, hidden, spec.cut_width, spec.leader_hidden_top)

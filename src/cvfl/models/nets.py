@@ -56,13 +56,30 @@ class FollowerHalf(nn.Module):
 
 
 class LeaderHalf(nn.Module):
-    """The leader's model: its own bottom, then a top over ``[own, act1_f]`` -> 2 logits."""
+    """The leader's model: its own bottom, then a top over ``[own, act1_f]`` -> 2 logits.
 
-    def __init__(self, encoder: nn.Module, in_width: int, hidden: list[int], cut: int) -> None:
+    With ``top_hidden`` empty the top is one linear layer, so every row's gradient on
+    ``act1_f`` is a multiple of one vector whose sign is the row's label; widths in
+    ``top_hidden`` put ReLU layers above the concatenation (``[model] leader_hidden_top``).
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        in_width: int,
+        hidden: list[int],
+        cut: int,
+        top_hidden: tuple[int, ...] = (),
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.bottom = _mlp([in_width, *hidden])
-        self.top = nn.Linear(hidden[-1] + cut, 2)
+        joined = hidden[-1] + cut
+        self.top: nn.Module = (
+            nn.Sequential(_mlp([joined, *top_hidden]), nn.Linear(top_hidden[-1], 2))
+            if top_hidden
+            else nn.Linear(joined, 2)
+        )
 
     def forward(self, x: torch.Tensor, act_f: torch.Tensor) -> torch.Tensor:
         """Compute logits from the leader's features and the follower's activations."""

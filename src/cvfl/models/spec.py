@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from cvfl.errors import ConfigError
+from cvfl.errors import ConfigError, mismatch
 
 KINDS = ("widedeep", "mlp", "custom")
 
@@ -22,6 +22,8 @@ class ModelSpec:
         embed_dim: Embedding width per slot (wide&deep).
         cut_width: Width of the follower's cut-layer output ``act1_f``.
         leader_hidden: Hidden widths of the leader's bottom (its last width joins the cut).
+        leader_hidden_top: Hidden widths of the leader's top, above ``[own, act1_f]`` (empty:
+            one linear layer, whose cut-layer gradients are rank 1; see docs/privacy.md).
         follower_hidden: Hidden widths of the follower's bottom before the cut (MLP).
         follower_factory: ``module:function`` building the follower half (custom).
         leader_factory: ``module:function`` building the leader half (custom).
@@ -33,6 +35,7 @@ class ModelSpec:
     embed_dim: int = 16
     cut_width: int = 64
     leader_hidden: tuple[int, ...] = (256, 64)
+    leader_hidden_top: tuple[int, ...] = ()
     follower_hidden: tuple[int, ...] = ()
     follower_factory: str = ""
     leader_factory: str = ""
@@ -47,6 +50,13 @@ class ModelSpec:
         for name in ("slots", "vocab", "embed_dim", "cut_width"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"[model] {name} must be positive", code="config.model")
+        if any(width <= 0 for width in self.leader_hidden_top):
+            raise ConfigError(
+                mismatch(
+                    "[model] leader_hidden_top", "positive widths", list(self.leader_hidden_top)
+                ),
+                code="config.model",
+            )
         if self.kind == "custom" and not (self.follower_factory and self.leader_factory):
             raise ConfigError(
                 "[model] kind = 'custom' needs follower_factory and leader_factory "
@@ -62,9 +72,9 @@ class ModelSpec:
         if unknown:
             raise ConfigError(f"[model] unknown keys: {', '.join(unknown)}", code="config.model")
         values = dict(table)
-        for key in ("leader_hidden", "follower_hidden"):
+        for key in ("leader_hidden", "follower_hidden", "leader_hidden_top"):
             if key in values:
-                values[key] = tuple(int(v) for v in values[key])
+                values[key] = _widths(key, values[key])
         try:
             return cls(**values)
         except TypeError as exc:
@@ -73,6 +83,18 @@ class ModelSpec:
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready description (for export specs)."""
         return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+
+def _widths(key: str, value: object) -> tuple[int, ...]:
+    """A list of layer widths: whole numbers (a string or a boolean is not a width)."""
+    if isinstance(value, list | tuple) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        return tuple(value)
+    raise ConfigError(
+        mismatch(f"[model] {key}", "a list of whole numbers", repr(value)[:60]),
+        code="config.model",
+    )
 
 
 def _plain(value: object) -> object:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cvfl.errors import DataError
+from cvfl.report.leakage import LeakFigures, leak_figures
 from cvfl.report.wire import WireFigures, wire_figures
 from cvfl.train.config import JobConfig, load_job
 from cvfl.train.metrics import Metrics
@@ -54,6 +55,7 @@ class QualityReport:
     batch_size: int
     examples_per_second: float
     notes: tuple[str, ...] = field(default=())
+    leakage: LeakFigures | None = None
 
     @property
     def models(self) -> tuple[ModelFigures, ...]:
@@ -141,4 +143,5 @@ def build_report(leader_config: Path, follower_config: Path | None = None) -> Qu
         batch_size=cfg.train.batch_size,
         examples_per_second=float(result.get("examples_per_second", 0.0)),
         notes=tuple(notes),
+        leakage=leak_figures(result),
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cvfl.fsutil import atomic_write_bytes
+from cvfl.report.leakage import leak_json, leak_rows
 from cvfl.report.quality import QualityReport
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -63,6 +64,8 @@ def render_text(report: QualityReport) -> str:
     steps = report.split.steps
     lines = [f"cvfl quality report: job {report.job_id} (held-out rows)", ""]
     lines += _quality_rows(report)
+    if report.leakage is not None:
+        lines += ["", *leak_rows(report.leakage, report.split.metrics.auc)]
     lines += ["", *_curve_rows(report), ""]
     lines += [
         "split training on the wire",
@@ -101,6 +104,7 @@ def render_json(report: QualityReport) -> str:
             "bytes_per_step": round(w.bytes_per_step, 1),
         },
         "examples_per_second": report.examples_per_second,
+        "privacy": leak_json(report.leakage) if report.leakage is not None else None,
         "notes": list(report.notes),
     }
     return json.dumps(data, indent=2, allow_nan=True) + "\n"

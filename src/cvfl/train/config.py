@@ -17,6 +17,7 @@ from cvfl.bridge.reliable import Liveness
 from cvfl.data.tables import FeatureKind
 from cvfl.errors import ConfigError, PeerUnavailableError, mismatch
 from cvfl.models.spec import ModelSpec
+from cvfl.privacy.config import PrivacySection
 from cvfl.psi.config import PsiConfig
 from cvfl.sealing import SealingConfig
 
@@ -256,6 +257,7 @@ class JobConfig:
     attestation: AttestationConfig | None = None
     sealing: SealingConfig | None = None
     psi: PsiConfig | None = None
+    privacy: PrivacySection = field(default_factory=PrivacySection)
 
     @property
     def training_table(self) -> Path:
@@ -337,7 +339,10 @@ def load_job(path: Path) -> JobConfig:
 def job_from_mapping(raw: Mapping[str, Any], source: Path) -> JobConfig:
     """Validate an already-parsed job table."""
     # [predict] belongs to `cvfl predict` (cvfl.serve parses it); training ignores it.
-    known = {"job", "data", "model", "train", "peer", "attestation", "sealing", "psi", "predict"}
+    known = {
+        *("job", "data", "model", "train", "peer", "attestation", "sealing", "psi", "predict"),
+        "privacy",
+    }
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown sections: {', '.join(unknown)}", code="config")
@@ -363,4 +368,5 @@ def job_from_mapping(raw: Mapping[str, Any], source: Path) -> JobConfig:
             else None
         ),
         psi=PsiConfig.from_toml_table(raw["psi"], base_dir=base) if "psi" in raw else None,
+        privacy=PrivacySection.from_toml_table(raw.get("privacy", {})),
     )

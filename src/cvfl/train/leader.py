@@ -7,6 +7,7 @@ two renegotiate from the newest checkpoint both hold and carry on.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from typing import Any
 
@@ -22,6 +23,7 @@ from cvfl.bridge.serde import TensorSpec
 from cvfl.data.ids import batch_mac, session_mac_key
 from cvfl.errors import CvflError, ProtocolError, mismatch
 from cvfl.logs import get_logger
+from cvfl.privacy.guard import LabelGuard
 from cvfl.train.cadence import CheckpointClock, decide
 from cvfl.train.metrics import Metrics, binary_metrics
 from cvfl.train.party import (
@@ -138,7 +140,8 @@ def _train(
     extra: dict[str, Any],
     progress: Progress,
 ) -> TrainResult:
-    labels = torch.from_numpy(party.table.labels if party.table.labels is not None else np.zeros(0))
+    guard = label_guard(party, extra.get("privacy"))
+    labels, truth = guard.training_labels(), torch.from_numpy(guard.true_labels)
     result = TrainResult(role="leader", steps=start, seconds=0.0)
     result.history = list(extra.get("history", []))
     result.examples = int(extra.get("examples", 0))
@@ -158,12 +161,14 @@ def _train(
         step, following = following, next(steps, None)
         save = decide(party, clock, step.number)
         root_saves = save and party.is_root
-        losses.append(_train_step(party, session, key, (step, following), labels, root_saves))
+        losses.append(
+            _train_step(party, session, key, (step, following), (labels, guard), root_saves)
+        )
         result.steps, result.examples = step.number, result.examples + len(step.rows)
         result.session_examples += len(step.rows)
         progress.step(step.number, losses[-1] * party.workers)
         if step.ends_epoch:
-            result.metrics = evaluate_remote(party, session, key, labels)
+            result.metrics = evaluate_remote(party, session, key, truth)
             progress.evaluated(step.number, result.metrics)
             whole, _ = fold_losses(party, losses)
             result.history.append(_epoch_record(step.epoch, step.number, whole, result.metrics))
@@ -173,10 +178,28 @@ def _train(
             whole, losses = fold_losses(party, losses)
             if party.is_root:
                 state = {"history": result.history, "examples": result.examples, "losses": whole}
+                state["privacy"] = guard.state()
                 _checkpoint(party, session, step.number, state)
     result.seconds = time.perf_counter() - started
     result.reconnects = session.reconnects
+    sched = party.schedule
+    result.privacy = guard.summary(math.ceil(sched.total_steps / max(sched.steps_per_epoch, 1)))
     return result
+
+
+def label_guard(party: Party, state: dict[str, Any] | None) -> LabelGuard:
+    """The ``[privacy]`` guard of this worker, resumed from a checkpoint's ``state``."""
+    table, cfg = party.table, party.cfg
+    truth = table.labels.astype(np.int64) if table.labels is not None else np.zeros(0, np.int64)
+    return LabelGuard(
+        cfg.privacy,
+        cfg.job.seed,
+        party.worker,
+        truth,
+        party.schedule.train_rows,
+        state,
+        audited=party.is_root,
+    )
 
 
 def _checkpoint(party: Party, session: AnySession, step: int, state: dict[str, Any]) -> None:
@@ -201,7 +224,7 @@ def _train_step(
     session: AnySession,
     key: bytes,
     steps: tuple[Step, Step | None],
-    labels: torch.Tensor,
+    labels: tuple[torch.Tensor, LabelGuard],
     save: bool,
 ) -> float:
     """Train this worker's block of a step; return its share of the step's mean loss.
@@ -220,11 +243,14 @@ def _train_step(
     logits = party.trainable(features(party.table, rows), act)
     # Summed over the block and scaled so that DDP's average over the N workers is the mean
     # over the whole step: N workers train exactly what one worker would.
-    loss = F.cross_entropy(logits, labels[rows], reduction="sum") * (party.workers / len(step.rows))
+    targets, guard = labels
+    scale = party.workers / len(step.rows)
+    loss = F.cross_entropy(logits, targets[rows], reduction="sum") * scale
     party.optimizer.zero_grad()
     loss.backward()  # type: ignore[no-untyped-call]
     assert act.grad is not None
-    message = backward_message(number, key, ids, f"{party.cfg.model.cut_name}.grad", act.grad)
+    grad = guard.protect(number, step.epoch, rows, act.grad)  # [privacy]: defence and audit
+    message = backward_message(number, key, ids, f"{party.cfg.model.cut_name}.grad", grad)
     message.backward.checkpoint = save
     session.send(message)
     if following is not None:

@@ -37,8 +37,8 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     # Average ranks over runs of equal scores.
     starts = np.r_[0, np.flatnonzero(np.diff(sorted_scores)) + 1]
     ends = np.r_[starts[1:], labels.size]
-    for start, end in zip(starts, ends, strict=True):
-        ranks[order[start:end]] = (start + end + 1) / 2.0
+    # One vectorised pass: each sorted position takes its run's average rank.
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
     rank_sum = float(ranks[labels].sum())
     return (rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives)
 

@@ -167,6 +167,7 @@ class Party:
             workers=self.workers,
             worker=self.worker,
             training_terms=self.binding.shared_terms(),
+            privacy=self.cfg.privacy.to_wire(),
         )
 
 

@@ -25,6 +25,7 @@ class TrainResult:
     examples: int = 0
     reconnects: int = 0
     session_examples: int = 0  # trained by this process (a resumed run counts only these)
+    privacy: dict[str, Any] | None = None
 
     @property
     def examples_per_second(self) -> float:
@@ -43,6 +44,7 @@ class TrainResult:
             "metrics": self.metrics.as_dict() if self.metrics else None,
             "history": self.history,
             "reconnects": self.reconnects,
+            "privacy": self.privacy,
         }
 
     def write(self, folder: Path) -> Path:

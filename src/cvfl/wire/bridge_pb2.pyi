@@ -41,7 +41,7 @@ class TensorSpec(_message.Message):
     def __init__(self, name: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("protocol_version", "job_id", "role", "cut_layer", "batch_size", "seed", "id_order_fingerprint", "last_committed_step", "nonce", "num_rows", "schedule_digest", "software_version", "checkpoints", "workers", "worker", "terms", "training_terms")
+    __slots__ = ("protocol_version", "job_id", "role", "cut_layer", "batch_size", "seed", "id_order_fingerprint", "last_committed_step", "nonce", "num_rows", "schedule_digest", "software_version", "checkpoints", "workers", "worker", "terms", "training_terms", "privacy")
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -59,6 +59,7 @@ class Hello(_message.Message):
     WORKER_FIELD_NUMBER: _ClassVar[int]
     TERMS_FIELD_NUMBER: _ClassVar[int]
     TRAINING_TERMS_FIELD_NUMBER: _ClassVar[int]
+    PRIVACY_FIELD_NUMBER: _ClassVar[int]
     protocol_version: int
     job_id: str
     role: str
@@ -76,7 +77,8 @@ class Hello(_message.Message):
     worker: int
     terms: bytes
     training_terms: bytes
-    def __init__(self, protocol_version: _Optional[int] = ..., job_id: _Optional[str] = ..., role: _Optional[str] = ..., cut_layer: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., batch_size: _Optional[int] = ..., seed: _Optional[int] = ..., id_order_fingerprint: _Optional[bytes] = ..., last_committed_step: _Optional[int] = ..., nonce: _Optional[bytes] = ..., num_rows: _Optional[int] = ..., schedule_digest: _Optional[bytes] = ..., software_version: _Optional[str] = ..., checkpoints: _Optional[_Iterable[_Union[CheckpointState, _Mapping]]] = ..., workers: _Optional[int] = ..., worker: _Optional[int] = ..., terms: _Optional[bytes] = ..., training_terms: _Optional[bytes] = ...) -> None: ...
+    privacy: str
+    def __init__(self, protocol_version: _Optional[int] = ..., job_id: _Optional[str] = ..., role: _Optional[str] = ..., cut_layer: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., batch_size: _Optional[int] = ..., seed: _Optional[int] = ..., id_order_fingerprint: _Optional[bytes] = ..., last_committed_step: _Optional[int] = ..., nonce: _Optional[bytes] = ..., num_rows: _Optional[int] = ..., schedule_digest: _Optional[bytes] = ..., software_version: _Optional[str] = ..., checkpoints: _Optional[_Iterable[_Union[CheckpointState, _Mapping]]] = ..., workers: _Optional[int] = ..., worker: _Optional[int] = ..., terms: _Optional[bytes] = ..., training_terms: _Optional[bytes] = ..., privacy: _Optional[str] = ...) -> None: ...
 
 class CheckpointState(_message.Message):
     __slots__ = ("step", "digest", "peer_digest")
