@@ -88,6 +88,15 @@ def test_a_changed_lr_is_refused_on_both_sides_naming_it(small_job: Build) -> No
         assert f"{config}" in message  # the folder of the refused checkpoints
 
 
+def test_a_changed_privacy_defence_is_refused_naming_it(small_job: Build) -> None:
+    _trained(*run_pair(*small_job(train__checkpoint_every=10)))
+    lead, follow = run_pair(*small_job(train__checkpoint_every=10, privacy__defence="max_norm"))
+    for side in (lead, follow):
+        assert isinstance(side, ConfigError), side
+        assert side.code == "config.checkpoint_changed"
+        assert "privacy: checkpoint" in side.message and "max_norm" in side.message
+
+
 def test_epochs_extended_on_purpose_equal_a_longer_run(small_job: Build, tmp_path: Path) -> None:
     _trained(*run_pair(*small_job(train__checkpoint_every=10)))
     cfgs = small_job(train__checkpoint_every=10, train__epochs=3)

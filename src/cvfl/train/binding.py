@@ -1,7 +1,8 @@
 """What a checkpoint is bound to: everything that decides the training trajectory.
 
 A checkpoint continues one trajectory only: the agreed training terms (optimiser, learning rate,
-batch size, epochs, step limit, evaluation batch, seed, workers, held-out fraction, rows), this
+batch size, epochs, step limit, evaluation batch, seed, workers, held-out fraction, rows, the
+``[privacy]`` section), this
 party's model section, the order of the aligned table (its id-order fingerprint) and this
 party's own training data (a digest of its features and labels). These fields, and a digest of
 them, go into every checkpoint and its record; a checkpoint whose fields differ from the job's
@@ -70,6 +71,7 @@ def training_binding(cfg: JobConfig, table: PartyTable) -> Binding:
         "workers": t.workers,
         "holdout_fraction": float(cfg.data.holdout_fraction),
         "rows": table.rows,
+        "privacy": cfg.privacy.to_wire(),  # a defence changes every gradient sent
     }
     own: Fields = {"role": cfg.role}
     for key, value in cfg.model.to_json().items():
