@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cvfl.attestation.jobterms import sealing_kind
 from cvfl.attestation.terms import (
     COMMANDS,
     PSI_MODES,
@@ -26,7 +27,6 @@ from cvfl.attestation.terms import (
 from cvfl.errors import AttestationError, ConfigError
 from cvfl.ratls.gate import LogBudget
 from cvfl.sealing import SealingConfig
-from cvfl.train.channel import sealing_kind
 
 DIGEST = "ab" * 32
 

@@ -11,12 +11,12 @@ from typing import Annotated, cast
 import typer
 
 from cvfl.attestation import AttestationConfig, check_live_channel
+from cvfl.attestation.jobterms import job_terms
 from cvfl.bridge.security import ChannelSecurity, PlaintextSecurity
 from cvfl.errors import ConfigError, mismatch
 from cvfl.psi import AlignJob, PsiConfig, align
 from cvfl.ratls import security_from_config
 from cvfl.sealing import KeyProvider, SealingConfig, key_provider_from_config
-from cvfl.train.channel import job_terms
 
 
 def register(app: typer.Typer) -> None:
