@@ -5,15 +5,17 @@ Relative paths are resolved against the job file's folder.
 
 from __future__ import annotations
 
+import difflib
 import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal
 
 from cvfl.attestation import AttestationConfig
 from cvfl.bridge.reliable import Liveness
+from cvfl.configload import bounds, load_section
 from cvfl.data.tables import FeatureKind
 from cvfl.errors import ConfigError, PeerUnavailableError, mismatch
 from cvfl.models.spec import ModelSpec
@@ -21,38 +23,13 @@ from cvfl.privacy.config import PrivacySection
 from cvfl.psi.config import PsiConfig
 from cvfl.sealing import SealingConfig
 
-T = TypeVar("T")
+Role = Literal["leader", "follower"]
 ROLES = ("leader", "follower")
 STEPS = ("align", "train", "predict")  # the enclave commands, in pipeline order
 DEFAULT_STEPS = ("align", "train")
 MAX_WORKERS = 256
 PLACEHOLDER = "{worker}"
-
-
-@dataclass(frozen=True)
-class JobSection:
-    """``[job]``: identity of the job and this party."""
-
-    id: str
-    role: str
-    seed: int = 0
-    workdir: Path = Path("cvfl-out")
-    plaintext_outputs: bool = False
-    steps: tuple[str, ...] = DEFAULT_STEPS
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "steps", parse_steps(self.steps))
-        if self.role not in ROLES:
-            raise ConfigError(
-                f"[job] role: expected leader or follower, seen {self.role!r}", code="config.role"
-            )
-        if not self.id:
-            raise ConfigError("[job] id must not be empty", code="config.job")
-        if not isinstance(self.plaintext_outputs, bool):  # a string "false" is not false
-            raise ConfigError(
-                mismatch("[job] plaintext_outputs", "true or false", repr(self.plaintext_outputs)),
-                code="config.job",
-            )
+_POSITIVE = bounds(low=0, low_open=True)
 
 
 def parse_steps(value: object) -> tuple[str, ...]:
@@ -86,6 +63,32 @@ def parse_steps(value: object) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class JobSection:
+    """``[job]``: identity of the job and this party."""
+
+    id: str
+    role: Role
+    seed: int = 0
+    workdir: Path = Path("cvfl-out")
+    plaintext_outputs: bool = False
+    steps: tuple[str, ...] = field(default=DEFAULT_STEPS, metadata={"parse": parse_steps})
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "steps", parse_steps(self.steps))
+        if self.role not in ROLES:
+            raise ConfigError(
+                f"[job] role: expected leader or follower, seen {self.role!r}", code="config.role"
+            )
+        if not self.id:
+            raise ConfigError("[job] id must not be empty", code="config.job")
+        if not isinstance(self.plaintext_outputs, bool):  # a string "false" is not false
+            raise ConfigError(
+                mismatch("[job] plaintext_outputs", "true or false", repr(self.plaintext_outputs)),
+                code="config.job",
+            )
+
+
+@dataclass(frozen=True)
 class DataSection:
     """``[data]``: this party's table."""
 
@@ -93,7 +96,9 @@ class DataSection:
     kind: FeatureKind = FeatureKind.CATEGORICAL
     id_column: str = "example_id"
     label_column: str = "label"
-    holdout_fraction: float = 0.2
+    holdout_fraction: float = field(
+        default=0.2, metadata=bounds(low=0, high=1, low_open=True, high_open=True)
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 < self.holdout_fraction < 1.0:
@@ -104,16 +109,16 @@ class DataSection:
 class TrainSection:
     """``[train]``: optimisation and schedule (both parties must agree)."""
 
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    batch_size: int = 32
-    epochs: int = 1
-    max_steps: int = 0
-    eval_batch_size: int = 1024
-    checkpoint_every: int = 0
-    checkpoint_every_s: float = 60.0
-    threads: int = 0
-    workers: int = 1
+    optimizer: Literal["sgd", "adam"] = "adam"
+    lr: float = field(default=1e-3, metadata=bounds(low=0, low_open=True))
+    batch_size: int = field(default=32, metadata=bounds(low=1))
+    epochs: int = field(default=1, metadata=bounds(low=1))
+    max_steps: int = field(default=0, metadata=bounds(low=0))
+    eval_batch_size: int = field(default=1024, metadata=bounds(low=1))
+    checkpoint_every: int = field(default=0, metadata=bounds(low=0))
+    checkpoint_every_s: float = field(default=60.0, metadata=bounds(low=0))
+    threads: int = field(default=0, metadata=bounds(low=0))
+    workers: int = field(default=1, metadata=bounds(low=1, high=MAX_WORKERS))
 
     def __post_init__(self) -> None:
         _check_intervals(self.checkpoint_every, self.checkpoint_every_s)
@@ -166,13 +171,13 @@ class PeerSection:
 
     listen: str = "127.0.0.1:7788"
     connect: str = "127.0.0.1:7788"
-    security: str = "ratls"
-    connect_timeout: float = 60.0
-    step_timeout: float = 300.0
+    security: Literal["ratls", "insecure"] = "ratls"
+    connect_timeout: float = field(default=60.0, metadata=_POSITIVE)
+    step_timeout: float = field(default=300.0, metadata=_POSITIVE)
     port_file: Path | None = None
-    heartbeat_interval: float = 1.0
-    heartbeat_timeout: float = 5.0
-    give_up_after: float = 120.0
+    heartbeat_interval: float = field(default=1.0, metadata=_POSITIVE)
+    heartbeat_timeout: float = field(default=5.0, metadata=_POSITIVE)
+    give_up_after: float = field(default=120.0, metadata=_POSITIVE)
     reliable: bool = True
 
     def leader_address(self) -> str:
@@ -292,35 +297,6 @@ def outputs_sealed(cfg: JobConfig) -> bool:
     )
 
 
-def _section(cls: type[T], name: str, table: Mapping[str, Any], base: Path) -> T:
-    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(table) - set(known))
-    if unknown:
-        raise ConfigError(f"[{name}] unknown keys: {', '.join(unknown)}", code="config.unknown")
-    values = {
-        key: _convert(name, key, str(known[key].type), value, base) for key, value in table.items()
-    }
-    try:
-        return cls(**values)
-    except TypeError as exc:
-        raise ConfigError(f"[{name}] {exc}", code="config.missing") from exc
-
-
-def _convert(section: str, key: str, kind: str, value: Any, base: Path) -> Any:
-    if "Path" in kind and value is not None:
-        path = Path(str(value)).expanduser()
-        return path if path.is_absolute() else base / path
-    if "FeatureKind" in kind:
-        try:
-            return FeatureKind(value)
-        except ValueError:
-            raise ConfigError(
-                f"[{section}] {key}: expected categorical or numeric, seen {value!r}",
-                code="config.data",
-            ) from None
-    return value
-
-
 def read_job_toml(path: Path) -> dict[str, Any]:
     """Parse a job file's TOML (errors name the file)."""
     try:
@@ -343,20 +319,21 @@ def job_from_mapping(raw: Mapping[str, Any], source: Path) -> JobConfig:
         *("job", "data", "model", "train", "peer", "attestation", "sealing", "psi", "predict"),
         "privacy",
     }
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"{source}: unknown sections: {', '.join(unknown)}", code="config")
+    for name in sorted(set(raw) - known):
+        near = difflib.get_close_matches(name, sorted(known), n=1)
+        hint = f"did you mean [{near[0]}]?" if near else f"valid: {', '.join(sorted(known))}"
+        raise ConfigError(f"{source}: [{name}]: unknown section; {hint}", code="config.unknown_key")
     for required in ("job", "data"):
         if required not in raw:
             raise ConfigError(f"{source}: missing section [{required}]", code="config.missing")
     base = source.parent
     return JobConfig(
         source=source,
-        job=_section(JobSection, "job", raw["job"], base),
-        data=_section(DataSection, "data", raw["data"], base),
+        job=load_section(JobSection, "job", raw["job"], base),
+        data=load_section(DataSection, "data", raw["data"], base),
         model=ModelSpec.from_toml_table(raw.get("model", {})),
-        train=_section(TrainSection, "train", raw.get("train", {}), base),
-        peer=_section(PeerSection, "peer", raw.get("peer", {}), base),
+        train=load_section(TrainSection, "train", raw.get("train", {}), base),
+        peer=load_section(PeerSection, "peer", raw.get("peer", {}), base),
         attestation=(
             AttestationConfig.from_toml_table(raw["attestation"], base_dir=base)
             if "attestation" in raw
