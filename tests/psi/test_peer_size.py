@@ -154,21 +154,21 @@ def test_default_limit_is_four_times_own(own: int, limit: int) -> None:
 @pytest.mark.parametrize("value", [0, -3, True, False, 2.0, "10", [1]])
 def test_max_peer_items_must_be_a_positive_integer(tmp: Path, value: object) -> None:
     with pytest.raises(ConfigError) as info:
-        PsiConfig.from_toml_table({"output": "a", "max_peer_items": value})
+        PsiConfig.from_toml_table({"output": "a.csv", "max_peer_items": value})
     assert "psi.max_peer_items: expected" in info.value.message
     with pytest.raises(ConfigError):
-        PsiConfig(output=tmp / "a", max_peer_items=value)  # type: ignore[arg-type]
+        PsiConfig(output=tmp / "a.csv", max_peer_items=value)  # type: ignore[arg-type]
 
 
 def test_max_peer_items_from_toml() -> None:
-    assert PsiConfig.from_toml_table({"output": "a"}).max_peer_items is None
-    assert PsiConfig.from_toml_table({"output": "a", "max_peer_items": 7}).max_peer_items == 7
+    assert PsiConfig.from_toml_table({"output": "a.csv"}).max_peer_items is None
+    assert PsiConfig.from_toml_table({"output": "a.csv", "max_peer_items": 7}).max_peer_items == 7
 
 
 @pytest.mark.parametrize("key", ["batch_size", "threads", "window", "spill_threshold"])
 def test_integers_are_not_booleans(key: str) -> None:
     with pytest.raises(ConfigError, match=f"psi.{key}: expected int, seen bool"):
-        PsiConfig.from_toml_table({"output": "a", key: False})
+        PsiConfig.from_toml_table({"output": "a.csv", key: False})
 
 
 # ----- what an abort tells the peer ---------------------------------------------------------------

@@ -65,19 +65,20 @@ def test_psi_table_defaults_and_refusals() -> None:
     assert cfg.report_path == Path("/w/out/a.parquet.report.json")
     assert cfg.duplicates == "error" and not cfg.plaintext_output
     with pytest.raises(ConfigError, match=r"psi.batch_size: expected >= 1, seen 0"):
-        PsiConfig.from_toml_table({"output": "a", "batch_size": 0})
+        PsiConfig.from_toml_table({"output": "a.csv", "batch_size": 0})
     with pytest.raises(ConfigError, match=r"psi.mode"):
-        PsiConfig.from_toml_table({"output": "a", "mode": "turbo"})
+        PsiConfig.from_toml_table({"output": "a.csv", "mode": "turbo"})
     with pytest.raises(ConfigError, match=r"psi.output"):
         PsiConfig.from_toml_table({})
     assert cfg.group == "x25519"
     assert (
-        PsiConfig.from_toml_table({"output": "a", "group": "ristretto255"}).group == "ristretto255"
+        PsiConfig.from_toml_table({"output": "a.csv", "group": "ristretto255"}).group
+        == "ristretto255"
     )
     with pytest.raises(
         ConfigError, match=r"psi.group: expected one of \['x25519', 'ristretto255'\]"
     ):
-        PsiConfig.from_toml_table({"output": "a", "group": "p256"})
+        PsiConfig.from_toml_table({"output": "a.csv", "group": "p256"})
 
 
 def test_job_tables() -> None:

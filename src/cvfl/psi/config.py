@@ -54,7 +54,8 @@ class PsiConfig:
     """The job's ``[psi]`` table.
 
     Attributes:
-        output: where this party's aligned table goes (same format as its input).
+        output: where this party's aligned table goes, in the format its name says (``.parquet``
+            or ``.csv``, optionally followed by ``.sealed``) whatever the input's format.
         report: where the JSON report goes (default: ``output`` + ``.report.json``).
         plaintext_output: write the aligned table unsealed (must be asked for by name).
         batch_size: points per message (and per batched validation: larger batches spread its
@@ -96,6 +97,7 @@ class PsiConfig:
     max_peer_items: int | None = None
 
     def __post_init__(self) -> None:
+        _check_output_name(self.output)
         limit = self.max_peer_items
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
             raise ConfigError(
@@ -236,6 +238,20 @@ class AlignJob:
             # alignment is one stream: worker 0's address when the job names one per worker
             address=address.replace("{worker}", "0"),
             seed=cast(int, _get(job, "seed", int, "job", 0)),
+        )
+
+
+def _check_output_name(output: Path) -> None:
+    """The aligned table is written in the format its name says: refuse any other name."""
+    name = output.name.removesuffix(".sealed")
+    if not name.endswith((".parquet", ".pq", ".csv")):
+        raise ConfigError(
+            mismatch(
+                "[psi] output",
+                "a file name ending .parquet or .csv (optionally followed by .sealed)",
+                repr(output.name),
+            ),
+            code="config.format",
         )
 
 

@@ -51,7 +51,7 @@ def write_rows(job: AlignJob, cfg: PsiConfig, keys: KeyProvider | None, rows: Ro
     """
     table = select_rows(job.data, job.id_column, rows, max(cfg.batch_size, 1 << 16))
     table, fingerprint = agreed_order(table, job.id_column, job.job_id, job.seed, job.data)
-    write_table(table, table_format(job.data), cfg.output, keys)
+    write_table(table, table_format(cfg.output), cfg.output, keys)  # as its name says
     return fingerprint
 
 

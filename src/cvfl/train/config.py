@@ -270,7 +270,7 @@ class JobConfig:
         return self.psi.output if self.psi is not None else self.data.path
 
     @property
-    def role(self) -> str:
+    def role(self) -> Role:
         """This party's role."""
         return self.job.role
 
