@@ -127,3 +127,49 @@ def test_align_command_fast_mode_needs_the_insecure_flag_without_sgx(
     lids = pq.read_table(tmp_path / "out/leader-aligned.parquet").column("id").to_pylist()
     fids = pq.read_table(tmp_path / "out/follower-aligned.parquet").column("id").to_pylist()
     assert lids == fids and sorted(lids) == ["a", "c"]
+
+
+def test_align_command_honours_peer_security_insecure_like_train(tmp_path: Path) -> None:
+    port = _free_port()
+    write_table(tmp_path / "leader.parquet", ["a", "b", "c"], "l")
+    write_table(tmp_path / "follower.parquet", ["c", "b", "z"], "f")
+    for role in ("leader", "follower"):
+        path = _config(tmp_path, role, port, False)
+        path.write_text(path.read_text().replace("[peer]\n", '[peer]\nsecurity = "insecure"\n'))
+    codes: list[object] = []
+
+    def run(role: str) -> None:
+        try:
+            main(["align", "--config", str(tmp_path / f"{role}.toml")])  # no flag
+        except SystemExit as exc:
+            codes.append(exc.code)
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in ("leader", "follower")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not [code for code in codes if code]
+    lids = pq.read_table(tmp_path / "out/leader-aligned.parquet").column("id").to_pylist()
+    assert sorted(lids) == ["b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "shown"),
+    [
+        ("batch_size", '"5"', "[psi] batch_size: expected a whole number, seen '5'"),
+        ("output", '"out/leader.txt"', "[psi] output: expected a file name ending .parquet"),
+    ],
+)
+def test_align_command_refuses_a_bad_psi_key_at_load_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], key: str, value: str, shown: str
+) -> None:
+    path = _config(tmp_path, "leader", 1, False)
+    text = "\n".join(
+        line for line in path.read_text().splitlines() if not line.startswith(f"{key} =")
+    )
+    path.write_text(text.replace("[psi]\n", f"[psi]\n{key} = {value}\n"))
+    with pytest.raises(SystemExit) as exit_:
+        main(["align", "--config", str(path), "--insecure-plaintext"])
+    assert exit_.value.code == 2
+    assert shown in capsys.readouterr().err

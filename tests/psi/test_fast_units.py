@@ -186,11 +186,13 @@ def test_fast_config_keys() -> None:
     assert cfg.mode == "fast" and cfg.insecure_fast_mode
     assert cfg.fast_tcb_statuses == ("UpToDate", "SWHardeningNeeded")
     assert PsiConfig.from_toml_table({"output": "a.csv"}).fast_tcb_statuses == ("UpToDate",)
-    with pytest.raises(ConfigError, match=r"psi.fast_tcb_statuses: expected a non-empty subset"):
+    with pytest.raises(
+        ConfigError, match=r"\[psi\] fast_tcb_statuses: expected a non-empty subset"
+    ):
         PsiConfig.from_toml_table({"output": "a.csv", "fast_tcb_statuses": ["Fine"]})
-    with pytest.raises(ConfigError, match=r"psi.fast_tcb_statuses: expected a list of strings"):
+    with pytest.raises(ConfigError, match=r"\[psi\] fast_tcb_statuses: expected a list of strings"):
         PsiConfig.from_toml_table({"output": "a.csv", "fast_tcb_statuses": "UpToDate"})
-    with pytest.raises(ConfigError, match=r"psi.insecure_fast_mode: expected bool"):
+    with pytest.raises(ConfigError, match=r"\[psi\] insecure_fast_mode: expected true or false"):
         PsiConfig.from_toml_table({"output": "a.csv", "insecure_fast_mode": "yes"})
 
 

@@ -155,7 +155,7 @@ def test_default_limit_is_four_times_own(own: int, limit: int) -> None:
 def test_max_peer_items_must_be_a_positive_integer(tmp: Path, value: object) -> None:
     with pytest.raises(ConfigError) as info:
         PsiConfig.from_toml_table({"output": "a.csv", "max_peer_items": value})
-    assert "psi.max_peer_items: expected" in info.value.message
+    assert "[psi] max_peer_items: expected" in info.value.message
     with pytest.raises(ConfigError):
         PsiConfig(output=tmp / "a.csv", max_peer_items=value)  # type: ignore[arg-type]
 
@@ -167,7 +167,7 @@ def test_max_peer_items_from_toml() -> None:
 
 @pytest.mark.parametrize("key", ["batch_size", "threads", "window", "spill_threshold"])
 def test_integers_are_not_booleans(key: str) -> None:
-    with pytest.raises(ConfigError, match=f"psi.{key}: expected int, seen bool"):
+    with pytest.raises(ConfigError, match=rf"\[psi\] {key}: expected a whole number, seen False"):
         PsiConfig.from_toml_table({"output": "a.csv", key: False})
 
 

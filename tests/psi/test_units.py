@@ -54,7 +54,13 @@ def test_psi_table_parses_or_refuses_cleanly(table: dict[str, object]) -> None:
     try:
         cfg = PsiConfig.from_toml_table(table, base_dir=Path("/base"))
     except ConfigError as exc:
-        assert "expected" in exc.message and "seen" in exc.message
+        assert exc.message.startswith("[psi] "), exc.message
+        if exc.code == "config.unknown_key":
+            assert exc.message.startswith("[psi] bogus: unknown key; ")
+        elif exc.code == "config.missing":
+            assert exc.message == "[psi] output: required, missing"
+        else:
+            assert "expected" in exc.message and "seen" in exc.message
         return
     assert cfg.output.is_absolute() and cfg.batch_size >= 1
 
@@ -64,11 +70,11 @@ def test_psi_table_defaults_and_refusals() -> None:
     assert cfg.output == Path("/w/out/a.parquet")
     assert cfg.report_path == Path("/w/out/a.parquet.report.json")
     assert cfg.duplicates == "error" and not cfg.plaintext_output
-    with pytest.raises(ConfigError, match=r"psi.batch_size: expected >= 1, seen 0"):
+    with pytest.raises(ConfigError, match=r"\[psi\] batch_size: expected >= 1, seen 0"):
         PsiConfig.from_toml_table({"output": "a.csv", "batch_size": 0})
-    with pytest.raises(ConfigError, match=r"psi.mode"):
+    with pytest.raises(ConfigError, match=r"\[psi\] mode"):
         PsiConfig.from_toml_table({"output": "a.csv", "mode": "turbo"})
-    with pytest.raises(ConfigError, match=r"psi.output"):
+    with pytest.raises(ConfigError, match=r"\[psi\] output: required, missing"):
         PsiConfig.from_toml_table({})
     assert cfg.group == "x25519"
     assert (
@@ -76,7 +82,7 @@ def test_psi_table_defaults_and_refusals() -> None:
         == "ristretto255"
     )
     with pytest.raises(
-        ConfigError, match=r"psi.group: expected one of \['x25519', 'ristretto255'\]"
+        ConfigError, match=r"\[psi\] group: expected one of \['x25519', 'ristretto255'\]"
     ):
         PsiConfig.from_toml_table({"output": "a.csv", "group": "p256"})
 

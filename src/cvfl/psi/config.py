@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal, cast
 
 from cvfl.attestation.evidence import TCB_STATUSES
+from cvfl.configload import load_section
 from cvfl.errors import ConfigError, mismatch
 
 Role = Literal["leader", "follower"]
@@ -39,14 +40,6 @@ def _path(value: object, base: Path | None) -> Path | None:
         return None
     path = Path(cast(str, value))
     return path if path.is_absolute() or base is None else base / path
-
-
-def _unknown(table: Mapping[str, object], allowed: set[str], where: str) -> None:
-    extra = sorted(set(table) - allowed)
-    if extra:
-        raise ConfigError(
-            mismatch(f"{where} keys", f"a subset of {sorted(allowed)}", extra), code="config.key"
-        )
 
 
 @dataclass(frozen=True)
@@ -101,43 +94,43 @@ class PsiConfig:
         limit = self.max_peer_items
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
             raise ConfigError(
-                mismatch("psi.max_peer_items", "a positive integer", repr(limit)),
+                mismatch("[psi] max_peer_items", "a positive integer", repr(limit)),
                 code="config.type",
             )
         if limit is not None and limit < 1:
             raise ConfigError(
-                mismatch("psi.max_peer_items", "a positive integer", limit), code="config.range"
+                mismatch("[psi] max_peer_items", "a positive integer", limit), code="config.range"
             )
         for name, low in (("batch_size", 1), ("threads", 0), ("spill_threshold", 1), ("window", 1)):
             if getattr(self, name) < low:
                 raise ConfigError(
-                    mismatch(f"psi.{name}", f">= {low}", getattr(self, name)), code="config.range"
+                    mismatch(f"[psi] {name}", f">= {low}", getattr(self, name)), code="config.range"
                 )
         for name in ("connect_timeout_s", "timeout_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(
-                    mismatch(f"psi.{name}", "> 0", getattr(self, name)), code="config.range"
+                    mismatch(f"[psi] {name}", "> 0", getattr(self, name)), code="config.range"
                 )
         if self.duplicates not in ("error", "drop"):
             raise ConfigError(
-                mismatch("psi.duplicates", "'error' or 'drop'", repr(self.duplicates)),
+                mismatch("[psi] duplicates", "'error' or 'drop'", repr(self.duplicates)),
                 code="config.value",
             )
         if self.mode not in MODES:
             raise ConfigError(
-                mismatch("psi.mode", f"one of {list(MODES)}", repr(self.mode)),
+                mismatch("[psi] mode", f"one of {list(MODES)}", repr(self.mode)),
                 code="config.value",
             )
         if self.group not in GROUP_NAMES:
             raise ConfigError(
-                mismatch("psi.group", f"one of {list(GROUP_NAMES)}", repr(self.group)),
+                mismatch("[psi] group", f"one of {list(GROUP_NAMES)}", repr(self.group)),
                 code="config.value",
             )
         unknown = sorted(set(self.fast_tcb_statuses) - TCB_STATUSES)
         if unknown or not self.fast_tcb_statuses:
             raise ConfigError(
                 mismatch(
-                    "psi.fast_tcb_statuses",
+                    "[psi] fast_tcb_statuses",
                     f"a non-empty subset of {sorted(TCB_STATUSES)}",
                     unknown or "[]",
                 ),
@@ -153,30 +146,12 @@ class PsiConfig:
     def from_toml_table(
         cls, table: Mapping[str, object], *, base_dir: Path | None = None
     ) -> PsiConfig:
-        """Build from the ``[psi]`` table; relative paths resolve against ``base_dir``."""
-        w = "psi"
-        _unknown(table, set(cls.__dataclass_fields__), w)
-        output = _path(_get(table, "output", str, w, None), base_dir)
-        if output is None:
-            raise ConfigError(mismatch("psi.output", "a file path", "nothing"), code="config.key")
-        return cls(
-            output=output,
-            report=_path(_get(table, "report", str, w, None), base_dir),
-            plaintext_output=cast(bool, _get(table, "plaintext_output", bool, w, False)),
-            batch_size=cast(int, _get(table, "batch_size", int, w, 16384)),
-            threads=cast(int, _get(table, "threads", int, w, 0)),
-            spill_threshold=cast(int, _get(table, "spill_threshold", int, w, 1 << 22)),
-            spill_dir=_path(_get(table, "spill_dir", str, w, None), base_dir),
-            duplicates=cast(DuplicatePolicy, _get(table, "duplicates", str, w, "error")),
-            window=cast(int, _get(table, "window", int, w, 64)),
-            connect_timeout_s=cast(float, _get(table, "connect_timeout_s", float, w, 600.0)),
-            timeout_s=cast(float, _get(table, "timeout_s", float, w, 3600.0)),
-            mode=cast(str, _get(table, "mode", str, w, "ecdh")),
-            group=cast(str, _get(table, "group", str, w, DEFAULT_GROUP)),
-            insecure_fast_mode=cast(bool, _get(table, "insecure_fast_mode", bool, w, False)),
-            fast_tcb_statuses=_statuses(table.get("fast_tcb_statuses")),
-            max_peer_items=cast(int | None, _get(table, "max_peer_items", int, w, None)),
-        )
+        """Build from the ``[psi]`` table; relative paths resolve against ``base_dir``.
+
+        Every key is checked by :func:`cvfl.configload.load_section` (types, unknown keys,
+        the required ``output``), then by :meth:`__post_init__` (ranges and values).
+        """
+        return load_section(cls, "psi", table, base_dir)
 
 
 @dataclass(frozen=True)
@@ -253,17 +228,6 @@ def _check_output_name(output: Path) -> None:
             ),
             code="config.format",
         )
-
-
-def _statuses(value: object) -> tuple[str, ...]:
-    if value is None:
-        return FAST_TCB_DEFAULT
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(
-            mismatch("psi.fast_tcb_statuses", "a list of strings", type(value).__name__),
-            code="config.type",
-        )
-    return tuple(cast(list[str], value))
 
 
 def _table(doc: Mapping[str, object], name: str) -> Mapping[str, object]:

@@ -1,0 +1,207 @@
+"""The strict job-file loader: every wrong type, out-of-range value and unknown key is refused.
+
+Each refusal is a ConfigError naming ``[section] key``, never another exception.
+"""
+
+from __future__ import annotations
+
+import enum
+import typing
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cvfl.errors import ConfigError
+from cvfl.train.config import (
+    DataSection,
+    JobConfig,
+    JobSection,
+    PeerSection,
+    TrainSection,
+    job_from_mapping,
+)
+
+SECTIONS: dict[str, type] = {
+    "job": JobSection,
+    "data": DataSection,
+    "train": TrainSection,
+    "peer": PeerSection,
+}
+FIELDS = [(name, f.name) for name, cls in SECTIONS.items() for f in fields(cls)]
+BOUNDED = [
+    (name, f.name, dict(f.metadata))
+    for name, cls in SECTIONS.items()
+    for f in fields(cls)
+    if "low" in f.metadata
+]
+SOURCE = Path("/jobs/job.toml")
+_floats = st.floats(allow_nan=True, allow_infinity=True)
+_text = st.text(max_size=8)
+
+
+def _minimal(**sections: dict[str, Any]) -> dict[str, Any]:
+    raw: dict[str, Any] = {
+        "job": {"id": "j", "role": "leader", "plaintext_outputs": True},
+        "data": {"path": "t.csv"},
+        "train": {},
+        "peer": {},
+    }
+    for name, table in sections.items():
+        raw[name] = {**raw[name], **table}
+    return raw
+
+
+def _load(raw: dict[str, Any]) -> JobConfig:
+    return job_from_mapping(raw, SOURCE)
+
+
+def _wrong_values(section: str, key: str) -> st.SearchStrategy[object]:
+    """TOML values whose type cannot fit the field's annotation (independent of the loader)."""
+    kind = typing.get_type_hints(SECTIONS[section])[key]
+    options = [a for a in typing.get_args(kind) if a is not type(None)]
+    base = options[0] if typing.get_origin(kind) in (typing.Union, type(int | None)) else kind
+    if base is bool:
+        return st.one_of(st.integers(), _floats, _text, st.lists(st.booleans(), max_size=2))
+    if base is int:
+        return st.one_of(st.booleans(), _floats, _text, st.lists(st.integers(), max_size=2))
+    if base is float:
+        return st.one_of(st.booleans(), _text, st.lists(_floats, max_size=2))
+    if typing.get_origin(base) is tuple:
+        return st.one_of(st.booleans(), st.integers(), _floats, _text.filter(bool))
+    # str, Literal, Path, enumerations: never a boolean, a number or a list
+    return st.one_of(st.booleans(), st.integers(), _floats, st.lists(_text, max_size=2))
+
+
+@st.composite
+def _field_and_wrong_value(draw: st.DrawFn) -> tuple[str, str, object]:
+    section, key = draw(st.sampled_from(FIELDS))
+    return section, key, draw(_wrong_values(section, key))
+
+
+@given(_field_and_wrong_value())
+def test_every_wrong_type_is_refused_naming_the_key(case: tuple[str, str, object]) -> None:
+    section, key, value = case
+    with pytest.raises(ConfigError) as err:
+        _load(_minimal(**{section: {key: value}}))
+    assert err.value.code in ("config.type", "config.value", "config.steps"), err.value
+    assert err.value.message.startswith(f"[{section}] {key}: expected "), err.value
+
+
+@st.composite
+def _out_of_range(draw: st.DrawFn) -> tuple[str, str, float]:
+    section, key, limits = draw(st.sampled_from(BOUNDED))
+    kind = typing.get_type_hints(SECTIONS[section])[key]
+    low, high = limits["low"], limits.get("high")
+    choices = [low if limits["low_open"] else low - 1, low - draw(st.integers(1, 10**6))]
+    if high is not None:
+        choices += [high if limits["high_open"] else high + 1, high + draw(st.integers(1, 10**6))]
+    value = draw(st.sampled_from(choices))
+    return section, key, int(value) if kind is int else float(value)
+
+
+@given(_out_of_range())
+def test_every_out_of_range_value_is_refused_naming_the_key(case: tuple[str, str, float]) -> None:
+    section, key, value = case
+    with pytest.raises(ConfigError) as err:
+        _load(_minimal(**{section: {key: value}}))
+    assert err.value.code == "config.range"
+    assert err.value.message.startswith(f"[{section}] {key}: expected "), err.value
+    assert err.value.message.endswith(f"seen {value!r}")
+
+
+@given(st.sampled_from(sorted(SECTIONS)), st.text(min_size=1, max_size=12), st.integers())
+def test_every_unknown_key_is_refused(section: str, key: str, value: int) -> None:
+    if key in {f.name for f in fields(SECTIONS[section])}:
+        return
+    with pytest.raises(ConfigError) as err:
+        _load(_minimal(**{section: {key: value}}))
+    assert err.value.code == "config.unknown_key"
+    assert err.value.message.startswith(f"[{section}] {key}: unknown key; ")
+
+
+@given(st.sampled_from(FIELDS), st.one_of(st.booleans(), st.integers(), _floats, _text))
+def test_any_value_loads_or_is_a_config_error_naming_the_key(
+    field: tuple[str, str], value: object
+) -> None:
+    section, key = field
+    try:
+        _load(_minimal(**{section: {key: value}}))
+    except ConfigError as exc:
+        assert f"[{section}] {key}" in exc.message, exc.message
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "code", "message"),
+    [
+        ("train", "batch_size", 3.5, "config.type", "expected a whole number, seen 3.5"),
+        ("train", "batch_size", "32", "config.type", "expected a whole number, seen '32'"),
+        ("job", "seed", "abc", "config.type", "expected a whole number, seen 'abc'"),
+        ("peer", "heartbeat_timeout", "5", "config.type", "expected a number, seen '5'"),
+        ("train", "lr", "0.1", "config.type", "expected a number, seen '0.1'"),
+        ("job", "plaintext_outputs", "false", "config.type", "expected true or false"),
+        ("train", "checkpoint_every", -3, "config.range", "expected >= 0, seen -3"),
+        ("peer", "give_up_after", 0, "config.range", "expected > 0, seen 0.0"),
+        ("peer", "connect_timeout", -1.5, "config.range", "expected > 0, seen -1.5"),
+        ("peer", "step_timeout", float("inf"), "config.range", "a finite number"),
+        ("train", "optimizer", "adagrad", "config.value", "one of 'sgd', 'adam'"),
+        ("peer", "security", "tls", "config.value", "one of 'ratls', 'insecure'"),
+        ("job", "role", "boss", "config.value", "one of 'leader', 'follower'"),
+        ("data", "kind", "text", "config.value", "one of 'categorical', 'numeric'"),
+        ("data", "holdout_fraction", 1, "config.range", "expected > 0 and < 1, seen 1.0"),
+    ],
+)
+def test_the_issues_examples(section: str, key: str, value: Any, code: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        _load(_minimal(**{section: {key: value}}))
+    assert err.value.code == code
+    assert err.value.message.startswith(f"[{section}] {key}: "), err.value
+    assert message in err.value.message, err.value
+
+
+def test_an_unknown_key_gets_the_nearest_name() -> None:
+    with pytest.raises(ConfigError) as err:
+        _load(_minimal(train={"batchsize": 32}))
+    assert err.value.message == "[train] batchsize: unknown key; did you mean batch_size?"
+
+
+def test_an_unknown_section_gets_the_nearest_name() -> None:
+    raw = _minimal()
+    raw["trian"] = {}
+    with pytest.raises(ConfigError, match=r"\[trian\]: unknown section; did you mean \[train\]"):
+        _load(raw)
+
+
+def test_a_missing_required_key_is_named_not_a_python_error() -> None:
+    raw = _minimal()
+    raw["data"] = {"id_column": "uid"}
+    with pytest.raises(ConfigError) as err:
+        _load(raw)
+    assert err.value.code == "config.missing"
+    assert err.value.message == "[data] path: required, missing"
+
+
+def test_good_values_are_converted() -> None:
+    cfg = _load(
+        _minimal(
+            train={"lr": 1, "batch_size": 8},
+            peer={"port_file": "run/leader.port", "give_up_after": 30},
+            job={"steps": ["align", "train"]},
+            data={"kind": "numeric", "path": "/abs/t.parquet"},
+        )
+    )
+    assert cfg.train.lr == 1.0 and isinstance(cfg.train.lr, float)
+    assert cfg.peer.port_file == Path("/jobs/run/leader.port")
+    assert cfg.data.path == Path("/abs/t.parquet")
+    assert isinstance(cfg.data.kind, enum.Enum) and cfg.data.kind.value == "numeric"
+    assert cfg.job.steps == ("align", "train")
+
+
+def test_a_section_that_is_not_a_table_is_refused() -> None:
+    raw = _minimal()
+    raw["train"] = 3
+    with pytest.raises(ConfigError, match=r"\[train\]: expected a table, seen int"):
+        _load(raw)
