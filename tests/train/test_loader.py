@@ -1,5 +1,7 @@
 """The strict job-file loader: every wrong type, out-of-range value and unknown key is refused.
 
+Sections covered: ``[job]``, ``[data]``, ``[train]``, ``[peer]`` and ``[psi]``.
+
 Each refusal is a ConfigError naming ``[section] key``, never another exception.
 """
 
@@ -16,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cvfl.errors import ConfigError
+from cvfl.psi import PsiConfig
 from cvfl.train.config import (
     DataSection,
     JobConfig,
@@ -30,6 +33,7 @@ SECTIONS: dict[str, type] = {
     "data": DataSection,
     "train": TrainSection,
     "peer": PeerSection,
+    "psi": PsiConfig,
 }
 FIELDS = [(name, f.name) for name, cls in SECTIONS.items() for f in fields(cls)]
 BOUNDED = [
@@ -49,6 +53,7 @@ def _minimal(**sections: dict[str, Any]) -> dict[str, Any]:
         "data": {"path": "t.csv"},
         "train": {},
         "peer": {},
+        "psi": {"output": "aligned/leader.parquet.sealed"},
     }
     for name, table in sections.items():
         raw[name] = {**raw[name], **table}
@@ -198,6 +203,14 @@ def test_good_values_are_converted() -> None:
     assert cfg.data.path == Path("/abs/t.parquet")
     assert isinstance(cfg.data.kind, enum.Enum) and cfg.data.kind.value == "numeric"
     assert cfg.job.steps == ("align", "train")
+
+
+@pytest.mark.parametrize("name", ["aligned/l.txt", "aligned/l.sealed", "aligned/l.parquet.gz"])
+def test_an_aligned_table_name_without_a_known_format_is_refused(name: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        _load(_minimal(psi={"output": name}))
+    assert err.value.code == "config.format"
+    assert err.value.message.startswith("[psi] output: expected a file name ending .parquet")
 
 
 def test_a_section_that_is_not_a_table_is_refused() -> None:
