@@ -30,25 +30,51 @@ def test_defaults_and_a_full_section() -> None:
 
 
 @pytest.mark.parametrize(
-    ("table", "needle"),
+    ("table", "needle", "code"),
     [
-        ({"defence": "maxnorm"}, "[privacy] defence: expected none or max_norm"),
-        ({"audit": "false"}, "[privacy] audit: expected true or false, seen 'false'"),
-        ({"clip_norm": 0}, "[privacy] clip_norm: expected a number above 0, seen 0.0"),
-        ({"noise_multiplier": True}, "[privacy] noise_multiplier: expected a number above 0"),
-        ({"noise_multiplier": "2"}, "seen '2'"),
-        ({"noise_multiplier": float("nan")}, "seen nan"),
-        ({"marvell_strength": float("inf")}, "[privacy] marvell_strength"),
-        ({"delta": 1.0}, "[privacy] delta: expected a number in (0, 1), seen 1.0"),
-        ({"label_epsilon": -1}, "[privacy] label_epsilon: expected 0 (off) or a positive"),
-        ({"epsilon": 1}, "[privacy] unknown keys: epsilon"),
+        ({"defence": "maxnorm"}, "[privacy] defence: expected none or max_norm", "config.privacy"),
+        (
+            {"audit": "false"},
+            "[privacy] audit: expected true or false, seen 'false'",
+            "config.type",
+        ),
+        (
+            {"clip_norm": 0},
+            "[privacy] clip_norm: expected a number above 0, seen 0.0",
+            "config.privacy",
+        ),
+        (
+            {"noise_multiplier": True},
+            "[privacy] noise_multiplier: expected a number",
+            "config.type",
+        ),
+        ({"noise_multiplier": "2"}, "seen '2'", "config.type"),
+        ({"noise_multiplier": float("nan")}, "seen nan", "config.range"),
+        ({"marvell_strength": float("inf")}, "[privacy] marvell_strength", "config.range"),
+        (
+            {"delta": 1.0},
+            "[privacy] delta: expected a number in (0, 1), seen 1.0",
+            "config.privacy",
+        ),
+        (
+            {"label_epsilon": -1},
+            "[privacy] label_epsilon: expected 0 (off) or a positive",
+            "config.privacy",
+        ),
+        (
+            {"epsilon": 1},
+            "[privacy] epsilon: unknown key; did you mean label_epsilon?",
+            "config.unknown_key",
+        ),
     ],
 )
-def test_bad_values_are_refused_naming_the_key(table: dict[str, Any], needle: str) -> None:
+def test_bad_values_are_refused_naming_the_key(
+    table: dict[str, Any], needle: str, code: str
+) -> None:
     with pytest.raises(ConfigError) as info:
         _section(**table)
     assert needle in info.value.message
-    assert info.value.code == "config.privacy"
+    assert info.value.code == code
 
 
 def test_the_job_file_reads_the_section(tmp_path: Path) -> None:

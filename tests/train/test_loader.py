@@ -1,6 +1,7 @@
 """The strict job-file loader: every wrong type, out-of-range value and unknown key is refused.
 
-Sections covered: ``[job]``, ``[data]``, ``[train]``, ``[peer]`` and ``[psi]``.
+Sections covered: ``[job]``, ``[data]``, ``[train]``, ``[peer]``, ``[psi]``, ``[model]`` and
+``[privacy]``.
 
 Each refusal is a ConfigError naming ``[section] key``, never another exception.
 """
@@ -18,6 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cvfl.errors import ConfigError
+from cvfl.models.spec import ModelSpec
+from cvfl.privacy.config import PrivacySection
 from cvfl.psi import PsiConfig
 from cvfl.train.config import (
     DataSection,
@@ -34,6 +37,8 @@ SECTIONS: dict[str, type] = {
     "train": TrainSection,
     "peer": PeerSection,
     "psi": PsiConfig,
+    "model": ModelSpec,
+    "privacy": PrivacySection,
 }
 FIELDS = [(name, f.name) for name, cls in SECTIONS.items() for f in fields(cls)]
 BOUNDED = [
@@ -54,6 +59,8 @@ def _minimal(**sections: dict[str, Any]) -> dict[str, Any]:
         "train": {},
         "peer": {},
         "psi": {"output": "aligned/leader.parquet.sealed"},
+        "model": {},
+        "privacy": {},
     }
     for name, table in sections.items():
         raw[name] = {**raw[name], **table}
@@ -157,6 +164,9 @@ def test_any_value_loads_or_is_a_config_error_naming_the_key(
         ("job", "role", "boss", "config.value", "one of 'leader', 'follower'"),
         ("data", "kind", "text", "config.value", "one of 'categorical', 'numeric'"),
         ("data", "holdout_fraction", 1, "config.range", "expected > 0 and < 1, seen 1.0"),
+        ("model", "leader_hidden", "12", "config.type", "a list of whole numbers, seen '12'"),
+        ("model", "slots", 0, "config.range", "expected >= 1, seen 0"),
+        ("privacy", "audit", "false", "config.type", "expected true or false"),
     ],
 )
 def test_the_issues_examples(section: str, key: str, value: Any, code: str, message: str) -> None:

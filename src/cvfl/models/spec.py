@@ -6,9 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from cvfl.configload import bounds, load_section
 from cvfl.errors import ConfigError, mismatch
 
 KINDS = ("widedeep", "mlp", "custom")
+_AT_LEAST_1 = bounds(low=1)
 
 
 @dataclass(frozen=True)
@@ -30,10 +32,10 @@ class ModelSpec:
     """
 
     kind: str = "widedeep"
-    slots: int = 512
-    vocab: int = 101
-    embed_dim: int = 16
-    cut_width: int = 64
+    slots: int = field(default=512, metadata=_AT_LEAST_1)
+    vocab: int = field(default=101, metadata=_AT_LEAST_1)
+    embed_dim: int = field(default=16, metadata=_AT_LEAST_1)
+    cut_width: int = field(default=64, metadata=_AT_LEAST_1)
     leader_hidden: tuple[int, ...] = (256, 64)
     leader_hidden_top: tuple[int, ...] = ()
     follower_hidden: tuple[int, ...] = ()
@@ -66,35 +68,12 @@ class ModelSpec:
 
     @classmethod
     def from_toml_table(cls, table: Mapping[str, Any]) -> ModelSpec:
-        """Build from the job's ``[model]`` table (unknown keys are refused)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise ConfigError(f"[model] unknown keys: {', '.join(unknown)}", code="config.model")
-        values = dict(table)
-        for key in ("leader_hidden", "follower_hidden", "leader_hidden_top"):
-            if key in values:
-                values[key] = _widths(key, values[key])
-        try:
-            return cls(**values)
-        except TypeError as exc:
-            raise ConfigError(f"[model] {exc}", code="config.model") from exc
+        """Build from the job's ``[model]`` table, every key checked (:mod:`cvfl.configload`)."""
+        return load_section(cls, "model", table, None)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready description (for export specs)."""
         return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
-
-
-def _widths(key: str, value: object) -> tuple[int, ...]:
-    """A list of layer widths: whole numbers (a string or a boolean is not a width)."""
-    if isinstance(value, list | tuple) and all(
-        isinstance(v, int) and not isinstance(v, bool) for v in value
-    ):
-        return tuple(value)
-    raise ConfigError(
-        mismatch(f"[model] {key}", "a list of whole numbers", repr(value)[:60]),
-        code="config.model",
-    )
 
 
 def _plain(value: object) -> object:

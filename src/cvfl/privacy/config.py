@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
+from cvfl.configload import load_section
 from cvfl.errors import ConfigError, mismatch
 
 DEFENCES = ("none", "max_norm", "gaussian", "marvell")
@@ -70,15 +71,11 @@ class PrivacySection:
 
     @classmethod
     def from_toml_table(cls, table: Mapping[str, Any]) -> PrivacySection:
-        """Build from the job's ``[privacy]`` table (unknown keys are refused)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise ConfigError(
-                f"[privacy] unknown keys: {', '.join(unknown)}", code="config.privacy"
-            )
-        values: dict[str, Any] = {k: float(v) if type(v) is int else v for k, v in table.items()}
-        return cls(**values)
+        """Build from the job's ``[privacy]`` table, every key checked (:mod:`cvfl.configload`).
+
+        Types and unknown keys are refused by the loader; ranges by :meth:`__post_init__`.
+        """
+        return load_section(cls, "privacy", table, None)
 
     @property
     def active(self) -> bool:

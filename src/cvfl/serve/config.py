@@ -6,20 +6,13 @@ Relative paths resolve against the job file's folder, like the rest of the job f
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from cvfl.configload import bounds, load_section
 from cvfl.errors import ConfigError, mismatch
 from cvfl.train.config import JobConfig, job_from_mapping, read_job_toml
-
-_PATHS = ("input", "output", "export", "aligned", "report")
-_TYPES: dict[str, type] = {
-    "batch_size": int,
-    "plaintext_scores": bool,
-    "align": bool,
-    "peer_fingerprint": str,
-}
 
 
 @dataclass(frozen=True)
@@ -45,7 +38,7 @@ class PredictSection:
     input: Path
     output: Path = Path("scores.parquet")
     export: Path | None = None
-    batch_size: int = 1024
+    batch_size: int = field(default=1024, metadata=bounds(low=1))
     plaintext_scores: bool = False
     align: bool = True
     aligned: Path | None = None
@@ -61,35 +54,8 @@ class PredictSection:
 
     @classmethod
     def from_toml_table(cls, table: Mapping[str, Any], base: Path) -> PredictSection:
-        """Validate the ``[predict]`` table (unknown keys and wrong types are refused)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise ConfigError(
-                mismatch("[predict] keys", f"a subset of {sorted(known)}", unknown),
-                code="config.predict",
-            )
-        values: dict[str, Any] = {}
-        for key, value in table.items():
-            values[key] = _value(key, value, base)
-        if "input" not in values:
-            raise ConfigError(
-                mismatch("[predict] input", "a table path", "nothing"), code="config.predict"
-            )
-        return cls(**values)
-
-
-def _value(key: str, value: Any, base: Path) -> Any:
-    kind = str if key in _PATHS else _TYPES[key]
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(
-            mismatch(f"[predict] {key}", kind.__name__, type(value).__name__),
-            code="config.predict",
-        )
-    if key in _PATHS:
-        path = Path(str(value)).expanduser()
-        return path if path.is_absolute() else base / path
-    return value
+        """Validate the ``[predict]`` table, every key checked (:mod:`cvfl.configload`)."""
+        return load_section(cls, "predict", table, base)
 
 
 def load_predict_job(path: Path, **overrides: Any) -> tuple[JobConfig, PredictSection]:
