@@ -57,11 +57,12 @@ def test_first_failing_step_ends_the_run_with_its_exit_code(
 def test_align_step_runs_first_and_its_failure_stops_training(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Default steps: align, then train. Without [attestation] align refuses (as `cvfl align`).
+    # Default steps: align, then train. Align honours [peer] security = "insecure" as train
+    # does, then refuses an aligned table neither sealed nor asked for in plaintext.
     config = _job(tmp_path, "", extra='[psi]\noutput = "aligned.parquet"\n')
     assert _run(config) == 2
     err = capsys.readouterr().err
-    assert "[psi.no_security]" in err
+    assert "[psi.unsealed_output]" in err and "[psi.no_security]" not in err
     assert f"step 1 of 2: cvfl align --config {config}" in err
     assert "step 2 of 2" not in err
     assert not (tmp_path / "out").exists()
