@@ -58,19 +58,22 @@ def test_env_and_gramine_providers(tmp_path: Path, monkeypatch) -> None:
 @pytest.mark.parametrize(
     ("tbl", "needle"),
     [
-        ({}, "sealing.provider: expected file | env | gramine, seen missing"),
-        ({"provider": "vault"}, "sealing.provider"),
-        ({"provider": "file"}, "sealing.key_file: expected a path"),
-        ({"provider": "env"}, "sealing.key_env"),
+        ({}, "[sealing] provider: required, missing"),
+        ({"provider": "vault"}, "[sealing] provider"),
+        ({"provider": "file"}, "[sealing] key_file: expected a path"),
+        ({"provider": "env"}, "[sealing] key_env"),
         (
             {"provider": "env", "key_env": "X", "key_file": "k"},
-            "sealing.key_file: expected provider = file",
+            "[sealing] key_file: expected provider = file",
         ),
-        ({"provider": "file", "key_file": "k", "gramine_key": "mrenclave"}, "sealing.gramine_key"),
-        ({"provider": "gramine", "gramine_key": "mrsomething"}, "sealing.gramine_key"),
-        ({"provider": "file", "key_file": "k", "chunk_size": True}, "sealing.chunk_size"),
-        ({"provider": "file", "key_file": "k", "chunk_size": 8}, "sealing.chunk_size"),
-        ({"provider": "file", "key_file": 3}, "sealing.key_file: expected a non-empty string"),
+        (
+            {"provider": "file", "key_file": "k", "gramine_key": "mrenclave"},
+            "[sealing] gramine_key",
+        ),
+        ({"provider": "gramine", "gramine_key": "mrsomething"}, "[sealing] gramine_key"),
+        ({"provider": "file", "key_file": "k", "chunk_size": True}, "[sealing] chunk_size"),
+        ({"provider": "file", "key_file": "k", "chunk_size": 8}, "[sealing] chunk_size"),
+        ({"provider": "file", "key_file": 3}, "[sealing] key_file: expected a file path"),
         ({"provider": "file", "key_file": "k", "colour": "red"}, "colour"),
     ],
 )
