@@ -25,7 +25,7 @@ import difflib
 import enum
 import math
 import types
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, Field, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -67,9 +67,7 @@ def load_section(cls: type[T], section: str, table: object, base: Path | None) -
             mismatch(f"[{section}]", "a table", type(table).__name__), code="config.type"
         )
     known = {f.name: f for f in fields(cls) if f.init}  # type: ignore[arg-type]
-    for key in table:
-        if key not in known:
-            raise ConfigError(_unknown(section, str(key), list(known)), code="config.unknown_key")
+    refuse_unknown_keys(section, table, known)
     hints = get_type_hints(cls)
     values = {}
     for key, value in table.items():
@@ -81,6 +79,21 @@ def load_section(cls: type[T], section: str, table: object, base: Path | None) -
         if name not in values and _required(spec):
             raise ConfigError(f"[{section}] {name}: required, missing", code="config.missing")
     return cls(**values)
+
+
+def refuse_unknown_keys(section: str, table: Mapping[Any, Any], valid: Iterable[str]) -> None:
+    """Refuse the first key of ``table`` not in ``valid``, suggesting the nearest valid name.
+
+    For sections with their own reader (``[attestation]``); :func:`load_section` calls it too.
+
+    Raises:
+        ConfigError: ``config.unknown_key``, e.g. ``[train] batchsize: unknown key; did you
+            mean batch_size?``.
+    """
+    names = sorted(valid)
+    for key in table:
+        if key not in names:
+            raise ConfigError(_unknown(section, str(key), names), code="config.unknown_key")
 
 
 def _unknown(section: str, key: str, valid: list[str]) -> str:

@@ -190,6 +190,15 @@ def test_an_unknown_key_gets_the_nearest_name() -> None:
     assert err.value.message == "[train] batchsize: unknown key; did you mean batch_size?"
 
 
+def test_an_unknown_attestation_key_gets_the_nearest_name() -> None:
+    raw = _minimal()
+    raw["attestation"] = {"provder": "simulated"}
+    with pytest.raises(ConfigError) as err:
+        _load(raw)
+    assert err.value.code == "config.unknown_key"
+    assert err.value.message == "[attestation] provder: unknown key; did you mean provider?"
+
+
 def test_an_unknown_section_gets_the_nearest_name() -> None:
     raw = _minimal()
     raw["trian"] = {}

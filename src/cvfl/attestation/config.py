@@ -36,6 +36,7 @@ from cvfl.attestation.pccs import PccsCollateral
 from cvfl.attestation.policy import Policy
 from cvfl.attestation.quote import parse_quote
 from cvfl.attestation.simulated import SimulatedProvider, SimulatedVerifier, is_simulated_quote
+from cvfl.configload import refuse_unknown_keys
 from cvfl.errors import AttestationError, ConfigError, mismatch
 from cvfl.logs import get_logger
 
@@ -88,9 +89,7 @@ class AttestationConfig:
         Raises:
             ConfigError: unknown keys, wrong types, unreadable policy files.
         """
-        unknown = sorted(set(table) - _KEYS)
-        if unknown:
-            raise _error("keys", f"some of {sorted(_KEYS)}", unknown)
+        refuse_unknown_keys("attestation", table, _KEYS)
         base = base_dir or Path.cwd()
         return cls(
             provider=_provider(table.get("provider", "gramine")),
