@@ -205,3 +205,24 @@ def _range_text(limits: Mapping[str, Any]) -> str:
     if limits.get("high") is not None:
         parts.append(f"{'<' if limits.get('high_open') else '<='} {limits['high']}")
     return " and ".join(parts)
+
+
+def check_table_name(where: str, path: Path) -> None:
+    """Refuse a table file name whose format cannot be told from it.
+
+    A table is written and read in the format its name says: ``.parquet`` (or ``.pq``) or
+    ``.csv``, optionally followed by ``.sealed``.
+
+    Raises:
+        ConfigError: ``config.format``, naming ``where`` (e.g. ``[psi] output``).
+    """
+    name = path.name.removesuffix(".sealed")
+    if not name.endswith((".parquet", ".pq", ".csv")):
+        raise ConfigError(
+            mismatch(
+                where,
+                "a file name ending .parquet or .csv (optionally followed by .sealed)",
+                repr(path.name),
+            ),
+            code="config.format",
+        )

@@ -122,6 +122,9 @@ def test_predict_section_from_job_file(tmp_path: Path) -> None:
         ('input = "a.csv"\nbatch_size = 0\n', "[predict] batch_size"),
         ('input = "a.csv"\nplaintext_scores = 1\n', "[predict] plaintext_scores"),
         ('input = "a.csv"\ncolour = "red"\n', "[predict] colour"),
+        ('input = "a.csv"\noutput = "scores.txt"\n', "[predict] output"),
+        ('input = "a.csv"\naligned = "aligned.csv.gz"\n', "[predict] aligned"),
+        ('input = "a.tsv"\n', "[predict] input"),
     ],
 )
 def test_bad_predict_sections_name_the_field(tmp_path: Path, body: str, field: str) -> None:

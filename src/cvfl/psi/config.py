@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal, cast
 
 from cvfl.attestation.evidence import TCB_STATUSES
-from cvfl.configload import load_section
+from cvfl.configload import check_table_name, load_section
 from cvfl.errors import ConfigError, mismatch
 
 Role = Literal["leader", "follower"]
@@ -90,7 +90,7 @@ class PsiConfig:
     max_peer_items: int | None = None
 
     def __post_init__(self) -> None:
-        _check_output_name(self.output)
+        check_table_name("[psi] output", self.output)
         limit = self.max_peer_items
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
             raise ConfigError(
@@ -213,20 +213,6 @@ class AlignJob:
             # alignment is one stream: worker 0's address when the job names one per worker
             address=address.replace("{worker}", "0"),
             seed=cast(int, _get(job, "seed", int, "job", 0)),
-        )
-
-
-def _check_output_name(output: Path) -> None:
-    """The aligned table is written in the format its name says: refuse any other name."""
-    name = output.name.removesuffix(".sealed")
-    if not name.endswith((".parquet", ".pq", ".csv")):
-        raise ConfigError(
-            mismatch(
-                "[psi] output",
-                "a file name ending .parquet or .csv (optionally followed by .sealed)",
-                repr(output.name),
-            ),
-            code="config.format",
         )
 
 

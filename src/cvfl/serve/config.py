@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from cvfl.configload import bounds, load_section
+from cvfl.configload import bounds, check_table_name, load_section
 from cvfl.errors import ConfigError, mismatch
 from cvfl.train.config import JobConfig, job_from_mapping, read_job_toml
 
@@ -46,6 +46,10 @@ class PredictSection:
     report: Path | None = None
 
     def __post_init__(self) -> None:
+        for key in ("input", "output", "aligned"):
+            path = getattr(self, key)
+            if path is not None:
+                check_table_name(f"[predict] {key}", path)
         if self.batch_size <= 0:
             raise ConfigError(
                 mismatch("[predict] batch_size", "a positive integer", self.batch_size),
