@@ -23,6 +23,7 @@ from cvfl.models.spec import ModelSpec
 from cvfl.privacy.config import PrivacySection
 from cvfl.psi import PsiConfig
 from cvfl.sealing import SealingConfig
+from cvfl.serve.config import PredictSection
 from cvfl.train.config import (
     DataSection,
     JobConfig,
@@ -104,6 +105,28 @@ def test_every_wrong_type_is_refused_naming_the_key(case: tuple[str, str, object
         _load(_minimal(**{section: {key: value}}))
     assert err.value.code in ("config.type", "config.value", "config.steps"), err.value
     assert err.value.message.startswith(f"[{section}] {key}: expected "), err.value
+
+
+PREDICT_KEYS = [f.name for f in fields(PredictSection)]
+
+
+@given(st.sampled_from(PREDICT_KEYS), st.data())
+def test_every_wrong_predict_value_is_refused_naming_the_key(key: str, data: st.DataObject) -> None:
+    kind = typing.get_type_hints(PredictSection)[key]
+    options = [a for a in typing.get_args(kind) if a is not type(None)]
+    base = options[0] if options else kind
+    wrong: st.SearchStrategy[object]
+    if base is bool:
+        wrong = st.one_of(st.integers(), _floats, _text)
+    elif base is int:
+        wrong = st.one_of(st.booleans(), _floats, _text, st.integers(max_value=0))
+    else:  # paths and strings
+        wrong = st.one_of(st.booleans(), st.integers(), _floats, st.lists(_text, max_size=2))
+    value = data.draw(wrong)
+    table = {"input": "score.csv", key: value}
+    with pytest.raises(ConfigError) as err:
+        PredictSection.from_toml_table(table, Path("/jobs"))
+    assert err.value.message.startswith(f"[predict] {key}: expected "), err.value
 
 
 @st.composite
