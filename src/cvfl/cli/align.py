@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
+from cvfl.attestation import AttestationConfig, check_live_channel
+from cvfl.attestation.jobterms import job_terms
 from cvfl.bridge.security import ChannelSecurity, PlaintextSecurity
 from cvfl.errors import ConfigError, mismatch
-from cvfl.psi import AlignJob, align
-from cvfl.sealing import key_provider_from_config
-from cvfl.train.channel import security_for
-from cvfl.train.config import JobConfig, job_from_mapping, read_job_toml
+from cvfl.psi import AlignJob, PsiConfig, align
+from cvfl.ratls import security_from_config
+from cvfl.sealing import KeyProvider, SealingConfig, key_provider_from_config
 
 
 def register(app: typer.Typer) -> None:
@@ -46,52 +48,97 @@ def align_command(
 ) -> None:
     """Find the rows both parties hold and write this party's, in the agreed order.
 
-    The job file is read by the same strict loader as ``cvfl train``; ``--insecure-plaintext``
-    is another way to say ``[peer] security = "insecure"``.
+    ``[peer] security`` is honoured as ``cvfl train`` honours it; ``--insecure-plaintext`` is
+    another way to say ``security = "insecure"``.
     """
-    cfg = _load(config, role)
-    if cfg.psi is None:
-        raise ConfigError(mismatch(f"{config}: [psi]", "a table", "nothing"), code="config.key")
-    psi = replace(cfg.psi, insecure_fast_mode=True) if insecure_fast_mode else cfg.psi
-    address = cfg.peer.listen if cfg.role == "leader" else cfg.peer.connect
-    job = AlignJob(
-        job_id=cfg.job.id,
-        role=cfg.role,
-        data=cfg.data.path,
-        id_column=cfg.data.id_column,
-        # alignment is one stream: worker 0's address when the job names one per worker
-        address=address.replace("{worker}", "0"),
-        seed=cfg.job.seed,
-    )
-    security = _security(cfg, insecure_plaintext)
-    keys = key_provider_from_config(cfg.sealing) if cfg.sealing is not None else None
-    report = align(job, psi, security, keys=keys)
+    doc = _load(config)
+    base = config.parent
+    job = AlignJob.from_toml(doc, base_dir=base, role=role)
+    cfg = PsiConfig.from_toml_table(_table(doc, "psi"), base_dir=base)
+    if insecure_fast_mode:
+        cfg = replace(cfg, insecure_fast_mode=True)
+    security = _security(doc, base, insecure_plaintext, job, cfg)
+    report = align(job, cfg, security, keys=_keys(doc, base))
     typer.echo(
         f"{report.role}: {report.own_rows} rows, peer {report.peer_items}, "
         f"intersection {report.intersection}, {report.seconds_total:.1f} s; "
         f"wrote {report.output} ({'sealed' if report.sealed else 'PLAINTEXT'}) "
-        f"and {psi.report_path}"
+        f"and {cfg.report_path}"
     )
 
 
-def _load(path: Path, role: str | None) -> JobConfig:
-    """The job, as ``cvfl train`` reads it; ``role`` (from ``--role``) replaces ``[job] role``."""
-    raw = dict(read_job_toml(path))
-    if role is not None and isinstance(raw.get("job"), Mapping):
-        raw["job"] = {**raw["job"], "role": role}
-    return job_from_mapping(raw, path)
+def _load(path: Path) -> Mapping[str, object]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}", code="config.file") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}", code="config.toml") from exc
 
 
-def _security(cfg: JobConfig, insecure_flag: bool) -> ChannelSecurity:
-    if insecure_flag or cfg.peer.security == "insecure":
-        return PlaintextSecurity()
-    if cfg.attestation is None:
+def _table(doc: Mapping[str, object], name: str) -> Mapping[str, object]:
+    value = doc.get(name)
+    if not isinstance(value, Mapping):
+        raise ConfigError(mismatch(f"[{name}]", "a table", "nothing"), code="config.key")
+    return cast(Mapping[str, object], value)
+
+
+def _sealing(doc: Mapping[str, object], base: Path) -> SealingConfig | None:
+    if "sealing" not in doc:
+        return None
+    return SealingConfig.from_toml_table(_table(doc, "sealing"), base_dir=base)
+
+
+def _keys(doc: Mapping[str, object], base: Path) -> KeyProvider | None:
+    sealing = _sealing(doc, base)
+    return key_provider_from_config(sealing) if sealing is not None else None
+
+
+def _plaintext_outputs(doc: Mapping[str, object]) -> bool:
+    value = _table(doc, "job").get("plaintext_outputs", False)
+    if not isinstance(value, bool):
         raise ConfigError(
-            mismatch(
-                "channel security",
-                'an [attestation] table, [peer] security = "insecure" or --insecure-plaintext',
-                "neither",
-            ),
-            code="psi.no_security",
+            mismatch("[job] plaintext_outputs", "true or false", repr(value)), code="config.job"
         )
-    return security_for(cfg, "align")
+    return value
+
+
+def _peer_security(doc: Mapping[str, object]) -> str:
+    """``[peer] security``, checked as the training loader checks it (default ``ratls``)."""
+    peer = doc.get("peer", {})
+    value = peer.get("security", "ratls") if isinstance(peer, Mapping) else "ratls"
+    if value not in ("ratls", "insecure") or not isinstance(value, str):
+        raise ConfigError(
+            mismatch("[peer] security", "one of 'ratls', 'insecure'", repr(value)[:80]),
+            code="config.value",
+        )
+    return value
+
+
+def _security(
+    doc: Mapping[str, object], base: Path, insecure: bool, job: AlignJob, psi: PsiConfig
+) -> ChannelSecurity:
+    if insecure or _peer_security(doc) == "insecure":
+        return PlaintextSecurity()
+    if "attestation" in doc:
+        attestation = AttestationConfig.from_toml_table(_table(doc, "attestation"), base_dir=base)
+        check_live_channel(attestation)  # a live peer: collateral expiry must be checked
+        terms = job_terms(
+            job_id=job.job_id,
+            role=job.role,
+            command="align",
+            sealing=_sealing(doc, base),
+            plaintext_outputs=_plaintext_outputs(doc) and "sealing" not in doc,
+            psi=psi,
+            attestation=attestation,
+        )
+        return security_from_config(attestation, terms=terms)
+    raise ConfigError(
+        mismatch(
+            "channel security",
+            'an [attestation] table, [peer] security = "insecure" or --insecure-plaintext',
+            "neither",
+        ),
+        code="psi.no_security",
+    )
