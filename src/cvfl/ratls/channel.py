@@ -278,11 +278,7 @@ class RatlsSecurity:
             certificate_der=creds.cert_der,
             possession_signature=possession.sign(creds.private_key, server_der, creds.cert_der),
         )
-        with grpc.secure_channel(
-            target, grpc.ssl_channel_credentials(server_pem), _pinned_options(ATTEST_NAME)
-        ) as attest_channel:
-            stub = attest_pb2_grpc.AttestStub(attest_channel)
-            reply = _call_busy(stub.Attest, offer_to_proto(offer), deadline, target)
+        reply = _attest_until(target, server_pem, offer_to_proto(offer), deadline)
         log.debug("pinned by %s (pin ttl %s s)", target, grant_from_proto(reply).pin_ttl_seconds)
 
     def _session(self, target: str, server_pem: bytes, deadline: float) -> grpc.Channel:
@@ -353,23 +349,29 @@ def _call(
         raise _rpc_error(exc, where) from None
 
 
-def _call_busy(
-    method: grpc.UnaryUnaryMultiCallable[_Req, _Resp], request: _Req, deadline: float, where: str
-) -> _Resp:
-    """Like :func:`_call`, retrying while the server says it is busy (RESOURCE_EXHAUSTED).
+def _attest_until(
+    target: str, server_pem: bytes, request: attest_pb2.AttestRequest, deadline: float
+) -> attest_pb2.AttestResponse:
+    """Call ``Attest``, again on a fresh connection while the server is busy or dropped ours.
 
-    The attest endpoint verifies a bounded number of strangers at once; an attested peer
-    arriving during a flood waits its turn instead of failing.
+    The attest endpoint verifies a bounded number of strangers at once (RESOURCE_EXHAUSTED) and
+    closes the oldest of its connections when a flood fills them (UNAVAILABLE); an attested peer
+    arriving during a flood tries again until its deadline, each time on a new connection (a
+    reused channel would wait out gRPC's reconnect backoff). Attest is idempotent: pinning a
+    certificate twice changes nothing.
     """
     delay = 0.02
+    credentials = grpc.ssl_channel_credentials(server_pem)
     while True:
-        remaining = max(0.05, deadline - time.monotonic())
-        try:
-            return method(request, timeout=remaining)
-        except grpc.RpcError as exc:
-            busy = isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            if not busy or time.monotonic() + delay >= deadline:
-                raise _rpc_error(exc, where) from None
+        with grpc.secure_channel(target, credentials, _pinned_options(ATTEST_NAME)) as channel:
+            remaining = max(0.05, deadline - time.monotonic())
+            try:
+                return attest_pb2_grpc.AttestStub(channel).Attest(request, timeout=remaining)
+            except grpc.RpcError as exc:
+                code = exc.code() if isinstance(exc, grpc.Call) else None
+                again = code in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
+                if not again or time.monotonic() + delay >= deadline:
+                    raise _rpc_error(exc, target) from None
         time.sleep(delay * (0.5 + random.random()))
         delay = min(delay * 2, 0.2)
 

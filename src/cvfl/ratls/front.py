@@ -53,7 +53,7 @@ class FrontLimits:
 
     hello_timeout: float = 5.0
     max_pending: int = 64
-    max_attest: int = 64
+    max_attest: int = 128
     attest_lifetime: float = 20.0
     max_sessions: int = 64
 
