@@ -81,7 +81,6 @@ class _Conn:
         self.upstream: socket.socket | None = None
         self.connecting = False
         self.halves: list[_Half] = []
-        self.relayed = 0
 
     def sockets(self) -> list[socket.socket]:
         return [self.client] if self.upstream is None else [self.client, self.upstream]
@@ -303,7 +302,7 @@ class FrontDoor:
     def _relay(self, conn: _Conn, sock: socket.socket, events: int) -> None:
         for half in conn.halves:
             if events & selectors.EVENT_READ and sock is half.src and not half.eof:
-                self._fill(conn, half)
+                self._fill(half)
             if events & selectors.EVENT_WRITE and sock is half.dst and half.buf:
                 self._flush(half)
         if all(half.done for half in conn.halves):
@@ -311,7 +310,7 @@ class FrontDoor:
             return
         self._update(conn)
 
-    def _fill(self, conn: _Conn, half: _Half) -> None:
+    def _fill(self, half: _Half) -> None:
         if len(half.buf) >= CHUNK:
             return
         data = half.src.recv(CHUNK - len(half.buf))
@@ -321,7 +320,6 @@ class FrontDoor:
             half.buf += data
             self._flush(half)
         else:  # the common case: pass it straight on, keep only what the peer did not take
-            conn.relayed += len(data)
             try:
                 sent = half.dst.send(data)
             except (BlockingIOError, InterruptedError):

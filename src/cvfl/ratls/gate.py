@@ -26,7 +26,7 @@ from cvfl.attestation.evidence import EvidenceProvider, QuoteVerifier, VerifiedE
 from cvfl.attestation.policy import Policy
 from cvfl.attestation.terms import JobTerms, TermsError, check_peer_terms, terms_differences
 from cvfl.bridge.security import PeerInfo
-from cvfl.errors import AttestationError, mismatch
+from cvfl.errors import AttestationError, mismatch, printable
 from cvfl.logs import get_logger
 from cvfl.ratls import possession
 from cvfl.ratls.cert import (
@@ -278,8 +278,7 @@ class Gatekeeper:
 
     def note_peer_refusal(self, code: str, message: str) -> None:
         """Record a client's (unauthenticated) report that it refused this server's evidence."""
-        raw = f"[{code[:MAX_CODE_CHARS]}] {message[:MAX_REPORT_CHARS]}"
-        text = "".join(ch if ch.isprintable() else "?" for ch in raw)
+        text = f"[{printable(code, MAX_CODE_CHARS)}] {printable(message, MAX_REPORT_CHARS)}"
         self.peer_refusals.append(text)
         if self._log_budget.take():
             log.warning("a client refused this server's evidence: %s", text)
