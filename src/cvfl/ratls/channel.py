@@ -360,7 +360,7 @@ def _attest_until(
     reused channel would wait out gRPC's reconnect backoff). Attest is idempotent: pinning a
     certificate twice changes nothing.
     """
-    delay = 0.02
+    delay = 0.01
     credentials = grpc.ssl_channel_credentials(server_pem)
     while True:
         with grpc.secure_channel(target, credentials, _pinned_options(ATTEST_NAME)) as channel:
@@ -373,7 +373,7 @@ def _attest_until(
                 if not again or time.monotonic() + delay >= deadline:
                     raise _rpc_error(exc, target) from None
         time.sleep(delay * (0.5 + random.random()))
-        delay = min(delay * 2, 0.2)
+        delay = min(delay * 2, 0.05)  # short: strangers retry in a tight loop too
 
 
 def _rpc_error(exc: grpc.RpcError, where: str) -> CvflError:
