@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cvfl.cli import practice
 from cvfl.cli.reruns import FreshOpt, Rerun, ResumeFromOpt, say_kept, sigterm_stops
 from cvfl.cli.seal import GramineKeyOpt, GramineRootOpt, KeyEnvOpt, KeyFileOpt, keys_from_options
 from cvfl.data import SynthSpec, synthesize, write_arrow
@@ -25,6 +26,7 @@ log = get_logger(__name__)
 _out = Console()
 
 data_app = typer.Typer(help="Make and inspect party tables.", no_args_is_help=True)
+data_app.command("example")(practice.example)
 model_app = typer.Typer(help="Inspect exported model halves.", no_args_is_help=True)
 
 
