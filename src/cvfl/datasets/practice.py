@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -141,10 +141,15 @@ def _noise_category(rows: int, rng: np.random.Generator, prefix: str, count: int
     return np.array([f"{prefix}-{k}" for k in rng.integers(0, count, rows)], dtype=object)
 
 
-def _wine(rng: np.random.Generator) -> _Raw:
-    from sklearn.datasets import load_wine  # type: ignore[import-untyped]
+def _sklearn() -> Any:
+    """scikit-learn's bundled datasets (imported only when a practice split is built)."""
+    import sklearn.datasets  # type: ignore[import-untyped]
 
-    data = load_wine()
+    return sklearn.datasets
+
+
+def _wine(rng: np.random.Generator) -> _Raw:
+    data = _sklearn().load_wine()
     x = {name.replace("/", "_"): data.data[:, j] for j, name in enumerate(data.feature_names)}
     rows = len(data.target)
     leader = {
@@ -169,9 +174,7 @@ def _wine(rng: np.random.Generator) -> _Raw:
 
 
 def _diabetes(rng: np.random.Generator) -> _Raw:
-    from sklearn.datasets import load_diabetes  # type: ignore[import-untyped]
-
-    data = load_diabetes(scaled=False)
+    data = _sklearn().load_diabetes(scaled=False)
     x = {name: data.data[:, j] for j, name in enumerate(data.feature_names)}
     leader = {
         "age": x["age"],
@@ -191,9 +194,7 @@ def _diabetes(rng: np.random.Generator) -> _Raw:
 
 
 def _digits(rng: np.random.Generator) -> _Raw:
-    from sklearn.datasets import load_digits  # type: ignore[import-untyped]
-
-    data = load_digits()
+    data = _sklearn().load_digits()
     pixels = data.data.reshape(-1, 8, 8)
     rows = len(data.target)
     leader: dict[str, np.ndarray] = {
