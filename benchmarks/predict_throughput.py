@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 import torch
 
 from cvfl.attestation import measure_code
-from cvfl.cli.bcdemo import free_port
+from cvfl.cli.parties import free_port
 from cvfl.data.tables import write_arrow
 from cvfl.datasets.breast_cancer import breast_cancer_split
 from cvfl.datasets.jobs import HOLDOUT, SEED, prepare_breast_cancer

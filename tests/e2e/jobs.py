@@ -8,7 +8,8 @@ import sys
 import threading
 from pathlib import Path
 
-from cvfl.cli.demo import DemoSize, free_port, job_toml, prepare
+from cvfl.cli.demo import DemoSize, job_toml, prepare
+from cvfl.cli.parties import free_port
 
 SIZE = DemoSize(rows=1200, slots=8, epochs=2)
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from cvfl.cli.demo import DemoSize, free_port, prepare
+from cvfl.cli.demo import DemoSize, prepare
+from cvfl.cli.parties import free_port
 from tests.e2e.jobs import SIZE, Party
 
 pytestmark = pytest.mark.e2e

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from cvfl.attestation import measure_code
-from cvfl.cli.bcdemo import free_port
+from cvfl.cli.parties import free_port
 from cvfl.datasets.jobs import prepare_breast_cancer
 from cvfl.models.nets import CombinedModel
 from cvfl.report import build_report, write_report

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import torch
 
 from cvfl.bridge.security import PlaintextSecurity
-from cvfl.cli.bcdemo import free_port
+from cvfl.cli.parties import free_port
 from cvfl.models.nets import CombinedModel
 from cvfl.serve import (
     SCORE_COLUMN,

@@ -22,11 +22,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 
 from cvfl.errors import AttestationError, ConfigError, mismatch
+from cvfl.roles import ROLES
 
 TERMS_VERSION = 1
 # The version of everything cvfl sends between parties (attest exchange, hellos, messages).
 WIRE_PROTOCOL = 2
-ROLES = ("leader", "follower")
 COMMANDS = ("align", "train", "predict", "serve")
 # "gramine": SGX sealing key bound to mr_enclave; "gramine-mrsigner": bound to the signer (any
 # enclave of that signer can derive it); "file"/"env": a key the host can read; "none": plaintext.

@@ -12,12 +12,12 @@ from cvfl.bridge.serde import Hello, TensorSpec, hello_from_proto, hello_to_prot
 from cvfl.errors import ProtocolError, mismatch
 from cvfl.logs import get_logger
 from cvfl.privacy.config import wire_mismatches
+from cvfl.roles import ROLES
 from cvfl.wire import bridge_pb2 as pb
 
 log = get_logger(__name__)
 
 PROTOCOL_VERSION = 1
-ROLES = ("leader", "follower")
 # Training terms the hello compares through its own fields (named there with both values).
 COMPARED_APART = frozenset({"job_id", "seed", "batch_size", "workers", "rows"})
 

@@ -7,67 +7,27 @@ report (split vs leader-only vs centralized, loss curves, wire figures).
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import threading
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from cvfl.errors import ConfigError, CvflError, mismatch
+from cvfl.cli.parties import free_port, run_parties
+from cvfl.errors import ConfigError, mismatch
+from cvfl.roles import ROLES
 
 if TYPE_CHECKING:
     from cvfl.report import QualityReport
 
 _out = Console()
 DATASETS = ("synthetic", "breast-cancer")
-ROLES = ("leader", "follower")
-
-
-def _pump(stream: IO[str], prefix: str) -> None:
-    for line in stream:
-        sys.stderr.write(f"{prefix} {line}")
-        sys.stderr.flush()
-
-
-def run_both(command: str, folder: Path, extra: dict[str, list[str]] | None = None) -> None:
-    """Run ``cvfl COMMAND --config <role>.toml [extra]`` for both parties; raise if either fails."""
-    env = dict(os.environ, COLUMNS="120", PYTHONUNBUFFERED="1", OMP_WAIT_POLICY="PASSIVE")
-    procs = []
-    for role in ROLES:
-        args = [sys.executable, "-m", "cvfl", command, "--config", str(folder / f"{role}.toml")]
-        args += (extra or {}).get(role, [])
-        proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-        )
-        assert proc.stdout is not None
-        thread = threading.Thread(target=_pump, args=(proc.stdout, f"[{role:>8}]"), daemon=True)
-        thread.start()
-        procs.append((role, proc, thread))
-    failed = []
-    for role, proc, thread in procs:
-        code = proc.wait()
-        thread.join(5)
-        if code:
-            failed.append(f"{role} exited with code {code}")
-    if failed:
-        raise CvflError(f"cvfl {command} failed: " + "; ".join(failed) + " (see the output above)")
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def scoring_args(workdir: Path) -> dict[str, list[str]]:
     """``cvfl predict`` options per role: score the held-out rows; the leader writes scores."""
-    args = {role: ["--input", str(workdir / "data" / f"{role}-holdout.parquet")] for role in ROLES}
+    args: dict[str, list[str]] = {
+        role: ["--input", str(workdir / "data" / f"{role}-holdout.parquet")] for role in ROLES
+    }
     args["leader"] += ["--output", str(workdir / "leader" / "scores.parquet")]
     return args
 
@@ -83,9 +43,9 @@ def breast_cancer_demo(workdir: Path) -> None:
     )
     prepare_breast_cancer(workdir, free_port())
     _out.print("[bold]1/3[/] split training over the attested channel…")
-    run_both("train", workdir, {role: ["--fresh"] for role in ROLES})  # a demo starts over
+    run_parties("train", workdir, ["--fresh"])  # a demo starts over
     _out.print("[bold]2/3[/] two-party scoring of the held-out rows with the exported halves…")
-    run_both("predict", workdir, scoring_args(workdir))
+    run_parties("predict", workdir, per_role=scoring_args(workdir))
     _out.print("[bold]3/3[/] quality report…")
     report = demo_report(workdir)
     _out.print(f"two-party scores of the held-out rows (sealed): auc {_scored_auc(workdir):.4f}")

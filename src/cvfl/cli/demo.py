@@ -7,23 +7,19 @@ run the same halves by hand with ``cvfl train --config``.
 from __future__ import annotations
 
 import dataclasses
-import os
-import socket
-import subprocess
-import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from cvfl.cli.parties import free_port, run_parties
 from cvfl.data import SynthSpec, synthesize, write_arrow
 from cvfl.datasets.jobs import trust_sections
-from cvfl.errors import ConfigError, CvflError, mismatch
+from cvfl.errors import ConfigError, mismatch
 from cvfl.logs import get_logger
+from cvfl.roles import ROLES
 
 log = get_logger(__name__)
 _out = Console()
@@ -96,38 +92,6 @@ connect_timeout = 120.0
 {psi}{trust_sections(role, mr_enclave)}"""
 
 
-def _pump(stream: IO[str], prefix: str) -> None:
-    for line in stream:
-        sys.stderr.write(f"{prefix} {line}")
-        sys.stderr.flush()
-
-
-def _spawn(
-    command: str, role: str, workdir: Path, options: tuple[str, ...] = ()
-) -> tuple[subprocess.Popen[str], threading.Thread]:
-    env = dict(os.environ, COLUMNS="120", PYTHONUNBUFFERED="1")
-    config = str(workdir / f"{role}.toml")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cvfl", command, "--config", config, *options],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    thread = threading.Thread(target=_pump, args=(proc.stdout, f"[{role:>8}]"), daemon=True)
-    thread.start()
-    return proc, thread
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago (the demo's leader listens on it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def prepare(workdir: Path, size: DemoSize, *, align: bool = True) -> None:
     """Write the data (unaligned: shuffled, 80% overlap, when ``align``) and both job files."""
     from cvfl.attestation import measure_code
@@ -138,28 +102,15 @@ def prepare(workdir: Path, size: DemoSize, *, align: bool = True) -> None:
     tables = synthesize(spec)
     write_arrow(tables.leader, workdir / "data" / "leader.parquet")
     write_arrow(tables.follower, workdir / "data" / "follower.parquet")
-    for role in ("leader", "follower"):
+    for role in ROLES:
         key = workdir / "keys" / f"{role}.key"
         if not key.exists():
             new_key_file(key)
     mr_enclave = measure_code().hex()
     port = free_port()
-    for role in ("leader", "follower"):
+    for role in ROLES:
         text = job_toml(role, size, mr_enclave, port, align=align)
         (workdir / f"{role}.toml").write_text(text)
-
-
-def run_parties(command: str, workdir: Path, *options: str) -> None:
-    """Run ``cvfl COMMAND [options]`` for both parties as OS processes; raise if either fails."""
-    procs = {role: _spawn(command, role, workdir, options) for role in ("leader", "follower")}
-    failed = []
-    for role, (proc, thread) in procs.items():
-        code = proc.wait()
-        thread.join(5)
-        if code != 0:
-            failed.append(f"{role} exited with code {code}")
-    if failed:
-        raise CvflError(f"demo {command} failed: " + "; ".join(failed) + " (see the output above)")
 
 
 def demo(

@@ -10,10 +10,9 @@ from typing import Literal, cast
 from cvfl.attestation.evidence import TCB_STATUSES
 from cvfl.configload import check_table_name, load_section
 from cvfl.errors import ConfigError, mismatch
+from cvfl.roles import ROLES, Role
 
-Role = Literal["leader", "follower"]
 DuplicatePolicy = Literal["error", "drop"]
-ROLES: tuple[Role, ...] = ("leader", "follower")
 MODES = ("ecdh", "fast")
 GROUP_NAMES = ("x25519", "ristretto255")
 DEFAULT_GROUP = "x25519"

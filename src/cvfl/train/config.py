@@ -21,10 +21,9 @@ from cvfl.errors import ConfigError, PeerUnavailableError, mismatch
 from cvfl.models.spec import ModelSpec
 from cvfl.privacy.config import PrivacySection
 from cvfl.psi.config import PsiConfig
+from cvfl.roles import ROLES, Role
 from cvfl.sealing import SealingConfig
 
-Role = Literal["leader", "follower"]
-ROLES = ("leader", "follower")
 STEPS = ("align", "train", "predict")  # the enclave commands, in pipeline order
 DEFAULT_STEPS = ("align", "train")
 MAX_WORKERS = 256
