@@ -19,6 +19,12 @@ With ``--privacy DEFENCE`` it instead compares RA-TLS split training without and
     .venv/bin/python benchmarks/train_throughput.py [--steps 60] [--batch 256] [--repeats 3]
     .venv/bin/python benchmarks/train_throughput.py --workers 2
     .venv/bin/python benchmarks/train_throughput.py --privacy marvell
+    .venv/bin/python benchmarks/train_throughput.py --rtt-ms 0,10,50 --mbit 100,1000
+
+With ``--rtt-ms``/``--mbit`` it instead compares RA-TLS split training on loopback with the same
+job through an emulated WAN link (``benchmarks/wan.py``: a delay-and-rate proxy between the
+parties) for each round trip and rate, and prints, last, ``ratio exact wan/loopback at R ms, M
+Mbit/s: <value>`` for the last link.
 """
 
 from __future__ import annotations
@@ -30,9 +36,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from wan import WanProxy  # benchmarks/wan.py, beside this file
 
 from cvfl.data import SynthSpec, synthesize, write_arrow
 from cvfl.sealing import new_key_file
@@ -63,7 +72,7 @@ workers = {workers}
 
 [peer]
 {peer}
-port_file = "port-{mode}"
+port_file = "{port_file}"
 security = "{security}"
 reliable = {reliable}
 
@@ -82,7 +91,13 @@ allow_any_identity = true
 
 
 def write_jobs(
-    folder: Path, mode: str, args: argparse.Namespace, workers: int = 1, privacy: str = ""
+    folder: Path,
+    mode: str,
+    args: argparse.Namespace,
+    workers: int = 1,
+    privacy: str = "",
+    *,
+    wan: bool = False,
 ) -> None:
     security = "insecure" if mode == "plaintext" else "ratls"
     reliable = "false" if mode == "direct" else "true"
@@ -100,13 +115,17 @@ def write_jobs(
             security=security,
             reliable=reliable,
             workers=workers,
+            # Over the emulated WAN the follower dials the proxy, whose port the benchmark
+            # writes to a file of its own once the leader has written its port.
+            port_file=f"port-{mode}.wan" if wan and role == "follower" else f"port-{mode}",
         )
         if privacy:
             text += f'\n[privacy]\ndefence = "{privacy}"\n'
         (folder / f"{role}-{mode}.toml").write_text(text)
 
 
-def run_split(folder: Path, mode: str) -> float:
+def run_split(folder: Path, mode: str, link: tuple[float, float] | None = None) -> float:
+    """Train both parties of ``mode``; over ``link`` (rtt ms, Mbit/s) through a WAN proxy."""
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
     procs = [
         subprocess.Popen(
@@ -119,12 +138,32 @@ def run_split(folder: Path, mode: str) -> float:
         )
         for role in ("leader", "follower")
     ]
-    for proc in procs:
-        _, err = proc.communicate(timeout=1800)
-        if proc.returncode != 0:
-            raise SystemExit(f"split run ({mode}) failed:\n{err[-3000:]}")
+    proxy = _start_proxy(folder, mode, link) if link is not None else None
+    try:
+        for proc in procs:
+            _, err = proc.communicate(timeout=1800)
+            if proc.returncode != 0:
+                raise SystemExit(f"split run ({mode}) failed:\n{err[-3000:]}")
+    finally:
+        if proxy is not None:
+            proxy.close()
     result = json.loads((folder / f"leader-{mode}" / "leader-result.json").read_text())
     return float(result["examples_per_second"])
+
+
+def _start_proxy(folder: Path, mode: str, link: tuple[float, float]) -> WanProxy:
+    """Wait for the leader's port, put a WAN proxy in front of it, tell the follower its port."""
+    port_file = folder / f"port-{mode}"
+    deadline = time.monotonic() + 120
+    while not port_file.exists():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the leader of {mode} wrote no port file")
+        time.sleep(0.02)
+    proxy = WanProxy(int(port_file.read_text().strip()), *link)
+    scratch = folder / f"port-{mode}.wan.tmp"
+    scratch.write_text(f"{proxy.port}\n")
+    scratch.replace(folder / f"port-{mode}.wan")
+    return proxy
 
 
 def run_centralized(folder: Path) -> float:
@@ -144,6 +183,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=1, help="compare 1 and N workers/party")
     parser.add_argument("--privacy", default="", help="compare without and with this defence")
+    parser.add_argument("--rtt-ms", default="", help="WAN round trips to emulate, e.g. 0,10,50")
+    parser.add_argument("--mbit", default="", help="WAN rates in Mbit/s, e.g. 100,1000")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -158,6 +199,9 @@ def main() -> None:
             return
         if args.privacy:
             compare_privacy(folder, args)
+            return
+        if args.rtt_ms or args.mbit:
+            compare_links(folder, args)
             return
         modes = ("plaintext", "ratls", "direct")
         for mode in modes:
@@ -207,6 +251,34 @@ def compare_privacy(folder: Path, args: argparse.Namespace) -> None:
     print(f"no defence:                {plain:8.0f} examples/s")
     print(f"[privacy] {args.privacy + ':':<15} {private:8.0f} examples/s")
     print(f"ratio privacy/none: {private / plain:.3f}")
+
+
+def _numbers(text: str, default: str) -> list[float]:
+    return [float(part) for part in (text or default).split(",")]
+
+
+def compare_links(folder: Path, args: argparse.Namespace) -> None:
+    """RA-TLS split training on loopback and over each emulated WAN link, interleaved, medians."""
+    links = [(r, m) for r in _numbers(args.rtt_ms, "0,10,50") for m in _numbers(args.mbit, "100")]
+    write_jobs(folder, "ratls", args)
+    write_jobs(folder, "wan", args, wan=True)
+    loopback: list[float] = []
+    over: dict[tuple[float, float], list[float]] = {link: [] for link in links}
+    for _ in range(args.repeats):
+        loopback.append(run_split(folder, "ratls"))
+        for link, runs in over.items():
+            runs.append(run_split(folder, "wan", link))
+    base = statistics.median(loopback)
+    print(f"steps {args.steps} x batch {args.batch}, {args.slots} slots, {args.optimizer}, RA-TLS")
+    print("mode   link                     examples/s   of loopback")
+    print(f"exact  loopback (no proxy)      {base:10.0f}   1.000")
+    for (rtt, mbit), runs in over.items():
+        figure = statistics.median(runs)
+        name = f"{rtt:g} ms, {mbit:g} Mbit/s"
+        print(f"exact  {name:<24} {figure:10.0f}   {figure / base:.3f}")
+    rtt, mbit = links[-1]
+    last = statistics.median(over[links[-1]])
+    print(f"ratio exact wan/loopback at {rtt:g} ms, {mbit:g} Mbit/s: {last / base:.3f}")
 
 
 if __name__ == "__main__":
