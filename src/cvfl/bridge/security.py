@@ -17,6 +17,7 @@ from cvfl.errors import ConfigError
 from cvfl.logs import get_logger
 
 if TYPE_CHECKING:
+    from cvfl.attestation.evidence import VerifiedEvidence
     from cvfl.attestation.terms import JobTerms
 
 log = get_logger(__name__)
@@ -58,6 +59,42 @@ class Binding(Protocol):
         ...
 
 
+class Attester(Protocol):
+    """This party's attested credentials, for protocols that sign and verify beside the channel.
+
+    Fast-mode PSI uses it: each side signs its key share with its attested certificate's key and
+    checks the peer's certificate under the channel's own verifier and policy. A snapshot: the
+    credentials current when the security was asked for it.
+    """
+
+    @property
+    def certificate(self) -> bytes:
+        """This party's attested certificate (DER)."""
+        ...
+
+    @property
+    def simulated(self) -> bool:
+        """Whether this party's evidence is simulated (no real TEE)."""
+        ...
+
+    @property
+    def provider(self) -> str:
+        """The evidence provider's name, for refusals."""
+        ...
+
+    def sign(self, data: bytes) -> bytes:
+        """Sign ``data`` with the certificate's key (ECDSA with SHA-384)."""
+        ...
+
+    def verify_peer(self, certificate: bytes) -> VerifiedEvidence:
+        """Verify a peer's certificate under this channel's verifier and policy.
+
+        Raises:
+            AttestationError: the certificate or its evidence fails verification or the policy.
+        """
+        ...
+
+
 class ChannelSecurity(Protocol):
     """How one party protects and authenticates its connections to the peer."""
 
@@ -74,6 +111,11 @@ class ChannelSecurity(Protocol):
     @property
     def local_certificate(self) -> bytes | None:
         """This party's current certificate (DER; None when the channel has none)."""
+        ...
+
+    @property
+    def attester(self) -> Attester | None:
+        """This party's attested credentials (None when the channel attests nothing)."""
         ...
 
     def for_own_party(self) -> ChannelSecurity:
@@ -117,6 +159,7 @@ class PlaintextSecurity:
     name = "insecure-plaintext"
     terms: JobTerms | None = None
     local_certificate: bytes | None = None
+    attester: Attester | None = None
 
     def __init__(self) -> None:
         log.warning(

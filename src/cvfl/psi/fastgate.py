@@ -16,20 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.asymmetric import ec
-
-from cvfl.attestation.evidence import QuoteVerifier, VerifiedEvidence
-from cvfl.attestation.policy import Policy
-from cvfl.bridge.security import ChannelSecurity
+from cvfl.attestation.evidence import VerifiedEvidence
+from cvfl.bridge.security import Attester, ChannelSecurity
 from cvfl.errors import AlignmentError, AttestationError, mismatch
 from cvfl.logs import get_logger
 from cvfl.psi.config import PsiConfig
-from cvfl.psi.fastkey import check_share_signature, sign_share
+from cvfl.psi.fastkey import check_share_signature
 from cvfl.psi.serde import KeyShare
-from cvfl.ratls.cert import verify_certificate
-from cvfl.ratls.channel import RatlsSecurity
 
 log = get_logger(__name__)
 
@@ -53,23 +47,11 @@ def fast_evidence_problems(evidence: VerifiedEvidence, allowed: frozenset[str]) 
     return problems
 
 
-@dataclass(frozen=True)
-class Attested:
-    """What an RA-TLS channel gives fast mode: our credentials, the verifier and the policy."""
-
-    certificate: bytes
-    private_key: ec.EllipticCurvePrivateKey
-    verifier: QuoteVerifier
-    policy: Policy
-    simulated: bool
-    provider: str
-
-
 class FastGate:
     """Checks that fast mode may run; makes this party's share and checks the peer's."""
 
     def __init__(
-        self, attested: Attested | None, *, allowed: frozenset[str], insecure: bool, channel: str
+        self, attested: Attester | None, *, allowed: frozenset[str], insecure: bool, channel: str
     ) -> None:
         self.attested = attested
         self.allowed = allowed
@@ -100,7 +82,7 @@ class FastGate:
         """Return this party's key share, signed when the channel is attested."""
         if self.attested is None:
             return KeyShare(public_key, b"", b"")
-        signature = sign_share(self.attested.private_key, transcript)
+        signature = self.attested.sign(transcript)
         return KeyShare(public_key, self.attested.certificate, signature)
 
     def check_peer(
@@ -127,9 +109,7 @@ class FastGate:
             self._judge([mismatch("peer evidence", "verified", "not checked")], "the peer")
             return
         try:
-            evidence = verify_certificate(
-                share.certificate, self.attested.verifier, self.attested.policy
-            )
+            evidence = self.attested.verify_peer(share.certificate)
         except AttestationError as exc:
             raise AlignmentError(
                 f"fast mode refused: the peer's certificate: {exc.message}",
@@ -170,19 +150,8 @@ def _check_channel_binding(certificate: bytes, channel_peer: bytes | None) -> No
 
 
 def gate_for(security: ChannelSecurity, cfg: PsiConfig) -> FastGate:
-    """Build the fast-mode gate for ``security`` (RA-TLS gives credentials; others give none)."""
-    attested: Attested | None = None
-    if isinstance(security, RatlsSecurity):
-        creds = security.identity.current()
-        provider = security.identity.provider
-        attested = Attested(
-            certificate=creds.cert_der,
-            private_key=creds.private_key,
-            verifier=security.verifier,
-            policy=security.policy,
-            simulated=provider.simulated,
-            provider=provider.name,
-        )
+    """Build the fast-mode gate for ``security`` (an attested channel gives credentials)."""
+    attested = security.attester
     return FastGate(
         attested,
         allowed=frozenset(cfg.fast_tcb_statuses),

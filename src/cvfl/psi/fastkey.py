@@ -14,15 +14,15 @@ import hashlib
 import struct
 from collections.abc import Sequence
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from cvfl.errors import AlignmentError, AttestationError, mismatch
+from cvfl.errors import AlignmentError, mismatch
 from cvfl.psi.serde import KeyShare, PsiHello
-from cvfl.ratls.cert import load_certificate
 
 SHARE_DOMAIN = b"cvfl/psi/fast/key-share/v1\0"
 TRANSCRIPT_DOMAIN = b"cvfl/psi/fast/transcript/v1\0"
@@ -77,23 +77,19 @@ def session_transcript(
     return digest.digest()
 
 
-def sign_share(key: ec.EllipticCurvePrivateKey, transcript: bytes) -> bytes:
-    """Sign a share transcript with the RA-TLS certificate's key (ECDSA with SHA-384)."""
-    return key.sign(transcript, ec.ECDSA(hashes.SHA384()))
-
-
 def check_share_signature(share: KeyShare, transcript: bytes) -> None:
     """Check that ``share.signature`` was made over ``transcript`` by the certificate's key.
+
+    The signer is the peer's :class:`~cvfl.bridge.security.Attester` (ECDSA with SHA-384).
 
     Raises:
         AlignmentError: the certificate is unreadable, not an EC key, or the signature fails.
     """
     try:
-        public = load_certificate(share.certificate).public_key()
-    except AttestationError as exc:
-        seen = exc.message
+        public = x509.load_der_x509_certificate(share.certificate).public_key()
+    except (ValueError, x509.InvalidVersion) as exc:
         raise _bad_share(
-            mismatch("peer key share certificate", "an X.509 certificate", seen)
+            mismatch("peer key share certificate", "an X.509 certificate (DER)", f"{exc}")
         ) from None
     if not isinstance(public, ec.EllipticCurvePublicKey):
         raise _bad_share(mismatch("peer certificate key type", "ECDSA", type(public).__name__))

@@ -42,6 +42,7 @@ from cvfl.errors import (
 )
 from cvfl.logs import get_logger
 from cvfl.ratls import possession
+from cvfl.ratls.attester import CertificateAttester
 from cvfl.ratls.cert import (
     ATTEST_NAME,
     DEFAULT_VALIDITY,
@@ -189,6 +190,15 @@ class RatlsSecurity:
     def local_certificate(self) -> bytes:
         """This party's current RA-TLS certificate (DER)."""
         return self.identity.current().cert_der
+
+    @property
+    def attester(self) -> CertificateAttester:
+        """The current certificate and its key, with this channel's verifier and policy."""
+        creds = self.identity.current()
+        provider = self.identity.provider
+        return CertificateAttester(
+            creds.cert_der, creds.private_key, self.verifier, self.policy, provider
+        )
 
     def for_own_party(self) -> RatlsSecurity:
         """The security for this party's own workers.
