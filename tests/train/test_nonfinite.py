@@ -24,11 +24,12 @@ Build = Callable[..., tuple[JobConfig, JobConfig]]
 
 def _poisoned(real: Callable[..., pb.Envelope], when: Callable[..., bool], value: float) -> Any:
     def build(*args: Any) -> pb.Envelope:
-        tensor: torch.Tensor = args[-1]
+        at = next(i for i, arg in enumerate(args) if isinstance(arg, torch.Tensor))
+        tensor: torch.Tensor = args[at]
         if when(*args):
             tensor = tensor.detach().clone()
             tensor[0, -1] = value
-        return real(*args[:-1], tensor)
+        return real(*args[:at], tensor, *args[at + 1 :])
 
     return build
 

@@ -77,10 +77,10 @@ def test_misaligned_batch_is_caught_not_trained(
 
     real = follower_mod.forward_message
 
-    def shifted(step: int, phase: int, key: bytes, ids: list[str], name: str, act: object):  # type: ignore[no-untyped-def]
+    def shifted(step: int, phase: int, key: bytes, ids: list[str], *rest: object):  # type: ignore[no-untyped-def]
         if step == 3:
             ids = ids[1:] + ids[:1]  # the follower's batch 3 holds the rows in another order
-        return real(step, phase, key, ids, name, act)  # type: ignore[arg-type]
+        return real(step, phase, key, ids, *rest)  # type: ignore[arg-type]
 
     monkeypatch.setattr(follower_mod, "forward_message", shifted)
     lead_cfg, follow_cfg = small_job(train__checkpoint_every=2)

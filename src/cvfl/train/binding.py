@@ -73,6 +73,8 @@ def training_binding(cfg: JobConfig, table: PartyTable) -> Binding:
         "rows": table.rows,
         "privacy": cfg.privacy.to_wire(),  # a defence changes every gradient sent
     }
+    if t.wire_dtype != "float32":  # named only when not the default: older checkpoints resume
+        shared["wire_dtype"] = t.wire_dtype
     own: Fields = {"role": cfg.role}
     for key, value in cfg.model.to_json().items():
         own[f"model.{key}"] = value

@@ -118,6 +118,7 @@ class TrainSection:
     checkpoint_every_s: float = field(default=60.0, metadata=bounds(low=0))
     threads: int = field(default=0, metadata=bounds(low=0))
     workers: int = field(default=1, metadata=bounds(low=1, high=MAX_WORKERS))
+    wire_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
 
     def __post_init__(self) -> None:
         _check_intervals(self.checkpoint_every, self.checkpoint_every_s)

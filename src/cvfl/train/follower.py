@@ -42,6 +42,7 @@ from cvfl.train.steps import (
     check_batch,
     forward_message,
     single_tensor,
+    wire_dtype,
 )
 from cvfl.wire import bridge_pb2 as pb
 
@@ -165,13 +166,14 @@ def _train(
         rows = assigned_rows(envelope.assign, step.number, len(step.rows), train_mask)
         ids = [party.table.ids[i] for i in rows]
         act = party.trainable(features(party.table, rows))
-        session.send(forward_message(step.number, TRAIN, key, ids, cfg.model.cut_name, act))
+        wire = wire_dtype(cfg.train.wire_dtype)
+        session.send(forward_message(step.number, TRAIN, key, ids, cfg.model.cut_name, act, wire))
         envelope = pending.receive(session, cfg.peer.step_timeout)
         expect(envelope, "backward")
         bwd = envelope.backward
         expected = batch_mac(key, step.number, TRAIN, ids)
         check_batch("train", step.number, bwd.step, bwd.ids_mac, expected)
-        grad = single_tensor(bwd, len(rows), width)
+        grad = single_tensor(bwd, len(rows), width, wire)
         party.optimizer.zero_grad()
         act.backward(grad)
         party.optimizer.step()
@@ -202,9 +204,10 @@ def _await_finish(party: Party, session: AnySession, pending: _Pending) -> None:
 def send_eval(party: Party, session: AnySession, key: bytes) -> None:
     """Send the activations of the held-out rows for the leader to score."""
     party.model.eval()
+    name, wire = party.cfg.model.cut_name, wire_dtype(party.cfg.train.wire_dtype)
     with torch.no_grad():
         for index, rows in party.my_eval_batches():
             ids = [party.table.ids[i] for i in rows]
             act = party.model(features(party.table, rows))
-            session.send(forward_message(index, EVAL, key, ids, party.cfg.model.cut_name, act))
+            session.send(forward_message(index, EVAL, key, ids, name, act, wire))
     party.model.train()

@@ -49,6 +49,7 @@ from cvfl.train.steps import (
     backward_message,
     check_batch,
     single_tensor,
+    wire_dtype,
 )
 from cvfl.wire import bridge_pb2 as pb
 
@@ -239,7 +240,8 @@ def _train_step(
     ids = [party.table.ids[i] for i in rows]
     fwd = envelope.forward
     check_batch("train", number, fwd.step, fwd.ids_mac, batch_mac(key, number, TRAIN, ids))
-    act = single_tensor(fwd, len(rows), party.cfg.model.cut_width).requires_grad_(True)
+    wire = wire_dtype(party.cfg.train.wire_dtype)
+    act = single_tensor(fwd, len(rows), party.cfg.model.cut_width, wire).requires_grad_(True)
     logits = party.trainable(features(party.table, rows), act)
     # Summed over the block and scaled so that DDP's average over the N workers is the mean
     # over the whole step: N workers train exactly what one worker would.
@@ -250,7 +252,7 @@ def _train_step(
     loss.backward()  # type: ignore[no-untyped-call]
     assert act.grad is not None
     grad = guard.protect(number, step.epoch, rows, act.grad)  # [privacy]: defence and audit
-    message = backward_message(number, key, ids, f"{party.cfg.model.cut_name}.grad", grad)
+    message = backward_message(number, key, ids, f"{party.cfg.model.cut_name}.grad", grad, wire)
     message.backward.checkpoint = save
     session.send(message)
     if following is not None:
@@ -274,6 +276,7 @@ def evaluate_again(
 def evaluate_remote(party: Party, session: AnySession, key: bytes, labels: torch.Tensor) -> Metrics:
     """Score the held-out rows with the follower's activations; return the metrics."""
     outputs: list[torch.Tensor] = []
+    wire = wire_dtype(party.cfg.train.wire_dtype)
     party.model.eval()
     with torch.no_grad():
         for index, rows in party.my_eval_batches():
@@ -282,7 +285,7 @@ def evaluate_remote(party: Party, session: AnySession, key: bytes, labels: torch
             fwd = envelope.forward
             ids = [party.table.ids[i] for i in rows]
             check_batch("eval", index, fwd.step, fwd.ids_mac, batch_mac(key, index, EVAL, ids))
-            act = single_tensor(fwd, len(rows), party.cfg.model.cut_width)
+            act = single_tensor(fwd, len(rows), party.cfg.model.cut_width, wire)
             outputs.append(party.model(features(party.table, rows), act))
         if not outputs:  # fewer held-out batches than workers
             none = party.schedule.holdout_rows[:0]

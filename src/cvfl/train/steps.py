@@ -12,31 +12,52 @@ from cvfl.wire import bridge_pb2 as pb
 
 TRAIN = pb.PHASE_TRAIN
 EVAL = pb.PHASE_EVAL
+WIRE_DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+
+
+def wire_dtype(name: str) -> torch.dtype:
+    """The torch dtype of ``[train] wire_dtype`` (cut-layer tensors on the wire)."""
+    return WIRE_DTYPES[name]
 
 
 def forward_message(
-    step: int, phase: int, key: bytes, ids: list[str], name: str, act: torch.Tensor
+    step: int,
+    phase: int,
+    key: bytes,
+    ids: list[str],
+    name: str,
+    act: torch.Tensor,
+    wire: torch.dtype = torch.float32,
 ) -> pb.Envelope:
-    """The follower's activations for one batch."""
+    """The follower's activations for one batch, sent as ``wire`` (``[train] wire_dtype``)."""
     return pb.Envelope(
         forward=pb.Forward(
             step=step,
             phase=phase,  # type: ignore[arg-type]
             ids_mac=batch_mac(key, step, phase, ids),
-            tensors=[tensor_to_proto(name, act)],
+            tensors=[tensor_to_proto(name, act.detach().to(wire))],
         )
     )
 
 
 def backward_message(
-    step: int, key: bytes, ids: list[str], name: str, grad: torch.Tensor
+    step: int,
+    key: bytes,
+    ids: list[str],
+    name: str,
+    grad: torch.Tensor,
+    wire: torch.dtype = torch.float32,
 ) -> pb.Envelope:
-    """The leader's cut-layer gradient for one batch."""
+    """The leader's cut-layer gradient for one batch, sent as ``wire``."""
     return pb.Envelope(
         backward=pb.Backward(
             step=step,
             ids_mac=batch_mac(key, step, TRAIN, ids),
-            tensors=[tensor_to_proto(name, grad)],
+            tensors=[tensor_to_proto(name, grad.detach().to(wire))],
         )
     )
 
@@ -53,8 +74,12 @@ def check_batch(kind: str, step: int, seen_step: int, mac: bytes, expected_mac: 
         )
 
 
-def single_tensor(message: pb.Forward | pb.Backward, rows: int, width: int) -> torch.Tensor:
-    """Decode the one finite float32 ``(rows, width)`` tensor a forward or backward must carry.
+def single_tensor(
+    message: pb.Forward | pb.Backward, rows: int, width: int, wire: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Decode the one finite ``(rows, width)`` tensor a forward or backward must carry.
+
+    It must arrive as ``wire`` (the agreed ``[train] wire_dtype``) and is returned as float32.
 
     Raises:
         ProtocolError: not exactly one tensor, another dtype or shape (``protocol.shape``), a
@@ -68,16 +93,16 @@ def single_tensor(message: pb.Forward | pb.Backward, rows: int, width: int) -> t
             mismatch(f"{where}: tensors per message", 1, len(items)), code="protocol.shape"
         )
     tensor = tensor_from_proto(items[0], where=where)
-    if tensor.dtype != torch.float32 or tuple(tensor.shape) != (rows, width):
+    if tensor.dtype != wire or tuple(tensor.shape) != (rows, width):
         raise ProtocolError(
             mismatch(
                 f"{where}: tensor {items[0].name[:64]}",
-                f"float32 [{rows}, {width}]",
+                f"{str(wire).removeprefix('torch.')} [{rows}, {width}]",
                 f"{items[0].dtype} {list(tensor.shape)}",
             ),
             code="protocol.shape",
         )
-    return tensor
+    return tensor.float()
 
 
 def describe(message: pb.Forward | pb.Backward) -> str:
