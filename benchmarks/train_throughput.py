@@ -19,11 +19,12 @@ With ``--privacy DEFENCE`` it instead compares RA-TLS split training without and
     .venv/bin/python benchmarks/train_throughput.py [--steps 60] [--batch 256] [--repeats 3]
     .venv/bin/python benchmarks/train_throughput.py --workers 2
     .venv/bin/python benchmarks/train_throughput.py --privacy marvell
-    .venv/bin/python benchmarks/train_throughput.py --rtt-ms 0,10,50 --mbit 100,1000
+    .venv/bin/python benchmarks/train_throughput.py --rtt-ms 0,10,50 --mbit 100,1000 \
+        --wire float32,bfloat16
 
 With ``--rtt-ms``/``--mbit`` it instead compares RA-TLS split training on loopback with the same
 job through an emulated WAN link (``benchmarks/wan.py``: a delay-and-rate proxy between the
-parties) for each round trip and rate, and prints, last, ``ratio exact wan/loopback at R ms, M
+parties) for each round trip and rate, each ``--wire`` dtype a mode of its own, and prints, last, ``ratio exact wan/loopback at R ms, M
 Mbit/s: <value>`` for the last link.
 """
 
@@ -69,6 +70,7 @@ max_steps = {steps}
 eval_batch_size = 4096
 threads = 0
 workers = {workers}
+wire_dtype = "{wire}"
 
 [peer]
 {peer}
@@ -98,6 +100,7 @@ def write_jobs(
     privacy: str = "",
     *,
     wan: bool = False,
+    wire: str = "float32",
 ) -> None:
     security = "insecure" if mode == "plaintext" else "ratls"
     reliable = "false" if mode == "direct" else "true"
@@ -115,6 +118,7 @@ def write_jobs(
             security=security,
             reliable=reliable,
             workers=workers,
+            wire=wire,
             # Over the emulated WAN the follower dials the proxy, whose port the benchmark
             # writes to a file of its own once the leader has written its port.
             port_file=f"port-{mode}.wan" if wan and role == "follower" else f"port-{mode}",
@@ -185,6 +189,7 @@ def main() -> None:
     parser.add_argument("--privacy", default="", help="compare without and with this defence")
     parser.add_argument("--rtt-ms", default="", help="WAN round trips to emulate, e.g. 0,10,50")
     parser.add_argument("--mbit", default="", help="WAN rates in Mbit/s, e.g. 100,1000")
+    parser.add_argument("--wire", default="float32", help="wire dtypes to compare on links")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -258,27 +263,32 @@ def _numbers(text: str, default: str) -> list[float]:
 
 
 def compare_links(folder: Path, args: argparse.Namespace) -> None:
-    """RA-TLS split training on loopback and over each emulated WAN link, interleaved, medians."""
+    """RA-TLS split training on loopback and over each emulated WAN link, interleaved, medians.
+
+    Each ``--wire`` dtype is a mode; each mode's loopback run is its own baseline.
+    """
     links = [(r, m) for r in _numbers(args.rtt_ms, "0,10,50") for m in _numbers(args.mbit, "100")]
-    write_jobs(folder, "ratls", args)
-    write_jobs(folder, "wan", args, wan=True)
-    loopback: list[float] = []
-    over: dict[tuple[float, float], list[float]] = {link: [] for link in links}
+    wires = args.wire.split(",")
+    for wire in wires:
+        write_jobs(folder, f"lo-{wire}", args, wire=wire)
+        write_jobs(folder, f"wan-{wire}", args, wan=True, wire=wire)
+    runs: dict[tuple[str, tuple[float, float] | None], list[float]] = {}
     for _ in range(args.repeats):
-        loopback.append(run_split(folder, "ratls"))
-        for link, runs in over.items():
-            runs.append(run_split(folder, "wan", link))
-    base = statistics.median(loopback)
+        for wire in wires:
+            runs.setdefault((wire, None), []).append(run_split(folder, f"lo-{wire}"))
+            for link in links:
+                runs.setdefault((wire, link), []).append(run_split(folder, f"wan-{wire}", link))
+    median = {key: statistics.median(values) for key, values in runs.items()}
     print(f"steps {args.steps} x batch {args.batch}, {args.slots} slots, {args.optimizer}, RA-TLS")
-    print("mode   link                     examples/s   of loopback")
-    print(f"exact  loopback (no proxy)      {base:10.0f}   1.000")
-    for (rtt, mbit), runs in over.items():
-        figure = statistics.median(runs)
-        name = f"{rtt:g} ms, {mbit:g} Mbit/s"
-        print(f"exact  {name:<24} {figure:10.0f}   {figure / base:.3f}")
+    print("exact mode, wire    link                      examples/s   of its loopback")
+    for (wire, link), figure in median.items():
+        name = "loopback (no proxy)" if link is None else f"{link[0]:g} ms, {link[1]:g} Mbit/s"
+        base = median[(wire, None)]
+        print(f"exact, {wire:<12} {name:<25} {figure:10.0f}   {figure / base:.3f}")
     rtt, mbit = links[-1]
-    last = statistics.median(over[links[-1]])
-    print(f"ratio exact wan/loopback at {rtt:g} ms, {mbit:g} Mbit/s: {last / base:.3f}")
+    wire = wires[-1]
+    last = median[(wire, links[-1])] / median[(wire, None)]
+    print(f"ratio exact {wire} wan/loopback at {rtt:g} ms, {mbit:g} Mbit/s: {last:.3f}")
 
 
 if __name__ == "__main__":
