@@ -24,8 +24,8 @@ With ``--privacy DEFENCE`` it instead compares RA-TLS split training without and
 
 With ``--rtt-ms``/``--mbit`` it instead compares RA-TLS split training on loopback with the same
 job through an emulated WAN link (``benchmarks/wan.py``: a delay-and-rate proxy between the
-parties) for each round trip and rate, each ``--wire`` dtype a mode of its own, and prints, last, ``ratio exact wan/loopback at R ms, M
-Mbit/s: <value>`` for the last link.
+parties) for each round trip and rate, each ``--wire`` dtype a mode of its own, and prints,
+last, ``ratio exact WIRE wan/loopback at R ms, M Mbit/s: <value>`` for the last link and dtype.
 """
 
 from __future__ import annotations
