@@ -54,7 +54,10 @@ def run_both(command: str, folder: Path, extra: dict[str, list[str]] | None = No
         if code:
             failed.append(f"{role} exited with code {code}")
     if failed:
-        raise CvflError(f"cvfl {command} failed: " + "; ".join(failed) + " (see the output above)")
+        raise CvflError(
+            f"cvfl {command} failed: " + "; ".join(failed) + " (see the output above)",
+            code="demo.failed",
+        )
 
 
 def free_port() -> int:

@@ -159,7 +159,10 @@ def run_parties(command: str, workdir: Path, *options: str) -> None:
         if code != 0:
             failed.append(f"{role} exited with code {code}")
     if failed:
-        raise CvflError(f"demo {command} failed: " + "; ".join(failed) + " (see the output above)")
+        raise CvflError(
+            f"demo {command} failed: " + "; ".join(failed) + " (see the output above)",
+            code="demo.failed",
+        )
 
 
 def demo(
