@@ -1,8 +1,8 @@
 """SGX DCAP quote version 3: a strict parser for the header and the enclave report body.
 
-Offsets follow DESIGN.md §4 (all integers little-endian). The parser checks structure only; the
-signature is checked by a verifier (:mod:`cvfl.attestation.dcap` for real quotes,
-:mod:`cvfl.attestation.simulated` for the simulated TEE). Any malformed input ends in an
+Offsets follow docs/design.md, section 4 (all integers little-endian). The parser checks
+structure only; the signature is checked by a verifier (:mod:`cvfl.attestation.dcap` for real
+quotes, :mod:`cvfl.attestation.simulated` for the simulated TEE). Any malformed input ends in an
 :class:`~cvfl.errors.AttestationError` with a stable code, never another exception.
 """
 

@@ -2,7 +2,7 @@
 
 A certificate is self-signed X.509 v3 with a fresh ECDSA P-384 key, subject and issuer
 ``CN=RATLS,O=GramineDevelopers,C=US``, signed ecdsa-with-SHA256, and carries the SGX quote twice
-(DESIGN.md §3):
+(docs/attestation-channel.md, Certificates):
 
 - the legacy extension, whose OID Gramine encodes with a historical bug (the OID's own DER header
   is part of its content: on the wire ``06 0B 06 09 2A 86 48 86 F8 4D 8A 39 06``, i.e. the dotted
