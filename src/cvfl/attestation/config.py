@@ -262,7 +262,9 @@ def load_policy_file(path: Path) -> Policy:
     if isinstance(doc.get("attestation"), Mapping) and "policy" in doc["attestation"]:
         table = doc["attestation"]["policy"]
     if not isinstance(table, Mapping):
-        raise ConfigError(mismatch(f"{path} policy", "a table", type(table).__name__))
+        raise ConfigError(
+            mismatch(f"{path} policy", "a table", type(table).__name__), code="config.policy"
+        )
     return Policy.from_toml_table(table)
 
 

@@ -159,20 +159,27 @@ class Policy:
 
     def _check_platform(self, evidence: VerifiedEvidence) -> None:
         if evidence.simulated and not self.allow_simulated:
-            raise _refusal("simulated", mismatch("simulated", "false (real SGX evidence)", "true"))
+            raise _refusal(
+                mismatch("simulated", "false (real SGX evidence)", "true"),
+                code="attestation.policy_simulated",
+            )
         if evidence.identity.debug and not self._debug_allowed(evidence.identity):
             flags = f"0x{evidence.identity.attributes_flags:02x}"
             raise _refusal(
-                "debug", mismatch("debug", "false (production enclave)", f"true (flags {flags})")
+                mismatch("debug", "false (production enclave)", f"true (flags {flags})"),
+                code="attestation.policy_debug",
             )
         if not evidence.simulated and evidence.tcb_status not in self.allowed_tcb_statuses:
             allowed = " or ".join(sorted(self.allowed_tcb_statuses)) or "nothing"
-            raise _refusal("tcb_status", mismatch("tcb_status", allowed, evidence.tcb_status))
+            raise _refusal(
+                mismatch("tcb_status", allowed, evidence.tcb_status),
+                code="attestation.policy_tcb_status",
+            )
         refused = sorted(self.refused_advisories.intersection(evidence.advisory_ids))
         if refused:
             raise _refusal(
-                "advisory",
                 mismatch("advisory_ids", f"none of {sorted(self.refused_advisories)}", refused),
+                code="attestation.policy_advisory",
             )
 
     def _debug_allowed(self, seen: EnclaveIdentity) -> bool:
@@ -186,10 +193,10 @@ class Policy:
             if self.allow_any_identity:
                 return
             raise _refusal(
-                "identity",
                 mismatch(
                     "identity", "an entry of the policy (it lists none)", seen.mr_enclave.hex()
                 ),
+                code="attestation.policy_identity",
             )
         results = [(entry.failures(seen), index) for index, entry in enumerate(self.identities)]
         if any(not failed for failed, _ in results):
@@ -198,11 +205,11 @@ class Policy:
             results, key=lambda item: (len(item[0]), -self.identities[item[1]].named_fields())
         )
         if len(self.identities) == 1:
-            raise _refusal("identity", "; ".join(failed))
+            raise _refusal("; ".join(failed), code="attestation.policy_identity")
         raise _refusal(
-            "identity",
             f"no accepted identity matches; closest is entry {index + 1} of "
             f"{len(self.identities)}: " + "; ".join(failed),
+            code="attestation.policy_identity",
         )
 
     @classmethod
@@ -227,10 +234,8 @@ class Policy:
         )
 
 
-def _refusal(what: str, message: str) -> AttestationError:
-    return AttestationError(
-        f"policy refused the peer: {message}", code=f"attestation.policy_{what}"
-    )
+def _refusal(message: str, *, code: str) -> AttestationError:
+    return AttestationError(f"policy refused the peer: {message}", code=code)
 
 
 def _config_error(where: str, expected: str, seen: object) -> ConfigError:

@@ -1,8 +1,8 @@
 """SGX DCAP quote version 3: a strict parser for the header and the enclave report body.
 
-Offsets follow DESIGN.md §4 (all integers little-endian). The parser checks structure only; the
-signature is checked by a verifier (:mod:`cvfl.attestation.dcap` for real quotes,
-:mod:`cvfl.attestation.simulated` for the simulated TEE). Any malformed input ends in an
+Offsets follow docs/design.md, section 4 (all integers little-endian). The parser checks
+structure only; the signature is checked by a verifier (:mod:`cvfl.attestation.dcap` for real
+quotes, :mod:`cvfl.attestation.simulated` for the simulated TEE). Any malformed input ends in an
 :class:`~cvfl.errors.AttestationError` with a stable code, never another exception.
 """
 
@@ -89,15 +89,21 @@ class Quote:
         return self.raw[:SIGNED_LEN]
 
 
-def _refuse(code: str, message: str) -> AttestationError:
-    return AttestationError(f"malformed quote: {message}", code=f"attestation.quote_{code}")
+def _refuse(message: str, *, code: str) -> AttestationError:
+    return AttestationError(f"malformed quote: {message}", code=code)
 
 
 def _check_length(data: bytes) -> None:
     if len(data) < MIN_QUOTE_LEN:
-        raise _refuse("truncated", mismatch("length", f"at least {MIN_QUOTE_LEN}", len(data)))
+        raise _refuse(
+            mismatch("length", f"at least {MIN_QUOTE_LEN}", len(data)),
+            code="attestation.quote_truncated",
+        )
     if len(data) > MAX_QUOTE_LEN:
-        raise _refuse("oversized", mismatch("length", f"at most {MAX_QUOTE_LEN}", len(data)))
+        raise _refuse(
+            mismatch("length", f"at most {MAX_QUOTE_LEN}", len(data)),
+            code="attestation.quote_oversized",
+        )
 
 
 def _parse_identity(data: bytes) -> EnclaveIdentity:
@@ -120,20 +126,28 @@ def parse_quote(data: bytes) -> Quote:
             length that disagrees with the bytes present.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
-        raise _refuse("type", mismatch("type", "bytes", type(data).__name__))
+        raise _refuse(mismatch("type", "bytes", type(data).__name__), code="attestation.quote_type")
     data = bytes(data)
     _check_length(data)
     version, key_type, tee_type, qe_svn, pce_svn, vendor, user_data = _HEADER.unpack_from(data)
     if version != QUOTE_VERSION:
-        raise _refuse("version", mismatch("version", QUOTE_VERSION, version))
+        raise _refuse(mismatch("version", QUOTE_VERSION, version), code="attestation.quote_version")
     if key_type != ATT_KEY_ECDSA_P256:
-        raise _refuse("key_type", mismatch("attestation_key_type", ATT_KEY_ECDSA_P256, key_type))
+        raise _refuse(
+            mismatch("attestation_key_type", ATT_KEY_ECDSA_P256, key_type),
+            code="attestation.quote_key_type",
+        )
     if tee_type != TEE_TYPE_SGX:
-        raise _refuse("tee_type", mismatch("tee_type", TEE_TYPE_SGX, tee_type))
+        raise _refuse(
+            mismatch("tee_type", TEE_TYPE_SGX, tee_type), code="attestation.quote_tee_type"
+        )
     sig_len = _U32.unpack_from(data, SIGNED_LEN)[0]
     present = len(data) - MIN_QUOTE_LEN
     if sig_len != present:
-        raise _refuse("signature_length", mismatch("signature_data_len", present, sig_len))
+        raise _refuse(
+            mismatch("signature_data_len", present, sig_len),
+            code="attestation.quote_signature_length",
+        )
     return Quote(
         version=version,
         attestation_key_type=key_type,

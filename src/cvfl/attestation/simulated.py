@@ -91,7 +91,10 @@ def measure_code(code_paths: Sequence[Path] = ()) -> bytes:
     for index, extra in enumerate(code_paths):
         path = Path(extra)
         if not path.exists():
-            raise ConfigError(mismatch("code path", "an existing file or folder", str(path)))
+            raise ConfigError(
+                mismatch("code path", "an existing file or folder", str(path)),
+                code="config.code_path",
+            )
         roots.append((f"extra{index}/{path.name}", path))
     for prefix, root in roots:
         for rel, path in _walk(root):
@@ -99,7 +102,9 @@ def measure_code(code_paths: Sequence[Path] = ()) -> bytes:
             try:
                 content = path.read_bytes()
             except OSError as exc:
-                raise ConfigError(f"cannot read code file {path}: {exc}") from exc
+                raise ConfigError(
+                    f"cannot read code file {path}: {exc}", code="config.code_path"
+                ) from exc
             digest.update(struct.pack("<Q", len(label)) + label)
             digest.update(struct.pack("<Q", len(content)) + content)
     return digest.digest()

@@ -25,6 +25,8 @@ from cvfl.wire import bridge_pb2 as pb
 log = get_logger(__name__)
 
 Connect = Callable[[float], Link]
+Clock = Callable[[], float]
+Sleep = Callable[[float], None]
 
 
 @dataclass(frozen=True)
@@ -56,18 +58,27 @@ class Session:
         *,
         dialer: bool,
         liveness: Liveness,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = time.sleep,
     ) -> None:
+        """Start the session (and its heartbeat thread) on ``transport``.
+
+        ``clock`` and ``sleep`` measure and wait out the liveness timings; the stream waits in
+        ``transport.get``. Tests pass a fake clock and a scripted link to run without timers.
+        """
         self.session_id = session_id
         self.liveness = liveness
         self.reconnects = 0
         self._connect = connect
         self._dialer = dialer
         self._transport = transport
+        self._clock = clock
+        self._sleep = sleep
         self._lock = threading.Lock()
         self._seq = 0
         self._unacked: deque[pb.Envelope] = deque()
         self._delivered = 0
-        self._last_heard = time.monotonic()
+        self._last_heard = clock()
         self._closed = threading.Event()
         self._beat = threading.Thread(target=self._heartbeats, daemon=True, name="cvfl-heartbeat")
         self._beat.start()
@@ -90,14 +101,14 @@ class Session:
 
     def recv(self, timeout: float) -> pb.Envelope:
         """The next application message; reconnects transparently while waiting."""
-        deadline = time.monotonic() + timeout
+        deadline = self._clock() + timeout
         while True:
             try:
                 envelope = self._transport.get(min(0.25, self.liveness.heartbeat_interval))
             except PeerUnavailableError as exc:
                 self._reconnect(exc.message)
                 continue
-            now = time.monotonic()
+            now = self._clock()
             if envelope is None:
                 silent = now - self._last_heard
                 if silent > self.liveness.heartbeat_timeout:
@@ -136,18 +147,22 @@ class Session:
 
     def _heartbeats(self) -> None:
         while not self._closed.wait(self.liveness.heartbeat_interval):
-            with self._lock:
-                beat = pb.Envelope(heartbeat=pb.Heartbeat(), ack=self._delivered)
-                transport = self._transport
-            with contextlib.suppress(PeerUnavailableError):
-                transport.put(beat)
+            self.beat()
+
+    def beat(self) -> None:
+        """Send one heartbeat, acknowledging what was delivered (the heartbeat thread's work)."""
+        with self._lock:
+            beat = pb.Envelope(heartbeat=pb.Heartbeat(), ack=self._delivered)
+            transport = self._transport
+        with contextlib.suppress(PeerUnavailableError):
+            transport.put(beat)
 
     def _reconnect(self, reason: str) -> None:
         log.warning("bridge: %s; reconnecting (giving up after %.0f s)", reason, self._give_up())
         self._transport.close()
-        started = time.monotonic()
+        started = self._clock()
         while True:
-            remaining = self.liveness.give_up_after - (time.monotonic() - started)
+            remaining = self.liveness.give_up_after - (self._clock() - started)
             if remaining <= 0:
                 raise PeerUnavailableError(
                     f"the peer has been unreachable for {self.liveness.give_up_after:.0f} s "
@@ -161,11 +176,11 @@ class Session:
                     break
             except PeerUnavailableError as exc:
                 log.debug("reconnect attempt failed: %s", exc.message)
-                time.sleep(0.2)
+                self._sleep(0.2)
         self.reconnects += 1
         log.warning(
             "bridge: reconnected after %.1f s (reconnect %s); resent %s messages",
-            time.monotonic() - started,
+            self._clock() - started,
             self.reconnects,
             len(self._unacked),
         )
@@ -178,7 +193,7 @@ class Session:
         wait = min(remaining, self.liveness.heartbeat_timeout * 2)
         if self._dialer:
             transport.put(pb.Envelope(resume=self._resume_message()))
-        first = _first_message(transport, wait)
+        first = _first_message(transport, wait, self._clock)
         if first is None:
             transport.close()
             return False
@@ -199,7 +214,7 @@ class Session:
             transport.put(pb.Envelope(resume=self._resume_message()))
         with self._lock:
             self._transport = transport
-            self._last_heard = time.monotonic()
+            self._last_heard = self._clock()
             while self._unacked and self._unacked[0].seq <= first.resume.received:
                 self._unacked.popleft()
             for envelope in self._unacked:
@@ -213,8 +228,8 @@ class Session:
 
     def close(self, drain: float = 5.0) -> None:
         """Wait up to ``drain`` seconds for the peer to acknowledge everything, then stop."""
-        deadline = time.monotonic() + drain
-        while self._unacked and time.monotonic() < deadline:
+        deadline = self._clock() + drain
+        while self._unacked and self._clock() < deadline:
             try:
                 envelope = self._transport.get(0.1)
             except PeerUnavailableError:
@@ -237,12 +252,14 @@ def _abort(transport: Link, error: Exception) -> None:
     transport.close()
 
 
-def _first_message(transport: Link, timeout: float) -> pb.Envelope | None:
+def _first_message(
+    transport: Link, timeout: float, clock: Clock = time.monotonic
+) -> pb.Envelope | None:
     """The first non-heartbeat message on a new stream, or None."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    deadline = clock() + timeout
+    while clock() < deadline:
         try:
-            envelope = transport.get(min(0.25, max(0.01, deadline - time.monotonic())))
+            envelope = transport.get(min(0.25, max(0.01, deadline - clock())))
         except PeerUnavailableError:
             return None
         if envelope is not None and envelope.WhichOneof("body") != "heartbeat":

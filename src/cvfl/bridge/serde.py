@@ -60,7 +60,7 @@ class CheckpointState:
 
 @dataclass(frozen=True)
 class Hello:
-    """What each side declares before any data moves (DESIGN.md §5)."""
+    """What each side declares before any data moves (docs/protocol.md, section 2)."""
 
     protocol_version: int
     job_id: str

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from cvfl import __version__
-from cvfl.errors import CvflError
+from cvfl.errors import CvflError, exit_code_of
 
 app = typer.Typer(
     name="cvfl",
@@ -54,7 +54,10 @@ def _register() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; turn a :class:`CvflError` into its message and documented exit code."""
+    """Run the CLI; turn a :class:`CvflError` into its message and documented exit code.
+
+    The exit code is the error class's entry in :data:`cvfl.errors.EXIT_CODES` (docs/errors.md).
+    """
     # The two parties take turns on the CPU; OpenMP threads that spin while waiting for the
     # next parallel region would steal the peer's cores (about 10x slower on 2 cores).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
             highlight=False,
             soft_wrap=True,
         )
-        sys.exit(exc.exit_code)
+        sys.exit(exit_code_of(exc))
     except KeyboardInterrupt:
         _err.print("[bold red]interrupted[/]")
         sys.exit(130)

@@ -53,7 +53,9 @@ def _provider(name: str, root: Path, code: list[Path]) -> EvidenceProvider:
         return GramineProvider(root)
     if name == "simulated":
         return SimulatedProvider(code)
-    raise ConfigError(mismatch("--provider", "auto, simulated or gramine", name))
+    raise ConfigError(
+        mismatch("--provider", "auto, simulated or gramine", name), code="config.option"
+    )
 
 
 @attest_app.command("show")
@@ -161,7 +163,9 @@ def _read(file: Path) -> bytes:
     try:
         return file.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"{file}: cannot read ({exc.strerror or exc})") from None
+        raise ConfigError(
+            f"{file}: cannot read ({exc.strerror or exc})", code="config.file"
+        ) from None
 
 
 def _echo_quote(raw: bytes) -> None:

@@ -71,4 +71,7 @@ def run_parties(
         if code != 0:
             failed.append(f"{role} exited with code {code}")
     if failed:
-        raise CvflError(f"cvfl {command} failed: " + "; ".join(failed) + " (see the output above)")
+        raise CvflError(
+            f"cvfl {command} failed: " + "; ".join(failed) + " (see the output above)",
+            code="demo.failed",
+        )

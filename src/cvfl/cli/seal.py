@@ -54,7 +54,9 @@ def keys_from_options(
     if len(given) != 1:
         names = " | ".join(f"--{prefix}{n}" for n in ("key-file", "key-env", "gramine-key"))
         seen = ", ".join(f"--{prefix}{n}" for n in given) or "none"
-        raise ConfigError(f"key source: expected exactly one of {names}, seen {seen}")
+        raise ConfigError(
+            f"key source: expected exactly one of {names}, seen {seen}", code="config.option"
+        )
     if key_file is not None:
         return FileKeyProvider(key_file)
     if key_env:

@@ -69,7 +69,7 @@ def build_leader(spec: ModelSpec, num_features: int, seed: int) -> nn.Module:
     if spec.kind == "custom":
         return load_factory(spec.leader_factory)(spec, num_features)
     if not spec.leader_hidden:
-        raise ConfigError("[model] leader_hidden must name at least one width", code="config")
+        raise ConfigError("[model] leader_hidden must name at least one width", code="config.model")
     encoder, width = _encoder(spec, num_features)
     hidden = list(spec.leader_hidden)
     return LeaderHalf(encoder, width, hidden, spec.cut_width, spec.leader_hidden_top)

@@ -1,10 +1,11 @@
 """A strict decoder for the small CBOR subset that RA-TLS evidence uses.
 
-TCG DICE tagged evidence (DESIGN.md §3) needs unsigned integers, byte strings, text strings,
-definite-length arrays and maps, and tags. A general CBOR library would also build dates, big
-numbers, regular expressions and shared references from attacker-chosen bytes, so certificates
-from the network are decoded here instead: definite lengths only, bounded depth and sizes, no
-floats or simple values, and the whole input must be consumed. Encoding uses ``cbor2``.
+TCG DICE tagged evidence (docs/attestation-channel.md, Certificates) needs unsigned integers,
+byte strings, text strings, definite-length arrays and maps, and tags. A general CBOR library
+would also build dates, big numbers, regular expressions and shared references from
+attacker-chosen bytes, so certificates from the network are decoded here instead: definite
+lengths only, bounded depth and sizes, no floats or simple values, and the whole input must be
+consumed. Encoding uses ``cbor2``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A certificate is self-signed X.509 v3 with a fresh ECDSA P-384 key, subject and issuer
 ``CN=RATLS,O=GramineDevelopers,C=US``, signed ecdsa-with-SHA256, and carries the SGX quote twice
-(DESIGN.md §3):
+(docs/attestation-channel.md, Certificates):
 
 - the legacy extension, whose OID Gramine encodes with a historical bug (the OID's own DER header
   is part of its content: on the wire ``06 0B 06 09 2A 86 48 86 F8 4D 8A 39 06``, i.e. the dotted
@@ -126,7 +126,9 @@ def spki_der(cert: x509.Certificate) -> bytes:
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     except (ValueError, UnsupportedAlgorithm) as exc:
-        raise _refuse("public_key", mismatch("public key", "a valid EC or RSA key", exc)) from None
+        raise _refuse(
+            mismatch("public key", "a valid EC or RSA key", exc), code="ratls.public_key"
+        ) from None
 
 
 def _report_data(digest: bytes, terms: JobTerms | None) -> bytes:
@@ -231,8 +233,8 @@ def _build(
     return builder.sign(key, hashes.SHA256())
 
 
-def _refuse(code: str, message: str) -> AttestationError:
-    return AttestationError(f"RA-TLS certificate refused: {message}", code=f"ratls.{code}")
+def _refuse(message: str, *, code: str) -> AttestationError:
+    return AttestationError(f"RA-TLS certificate refused: {message}", code=code)
 
 
 def load_certificate(data: bytes) -> x509.Certificate:
@@ -243,13 +245,17 @@ def load_certificate(data: bytes) -> x509.Certificate:
     """
     if not isinstance(data, bytes | bytearray) or len(data) > MAX_CERT_BYTES:
         seen = len(data) if isinstance(data, bytes | bytearray) else type(data).__name__
-        raise _refuse("parse", mismatch("certificate size", f"at most {MAX_CERT_BYTES}", seen))
+        raise _refuse(
+            mismatch("certificate size", f"at most {MAX_CERT_BYTES}", seen), code="ratls.parse"
+        )
     try:
         if bytes(data).lstrip().startswith(b"-----BEGIN"):
             return x509.load_pem_x509_certificate(bytes(data))
         return x509.load_der_x509_certificate(bytes(data))
     except (ValueError, x509.InvalidVersion) as exc:
-        raise _refuse("parse", mismatch("certificate", "X.509 PEM or DER", f"{exc}")) from None
+        raise _refuse(
+            mismatch("certificate", "X.509 PEM or DER", f"{exc}"), code="ratls.parse"
+        ) from None
 
 
 def _extension_value(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> bytes | None:
@@ -262,10 +268,14 @@ def _extension_value(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> byte
         # UnsupportedGeneralNameType (x400Address/ediPartyName names), or KeyError and TypeError
         # (e.g. an unknown or empty TLS feature list): all mean the certificate is malformed.
         seen = f"{type(exc).__name__}: {exc}"
-        raise _refuse("extensions", mismatch("extensions", "well-formed, unique", seen)) from None
+        raise _refuse(
+            mismatch("extensions", "well-formed, unique", seen), code="ratls.extensions"
+        ) from None
     value = ext.value
     if not isinstance(value, x509.UnrecognizedExtension):
-        raise _refuse("extensions", mismatch(oid.dotted_string, "raw bytes", type(value).__name__))
+        raise _refuse(
+            mismatch(oid.dotted_string, "raw bytes", type(value).__name__), code="ratls.extensions"
+        )
     return value.value
 
 
@@ -274,8 +284,8 @@ def _check_binding(quote: bytes, expected: bytes, what: str) -> bytes:
     seen = parse_quote(quote).identity.report_data
     if not hmac.compare_digest(seen[:32], expected):
         raise _refuse(
-            "key_binding",
             mismatch(f"report_data[0:32] ({what})", expected.hex(), seen[:32].hex()),
+            code="ratls.key_binding",
         )
     return seen[32:]
 
@@ -286,17 +296,17 @@ def _check_terms(cert: x509.Certificate, bound: bytes) -> JobTerms | None:
     if raw is None:
         if not hmac.compare_digest(bound, NO_TERMS):
             raise _refuse(
-                "terms_binding",
                 mismatch("job terms", "in the certificate (report_data binds some)", "absent"),
+                code="ratls.terms_binding",
             )
         return None
     terms = decode_terms(raw)
     if not hmac.compare_digest(terms.digest(), bound):
         raise _refuse(
-            "terms_binding",
             mismatch(
                 "report_data[32:64] (SHA256 of the job terms)", terms.digest().hex(), bound.hex()
             ),
+            code="ratls.terms_binding",
         )
     return terms
 
@@ -306,10 +316,12 @@ def _tcg_evidence(value: bytes, spki: bytes) -> tuple[bytes, bytes]:
     decoded = cbor.decode(value)
     if not isinstance(decoded, cbor.Tagged) or decoded.tag != TCG_TEE_QUOTE_TAG:
         seen = decoded.tag if isinstance(decoded, cbor.Tagged) else type(decoded).__name__
-        raise _refuse("tcg_evidence", mismatch("CBOR tag", TCG_TEE_QUOTE_TAG, seen))
+        raise _refuse(mismatch("CBOR tag", TCG_TEE_QUOTE_TAG, seen), code="ratls.tcg_evidence")
     body = decoded.item
     if not (isinstance(body, list) and len(body) == 2 and all(isinstance(b, bytes) for b in body)):
-        raise _refuse("tcg_evidence", mismatch("tagged item", "[quote bstr, claims bstr]", body))
+        raise _refuse(
+            mismatch("tagged item", "[quote bstr, claims bstr]", body), code="ratls.tcg_evidence"
+        )
     quote, claims = body
     assert isinstance(quote, bytes) and isinstance(claims, bytes)
     bound = _check_binding(quote, hashlib.sha256(claims).digest(), "SHA256 of the claims")
@@ -320,17 +332,21 @@ def _tcg_evidence(value: bytes, spki: bytes) -> tuple[bytes, bytes]:
 def _check_pubkey_claim(claims: bytes, spki: bytes) -> None:
     decoded = cbor.decode(claims)
     if not isinstance(decoded, dict) or not isinstance(decoded.get(PUBKEY_HASH_CLAIM), bytes):
-        raise _refuse("tcg_evidence", mismatch("claims", '{"pubkey-hash": bstr}', "absent"))
+        raise _refuse(
+            mismatch("claims", '{"pubkey-hash": bstr}', "absent"), code="ratls.tcg_evidence"
+        )
     entry = decoded[PUBKEY_HASH_CLAIM]
     assert isinstance(entry, bytes)
     parsed = cbor.decode(entry)
     if not (isinstance(parsed, list) and len(parsed) == 2 and isinstance(parsed[1], bytes)):
-        raise _refuse("tcg_evidence", mismatch("pubkey-hash", "[alg, hash]", parsed))
+        raise _refuse(mismatch("pubkey-hash", "[alg, hash]", parsed), code="ratls.tcg_evidence")
     if parsed[0] != HASH_ALG_SHA256:
-        raise _refuse("tcg_evidence", mismatch("pubkey-hash algorithm", 1, parsed[0]))
+        raise _refuse(mismatch("pubkey-hash algorithm", 1, parsed[0]), code="ratls.tcg_evidence")
     expected = hashlib.sha256(spki).digest()
     if not hmac.compare_digest(parsed[1], expected):
-        raise _refuse("key_binding", mismatch("pubkey-hash claim", expected.hex(), parsed[1].hex()))
+        raise _refuse(
+            mismatch("pubkey-hash claim", expected.hex(), parsed[1].hex()), code="ratls.key_binding"
+        )
 
 
 def extract_evidence(cert: x509.Certificate) -> CertificateEvidence:
@@ -349,8 +365,8 @@ def extract_evidence(cert: x509.Certificate) -> CertificateEvidence:
     legacy = _extension_value(cert, LEGACY_QUOTE_OID)
     if legacy is None:
         raise _refuse(
-            "no_evidence",
             mismatch("evidence extension", f"{TCG_EVIDENCE_OID.dotted_string} or legacy", "none"),
+            code="ratls.no_evidence",
         )
     bound = _check_binding(legacy, spki_hash, "SHA256 of the SubjectPublicKeyInfo")
     return CertificateEvidence("legacy", legacy, spki_hash, _check_terms(cert, bound))
@@ -365,10 +381,14 @@ def check_validity(cert: x509.Certificate, at: int | None = None) -> None:
     moment = dt.datetime.now(dt.UTC) if at is None else dt.datetime.fromtimestamp(at, dt.UTC)
     if moment < cert.not_valid_before_utc:
         expected = f"not before {cert.not_valid_before_utc.isoformat()}"
-        raise _refuse("validity", mismatch("certificate validity", expected, moment.isoformat()))
+        raise _refuse(
+            mismatch("certificate validity", expected, moment.isoformat()), code="ratls.validity"
+        )
     if moment > cert.not_valid_after_utc:
         expected = f"not after {cert.not_valid_after_utc.isoformat()}"
-        raise _refuse("validity", mismatch("certificate validity", expected, moment.isoformat()))
+        raise _refuse(
+            mismatch("certificate validity", expected, moment.isoformat()), code="ratls.validity"
+        )
 
 
 def check_self_signature(cert: x509.Certificate) -> None:
@@ -381,7 +401,9 @@ def check_self_signature(cert: x509.Certificate) -> None:
         cert.verify_directly_issued_by(cert)
     except (ValueError, TypeError, InvalidSignature) as exc:
         seen = str(exc) or type(exc).__name__
-        raise _refuse("self_signature", mismatch("self-signature", "valid", seen)) from None
+        raise _refuse(
+            mismatch("self-signature", "valid", seen), code="ratls.self_signature"
+        ) from None
 
 
 def verify_certificate(

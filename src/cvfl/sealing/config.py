@@ -50,20 +50,28 @@ class SealingConfig:
     def __post_init__(self) -> None:
         if self.provider not in PROVIDERS:
             raise ConfigError(
-                mismatch("[sealing] provider", " | ".join(PROVIDERS), repr(self.provider))
+                mismatch("[sealing] provider", " | ".join(PROVIDERS), repr(self.provider)),
+                code="config.sealing",
             )
         if self.provider == "file" and self.key_file is None:
-            raise ConfigError(mismatch("[sealing] key_file", "a path (provider = file)", "missing"))
+            raise ConfigError(
+                mismatch("[sealing] key_file", "a path (provider = file)", "missing"),
+                code="config.sealing",
+            )
         if self.provider == "env" and not self.key_env:
-            raise ConfigError(mismatch("[sealing] key_env", "a name (provider = env)", "missing"))
+            raise ConfigError(
+                mismatch("[sealing] key_env", "a name (provider = env)", "missing"),
+                code="config.sealing",
+            )
         if self.gramine_key not in GRAMINE_KEY_KINDS:
             raise ConfigError(
-                mismatch("[sealing] gramine_key", "mrenclave | mrsigner", repr(self.gramine_key))
+                mismatch("[sealing] gramine_key", "mrenclave | mrsigner", repr(self.gramine_key)),
+                code="config.sealing",
             )
         try:
             check_chunk_size(self.chunk_size)
         except SealingError as exc:
-            raise ConfigError(f"[sealing] chunk_size: {exc}") from None
+            raise ConfigError(f"[sealing] chunk_size: {exc}", code="config.sealing") from None
 
     @classmethod
     def from_toml_table(

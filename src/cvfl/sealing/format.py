@@ -131,7 +131,9 @@ def check_chunk_size(chunk_size: int) -> int:
 def encode_prefix(purpose: str, key_id: str, chunk_size: int, file_nonce: bytes) -> bytes:
     """Encode every header field before the tag."""
     if len(file_nonce) != NONCE_SIZE:
-        raise SealingError(mismatch("file nonce length", NONCE_SIZE, len(file_nonce)))
+        raise SealingError(
+            mismatch("file nonce length", NONCE_SIZE, len(file_nonce)), code="sealing.nonce_invalid"
+        )
     p = check_purpose(purpose).encode("ascii")
     k = check_key_id(key_id).encode("ascii")
     fixed = _FIXED.pack(MAGIC, VERSION, check_chunk_size(chunk_size), file_nonce, len(p))

@@ -1,4 +1,4 @@
-"""Coordinated checkpoints and the resume negotiation (crash safety, DESIGN.md §5).
+"""Coordinated checkpoints and the resume negotiation (docs/protocol.md, section 5).
 
 The leader chooses the step; each side writes its checkpoint atomically, then a small record
 ``{step, digest}`` (the digest of the checkpoint's plaintext). When the peer reports its own

@@ -1,4 +1,4 @@
-"""A party's data-parallel worker group: attested enrolment and sealed gloo traffic (DESIGN §8).
+"""A party's data-parallel worker group: attested enrolment, sealed gloo traffic (docs/workers.md).
 
 Public API: :class:`WorkerContext` and :func:`context_from_env` (no PyTorch import), and
 :func:`join_group` returning a :class:`SecureGroup`. Names are loaded on first use, so reading
