@@ -94,7 +94,7 @@ def parse_columns(value: object) -> ColumnsSpec:
     """
     if not isinstance(value, Mapping):
         raise ConfigError(
-            mismatch("[data.columns]", "a table", type(value).__name__), code="config.type"
+            mismatch("[data] columns", "a table", type(value).__name__), code="config.type"
         )
     default = _choice("[data.columns] default", value.get("default", "auto"), DEFAULTS)
     scaling = _choice("[data.columns] scaling", value.get("scaling", "standard"), SCALINGS)

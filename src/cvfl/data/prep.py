@@ -5,7 +5,8 @@ median and inter-quartile range; ``quantile``: mapped through 101 training quant
 [0, 1]); a missing cell (null or NaN) takes the training mean (``standard``) or median (the
 others) and, for a column whose training rows had missing cells, a ``<name>.missing`` 0/1
 indicator column is added. Categorical columns (text, integers, booleans) become indices:
-0 is the out-of-vocabulary bucket (values unseen in training and missing cells), the sorted
+0 is the out-of-vocabulary bucket (values unseen in training and missing cells, empty text
+included), the sorted
 training values are 1..V; a column with more than ``max_categories`` distinct training values is
 hashed (BLAKE2b of its text) into ``max_categories`` buckets 1..B instead.
 
@@ -173,7 +174,10 @@ def numeric_values(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 
 def category_text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """A categorical column as text (integers in decimal, booleans ``true``/``false``)."""
+    """A categorical column as text (integers in decimal, booleans ``true``/``false``).
+
+    An empty string is a missing cell (a CSV writes a missing text cell as nothing).
+    """
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     if pa.types.is_dictionary(column.type):
@@ -186,7 +190,8 @@ def category_text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
             for v, w in zip(values.tolist(), whole.tolist(), strict=True)
         ]
         return pa.array(text, type=pa.string())
-    return pc.cast(column, pa.string())
+    cast = pc.cast(column, pa.string())
+    return pc.if_else(pc.equal(cast, ""), pa.scalar(None, pa.string()), cast)
 
 
 def fit(table: pa.Table, kinds: Sequence[tuple[str, str]], spec: ColumnsSpec) -> Preprocessing:
