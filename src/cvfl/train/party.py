@@ -16,7 +16,7 @@ from torch import nn
 from cvfl import __version__
 from cvfl.bridge.handshake import PROTOCOL_VERSION
 from cvfl.bridge.serde import CheckpointState, Hello, TensorSpec
-from cvfl.data.check import check_input, prepare_table
+from cvfl.data.check import prepare_table
 from cvfl.data.ids import id_order_fingerprint
 from cvfl.data.prep import unscaled_columns
 from cvfl.data.tables import FeatureKind, PartyTable, TableSchema, validate
@@ -30,6 +30,7 @@ from cvfl.train.binding import Binding, training_binding
 from cvfl.train.config import JobConfig, PeerSection, TrainSection, outputs_sealed
 from cvfl.train.inputs import aligned_arrow, input_arrow
 from cvfl.train.metrics import Metrics
+from cvfl.train.precheck import UNSCALED_LIMIT, check_own_table, unscaled_warning
 from cvfl.train.recovery import CheckpointStore
 from cvfl.train.reruns import resumable
 from cvfl.train.result import TrainResult
@@ -232,15 +233,8 @@ def check_own_input(cfg: JobConfig, artifacts: Artifacts) -> None:
     the peer is contacted) names the user's own file and rows for anything wrong in it. A
     problem found only in the aligned table afterwards names the aligned file.
     """
-    path = cfg.data.path
-    if cfg.psi is None or not path.is_file():
-        return
-    schema = schema_for(cfg)
-    arrow = input_arrow(path, schema.id_column, artifacts.keys)
-    if cfg.data.columns is None:
-        validate(arrow, path, schema)
-    else:
-        check_input(arrow, path, cfg.data.columns, schema)
+    if cfg.psi is not None and cfg.data.path.is_file():
+        check_own_table(cfg.data, cfg.role, artifacts.keys, vocab=cfg.model.vocab)
 
 
 def read_training_table(cfg: JobConfig, artifacts: Artifacts) -> PartyTable:
@@ -273,21 +267,14 @@ def warn_unscaled(cfg: JobConfig, table: PartyTable) -> list[str]:
     """Warn once about numeric columns used as they are whose magnitude exceeds 1e3.
 
     Returns:
-        The columns named (largest magnitude or standard deviation above 1e3 on the training
+        The columns named (largest magnitude or standard deviation above 1e3 over the table's
         rows); values are never logged.
     """
-    if cfg.data.kind is not FeatureKind.NUMERIC or table.rows == 0:
+    if cfg.data.kind is not FeatureKind.NUMERIC:
         return []
-    rows = make_schedule(cfg, table.rows).train_rows
-    names = unscaled_columns(table.features[rows], table.feature_names)
+    names = unscaled_columns(table.features, table.feature_names, UNSCALED_LIMIT)
     if names:
-        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
-        log.warning(
-            "%s: numeric columns used without preprocessing look unscaled (magnitude above "
-            "1e3): %s; declare them in [data.columns] to standardise them",
-            table.path,
-            shown,
-        )
+        log.warning("%s", unscaled_warning(table.path, names))
     return names
 
 
