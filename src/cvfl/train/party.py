@@ -234,7 +234,7 @@ def check_own_input(cfg: JobConfig, artifacts: Artifacts) -> None:
     problem found only in the aligned table afterwards names the aligned file.
     """
     if cfg.psi is not None and cfg.data.path.is_file():
-        check_own_table(cfg.data, cfg.role, artifacts.keys, vocab=cfg.model.vocab)
+        check_own_table(cfg.data, cfg.role == "leader", artifacts.keys, vocab=cfg.model.vocab)
 
 
 def read_training_table(cfg: JobConfig, artifacts: Artifacts) -> PartyTable:

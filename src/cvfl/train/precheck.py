@@ -44,20 +44,22 @@ class InputSummary:
     warnings: tuple[str, ...] = field(default=())
 
 
-def own_schema(data: DataSection, role: str, vocab: int) -> TableSchema:
-    """The schema of the party's own table (labels on the leader only)."""
+def own_schema(data: DataSection, labels: bool, vocab: int) -> TableSchema:
+    """The schema of the party's own table (``labels``: the leader's training table)."""
     return TableSchema(
         kind=data.kind,
         id_column=data.id_column,
-        label_column=data.label_column if role == "leader" else None,
+        label_column=data.label_column if labels else None,
         vocab=vocab,
     )
 
 
 def check_own_table(
-    data: DataSection, role: str, keys: KeyProvider | None, *, vocab: int = 101
+    data: DataSection, labels: bool, keys: KeyProvider | None, *, vocab: int = 101
 ) -> InputSummary:
-    """Check ``[data] path`` against ``data`` (its columns, ids, rows and, on the leader, labels).
+    """Check ``[data] path`` against ``data``: rows, ids, columns and (``labels``) the labels.
+
+    ``labels`` is true for the leader's training table; a scoring table has none to check.
 
     Raises:
         DataError: naming the file, the column and the first bad row of that file.
@@ -66,7 +68,7 @@ def check_own_table(
     path = data.path
     if not path.is_file():
         raise DataError(f"{path}: no such file", code="data.missing_file")
-    schema = own_schema(data, role, vocab)
+    schema = own_schema(data, labels, vocab)
     arrow = input_arrow(path, schema.id_column, keys)
     used = [schema.id_column] + ([schema.label_column] if schema.label_column else [])
     if data.columns is None:
