@@ -35,6 +35,7 @@ FORMAT = "cvfl-prep/v1"
 QUANTILES = 101
 MISSING_SUFFIX = ".missing"
 _F32_MAX = float(np.finfo(np.float32).max)
+_BIG = float(np.finfo(np.float64).max)
 
 
 @dataclass(frozen=True)
@@ -213,17 +214,21 @@ def _fit_numeric(name: str, scaling: str, column: pa.ChunkedArray) -> NumericSta
     values = numeric_values(column)
     seen = pa.array(values[np.isfinite(values)], type=pa.float64())
     indicator = len(seen) < len(values)
-    if len(seen) == 0:
-        return NumericState(name, scaling, 0.0, 1.0, 0.0, indicator)
+    if len(seen) == 0:  # every training cell missing: the column is its indicator
+        points = (0.0,) if scaling == "quantile" else ()
+        return NumericState(name, scaling, 0.0, 1.0, 0.0, indicator, points)
+    q25, median, q75 = (float(v) for v in pc.quantile(seen, q=[0.25, 0.5, 0.75]).to_pylist())
+    median = median if math.isfinite(median) else 0.0  # only at the edge of float64's range
     if scaling == "standard":
         center = float(pc.mean(seen).as_py())
+        center = center if math.isfinite(center) else median
         spread = float(pc.stddev(seen, ddof=0).as_py())
         return NumericState(name, scaling, center, _nonzero(spread), center, indicator)
-    q25, median, q75 = (float(v) for v in pc.quantile(seen, q=[0.25, 0.5, 0.75]).to_pylist())
     if scaling == "robust":
         return NumericState(name, scaling, median, _nonzero(q75 - q25), median, indicator)
     points = pc.quantile(seen, q=np.linspace(0.0, 1.0, QUANTILES).tolist()).to_pylist()
-    return NumericState(name, scaling, 0.0, 1.0, median, indicator, tuple(map(float, points)))
+    clipped = np.maximum.accumulate(np.clip(np.array(points, dtype=np.float64), -_BIG, _BIG))
+    return NumericState(name, scaling, 0.0, 1.0, median, indicator, tuple(clipped.tolist()))
 
 
 def _nonzero(spread: float) -> float:
@@ -243,7 +248,8 @@ def _scale(state: NumericState, values: np.ndarray) -> np.ndarray:
     if state.quantiles:
         out = np.interp(x, state.quantiles, np.linspace(0.0, 1.0, len(state.quantiles)))
     else:
-        out = (x - state.center) / state.scale
+        with np.errstate(over="ignore", invalid="ignore"):  # clipped to float32 just below
+            out = (x - state.center) / state.scale
     return np.clip(np.nan_to_num(out, nan=0.0), -_F32_MAX, _F32_MAX)
 
 
