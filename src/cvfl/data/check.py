@@ -20,7 +20,11 @@ from cvfl.data.tables import PartyTable, TableSchema, _ids, _labels, _require_co
 from cvfl.errors import DataError
 
 Kinds = list[tuple[str, str]]
-_NUMBER = r"^\s*[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf|infinity|nan)\s*$"
+# A number, or what a CSV reader takes for a missing cell: cells that match are not the problem.
+_NUMBER = (
+    r"^\s*([+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf|infinity|nan)"
+    r"|na|n/a|#n/a|null|<na>|none)?\s*$"
+)
 
 
 def resolve_kinds(table: pa.Table, path: Path, spec: ColumnsSpec, exclude: Sequence[str]) -> Kinds:
@@ -134,6 +138,7 @@ def check_input(table: pa.Table, path: Path, spec: ColumnsSpec, schema: TableSch
         raise DataError(f"{path}: the table is empty (0 rows)", code="data.empty")
     _require_column(table, path, schema.id_column)
     _ids(table, path, schema.id_column)
+    _no_empty_ids(table.column(schema.id_column), path, schema.id_column)
     exclude = [schema.id_column] + ([schema.label_column] if schema.label_column else [])
     kinds = resolve_kinds(table, path, spec, exclude)
     check_columns(table, path, kinds)
@@ -141,6 +146,14 @@ def check_input(table: pa.Table, path: Path, spec: ColumnsSpec, schema: TableSch
         _require_column(table, path, schema.label_column)
         _labels(table.column(schema.label_column), path, schema.label_column)
     return kinds
+
+
+def _no_empty_ids(column: pa.ChunkedArray, path: Path, name: str) -> None:
+    """An empty text id (a CSV's empty cell) is a missing id."""
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        row = int(pc.index(pc.equal(column, ""), True).as_py())
+        if row >= 0:
+            raise DataError(f"{path}: column {name!r} row {row}: missing id", code="data.null")
 
 
 def prepare_table(
