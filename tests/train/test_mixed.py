@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from pathlib import Path
@@ -16,6 +17,7 @@ from cvfl.data import load_arrow, write_arrow
 from cvfl.errors import DataError
 from cvfl.models.export import load_half
 from cvfl.models.nets import CombinedModel
+from cvfl.psi.config import PsiConfig
 from cvfl.serve import (
     SCORE_COLUMN,
     PredictResult,
@@ -73,6 +75,8 @@ def test_split_equals_centralized_on_mixed_tables(
     assert json.loads(json.dumps(split_follower.spec["preprocessing"])) == (
         follower.table.prep.to_json()
     )
+    # A checkpoint is bound to the fitted state too (another state: another model input).
+    assert len(str(leader.binding.own["preprocessing"])) == 64
     untouched = load_party(lead_cfg).model.state_dict()
     assert any(not torch.equal(untouched[k], v) for k, v in split_leader.tensors.items())
 
@@ -145,7 +149,10 @@ def test_predict_refuses_a_missing_declared_column_before_the_peer(
     table = load_arrow(lead_cfg.data.path).drop_columns(["color"])
     data = tmp_path / "no-color.csv"
     write_arrow(table, data)
-    # No follower is running: the refusal comes before any connection attempt.
+    # With [psi], scoring aligns with the peer first; no follower runs here, and the refusal
+    # comes before any alignment or connection is tried.
+    psi = PsiConfig(output=tmp_path / "aligned.parquet", plaintext_output=True)
+    lead_cfg = dataclasses.replace(lead_cfg, psi=psi)
     with pytest.raises(DataError) as info:
         prepare_predict(lead_cfg, section(lead_cfg, tmp_path, input=data), PlaintextSecurity())
     assert info.value.code == "data.missing_column"
@@ -153,8 +160,6 @@ def test_predict_refuses_a_missing_declared_column_before_the_peer(
 
 
 def _with_port(cfg: JobConfig, port_file: Path) -> JobConfig:
-    import dataclasses
-
     return dataclasses.replace(cfg, peer=dataclasses.replace(cfg.peer, port_file=port_file))
 
 

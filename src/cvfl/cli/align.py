@@ -17,6 +17,7 @@ from cvfl.configload import load_section
 from cvfl.errors import ConfigError, mismatch
 from cvfl.models.spec import ModelSpec
 from cvfl.psi import AlignJob, PsiConfig, align
+from cvfl.psi.runner import require_protection
 from cvfl.ratls import security_from_config
 from cvfl.sealing import KeyProvider, SealingConfig, key_provider_from_config
 from cvfl.train.config import DataSection
@@ -63,6 +64,7 @@ def align_command(
         cfg = replace(cfg, insecure_fast_mode=True)
     security = _security(doc, base, insecure_plaintext, job, cfg)
     keys = _keys(doc, base)
+    require_protection(cfg, keys)
     check_data(doc, base, job.role, keys)  # the party's own table, before the peer
     report = align(job, cfg, security, keys=keys)
     typer.echo(
