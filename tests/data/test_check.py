@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
-from cvfl.data import load_arrow
+from cvfl.data import load_arrow, write_arrow
 from cvfl.data.check import check_input
 from cvfl.data.columns import parse_columns
 from cvfl.data.tables import FeatureKind, TableSchema
@@ -90,3 +91,14 @@ def test_the_leaders_labels_are_checked(tmp_path: Path) -> None:
 def test_only_ignored_columns_leave_no_features(tmp_path: Path) -> None:
     err = _check(tmp_path, GOOD, {"default": "ignore"})
     assert err.code == "data.no_features"
+
+
+def test_numbers_stored_as_text_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "mine.parquet"
+    write_arrow(pa.table({"example_id": ["a", "b"], "x": [None, "1.5"], "label": [0, 1]}), path)
+    with pytest.raises(DataError) as info:
+        check_input(load_arrow(path), path, parse_columns({"x": "numeric"}), LEADER)
+    assert info.value.code == "data.type"
+    assert (
+        info.value.message == f"{path}: column 'x' row 1: declared numeric, holds numbers as text"
+    )

@@ -107,11 +107,12 @@ def _is_text(kind: pa.DataType) -> bool:
 def _check_numeric(column: pa.ChunkedArray, path: Path, name: str) -> None:
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         ok = pc.match_substring_regex(column, _NUMBER, ignore_case=True).fill_null(True)
-        bad = pc.invert(ok)
-        row = int(pc.index(bad, True).as_py())
-        where = f" row {row}" if row >= 0 else ""
+        row = int(pc.index(pc.invert(ok), True).as_py())
+        what = "holds text"
+        if row < 0:  # every cell reads as a number: numbers stored as text (e.g. Parquet)
+            row, what = int(pc.index(pc.is_valid(column), True).as_py()), "holds numbers as text"
         raise DataError(
-            f"{path}: column {name!r}{where}: declared numeric, holds text",
+            f"{path}: column {name!r} row {max(row, 0)}: declared numeric, {what}",
             code="data.type",
         )
     if not (_is_number(column.type) or pa.types.is_boolean(column.type)):

@@ -112,10 +112,11 @@ class Preprocessing:
 
     def transform(self, table: pa.Table) -> np.ndarray:
         """The float32 feature matrix of ``table`` (its columns checked beforehand)."""
-        values = [_scale(s, numeric_values(table.column(s.name))) for s in self.numeric]
+        raw = [numeric_values(table.column(s.name)) for s in self.numeric]
+        values = [_scale(s, x) for s, x in zip(self.numeric, raw, strict=True)]
         flags = [
-            (~np.isfinite(numeric_values(table.column(s.name)))).astype(np.float64)
-            for s in self.numeric
+            (~np.isfinite(x)).astype(np.float64)
+            for s, x in zip(self.numeric, raw, strict=True)
             if s.indicator
         ]
         codes = [_encode(s, category_text(table.column(s.name))) for s in self.categorical]
