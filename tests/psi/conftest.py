@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from cvfl.bridge.security import ChannelSecurity, PlaintextSecurity
+from cvfl.errors import AlignmentError
 from cvfl.psi import AlignJob, AlignReport, PsiConfig, align, read_aligned
 from cvfl.sealing import KeyProvider
 
@@ -107,6 +108,22 @@ def run_pair(
         leader_table=read_aligned(lcfg.output, keys, _fmt(suffix), id_column="id"),
         follower_table=read_aligned(fcfg.output, keys, _fmt(fsuffix), id_column="id"),
     )
+
+
+def align_case(
+    tmp: Path, leader_ids: Sequence[object], follower_ids: Sequence[object], **kw: object
+) -> None:
+    """Align the two id lists and check the outcome against their set intersection.
+
+    No common id is a refusal (``psi.empty``) that writes no aligned table.
+    """
+    if {str(i) for i in leader_ids} & {str(i) for i in follower_ids}:
+        check_aligned(run_pair(tmp, leader_ids, follower_ids, **kw), leader_ids, follower_ids)
+        return
+    with pytest.raises(AlignmentError) as info:
+        run_pair(tmp, leader_ids, follower_ids, **kw)
+    assert info.value.code == "psi.empty"
+    assert not list(tmp.glob("*-aligned*"))
 
 
 def check_aligned(

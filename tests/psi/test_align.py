@@ -15,7 +15,7 @@ from cvfl.psi import AlignJob, align
 from cvfl.psi.config import GROUP_NAMES
 from cvfl.sealing import is_sealed, new_key_file
 
-from .conftest import check_aligned, psi_config, run_pair, write_table
+from .conftest import align_case, check_aligned, psi_config, run_pair, write_table
 
 CASES = {
     "empty-both": ([], []),
@@ -35,8 +35,7 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_matches_set_intersection(tmp: Path, case: str, group: str) -> None:
     leader, follower = CASES[case]
-    out = run_pair(tmp, leader, follower, group=group)
-    check_aligned(out, leader, follower)
+    align_case(tmp, leader, follower, group=group)
 
 
 def test_integer_ids_match_their_text_in_csv_and_parquet_differently_typed(tmp: Path) -> None:
@@ -72,7 +71,7 @@ def test_random_tables(
     rng.shuffle(leader)
     rng.shuffle(follower)
     batch_size = rng.randint(1, 9)
-    out = run_pair(
+    align_case(
         tmp_path_factory.mktemp("psi"),
         leader,
         follower,
@@ -80,7 +79,6 @@ def test_random_tables(
         group=group,
         max_peer_items=1000,  # the sets' sizes are unrelated here
     )
-    check_aligned(out, leader, follower)
 
 
 def test_spilling_to_sealed_files_gives_the_same_result(tmp: Path) -> None:

@@ -6,13 +6,25 @@ import socket
 import threading
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from cvfl.cli.app import main
 from cvfl.sealing import new_key_file
 
-from .conftest import write_table
+from .conftest import write_table as write_ids
+
+
+def write_table(path: Path, ids: list[str], prefix: str) -> Path:
+    """A party's table; the leader's carries its labels (`cvfl align` checks them)."""
+    write_ids(path, ids, prefix)
+    if prefix == "l":
+        table = pq.read_table(path)
+        pq.write_table(
+            table.append_column("label", pa.array([i % 2 for i in range(len(ids))])), path
+        )
+    return path
 
 
 def _free_port() -> int:
@@ -173,3 +185,61 @@ def test_align_command_refuses_a_bad_psi_key_at_load_time(
         main(["align", "--config", str(path), "--insecure-plaintext"])
     assert exit_.value.code == 2
     assert shown in capsys.readouterr().err
+
+
+def _align_both(tmp_path: Path, port: int) -> list[object]:
+    codes: list[object] = []
+
+    def run(role: str) -> None:
+        try:
+            main(["align", "--config", str(tmp_path / f"{role}.toml"), "--insecure-plaintext"])
+        except SystemExit as exc:
+            codes.append(exc.code)
+
+    for role in ("leader", "follower"):
+        _config(tmp_path, role, port, False)
+    threads = [threading.Thread(target=run, args=(r,)) for r in ("leader", "follower")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return codes
+
+
+def test_a_failed_alignment_keeps_the_aligned_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_table(tmp_path / "leader.parquet", ["a", "b", "c"], "l")
+    write_table(tmp_path / "follower.parquet", ["c", "b", "z"], "f")
+    assert not [code for code in _align_both(tmp_path, _free_port()) if code]
+    outputs = [tmp_path / f"out/{role}-aligned.parquet" for role in ("leader", "follower")]
+    before = [path.read_bytes() for path in outputs]
+    # Nothing in common now: both parties refuse and the good tables stay byte for byte.
+    write_table(tmp_path / "follower.parquet", ["x", "y"], "f")
+    assert sorted(_align_both(tmp_path, _free_port())) == [7, 7]
+    assert "[psi.empty]" in capsys.readouterr().err
+    assert [path.read_bytes() for path in outputs] == before
+    # A header-only table is refused before the peer is contacted (no peer runs here).
+    write_table(tmp_path / "leader.parquet", [], "l")
+    with pytest.raises(SystemExit) as exit_:
+        main(["align", "--config", str(tmp_path / "leader.toml"), "--insecure-plaintext"])
+    assert exit_.value.code == 3
+    assert "leader.parquet: the table is empty (0 rows)" in capsys.readouterr().err
+    assert [path.read_bytes() for path in outputs] == before
+
+
+def test_align_checks_the_leaders_labels_before_the_peer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_ids(tmp_path / "leader.parquet", ["a", "b"], "l")  # no label column
+    with pytest.raises(SystemExit) as exit_:
+        main(
+            [
+                "align",
+                "--config",
+                str(_config(tmp_path, "leader", 1, False)),
+                "--insecure-plaintext",
+            ]
+        )
+    assert exit_.value.code == 3
+    assert "leader.parquet: missing column 'label'" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import struct
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from cvfl.errors import DataError
 from cvfl.report import Curve, ModelFigures, QualityReport, wire_figures, write_report
 from cvfl.report.quality import curve_from_history, read_split_result
-from cvfl.report.render import PNG_MAGIC, render_text
+from cvfl.report.render import PNG_MAGIC, loss_scale, render_text
 from cvfl.train.metrics import Metrics
 from cvfl.train.schedule import Schedule
 
@@ -101,3 +102,41 @@ def test_missing_split_result_is_named(small_job, tmp_path: Path) -> None:  # ty
     with pytest.raises(DataError) as info:
         read_split_result(lead)
     assert "leader-result.json: no such file" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("values", "scale"),
+    [
+        ([0.7, 0.35, 0.2], "linear"),
+        ([10.0, 0.1], "linear"),  # exactly two decades
+        ([10.0, 0.099], "log"),
+        ([5.0, 0.01, math.nan], "log"),
+        ([5.0, 0.0], "linear"),  # a zero loss cannot sit on a log axis
+        ([math.inf, math.nan], "linear"),
+        ([], "linear"),
+    ],
+)
+def test_loss_axis_is_logarithmic_beyond_two_decades(values: list[float], scale: str) -> None:
+    assert loss_scale(values) == scale
+
+
+def test_the_png_uses_the_log_axis_for_a_wide_loss(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matplotlib.axes import Axes
+
+    scales: list[str] = []
+    original = Axes.set_yscale
+
+    def spy(self: Axes, value: str, **kwargs: object) -> None:
+        scales.append(value)
+        original(self, value, **kwargs)
+
+    monkeypatch.setattr(Axes, "set_yscale", spy)
+    report = _report()
+    wide = Curve((1, 2, 3), (9.0, 0.5, 0.02), (8.0, 0.6, 0.03))
+    report = dataclasses.replace(report, split=dataclasses.replace(report.split, curve=wide))
+    png = write_report(report, tmp_path / "wide").png.read_bytes()
+    assert _png_size(png) == (750, 450)
+    write_report(_report(), tmp_path / "narrow")
+    assert scales == ["log", "linear"]

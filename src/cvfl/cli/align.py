@@ -13,10 +13,15 @@ import typer
 from cvfl.attestation import AttestationConfig, check_live_channel
 from cvfl.attestation.jobterms import job_terms
 from cvfl.bridge.security import ChannelSecurity, PlaintextSecurity
+from cvfl.configload import load_section
 from cvfl.errors import ConfigError, mismatch
+from cvfl.models.spec import ModelSpec
 from cvfl.psi import AlignJob, PsiConfig, align
+from cvfl.psi.runner import require_protection
 from cvfl.ratls import security_from_config
 from cvfl.sealing import KeyProvider, SealingConfig, key_provider_from_config
+from cvfl.train.config import DataSection
+from cvfl.train.precheck import InputSummary, check_own_table
 
 
 def register(app: typer.Typer) -> None:
@@ -58,13 +63,30 @@ def align_command(
     if insecure_fast_mode:
         cfg = replace(cfg, insecure_fast_mode=True)
     security = _security(doc, base, insecure_plaintext, job, cfg)
-    report = align(job, cfg, security, keys=_keys(doc, base))
+    keys = _keys(doc, base)
+    require_protection(cfg, keys)
+    check_data(doc, base, job.role, keys)  # the party's own table, before the peer
+    report = align(job, cfg, security, keys=keys)
     typer.echo(
         f"{report.role}: {report.own_rows} rows, peer {report.peer_items}, "
         f"intersection {report.intersection}, {report.seconds_total:.1f} s; "
         f"wrote {report.output} ({'sealed' if report.sealed else 'PLAINTEXT'}) "
         f"and {cfg.report_path}"
     )
+
+
+def check_data(
+    doc: Mapping[str, object], base: Path, role: str, keys: KeyProvider | None
+) -> InputSummary:
+    """Check the party's own ``[data] path`` against ``[data]`` (and ``[model] vocab``).
+
+    Raises:
+        ConfigError: an invalid ``[data]`` or ``[model]`` section.
+        DataError: naming the user's file, the column and the first bad row.
+    """
+    data = load_section(DataSection, "data", _table(doc, "data"), base)
+    model = ModelSpec.from_toml_table(cast(Mapping[str, object], doc.get("model", {})))
+    return check_own_table(data, role == "leader", keys, vocab=model.vocab)
 
 
 def _load(path: Path) -> Mapping[str, object]:

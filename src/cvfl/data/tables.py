@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -18,6 +19,9 @@ import pyarrow.compute as pc
 from cvfl.data.synth import ID_COLUMN
 from cvfl.errors import DataError
 from cvfl.fsutil import atomic_writer
+
+if TYPE_CHECKING:
+    from cvfl.data.prep import Preprocessing
 
 
 class FeatureKind(StrEnum):
@@ -48,13 +52,19 @@ class TableSchema:
 
 @dataclass(frozen=True)
 class PartyTable:
-    """A validated table: ids (as strings), features (N, F) and optional labels (N,)."""
+    """A validated table: ids (as strings), features (N, F) and optional labels (N,).
+
+    ``prep`` is the party's fitted preprocessing when ``[data.columns]`` declared its columns
+    (the features are then its float32 output); None for the plain numeric or integer-code
+    tables.
+    """
 
     path: Path
     ids: tuple[str, ...]
     features: np.ndarray
     feature_names: tuple[str, ...]
     labels: np.ndarray | None
+    prep: Preprocessing | None = None
 
     @property
     def rows(self) -> int:

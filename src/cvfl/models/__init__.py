@@ -1,8 +1,37 @@
-"""Split models (wide&deep, MLP, custom factories), export and parameter fingerprints."""
+"""Split models (wide&deep, MLP, custom factories), export and parameter fingerprints.
 
-from cvfl.models.factory import build_follower, build_leader, load_factory, role_seed
-from cvfl.models.nets import CombinedModel, FollowerHalf, LeaderHalf, LeaderOnly, SlotEmbedding
-from cvfl.models.spec import ModelSpec
+The names below are imported on first use, so that :mod:`cvfl.models.spec` (read with a job
+file) does not import PyTorch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cvfl.models.factory import build_follower, build_leader, load_factory, role_seed
+    from cvfl.models.nets import (
+        CombinedModel,
+        FollowerHalf,
+        LeaderHalf,
+        LeaderOnly,
+        SlotEmbedding,
+    )
+    from cvfl.models.spec import ModelSpec
+
+_WHERE = {
+    "CombinedModel": "nets",
+    "FollowerHalf": "nets",
+    "LeaderHalf": "nets",
+    "LeaderOnly": "nets",
+    "SlotEmbedding": "nets",
+    "ModelSpec": "spec",
+    "build_follower": "factory",
+    "build_leader": "factory",
+    "load_factory": "factory",
+    "role_seed": "factory",
+}
 
 __all__ = [
     "CombinedModel",
@@ -16,3 +45,10 @@ __all__ = [
     "load_factory",
     "role_seed",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import ``name`` from its module on first use."""
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)

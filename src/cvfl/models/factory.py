@@ -5,14 +5,17 @@ from __future__ import annotations
 import hashlib
 import importlib
 from collections.abc import Callable
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import nn
 
-from cvfl.errors import ConfigError, ModelError
-from cvfl.models.nets import FollowerHalf, LeaderHalf, SlotEmbedding
+from cvfl.errors import ConfigError, ModelError, mismatch
+from cvfl.models.nets import FollowerHalf, LeaderHalf, MixedEncoder, SlotEmbedding
 from cvfl.models.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from cvfl.data.prep import InputLayout
 
 Factory = Callable[[ModelSpec, int], nn.Module]
 
@@ -42,7 +45,20 @@ def load_factory(path: str) -> Factory:
     return cast(Factory, fn)
 
 
-def _encoder(spec: ModelSpec, num_features: int) -> tuple[nn.Module, int]:
+def _encoder(
+    spec: ModelSpec, num_features: int, layout: InputLayout | None
+) -> tuple[nn.Module, int]:
+    if layout is not None and layout.cardinalities:
+        if spec.kind != "mlp" or layout.width != num_features:
+            raise ModelError(
+                mismatch(
+                    "categorical columns", "an mlp model over the layout's columns", spec.kind
+                ),
+                code="model.shape",
+            )
+        dim = layout.embed_dim
+        encoder = MixedEncoder(layout.numeric_width, layout.cardinalities, dim)
+        return encoder, layout.numeric_width + dim * len(layout.cardinalities)
     if spec.kind == "widedeep":
         if num_features != spec.slots:
             raise ModelError(
@@ -54,22 +70,26 @@ def _encoder(spec: ModelSpec, num_features: int) -> tuple[nn.Module, int]:
     return nn.Identity(), num_features
 
 
-def build_follower(spec: ModelSpec, num_features: int, seed: int) -> nn.Module:
-    """The follower's half, initialised from ``seed``."""
+def build_follower(
+    spec: ModelSpec, num_features: int, seed: int, layout: InputLayout | None = None
+) -> nn.Module:
+    """The follower's half, initialised from ``seed`` (``layout``: from the preprocessing)."""
     torch.manual_seed(role_seed(seed, "follower"))
     if spec.kind == "custom":
         return load_factory(spec.follower_factory)(spec, num_features)
-    encoder, width = _encoder(spec, num_features)
+    encoder, width = _encoder(spec, num_features, layout)
     return FollowerHalf(encoder, width, list(spec.follower_hidden), spec.cut_width)
 
 
-def build_leader(spec: ModelSpec, num_features: int, seed: int) -> nn.Module:
-    """The leader's half, initialised from ``seed``."""
+def build_leader(
+    spec: ModelSpec, num_features: int, seed: int, layout: InputLayout | None = None
+) -> nn.Module:
+    """The leader's half, initialised from ``seed`` (``layout``: from the preprocessing)."""
     torch.manual_seed(role_seed(seed, "leader"))
     if spec.kind == "custom":
         return load_factory(spec.leader_factory)(spec, num_features)
     if not spec.leader_hidden:
         raise ConfigError("[model] leader_hidden must name at least one width", code="config.model")
-    encoder, width = _encoder(spec, num_features)
+    encoder, width = _encoder(spec, num_features, layout)
     hidden = list(spec.leader_hidden)
     return LeaderHalf(encoder, width, hidden, spec.cut_width, spec.leader_hidden_top)

@@ -34,6 +34,29 @@ class SlotEmbedding(nn.Module):
         return out.flatten(1)
 
 
+class MixedEncoder(nn.Module):
+    """Numeric columns passed through, one embedding per categorical column, concatenated.
+
+    The input's first ``numeric_width`` columns are floats; each of the remaining columns holds
+    a category index (an exact small integer stored as float32) below its cardinality.
+    """
+
+    offsets: torch.Tensor
+
+    def __init__(self, numeric_width: int, cardinalities: tuple[int, ...], dim: int) -> None:
+        super().__init__()
+        self.numeric_width = numeric_width
+        self.table = nn.Embedding(sum(cardinalities), dim)
+        nn.init.uniform_(self.table.weight, -0.05, 0.05)
+        starts = itertools.accumulate((0, *cardinalities[:-1]))
+        self.register_buffer("offsets", torch.tensor(list(starts), dtype=torch.int64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``(batch, numeric + categorical)`` to ``(batch, numeric + categorical * dim)``."""
+        codes = x[:, self.numeric_width :].to(torch.int64) + self.offsets
+        return torch.cat([x[:, : self.numeric_width], self.table(codes).flatten(1)], dim=1)
+
+
 def _mlp(widths: list[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
     for a, b in itertools.pairwise(widths):

@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass
 
 from cvfl.data.tables import table_format
+from cvfl.errors import AlignmentError
 from cvfl.fsutil import atomic_write_bytes
 from cvfl.logs import get_logger
 from cvfl.psi.config import AlignJob, PsiConfig
@@ -48,7 +49,18 @@ def write_rows(job: AlignJob, cfg: PsiConfig, keys: KeyProvider | None, rows: Ro
 
     Sealed unless plaintext was asked for. Returns the order fingerprint (see
     :mod:`cvfl.psi.order`).
+
+    Raises:
+        AlignmentError: ``psi.empty`` when no row is common to both parties (both sides learn
+            the same count): nothing is written, so an aligned table from an earlier run stays
+            as it was.
     """
+    if len(rows) == 0:
+        raise AlignmentError(
+            f"{job.data}: no row is common to both parties; {cfg.output} was not written "
+            "(an aligned table from an earlier run stays as it was)",
+            code="psi.empty",
+        )
     table = select_rows(job.data, job.id_column, rows, max(cfg.batch_size, 1 << 16))
     table, fingerprint = agreed_order(table, job.id_column, job.job_id, job.seed, job.data)
     write_table(table, table_format(cfg.output), cfg.output, keys)  # as its name says

@@ -24,6 +24,21 @@ from cvfl.sealing import KeyProvider
 log = get_logger(__name__)
 
 
+def require_protection(cfg: PsiConfig, keys: KeyProvider | None) -> None:
+    """Refuse an aligned table that would be neither sealed nor asked for in plaintext.
+
+    Raises:
+        ConfigError: ``psi.unsealed_output``.
+    """
+    if keys is None and not cfg.plaintext_output:
+        raise ConfigError(
+            mismatch(
+                "psi output protection", "a [sealing] key or psi.plaintext_output = true", "neither"
+            ),
+            code="psi.unsealed_output",
+        )
+
+
 def align(
     job: AlignJob,
     cfg: PsiConfig,
@@ -44,13 +59,7 @@ def align(
         AlignmentError: duplicate ids, a misbehaving or vanished peer, a timeout.
         PeerUnavailableError: the peer never showed up.
     """
-    if keys is None and not cfg.plaintext_output:
-        raise ConfigError(
-            mismatch(
-                "psi output protection", "a [sealing] key or psi.plaintext_output = true", "neither"
-            ),
-            code="psi.unsealed_output",
-        )
+    require_protection(cfg, keys)
     table_format(job.data)
     if cfg.mode == "fast":
         return align_fast(job, cfg, security, keys=keys, on_bound=on_bound)

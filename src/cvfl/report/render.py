@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,18 @@ def render_json(report: QualityReport) -> str:
     return json.dumps(data, indent=2, allow_nan=True) + "\n"
 
 
+def loss_scale(values: Sequence[float]) -> str:
+    """``"log"`` when the positive finite ``values`` span more than two decades, else linear.
+
+    A loss that falls from 10 to 0.01 is flat on a linear axis after the first epoch; on a log
+    axis every epoch's change shows. Zero, negative or non-finite values keep the axis linear.
+    """
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite or min(finite) <= 0:
+        return "linear"
+    return "log" if max(finite) / min(finite) > 100 else "linear"
+
+
 def render_png(report: QualityReport) -> bytes:
     """Training (solid) and validation (dashed) loss per epoch of every model, as PNG bytes."""
     import matplotlib
@@ -134,6 +147,8 @@ def render_png(report: QualityReport) -> bytes:
         }
         ax.plot(c.epochs, c.train_loss, "-o", label=f"{m.name} train", **style)
         ax.plot(c.epochs, c.val_loss, "--s", label=f"{m.name} validation", **style)
+    losses = [v for m in report.models for v in (*m.curve.train_loss, *m.curve.val_loss)]
+    ax.set_yscale(loss_scale(losses))
     epochs = sorted({e for m in report.models for e in m.curve.epochs})
     if len(epochs) <= 12:
         ax.set_xticks(epochs)

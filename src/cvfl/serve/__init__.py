@@ -1,11 +1,38 @@
-"""Two-party scoring with the exported halves (``cvfl predict``)."""
+"""Two-party scoring with the exported halves (``cvfl predict``).
 
-from cvfl.serve.config import PredictSection, load_predict_job
-from cvfl.serve.halves import ScoringHalf, load_scoring_half
-from cvfl.serve.hello import PredictHello, predict_mismatches
-from cvfl.serve.prepare import PredictJob, prepare_predict
-from cvfl.serve.scores import SCORE_COLUMN, SCORES_PURPOSE, read_scores
-from cvfl.serve.session import PredictResult, run_predict_follower, run_predict_leader
+The names below are imported on first use, so that reading ``[predict]``
+(:mod:`cvfl.serve.config`) does not import PyTorch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cvfl.serve.config import PredictSection, load_predict_job
+    from cvfl.serve.halves import ScoringHalf, load_scoring_half
+    from cvfl.serve.hello import PredictHello, predict_mismatches
+    from cvfl.serve.prepare import PredictJob, prepare_predict
+    from cvfl.serve.scores import SCORE_COLUMN, SCORES_PURPOSE, read_scores
+    from cvfl.serve.session import PredictResult, run_predict_follower, run_predict_leader
+
+_WHERE = {
+    "PredictSection": "config",
+    "load_predict_job": "config",
+    "ScoringHalf": "halves",
+    "load_scoring_half": "halves",
+    "PredictHello": "hello",
+    "predict_mismatches": "hello",
+    "PredictJob": "prepare",
+    "prepare_predict": "prepare",
+    "SCORE_COLUMN": "scores",
+    "SCORES_PURPOSE": "scores",
+    "read_scores": "scores",
+    "PredictResult": "session",
+    "run_predict_follower": "session",
+    "run_predict_leader": "session",
+}
 
 __all__ = [
     "SCORES_PURPOSE",
@@ -23,3 +50,10 @@ __all__ = [
     "run_predict_follower",
     "run_predict_leader",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import ``name`` from its module on first use."""
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)

@@ -11,6 +11,7 @@ from torch import nn
 
 from cvfl import __version__
 from cvfl.bridge.serde import TensorSpec
+from cvfl.data.prep import Preprocessing
 from cvfl.errors import ConfigError, ModelError, mismatch
 from cvfl.models.export import FORMAT, load_half
 from cvfl.models.factory import build_follower, build_leader
@@ -33,6 +34,7 @@ class ScoringHalf:
     export_format: str
     software_version: str
     path: Path
+    prep: Preprocessing | None = None
 
 
 def default_export(cfg: JobConfig) -> Path:
@@ -105,10 +107,17 @@ def load_scoring_half(path: Path, cfg: JobConfig, keys: KeyProvider | None) -> S
         names = tuple(str(n) for n in spec["feature_names"])
         cut = tuple(parse_tensor_spec(str(s)) for s in spec["cut_layer"])
         steps = int(spec["steps"])
-    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        prep = Preprocessing.from_json(spec["preprocessing"]) if "preprocessing" in spec else None
+    except (KeyError, TypeError, ValueError, ConfigError, ModelError) as exc:
         raise ModelError(f"{path}: incomplete export spec: {exc}", code="model.spec") from exc
+    if prep is not None and prep.output_names != names:
+        raise ModelError(
+            mismatch(f"{path}: preprocessing columns", list(names), list(prep.output_names)),
+            code="model.spec",
+        )
     build = build_leader if cfg.role == "leader" else build_follower
-    module = build(model, len(names), cfg.job.seed)
+    layout = prep.layout if prep is not None else None
+    module = build(model, len(names), cfg.job.seed, layout)
     try:
         module.load_state_dict(half.tensors, strict=True)
     except RuntimeError as exc:
@@ -126,4 +135,5 @@ def load_scoring_half(path: Path, cfg: JobConfig, keys: KeyProvider | None) -> S
         spec["format"],
         spec["cvfl_version"],
         path,
+        prep,
     )

@@ -7,10 +7,13 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
+
 from cvfl import __version__
 from cvfl.bridge.security import ChannelSecurity
+from cvfl.data.check import apply_state
 from cvfl.data.ids import id_order_fingerprint
-from cvfl.data.tables import PartyTable, TableSchema, table_format
+from cvfl.data.tables import PartyTable, TableSchema, table_format, validate
 from cvfl.logs import get_logger
 from cvfl.sealing import key_provider_from_config
 from cvfl.sealing.keys import KeyProvider
@@ -18,7 +21,7 @@ from cvfl.serve.config import PredictSection
 from cvfl.serve.halves import ScoringHalf, default_export, load_scoring_half
 from cvfl.serve.hello import PREDICT_PROTOCOL_VERSION, PredictHello
 from cvfl.train.config import JobConfig, outputs_sealed
-from cvfl.train.inputs import read_aligned_table, read_input_table
+from cvfl.train.inputs import aligned_arrow, input_arrow
 
 log = get_logger(__name__)
 
@@ -98,6 +101,22 @@ def align_scoring_table(
     return out
 
 
+def scoring_table(
+    arrow: pa.Table, path: Path, schema: TableSchema, half: ScoringHalf
+) -> PartyTable:
+    """Check a scoring table and apply the export's preprocessing, if it has one.
+
+    Every column the export reads must be there, of the right kind; an unseen category goes to
+    bucket 0 and a missing cell is imputed as in training.
+
+    Raises:
+        DataError: naming ``path``, the column and the first bad row.
+    """
+    if half.prep is None:
+        return validate(arrow, path, schema)
+    return apply_state(arrow, path, half.prep, TableSchema(schema.kind, schema.id_column))
+
+
 def prepare_predict(
     cfg: JobConfig, section: PredictSection, security: ChannelSecurity
 ) -> PredictJob:
@@ -115,10 +134,13 @@ def prepare_predict(
     keys = key_provider_from_config(cfg.sealing) if cfg.sealing is not None else None
     half = load_scoring_half(section.export or default_export(cfg), cfg, keys)
     schema = scoring_schema(cfg, half)
+    # The user's own table is checked (its own rows named) before the peer is contacted.
+    table = scoring_table(
+        input_arrow(section.input, schema.id_column, keys), section.input, schema, half
+    )
     if cfg.psi is not None and section.align:
         path = align_scoring_table(cfg, section, security, keys)
-        table = read_aligned_table(path, schema, keys, sealed=sealed)
-    else:
-        table = read_input_table(section.input, schema, keys)
+        arrow = aligned_arrow(path, schema.id_column, keys, sealed=sealed)
+        table = scoring_table(arrow, path, schema, half)
     log.info("predict: %s scores %d rows with cvfl %s", cfg.role, table.rows, __version__)
     return PredictJob(cfg, section, half, table, keys)

@@ -1,13 +1,41 @@
-"""Split training: the leader's and follower's loops, their local twins, checkpoints, metrics."""
+"""Split training: the leader's and follower's loops, their local twins, checkpoints, metrics.
 
-from cvfl.train.config import JobConfig, load_job
-from cvfl.train.follower import run_follower
-from cvfl.train.leader import run_leader
-from cvfl.train.local import train_centralized, train_leader_only
-from cvfl.train.metrics import Metrics, binary_metrics, roc_auc
-from cvfl.train.party import NoProgress, Party, Progress, load_party
-from cvfl.train.result import TrainResult
-from cvfl.train.schedule import Schedule
+The names below are imported on first use, so that reading a job file
+(:mod:`cvfl.train.config`) does not import PyTorch (``cvfl check`` and ``cvfl align`` stay light).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cvfl.train.config import JobConfig, load_job
+    from cvfl.train.follower import run_follower
+    from cvfl.train.leader import run_leader
+    from cvfl.train.local import train_centralized, train_leader_only
+    from cvfl.train.metrics import Metrics, binary_metrics, roc_auc
+    from cvfl.train.party import NoProgress, Party, Progress, load_party
+    from cvfl.train.result import TrainResult
+    from cvfl.train.schedule import Schedule
+
+_WHERE = {
+    "JobConfig": "config",
+    "load_job": "config",
+    "run_follower": "follower",
+    "run_leader": "leader",
+    "train_centralized": "local",
+    "train_leader_only": "local",
+    "Metrics": "metrics",
+    "binary_metrics": "metrics",
+    "roc_auc": "metrics",
+    "NoProgress": "party",
+    "Party": "party",
+    "Progress": "party",
+    "load_party": "party",
+    "TrainResult": "result",
+    "Schedule": "schedule",
+}
 
 __all__ = [
     "JobConfig",
@@ -26,3 +54,10 @@ __all__ = [
     "train_centralized",
     "train_leader_only",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import ``name`` from its module on first use."""
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)

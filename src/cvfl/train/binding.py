@@ -80,6 +80,9 @@ def training_binding(cfg: JobConfig, table: PartyTable) -> Binding:
         own[f"model.{key}"] = value
     own["order_fingerprint"] = id_order_fingerprint(cfg.job.id, table.ids).hex()
     own["data_digest"] = data_digest(table)
+    if table.prep is not None:  # [data.columns]: the fitted state shapes the model's input
+        state = json.dumps(table.prep.to_json(), sort_keys=True).encode()
+        own["preprocessing"] = hashlib.sha256(b"cvfl/prep\0" + state).hexdigest()
     return Binding(shared, own)
 
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from cvfl.attestation import AttestationConfig
 from cvfl.bridge.reliable import Liveness
 from cvfl.configload import bounds, load_section
+from cvfl.data.columns import ColumnsSpec, parse_columns
 from cvfl.data.tables import FeatureKind
 from cvfl.errors import ConfigError, PeerUnavailableError, mismatch
 from cvfl.models.spec import ModelSpec
@@ -89,7 +90,12 @@ class JobSection:
 
 @dataclass(frozen=True)
 class DataSection:
-    """``[data]``: this party's table."""
+    """``[data]``: this party's table.
+
+    ``columns`` is the ``[data.columns]`` table (:mod:`cvfl.data.columns`): with it, the
+    party's own columns are preprocessed (fitted on its training rows) and ``kind`` is unused;
+    without it, the table must already be numeric or integer codes, as ``kind`` says.
+    """
 
     path: Path
     kind: FeatureKind = FeatureKind.CATEGORICAL
@@ -98,6 +104,7 @@ class DataSection:
     holdout_fraction: float = field(
         default=0.2, metadata=bounds(low=0, high=1, low_open=True, high_open=True)
     )
+    columns: ColumnsSpec | None = field(default=None, metadata={"parse": parse_columns})
 
     def __post_init__(self) -> None:
         if not 0.0 < self.holdout_fraction < 1.0:
@@ -327,7 +334,7 @@ def job_from_mapping(raw: Mapping[str, Any], source: Path) -> JobConfig:
         if required not in raw:
             raise ConfigError(f"{source}: missing section [{required}]", code="config.missing")
     base = source.parent
-    return JobConfig(
+    cfg = JobConfig(
         source=source,
         job=load_section(JobSection, "job", raw["job"], base),
         data=load_section(DataSection, "data", raw["data"], base),
@@ -347,3 +354,13 @@ def job_from_mapping(raw: Mapping[str, Any], source: Path) -> JobConfig:
         psi=PsiConfig.from_toml_table(raw["psi"], base_dir=base) if "psi" in raw else None,
         privacy=PrivacySection.from_toml_table(raw.get("privacy", {})),
     )
+    if cfg.data.columns is not None and cfg.model.kind == "widedeep":
+        raise ConfigError(
+            mismatch(
+                f"{source}: [model] kind with [data.columns]",
+                '"mlp" (or "custom"); wide&deep takes integer codes without [data.columns]',
+                "widedeep",
+            ),
+            code="config.model",
+        )
+    return cfg

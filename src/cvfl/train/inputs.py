@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cvfl.data.tables import PartyTable, TableSchema, read_party_table, table_format, validate
+import pyarrow as pa
+
+from cvfl.data.tables import PartyTable, TableSchema, load_arrow, table_format, validate
 from cvfl.errors import SealingError
 from cvfl.sealing import KeyProvider, is_sealed
 from cvfl.sealing.artifacts import require_form
@@ -25,11 +27,16 @@ def read_input_table(path: Path, schema: TableSchema, keys: KeyProvider | None) 
         DataError: unreadable or invalid table.
         SealingError: a sealed table and no key, or a sealed table that fails to open.
     """
+    return validate(input_arrow(path, schema.id_column, keys), path, schema)
+
+
+def input_arrow(path: Path, id_column: str, keys: KeyProvider | None) -> pa.Table:
+    """The user's own table as Arrow, unchecked (see :func:`read_input_table`)."""
     if not is_sealed(path):
-        return read_party_table(path, schema)
+        return load_arrow(path)
     if keys is None:
         raise SealingError(f"{path}: the table is sealed; add [sealing]", code="sealing.no_key")
-    return _read_sealed(path, schema, keys)
+    return _sealed_arrow(path, id_column, keys)
 
 
 def read_aligned_table(
@@ -43,18 +50,24 @@ def read_aligned_table(
             a sealed file that fails to open.
         DataError: the table is invalid.
     """
+    return validate(aligned_arrow(path, schema.id_column, keys, sealed=sealed), path, schema)
+
+
+def aligned_arrow(
+    path: Path, id_column: str, keys: KeyProvider | None, *, sealed: bool
+) -> pa.Table:
+    """An aligned table as Arrow, unchecked (see :func:`read_aligned_table`)."""
     require_form(path, sealed=sealed)
     if not sealed:
-        return read_party_table(path, schema)
+        return load_arrow(path)
     if keys is None:
         raise SealingError(f"{path}: the table is sealed; add [sealing]", code="sealing.no_key")
-    return _read_sealed(path, schema, keys)
+    return _sealed_arrow(path, id_column, keys)
 
 
-def _read_sealed(path: Path, schema: TableSchema, keys: KeyProvider) -> PartyTable:
+def _sealed_arrow(path: Path, id_column: str, keys: KeyProvider) -> pa.Table:
     from cvfl.psi import read_aligned
 
     # read_sealed checks the magic and authenticates every chunk: a file swapped for a
     # plaintext one after the check above fails here.
-    arrow = read_aligned(path, keys, table_format(path), id_column=schema.id_column)
-    return validate(arrow, path, schema)
+    return read_aligned(path, keys, table_format(path), id_column=id_column)

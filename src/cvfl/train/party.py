@@ -16,8 +16,10 @@ from torch import nn
 from cvfl import __version__
 from cvfl.bridge.handshake import PROTOCOL_VERSION
 from cvfl.bridge.serde import CheckpointState, Hello, TensorSpec
+from cvfl.data.check import prepare_table
 from cvfl.data.ids import id_order_fingerprint
-from cvfl.data.tables import PartyTable, TableSchema
+from cvfl.data.prep import unscaled_columns
+from cvfl.data.tables import FeatureKind, PartyTable, TableSchema, validate
 from cvfl.errors import DataError
 from cvfl.logs import get_logger
 from cvfl.models.export import export_half
@@ -26,8 +28,9 @@ from cvfl.sealing import Artifacts, key_provider_from_config
 from cvfl.train import checkpoint
 from cvfl.train.binding import Binding, training_binding
 from cvfl.train.config import JobConfig, PeerSection, TrainSection, outputs_sealed
-from cvfl.train.inputs import read_aligned_table, read_input_table
+from cvfl.train.inputs import aligned_arrow, input_arrow
 from cvfl.train.metrics import Metrics
+from cvfl.train.precheck import UNSCALED_LIMIT, check_own_table, unscaled_warning
 from cvfl.train.recovery import CheckpointStore
 from cvfl.train.reruns import resumable
 from cvfl.train.result import TrainResult
@@ -213,27 +216,66 @@ def load_party(cfg: JobConfig, worker: int = 0) -> Party:
     threads = cfg.train.threads or max(1, len(os.sched_getaffinity(0)) // cfg.train.workers)
     set_threads(threads)
     artifacts = artifacts_for(cfg)
+    check_own_input(cfg, artifacts)
     table = read_training_table(cfg, artifacts)
     build = build_leader if cfg.role == "leader" else build_follower
-    model = build(cfg.model, table.features.shape[1], cfg.job.seed)
+    layout = table.prep.layout if table.prep is not None else None
+    model = build(cfg.model, table.features.shape[1], cfg.job.seed, layout)
     optimizer = make_optimizer(cfg.train, model.parameters())
     schedule = make_schedule(cfg, table.rows)
     return Party(cfg, table, model, optimizer, schedule, artifacts, worker=worker)
 
 
+def check_own_input(cfg: JobConfig, artifacts: Artifacts) -> None:
+    """With ``[psi]``, check the user's own ``[data] path`` too, if it is here.
+
+    Training reads the aligned table, whose row numbers are not the user's; this check (before
+    the peer is contacted) names the user's own file and rows for anything wrong in it. A
+    problem found only in the aligned table afterwards names the aligned file.
+    """
+    if cfg.psi is not None and cfg.data.path.is_file():
+        check_own_table(cfg.data, cfg.role == "leader", artifacts.keys, vocab=cfg.model.vocab)
+
+
 def read_training_table(cfg: JobConfig, artifacts: Artifacts) -> PartyTable:
-    """Read the table this party trains on.
+    """Read the table this party trains on, preprocessed when ``[data.columns]`` is given.
 
     With ``[psi]`` that is the aligned table, an artifact read only in the job's form (sealed
     with ``[sealing]``); without, it is the user's own ``[data] path`` (plaintext or sealed).
+    The preprocessing is fitted on the schedule's training rows only (never the held-out ones).
     """
     path = cfg.training_table
     if not path.is_file():
         hint = " (run `cvfl align --config` first)" if cfg.psi is not None else ""
         raise DataError(f"{path}: no such file{hint}", code="data.missing_file")
+    schema = schema_for(cfg)
     if cfg.psi is None:
-        return read_input_table(path, schema_for(cfg), artifacts.keys)
-    return read_aligned_table(path, schema_for(cfg), artifacts.keys, sealed=artifacts.sealed)
+        arrow = input_arrow(path, schema.id_column, artifacts.keys)
+    else:
+        arrow = aligned_arrow(path, schema.id_column, artifacts.keys, sealed=artifacts.sealed)
+    if cfg.data.columns is None:
+        table = validate(arrow, path, schema)
+        warn_unscaled(cfg, table)
+        return table
+    if arrow.num_rows == 0:
+        raise DataError(f"{path}: the table is empty (0 rows)", code="data.empty")
+    train_rows = make_schedule(cfg, arrow.num_rows).train_rows
+    return prepare_table(arrow, path, cfg.data.columns, schema, train_rows)
+
+
+def warn_unscaled(cfg: JobConfig, table: PartyTable) -> list[str]:
+    """Warn once about numeric columns used as they are whose magnitude exceeds 1e3.
+
+    Returns:
+        The columns named (largest magnitude or standard deviation above 1e3 over the table's
+        rows); values are never logged.
+    """
+    if cfg.data.kind is not FeatureKind.NUMERIC:
+        return []
+    names = unscaled_columns(table.features, table.feature_names, UNSCALED_LIMIT)
+    if names:
+        log.warning("%s", unscaled_warning(table.path, names))
+    return names
 
 
 def artifacts_for(cfg: JobConfig) -> Artifacts:
@@ -315,6 +357,7 @@ def export(party: Party, result: TrainResult, cut: tuple[TensorSpec, ...]) -> No
         "model": cfg.model.to_json(),
         "cut_layer": [s.describe() for s in cut],
         "feature_names": list(party.table.feature_names),
+        **({"preprocessing": party.table.prep.to_json()} if party.table.prep is not None else {}),
         "steps": result.steps,
         "cvfl_version": __version__,
     }
