@@ -208,3 +208,88 @@ def _digits(rng: np.random.Generator) -> _Raw:
     follower["px_4_5"] = _with_gaps(follower["px_4_5"], rng, 0.05)
     labels = (data.target >= 5).astype(np.int64)
     return _Raw("binary", 2, labels, leader, follower)
+
+
+@dataclass(frozen=True)
+class PracticeTraining:
+    """Model and training settings that suit a practice split (both parties use the same)."""
+
+    epochs: int
+    batch_size: int
+    lr: float = 0.01
+    cut_width: int = 8
+    hidden: int = 16
+
+
+TRAINING: dict[str, PracticeTraining] = {
+    "wine": PracticeTraining(epochs=30, batch_size=16),
+    "diabetes": PracticeTraining(epochs=40, batch_size=32),
+    "digits": PracticeTraining(epochs=8, batch_size=32),
+}
+
+
+def practice_job_toml(split: PracticeSplit, role: str, table: str, port: int) -> str:
+    """One party's job file for ``split``: align, then train an MLP split model of its task.
+
+    ``table`` is the party's input file name (relative to the job file); the policy accepts
+    the simulated TEE by name and requires the peer to run this very enclave
+    (``same_as_self``).
+    """
+    run = TRAINING[split.name]
+    peer = f'listen = "127.0.0.1:{port}"' if role == "leader" else f'connect = "127.0.0.1:{port}"'
+    label = '\nlabel_column = "label"' if role == "leader" else ""
+    task = f'task = "{split.task}"'
+    if split.task == "multiclass":
+        task += f"\nnum_classes = {split.num_classes}"
+    return f"""# cvfl practice job ({split.name}, {split.task}): {role}.
+# cvfl check --config {role}.toml, then cvfl run --config {role}.toml (align, then train)
+[job]
+id = "practice-{split.name}"
+role = "{role}"
+seed = 7
+workdir = "{role}"
+steps = ["align", "train"]
+
+[data]
+path = "{table}"
+id_column = "{ID_COLUMN}"{label}
+
+[data.columns]
+# Text columns are categories, number columns numeric (standardised, gaps filled and flagged),
+# all fitted on this party's own training rows and stored in its sealed export.
+default = "auto"
+
+[model]
+kind = "mlp"
+{task}
+cut_width = {run.cut_width}
+leader_hidden = [{run.hidden}]
+follower_hidden = [{run.hidden}]
+
+[train]
+optimizer = "adam"
+lr = {run.lr}
+batch_size = {run.batch_size}
+epochs = {run.epochs}
+
+[peer]
+{peer}
+security = "ratls"
+connect_timeout = 120.0
+
+[psi]
+output = "aligned/{role}.parquet.sealed"
+
+[sealing]
+provider = "file"
+key_file = "keys/{role}.key"
+
+[attestation]
+provider = "simulated"
+
+[attestation.policy]
+allow_simulated = true  # the simulated TEE proves nothing: accepted here by name
+
+[[attestation.policy.identities]]
+same_as_self = true  # the peer runs exactly the enclave this party runs
+"""
