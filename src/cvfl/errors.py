@@ -418,7 +418,7 @@ CODES: dict[str, ErrorCode] = _registry(
             "psi.failed": "private set intersection failed (the default PSI code)",
             "psi.bad_answer": "the peer answered two items with the same doubly-blinded value",
             "psi.bad_key_share": "the peer's fast-mode key share is invalid",
-            "psi.empty": "no row is common to both parties; nothing written (an earlier table stays)",
+            "psi.empty": "no row is common to both parties; nothing written (old table kept)",
             "psi.bad_point": "the peer sent an invalid group element",
             "psi.bad_tag": "the peer's keyed hashes are malformed",
             "psi.count": "the peer sent more items than it announced",
