@@ -171,7 +171,7 @@ def _summarise(cfg: JobConfig, result: TrainResult) -> None:
     table.add_row("summary", str(summary))
     _out.print(table)
     if result.metrics:
-        _out.print(f"auc: {result.metrics.auc:.4f}")
+        _out.print(f"{result.metrics.primary_name}: {result.metrics.primary:.4f}")
 
 
 @model_app.command("fingerprint")

@@ -72,4 +72,5 @@ def build_leader(spec: ModelSpec, num_features: int, seed: int) -> nn.Module:
         raise ConfigError("[model] leader_hidden must name at least one width", code="config")
     encoder, width = _encoder(spec, num_features)
     hidden = list(spec.leader_hidden)
-    return LeaderHalf(encoder, width, hidden, spec.cut_width, spec.leader_hidden_top)
+    top = spec.leader_hidden_top
+    return LeaderHalf(encoder, width, hidden, spec.cut_width, top, spec.output_width)

@@ -24,6 +24,7 @@ import numpy as np
 from cvfl.bridge.fields import Fields, Value, encode_fields
 from cvfl.data.ids import id_order_fingerprint
 from cvfl.data.tables import PartyTable
+from cvfl.models.spec import TASK_KEYS
 from cvfl.train.config import JobConfig
 
 BINDING_VERSION = 1
@@ -75,10 +76,27 @@ def training_binding(cfg: JobConfig, table: PartyTable) -> Binding:
     }
     own: Fields = {"role": cfg.role}
     for key, value in cfg.model.to_json().items():
-        own[f"model.{key}"] = value
+        if key not in TASK_KEYS:
+            own[f"model.{key}"] = value
+    own.update(task_fields(cfg))
     own["order_fingerprint"] = id_order_fingerprint(cfg.job.id, table.ids).hex()
     own["data_digest"] = data_digest(table)
     return Binding(shared, own)
+
+
+def task_fields(cfg: JobConfig) -> Fields:
+    """The leader's task settings (with the resolved class count) unless the task is binary.
+
+    Binary adds nothing, so a binary job's binding is the one earlier versions wrote and their
+    checkpoints stay resumable; the follower's half does not depend on the task.
+    """
+    spec = cfg.model
+    if cfg.role != "leader" or spec.task == "binary":
+        return {}
+    fields: Fields = {"model.task": spec.task, "model.num_classes": spec.num_classes}
+    if spec.task == "regression":
+        fields["model.regression_loss"] = spec.regression_loss
+    return fields
 
 
 def data_digest(table: PartyTable) -> str:

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from cvfl.bridge.handshake import leader_handshake, leader_handshake_with
 from cvfl.bridge.link import BridgeServer, Link, expect
@@ -25,7 +24,7 @@ from cvfl.errors import CvflError, ProtocolError, mismatch
 from cvfl.logs import get_logger
 from cvfl.privacy.guard import LabelGuard
 from cvfl.train.cadence import CheckpointClock, decide
-from cvfl.train.metrics import Metrics, binary_metrics
+from cvfl.train.metrics import Metrics, task_metrics
 from cvfl.train.party import (
     NoProgress,
     Party,
@@ -50,6 +49,7 @@ from cvfl.train.steps import (
     check_batch,
     single_tensor,
 )
+from cvfl.train.tasks import label_dtype, task_loss
 from cvfl.wire import bridge_pb2 as pb
 
 log = get_logger(__name__)
@@ -190,7 +190,8 @@ def _train(
 def label_guard(party: Party, state: dict[str, Any] | None) -> LabelGuard:
     """The ``[privacy]`` guard of this worker, resumed from a checkpoint's ``state``."""
     table, cfg = party.table, party.cfg
-    truth = table.labels.astype(np.int64) if table.labels is not None else np.zeros(0, np.int64)
+    dtype = label_dtype(cfg.model)
+    truth = table.labels.astype(dtype) if table.labels is not None else np.zeros(0, dtype)
     return LabelGuard(
         cfg.privacy,
         cfg.job.seed,
@@ -198,7 +199,7 @@ def label_guard(party: Party, state: dict[str, Any] | None) -> LabelGuard:
         truth,
         party.schedule.train_rows,
         state,
-        audited=party.is_root,
+        audited=party.is_root and cfg.model.task == "binary",  # the audit scores 0/1 labels
     )
 
 
@@ -245,7 +246,7 @@ def _train_step(
     # over the whole step: N workers train exactly what one worker would.
     targets, guard = labels
     scale = party.workers / len(step.rows)
-    loss = F.cross_entropy(logits, targets[rows], reduction="sum") * scale
+    loss = task_loss(party.cfg.model, logits, targets[rows], "sum") * scale
     party.optimizer.zero_grad()
     loss.backward()  # type: ignore[no-untyped-call]
     assert act.grad is not None
@@ -291,15 +292,18 @@ def evaluate_remote(party: Party, session: AnySession, key: bytes, labels: torch
     party.model.train()
     holdout = party.schedule.holdout_rows
     scores = gather_scores(party, torch.cat(outputs))
-    return binary_metrics(labels[holdout].numpy(), scores.numpy())
+    return task_metrics(party.cfg.model.task, labels[holdout].numpy(), scores.numpy())
 
 
 def _epoch_record(epoch: int, step: int, losses: list[float], metrics: Metrics) -> dict[str, float]:
-    return {
+    """One epoch of the history: its training loss and every held-out metric (``val_<name>``).
+
+    ``val_loss`` is the held-out log-loss of a classifier and the held-out MSE of a regressor.
+    """
+    record: dict[str, float] = {
         "epoch": epoch,
         "step": step,
         "train_loss": float(np.mean(losses)) if losses else float("nan"),
-        "val_loss": metrics.log_loss,
-        "val_auc": metrics.auc,
-        "val_accuracy": metrics.accuracy,
+        "val_loss": metrics.loss,
     }
+    return record | {f"val_{name}": value for name, value in metrics.as_dict().items()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -32,6 +32,7 @@ from cvfl.train.recovery import CheckpointStore
 from cvfl.train.reruns import resumable
 from cvfl.train.result import TrainResult
 from cvfl.train.schedule import Schedule
+from cvfl.train.tasks import resolve_classes
 
 if TYPE_CHECKING:
     from cvfl.workers import SecureGroup
@@ -205,6 +206,8 @@ def schema_for(cfg: JobConfig) -> TableSchema:
         id_column=cfg.data.id_column,
         label_column=cfg.data.label_column if cfg.role == "leader" else None,
         vocab=cfg.model.vocab,
+        task=cfg.model.task,
+        num_classes=cfg.model.num_classes,
     )
 
 
@@ -214,6 +217,8 @@ def load_party(cfg: JobConfig, worker: int = 0) -> Party:
     set_threads(threads)
     artifacts = artifacts_for(cfg)
     table = read_training_table(cfg, artifacts)
+    if cfg.role == "leader":  # only the leader has labels: it resolves the class count
+        cfg = replace(cfg, model=resolve_classes(cfg.model, table.labels))
     build = build_leader if cfg.role == "leader" else build_follower
     model = build(cfg.model, table.features.shape[1], cfg.job.seed)
     optimizer = make_optimizer(cfg.train, model.parameters())

@@ -41,6 +41,7 @@ class TrainResult:
             "examples_per_second": round(self.examples_per_second, 1),
             "export": str(self.export) if self.export else None,
             "fingerprint": self.fingerprint,
+            "task": self.metrics.task if self.metrics else None,
             "metrics": self.metrics.as_dict() if self.metrics else None,
             "history": self.history,
             "reconnects": self.reconnects,
