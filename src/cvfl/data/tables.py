@@ -234,22 +234,16 @@ _LABEL_KINDS = {"binary": "0/1", "multiclass": "integer class", "regression": "n
 def _class_labels(values: np.ndarray, path: Path, name: str, num_classes: int) -> np.ndarray:
     """Integer class labels ``0..num_classes-1`` (any non-negative integer when 0)."""
     numbers = values.astype(np.float64)
-    bad = ~np.isfinite(numbers) | (numbers != np.round(numbers)) | (numbers < 0)
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise DataError(
-            f"{path}: column {name!r} row {row}: label must be a class index (a whole number >= 0)",
-            code="data.label",
+    invalid = ~np.isfinite(numbers) | (numbers != np.round(numbers)) | (numbers < 0)
+    over = (numbers >= num_classes) & ~invalid if num_classes else np.zeros_like(invalid)
+    if (invalid | over).any():
+        row = int(np.argmax(invalid | over))
+        problem = (
+            "label must be a class index (a whole number >= 0)"
+            if invalid[row]
+            else f"label out of range (expected 0..{num_classes - 1})"
         )
-    if num_classes:
-        over = numbers >= num_classes
-        if over.any():
-            row = int(np.argmax(over))
-            raise DataError(
-                f"{path}: column {name!r} row {row}: label out of range "
-                f"(expected 0..{num_classes - 1})",
-                code="data.label",
-            )
+        raise DataError(f"{path}: column {name!r} row {row}: {problem}", code="data.label")
     return np.array(numbers, dtype=np.int64)
 
 
