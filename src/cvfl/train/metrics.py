@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -148,12 +149,18 @@ def _log_probs(logits: np.ndarray) -> np.ndarray:
     return out
 
 
+def _sk() -> Any:
+    """scikit-learn's metrics module (imported on first use: it takes a while to load)."""
+    import sklearn.metrics  # type: ignore[import-untyped]
+
+    return sklearn.metrics
+
+
 def _sk_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score  # type: ignore[import-untyped]
 
     if np.unique(labels).size < 2:
         return math.nan
-    return float(roc_auc_score(labels, scores))
+    return float(_sk().roc_auc_score(labels, scores))
 
 
 def _classes(labels: np.ndarray, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -167,12 +174,10 @@ def _classes(labels: np.ndarray, logits: np.ndarray) -> tuple[np.ndarray, np.nda
 
 def binary_metrics(labels: np.ndarray, logits: np.ndarray) -> Metrics:
     """Metrics from two-class logits ``(n, 2)``; the score is ``p(class 1)``."""
-    from sklearn.metrics import accuracy_score  # type: ignore[import-untyped]
-
     labels, log_probs, loss = _classes(labels, logits)
     if not labels.size:
         return Metrics("binary", dict.fromkeys(METRICS["binary"], math.nan), 0)
-    accuracy = float(accuracy_score(labels, log_probs.argmax(axis=1)))
+    accuracy = float(_sk().accuracy_score(labels, log_probs.argmax(axis=1)))
     auc = _sk_auc(labels, log_probs[:, 1] - log_probs[:, 0])
     values = {"auc": auc, "log_loss": loss, "accuracy": accuracy}
     return Metrics("binary", values, int(labels.size))
@@ -184,8 +189,6 @@ def multiclass_metrics(labels: np.ndarray, logits: np.ndarray) -> Metrics:
     The macro AUC averages the classes that have both positives and negatives among the rows
     (NaN when none has).
     """
-    from sklearn.metrics import accuracy_score, f1_score  # type: ignore[import-untyped]
-
     labels, log_probs, loss = _classes(labels, logits)
     if not labels.size:
         return Metrics("multiclass", dict.fromkeys(METRICS["multiclass"], math.nan), 0)
@@ -195,8 +198,8 @@ def multiclass_metrics(labels: np.ndarray, logits: np.ndarray) -> Metrics:
     finite = [a for a in aucs if not math.isnan(a)]
     values = {
         "macro_auc": float(np.mean(finite)) if finite else math.nan,
-        "accuracy": float(accuracy_score(labels, predicted)),
-        "macro_f1": float(f1_score(labels, predicted, average="macro", zero_division=0)),
+        "accuracy": float(_sk().accuracy_score(labels, predicted)),
+        "macro_f1": float(_sk().f1_score(labels, predicted, average="macro", zero_division=0)),
         "log_loss": loss,
     }
     return Metrics("multiclass", values, int(labels.size))
@@ -204,15 +207,13 @@ def multiclass_metrics(labels: np.ndarray, logits: np.ndarray) -> Metrics:
 
 def regression_metrics(targets: np.ndarray, outputs: np.ndarray) -> Metrics:
     """RMSE, MAE and R² of the single output column against the targets."""
-    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score  # type: ignore[import-untyped]
-
     truth = np.asarray(targets, dtype=np.float64)
     predicted = np.asarray(outputs, dtype=np.float64).reshape(len(truth), -1)[:, 0]
     if not truth.size:
         return Metrics("regression", dict.fromkeys(METRICS["regression"], math.nan), 0)
     values = {
-        "rmse": math.sqrt(float(mean_squared_error(truth, predicted))),
-        "mae": float(mean_absolute_error(truth, predicted)),
-        "r2": float(r2_score(truth, predicted)) if truth.size > 1 else math.nan,
+        "rmse": math.sqrt(float(_sk().mean_squared_error(truth, predicted))),
+        "mae": float(_sk().mean_absolute_error(truth, predicted)),
+        "r2": float(_sk().r2_score(truth, predicted)) if truth.size > 1 else math.nan,
     }
     return Metrics("regression", values, int(truth.size))
