@@ -74,6 +74,9 @@ def training_binding(cfg: JobConfig, table: PartyTable) -> Binding:
         "rows": table.rows,
         "privacy": cfg.privacy.to_wire(),  # a defence changes every gradient sent
     }
+    if t.early_stopping:  # both sides must stop, and export, at the same epoch
+        shared["early_stopping_metric"] = t.early_stopping_metric
+        shared["early_stopping_patience"] = t.early_stopping_patience
     own: Fields = {"role": cfg.role}
     for key, value in cfg.model.to_json().items():
         if key not in TASK_KEYS:

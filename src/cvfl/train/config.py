@@ -144,6 +144,11 @@ class TrainSection:
                 mismatch("[train] workers", f"1 to {MAX_WORKERS}", self.workers),
                 code="config.train",
             )
+        if self.early_stopping and self.workers > 1:
+            raise ConfigError(
+                mismatch("[train] workers", "1 with early_stopping_metric set", self.workers),
+                code="config.train",
+            )
         if self.workers > self.batch_size:
             raise ConfigError(
                 mismatch(

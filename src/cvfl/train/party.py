@@ -320,7 +320,7 @@ def export(party: Party, result: TrainResult, cut: tuple[TensorSpec, ...]) -> No
         "model": cfg.model.to_json(),
         "cut_layer": [s.describe() for s in cut],
         "feature_names": list(party.table.feature_names),
-        "steps": result.steps,
+        "steps": result.exported_step,
         "cvfl_version": __version__,
     }
     result.export, result.fingerprint = export_half(
