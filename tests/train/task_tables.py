@@ -40,3 +40,32 @@ def task_job(folder: Path, task: str, **overrides: Any) -> tuple[JobConfig, JobC
     lead = job_from_mapping(job_tables(folder, leader_data, "leader", **overrides), src)
     follow = job_from_mapping(job_tables(folder, follower_data, "follower", **overrides), src)
     return lead, follow
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_task_jobs(folder: Path, task: str, **overrides: Any) -> tuple[Path, Path]:
+    """``leader.toml`` and ``follower.toml`` of :func:`task_job`'s job, in ``folder``."""
+    leader_data, follower_data = make_tables(folder, rows=300)
+    if task != "binary":
+        relabel(leader_data, task)
+    overrides = {"model__task": task, **overrides}
+    paths = []
+    for role, data in (("leader", leader_data), ("follower", follower_data)):
+        raw = job_tables(folder, data, role, **overrides)
+        lines = []
+        for section, table in raw.items():
+            lines.append(f"[{section}]")
+            lines += [f"{key} = {_toml_value(value)}" for key, value in table.items()]
+        path = folder / f"{role}.toml"
+        path.write_text("\n".join(lines) + "\n")
+        paths.append(path)
+    return paths[0], paths[1]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
 
+from cvfl.errors import ConfigError
 from cvfl.models.export import load_half
 from cvfl.train import TrainResult, load_party, train_centralized, train_leader_only
 from cvfl.train.binding import training_binding
@@ -88,3 +90,17 @@ def test_regression_labels_are_float32(tmp_path: Path) -> None:
     leader = load_party(leader_cfg)
     assert leader.table.labels is not None and leader.table.labels.dtype == "float32"
     assert leader.binding.own["model.regression_loss"] == "mse"
+
+
+def test_rerun_with_another_regression_loss_refuses_the_checkpoints(tmp_path: Path) -> None:
+    leader_cfg, follower_cfg = task_job(tmp_path, "regression", train__checkpoint_every=4)
+    lead, follow = run_pair(leader_cfg, follower_cfg)
+    assert isinstance(lead, TrainResult), lead
+    assert isinstance(follow, TrainResult), follow
+    changed = dataclasses.replace(
+        leader_cfg, model=dataclasses.replace(leader_cfg.model, regression_loss="huber")
+    )
+    again, _ = run_pair(changed, follower_cfg)
+    assert isinstance(again, ConfigError), again
+    assert again.code == "config.checkpoint_changed"
+    assert "model.regression_loss: checkpoint mse, job huber" in again.message
