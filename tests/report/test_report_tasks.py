@@ -45,3 +45,5 @@ def test_report_per_task(tmp_path: Path, task: str, names: list[str]) -> None:
     assert data["task"] == task
     assert set(data["models"]) == {"split", "leader only", "centralized"}
     assert data["lower_is_better"] is (task == "regression")
+    # The leakage audit scores 0/1 labels: a non-binary report shows no leakage block.
+    assert "label leakage" not in text

@@ -64,7 +64,7 @@ def render_text(report: QualityReport) -> str:
     task = report.split.metrics.task
     lines = [f"cvfl quality report: job {report.job_id}, task {task} (held-out rows)", ""]
     lines += _quality_rows(report)
-    if report.leakage is not None:
+    if report.leakage is not None and task == "binary":  # the audit scores 0/1 labels only
         lines += ["", *leak_rows(report.leakage, report.split.metrics.auc)]
     lines += ["", *_curve_rows(report), ""]
     lines += [

@@ -54,10 +54,11 @@ def decide(metric: str, patience: int, history: list[dict[str, Any]], last: bool
     """
     key = f"val_{metric}"
     best = 0
-    for index, record in enumerate(history):
-        if better(metric, float(record[key]), float(history[best][key])):
+    values = [float(record.get(key, math.nan)) for record in history]  # older records: NaN
+    for index, value in enumerate(values):
+        if better(metric, value, values[best]):
             best = index
-    if _is_nan(history[best][key]):
+    if math.isnan(values[best]):
         best = len(history) - 1  # nothing measurable yet: the newest state stands in
     waited = len(history) - 1 - best
     stop = last or waited >= patience
@@ -72,11 +73,6 @@ def decide(metric: str, patience: int, history: list[dict[str, Any]], last: bool
             decision.best_step,
         )
     return decision
-
-
-def _is_nan(value: object) -> bool:
-    """Whether a recorded metric is NaN (e.g. the AUC of held-out rows of one class)."""
-    return math.isnan(float(str(value)))
 
 
 def best_path(party: Party) -> Path:
