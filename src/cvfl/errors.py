@@ -457,6 +457,7 @@ CODES: dict[str, ErrorCode] = _registry(
         {
             "model.invalid": "a model does not fit the job (the default model code)",
             "model.corrupt": "an export's files are malformed",
+            "model.best_snapshot": "the best-epoch snapshot is missing or of another step or job",
             "model.fingerprint": "an export's parameters do not match its fingerprint",
             "model.foreign": "an export belongs to another job",
             "model.missing": "an export file does not exist",

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from cvfl.errors import DataError
 from cvfl.report import Curve, ModelFigures, QualityReport, wire_figures, write_report
 from cvfl.report.quality import curve_from_history, read_split_result
-from cvfl.report.render import PNG_MAGIC, loss_scale, render_text
+from cvfl.report.render import PNG_MAGIC, loss_scale, render_json, render_text
 from cvfl.train.metrics import Metrics
 from cvfl.train.schedule import Schedule
 
@@ -26,7 +26,8 @@ def _model(name: str, auc: float, epochs: int = 4) -> ModelFigures:
         tuple(0.7 / e for e in range(1, epochs + 1)),
         tuple(0.6 / e + 0.01 for e in range(1, epochs + 1)),
     )
-    return ModelFigures(name, Metrics(auc, 0.1, 0.95, 100), curve, 1.5, 40)
+    metrics = Metrics("binary", {"auc": auc, "log_loss": 0.1, "accuracy": 0.95}, 100)
+    return ModelFigures(name, metrics, curve, 1.5, 40)
 
 
 def _report(centralized: bool = True) -> QualityReport:
@@ -66,6 +67,30 @@ def test_report_files(tmp_path: Path) -> None:
     data = json.loads(files.json.read_text())
     assert set(data["models"]) == {"split", "leader only", "centralized"}
     assert data["models"]["split"]["auc"] == 0.99
+
+
+def test_report_shows_each_tasks_metrics() -> None:
+    values = {"rmse": 0.5, "mae": 0.4, "r2": 0.75}
+    report = _report()
+    split = ModelFigures("split", Metrics("regression", values), report.split.curve, 1.0, 40)
+    regression = QualityReport(
+        job_id="r",
+        split=split,
+        leader_only=split,
+        centralized=None,
+        wire=report.wire,
+        batch_size=32,
+        examples_per_second=1.0,
+    )
+    text = render_text(regression)
+    header = text.splitlines()[2]
+    assert "task regression" in text
+    assert header.split()[1:4] == ["RMSE", "MAE", "R²"] and "AUC" not in text
+    assert "0.5000" in text.splitlines()[3]
+    data = json.loads(render_json(regression))
+    assert data["task"] == "regression" and data["primary_metric"] == "rmse"
+    assert data["lower_is_better"] is True
+    assert data["models"]["split"]["r2"] == 0.75
 
 
 def test_report_without_centralized() -> None:

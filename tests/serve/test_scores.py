@@ -47,3 +47,43 @@ def test_unsealed_scores_need_to_be_asked_for(tmp_path: Path) -> None:
     written = write_scores(scores_store(keys, False), tmp_path / "s.parquet", table)
     with pytest.raises(SealingError):
         read_scores(written, new_key_file(tmp_path / "other.key"))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.integers(1, 30).flatmap(
+        lambda n: st.integers(3, 6).flatmap(
+            lambda k: arrays(np.float32, (n, k), elements=st.floats(-30, 30, width=32))
+        )
+    ),
+    st.sampled_from(["parquet", "csv"]),
+)
+def test_multiclass_scores_have_a_column_per_class(
+    tmp_path_factory: pytest.TempPathFactory, logits: np.ndarray, fmt: str
+) -> None:
+    folder = tmp_path_factory.mktemp("scores")
+    ids = tuple(f"0{i}" for i in range(len(logits)))
+    table = scores_table("example_id", ids, torch.from_numpy(logits), "multiclass")
+    written = write_scores(scores_store(None, True), folder / f"s.{fmt}", table)
+    back = read_scores(written)
+    k = logits.shape[1]
+    assert back.column_names == ["example_id", *(f"p_{c}" for c in range(k)), "predicted"]
+    probs = np.stack([back.column(f"p_{c}").to_numpy() for c in range(k)], axis=1)
+    expected = torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
+    np.testing.assert_allclose(probs, expected, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-9)
+    assert back.column("predicted").to_pylist() == expected.argmax(axis=1).tolist()
+
+
+@settings(max_examples=25, deadline=None)
+@given(arrays(np.float32, st.integers(1, 30), elements=st.floats(-1e6, 1e6, width=32)))
+def test_regression_scores_are_the_predicted_values(
+    tmp_path_factory: pytest.TempPathFactory, values: np.ndarray
+) -> None:
+    folder = tmp_path_factory.mktemp("scores")
+    ids = tuple(f"0{i}" for i in range(len(values)))
+    outputs = torch.from_numpy(values.reshape(-1, 1))
+    table = scores_table("example_id", ids, outputs, "regression")
+    back = read_scores(write_scores(scores_store(None, True), folder / "s.parquet", table))
+    assert back.column_names == ["example_id", "prediction"]
+    np.testing.assert_array_equal(back.column("prediction").to_numpy(), values.astype(np.float64))

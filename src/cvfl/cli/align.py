@@ -86,7 +86,7 @@ def check_data(
     """
     data = load_section(DataSection, "data", _table(doc, "data"), base)
     model = ModelSpec.from_toml_table(cast(Mapping[str, object], doc.get("model", {})))
-    return check_own_table(data, role == "leader", keys, vocab=model.vocab)
+    return check_own_table(data, role == "leader", keys, model)
 
 
 def _load(path: Path) -> Mapping[str, object]:

@@ -40,11 +40,11 @@ def check(
     keys = key_provider_from_config(cfg.sealing) if cfg.sealing is not None else None
     leader = cfg.role == "leader"
     typer.echo(f"job {cfg.job.id}: {cfg.role}, outputs {'sealed' if sealed else 'PLAINTEXT'}")
-    summary = check_own_table(cfg.data, leader, keys, vocab=cfg.model.vocab)
+    summary = check_own_table(cfg.data, leader, keys, cfg.model)
     _show("training table", summary, cfg.data.columns is not None)
     if scoring is not None and scoring.is_file() and scoring != cfg.data.path:
         data = dataclasses.replace(cfg.data, path=scoring)
-        found = check_own_table(data, False, keys, vocab=cfg.model.vocab)
+        found = check_own_table(data, False, keys, cfg.model)
         _show("scoring table", found, cfg.data.columns is not None)
     if cfg.psi is not None:
         typer.echo(f"alignment output: {cfg.psi.output}")

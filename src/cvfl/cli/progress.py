@@ -82,11 +82,4 @@ class TerminalProgress:
 
     def evaluated(self, step: int, metrics: Metrics) -> None:
         """Log held-out metrics."""
-        log.info(
-            "%s: held-out after step %s: auc %.4f, log-loss %.4f, accuracy %.4f",
-            self._label,
-            step,
-            metrics.auc,
-            metrics.log_loss,
-            metrics.accuracy,
-        )
+        log.info("%s: held-out after step %s: %s", self._label, step, metrics.summary())

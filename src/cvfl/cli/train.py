@@ -167,13 +167,16 @@ def _summarise(cfg: JobConfig, result: TrainResult) -> None:
     table.add_row("examples/s", f"{result.examples_per_second:.0f}")
     table.add_row("export", str(result.export))
     table.add_row("fingerprint", result.fingerprint[:16] + "…")
+    if result.best_step:
+        stopped = "stopped early" if result.stopped_early else "ran every epoch"
+        table.add_row("early stopping", f"exported step {result.best_step} ({stopped})")
     if result.metrics:
         for key, value in result.metrics.as_dict().items():
             table.add_row(f"held-out {key}", f"{value:.4f}")
     table.add_row("summary", str(summary))
     _out.print(table)
     if result.metrics:
-        _out.print(f"auc: {result.metrics.auc:.4f}")
+        _out.print(f"{result.metrics.primary_name}: {result.metrics.primary:.4f}")
 
 
 @model_app.command("fingerprint")

@@ -145,7 +145,7 @@ def check_input(table: pa.Table, path: Path, spec: ColumnsSpec, schema: TableSch
     check_columns(table, path, kinds)
     if schema.label_column is not None:
         _require_column(table, path, schema.label_column)
-        _labels(table.column(schema.label_column), path, schema.label_column)
+        _labels(table.column(schema.label_column), path, schema.label_column, schema)
     return kinds
 
 
@@ -178,6 +178,6 @@ def apply_state(
     labels = None
     if schema.label_column is not None:
         _require_column(table, path, schema.label_column)
-        labels = _labels(table.column(schema.label_column), path, schema.label_column)
+        labels = _labels(table.column(schema.label_column), path, schema.label_column, schema)
     features = state.transform(table)
     return PartyTable(path, ids, features, state.output_names, labels, state)

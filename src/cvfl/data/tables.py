@@ -41,6 +41,10 @@ class TableSchema:
         label_column: Name of the label column, or None for a party without labels.
         vocab: Number of category values (categorical only).
         features: Feature column names in model order; empty means "every other column".
+        task: What the labels are: ``binary`` (0/1), ``multiclass`` (integers
+            ``0..num_classes-1``) or ``regression`` (finite numbers).
+        num_classes: Classes of a multiclass task (0: any non-negative integer, the trainer
+            infers the count).
     """
 
     kind: FeatureKind
@@ -48,6 +52,8 @@ class TableSchema:
     label_column: str | None = None
     vocab: int = 101
     features: tuple[str, ...] = ()
+    task: str = "binary"
+    num_classes: int = 0
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,8 @@ class PartyTable:
     ``prep`` is the party's fitted preprocessing when ``[data.columns]`` declared its columns
     (the features are then its float32 output); None for the plain numeric or integer-code
     tables.
+
+    Labels are int64 class indices for a classification task and float32 for regression.
     """
 
     path: Path
@@ -137,7 +145,7 @@ def validate(table: pa.Table, path: Path, schema: TableSchema) -> PartyTable:
     labels = None
     if schema.label_column is not None:
         _require_column(table, path, schema.label_column)
-        labels = _labels(table.column(schema.label_column), path, schema.label_column)
+        labels = _labels(table.column(schema.label_column), path, schema.label_column, schema)
     return PartyTable(path, ids, features, tuple(names), labels)
 
 
@@ -207,13 +215,19 @@ def _feature_column(
     return values
 
 
-def _labels(column: pa.ChunkedArray, path: Path, name: str) -> np.ndarray:
+def _labels(column: pa.ChunkedArray, path: Path, name: str, schema: TableSchema) -> np.ndarray:
     _check_nulls(column, path, name)
     if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
         raise DataError(
-            f"{path}: column {name!r}: expected 0/1 labels, seen {column.type}", code="data.type"
+            f"{path}: column {name!r}: expected {_LABEL_KINDS.get(schema.task, 'numeric')} "
+            f"labels, seen {column.type}",
+            code="data.type",
         )
     values: np.ndarray = np.asarray(column.to_numpy())
+    if schema.task == "regression":
+        return _regression_labels(values, path, name)
+    if schema.task == "multiclass":
+        return _class_labels(values, path, name, schema.num_classes)
     bad = (values != 0) & (values != 1)
     if bad.any():
         row = int(np.argmax(bad))
@@ -221,3 +235,36 @@ def _labels(column: pa.ChunkedArray, path: Path, name: str) -> np.ndarray:
             f"{path}: column {name!r} row {row}: label must be 0 or 1", code="data.label"
         )
     return np.array(values, dtype=np.int64)  # a writable copy (Arrow buffers are read-only)
+
+
+_LABEL_KINDS = {"binary": "0/1", "multiclass": "integer class", "regression": "numeric"}
+
+
+def _class_labels(values: np.ndarray, path: Path, name: str, num_classes: int) -> np.ndarray:
+    """Integer class labels ``0..num_classes-1`` (any non-negative integer when 0)."""
+    numbers = values.astype(np.float64)
+    invalid = ~np.isfinite(numbers) | (numbers != np.round(numbers)) | (numbers < 0)
+    over = (numbers >= num_classes) & ~invalid if num_classes else np.zeros_like(invalid)
+    if (invalid | over).any():
+        row = int(np.argmax(invalid | over))
+        problem = (
+            "label must be a class index (a whole number >= 0)"
+            if invalid[row]
+            else f"label out of range (expected 0..{num_classes - 1})"
+        )
+        raise DataError(f"{path}: column {name!r} row {row}: {problem}", code="data.label")
+    return np.array(numbers, dtype=np.int64)
+
+
+def _regression_labels(values: np.ndarray, path: Path, name: str) -> np.ndarray:
+    """Finite float32 targets; NaN, infinities and values beyond float32 are refused."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        targets = np.array(values, dtype=np.float32)
+    bad = ~np.isfinite(targets)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise DataError(
+            f"{path}: column {name!r} row {row}: label is NaN, infinite or beyond float32",
+            code="data.label",
+        )
+    return targets

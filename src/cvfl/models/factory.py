@@ -92,4 +92,5 @@ def build_leader(
         raise ConfigError("[model] leader_hidden must name at least one width", code="config.model")
     encoder, width = _encoder(spec, num_features, layout)
     hidden = list(spec.leader_hidden)
-    return LeaderHalf(encoder, width, hidden, spec.cut_width, spec.leader_hidden_top)
+    top = spec.leader_hidden_top
+    return LeaderHalf(encoder, width, hidden, spec.cut_width, top, spec.output_width)

@@ -1,7 +1,8 @@
 """The split models: Fedlearner's wide&deep and a plain MLP, as follower and leader halves.
 
 A follower half maps its features to the cut-layer activations ``act1_f``; a leader half maps its
-own features and ``act1_f`` to two logits. :class:`CombinedModel` joins them in one process; it
+own features and ``act1_f`` to its outputs: two logits for a binary task, one per class for a
+multiclass task, one value for regression. :class:`CombinedModel` joins them in one process; it
 is the centralized twin that split training must reproduce exactly.
 """
 
@@ -79,7 +80,7 @@ class FollowerHalf(nn.Module):
 
 
 class LeaderHalf(nn.Module):
-    """The leader's model: its own bottom, then a top over ``[own, act1_f]`` -> 2 logits.
+    """The leader's model: its own bottom, then a top over ``[own, act1_f]`` -> ``outputs``.
 
     With ``top_hidden`` empty the top is one linear layer, so every row's gradient on
     ``act1_f`` is a multiple of one vector whose sign is the row's label; widths in
@@ -93,15 +94,16 @@ class LeaderHalf(nn.Module):
         hidden: list[int],
         cut: int,
         top_hidden: tuple[int, ...] = (),
+        outputs: int = 2,
     ) -> None:
         super().__init__()
         self.encoder = encoder
         self.bottom = _mlp([in_width, *hidden])
         joined = hidden[-1] + cut
         self.top: nn.Module = (
-            nn.Sequential(_mlp([joined, *top_hidden]), nn.Linear(top_hidden[-1], 2))
+            nn.Sequential(_mlp([joined, *top_hidden]), nn.Linear(top_hidden[-1], outputs))
             if top_hidden
-            else nn.Linear(joined, 2)
+            else nn.Linear(joined, outputs)
         )
 
     def forward(self, x: torch.Tensor, act_f: torch.Tensor) -> torch.Tensor:

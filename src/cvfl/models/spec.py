@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Literal
 
 from cvfl.configload import bounds, load_section
 from cvfl.errors import ConfigError, mismatch
 
 KINDS = ("widedeep", "mlp", "custom")
+TASKS = ("binary", "multiclass", "regression")
+Task = Literal["binary", "multiclass", "regression"]
+TASK_KEYS = ("task", "num_classes", "regression_loss")
+MAX_CLASSES = 100_000
 _AT_LEAST_1 = bounds(low=1)
 
 
@@ -29,6 +33,12 @@ class ModelSpec:
         follower_hidden: Hidden widths of the follower's bottom before the cut (MLP).
         follower_factory: ``module:function`` building the follower half (custom).
         leader_factory: ``module:function`` building the leader half (custom).
+        task: What the leader's labels are: ``binary`` (0/1, two logits), ``multiclass``
+            (``0..num_classes-1``, one logit per class) or ``regression`` (finite numbers, one
+            output).
+        num_classes: Classes of a multiclass task (0: inferred from the leader's training
+            labels as the largest label + 1; a binary task has 2).
+        regression_loss: The loss of a regression task: ``mse`` or ``huber`` (delta 1).
     """
 
     kind: str = "widedeep"
@@ -42,6 +52,9 @@ class ModelSpec:
     follower_factory: str = ""
     leader_factory: str = ""
     cut_name: str = field(default="act1_f")
+    task: Task = "binary"
+    num_classes: int = field(default=0, metadata=bounds(low=0, high=MAX_CLASSES))
+    regression_loss: Literal["mse", "huber"] = "mse"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -59,12 +72,62 @@ class ModelSpec:
                 ),
                 code="config.model",
             )
+        self._check_task()
         if self.kind == "custom" and not (self.follower_factory and self.leader_factory):
             raise ConfigError(
                 "[model] kind = 'custom' needs follower_factory and leader_factory "
                 "('package.module:function')",
                 code="config.model",
             )
+
+    def _check_task(self) -> None:
+        if self.task not in TASKS:
+            raise ConfigError(
+                mismatch("[model] task", " or ".join(TASKS), repr(self.task)), code="config.model"
+            )
+        if self.task == "binary" and self.num_classes not in (0, 2):
+            raise ConfigError(
+                mismatch("[model] num_classes", "0 or 2 for task = 'binary'", self.num_classes),
+                code="config.model",
+            )
+        if self.task == "multiclass" and self.num_classes == 1:
+            raise ConfigError(
+                mismatch(
+                    "[model] num_classes",
+                    "at least 2 for task = 'multiclass' (0: inferred from the labels)",
+                    self.num_classes,
+                ),
+                code="config.model",
+            )
+        if self.task == "regression" and self.num_classes:
+            raise ConfigError(
+                mismatch(
+                    "[model] num_classes", "0 (unused) for task = 'regression'", self.num_classes
+                ),
+                code="config.model",
+            )
+
+    @property
+    def output_width(self) -> int:
+        """Width of the leader's output: 2 logits (binary), K (multiclass), 1 (regression).
+
+        A multiclass task must have its ``num_classes`` resolved (see :func:`with_classes`).
+        """
+        if self.task == "binary":
+            return 2
+        if self.task == "regression":
+            return 1
+        if self.num_classes < 2:
+            raise ConfigError(
+                mismatch("[model] num_classes", "resolved (at least 2)", self.num_classes),
+                code="config.model",
+            )
+        return self.num_classes
+
+    @property
+    def classification(self) -> bool:
+        """Whether the task predicts a class (binary or multiclass)."""
+        return self.task != "regression"
 
     @classmethod
     def from_toml_table(cls, table: Mapping[str, Any]) -> ModelSpec:

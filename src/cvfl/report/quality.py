@@ -92,8 +92,7 @@ def read_split_result(cfg: JobConfig) -> dict[str, Any]:
 
 
 def _split_figures(result: dict[str, Any]) -> ModelFigures:
-    m = result["metrics"]
-    metrics = Metrics(float(m["auc"]), float(m["log_loss"]), float(m["accuracy"]), 0)
+    metrics = Metrics.from_json(str(result.get("task", "binary")), result["metrics"])
     curve = curve_from_history(list(result.get("history", [])))
     return ModelFigures("split", metrics, curve, float(result["seconds"]), int(result["steps"]))
 

@@ -13,6 +13,7 @@ from typing import Any
 from cvfl.fsutil import atomic_write_bytes
 from cvfl.report.leakage import leak_json, leak_rows
 from cvfl.report.quality import QualityReport
+from cvfl.train.metrics import LABELS, LOWER_IS_BETTER
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -31,15 +32,13 @@ def _fmt(value: float) -> str:
 
 
 def _quality_rows(report: QualityReport) -> list[str]:
-    lines = [
-        f"{'model':<14} {'auc':>8} {'log-loss':>9} {'accuracy':>9} {'steps':>6} {'seconds':>8}"
-    ]
+    """One row per model: the task's metrics (primary first), steps and seconds."""
+    names = report.split.metrics.names
+    heads = "".join(f" {LABELS.get(n, n):>10}" for n in names)
+    lines = [f"{'model':<14}{heads} {'steps':>6} {'seconds':>8}"]
     for m in report.models:
-        q = m.metrics
-        lines.append(
-            f"{m.name:<14} {_fmt(q.auc):>8} {_fmt(q.log_loss):>9} {_fmt(q.accuracy):>9} "
-            f"{m.steps:>6} {m.seconds:>8.2f}"
-        )
+        cells = "".join(f" {_fmt(m.metrics.get(n)):>10}" for n in names)
+        lines.append(f"{m.name:<14}{cells} {m.steps:>6} {m.seconds:>8.2f}")
     return lines
 
 
@@ -63,9 +62,10 @@ def render_text(report: QualityReport) -> str:
     w = report.wire
     seconds = report.split.seconds
     steps = report.split.steps
-    lines = [f"cvfl quality report: job {report.job_id} (held-out rows)", ""]
+    task = report.split.metrics.task
+    lines = [f"cvfl quality report: job {report.job_id}, task {task} (held-out rows)", ""]
     lines += _quality_rows(report)
-    if report.leakage is not None:
+    if report.leakage is not None and task == "binary":  # the audit scores 0/1 labels only
         lines += ["", *leak_rows(report.leakage, report.split.metrics.auc)]
     lines += ["", *_curve_rows(report), ""]
     lines += [
@@ -85,8 +85,12 @@ def render_text(report: QualityReport) -> str:
 def render_json(report: QualityReport) -> str:
     """The report's figures as JSON (metrics, curves, wire; no data)."""
     w = report.wire
+    metrics = report.split.metrics
     data = {
         "job_id": report.job_id,
+        "task": metrics.task,
+        "primary_metric": metrics.primary_name,
+        "lower_is_better": metrics.primary_name in LOWER_IS_BETTER,
         "models": {
             m.name: {
                 **m.metrics.as_dict(),
@@ -155,7 +159,8 @@ def render_png(report: QualityReport) -> bytes:
     else:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("cross-entropy loss")
+    regression = report.split.metrics.task == "regression"
+    ax.set_ylabel("squared error (validation: MSE)" if regression else "cross-entropy loss")
     ax.set_title(f"cvfl {report.job_id}: training and validation loss")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

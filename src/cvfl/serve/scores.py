@@ -1,4 +1,9 @@
-"""The leader's scores: one row per scored example (id, probability of class 1, log-odds).
+"""The leader's scores: one row per scored example, in the columns of the job's task.
+
+- binary: the id, ``score`` (probability of class 1) and ``log_odds``;
+- multiclass: the id, ``p_0`` .. ``p_{K-1}`` (class probabilities) and ``predicted`` (the most
+  probable class);
+- regression: the id and ``prediction`` (the predicted value).
 
 Written through :class:`~cvfl.sealing.Artifacts`, so they are sealed unless plaintext was asked
 for by name; :func:`read_scores` reads them back in the form its caller's key says.
@@ -24,6 +29,13 @@ from cvfl.sealing.keys import KeyProvider
 SCORES_PURPOSE = "cvfl/predict/scores"
 SCORE_COLUMN = "score"
 LOGIT_COLUMN = "log_odds"
+PREDICTED_COLUMN = "predicted"
+PREDICTION_COLUMN = "prediction"
+
+
+def class_column(k: int) -> str:
+    """The probability column of class ``k`` in multiclass scores."""
+    return f"p_{k}"
 
 
 def scores_store(keys: KeyProvider | None, plaintext: bool) -> Artifacts:
@@ -42,14 +54,25 @@ def scores_store(keys: KeyProvider | None, plaintext: bool) -> Artifacts:
     return Artifacts(keys)
 
 
-def scores_table(id_column: str, ids: tuple[str, ...], logits: torch.Tensor) -> pa.Table:
-    """The scores of two-class ``logits`` as an Arrow table."""
+def scores_table(
+    id_column: str, ids: tuple[str, ...], logits: torch.Tensor, task: str = "binary"
+) -> pa.Table:
+    """The leader's outputs as an Arrow table of ``task``'s score columns."""
+    id_array = pa.array(ids, type=pa.string())
+    if task == "regression":
+        values = logits.to(torch.float64).reshape(len(ids), -1)[:, 0].numpy()
+        return pa.table({id_column: id_array, PREDICTION_COLUMN: pa.array(values)})
+    if task == "multiclass":
+        probs = torch.softmax(logits.to(torch.float64), dim=1).numpy()
+        columns = {class_column(k): pa.array(probs[:, k]) for k in range(probs.shape[1])}
+        predicted = pa.array(probs.argmax(axis=1).astype(np.int64))
+        return pa.table({id_column: id_array, **columns, PREDICTED_COLUMN: predicted})
     log_probs = torch.log_softmax(logits.to(torch.float64), dim=1)
     score = log_probs[:, 1].exp().numpy()
     log_odds = (log_probs[:, 1] - log_probs[:, 0]).numpy()
     return pa.table(
         {
-            id_column: pa.array(ids, type=pa.string()),
+            id_column: id_array,
             SCORE_COLUMN: pa.array(np.asarray(score, dtype=np.float64)),
             LOGIT_COLUMN: pa.array(np.asarray(log_odds, dtype=np.float64)),
         }

@@ -89,7 +89,8 @@ def run_predict_leader(job: PredictJob, security: ChannelSecurity) -> PredictRes
         link = server.accept(peer.connect_timeout)
         try:
             logits, result = _score(job, link)
-            table = scores_table(job.cfg.data.id_column, job.table.ids, logits)
+            task = job.half.model.task
+            table = scores_table(job.cfg.data.id_column, job.table.ids, logits, task)
             result.output = str(write_scores(store, job.section.output, table))
             result.sealed = store.sealed
             link.send(pb.Envelope(finish=pb.Finish(steps=result.batches)))

@@ -24,6 +24,7 @@ import numpy as np
 from cvfl.bridge.fields import Fields, Value, encode_fields
 from cvfl.data.ids import id_order_fingerprint
 from cvfl.data.tables import PartyTable
+from cvfl.models.spec import TASK_KEYS
 from cvfl.train.config import JobConfig
 
 BINDING_VERSION = 1
@@ -75,15 +76,35 @@ def training_binding(cfg: JobConfig, table: PartyTable) -> Binding:
     }
     if t.wire_dtype != "float32":  # named only when not the default: older checkpoints resume
         shared["wire_dtype"] = t.wire_dtype
+    if t.early_stopping:  # both sides must stop, and export, at the same epoch
+        shared["early_stopping_metric"] = t.early_stopping_metric
+        shared["early_stopping_patience"] = t.early_stopping_patience
     own: Fields = {"role": cfg.role}
     for key, value in cfg.model.to_json().items():
-        own[f"model.{key}"] = value
+        if key not in TASK_KEYS:
+            own[f"model.{key}"] = value
+    own.update(task_fields(cfg))
     own["order_fingerprint"] = id_order_fingerprint(cfg.job.id, table.ids).hex()
     own["data_digest"] = data_digest(table)
     if table.prep is not None:  # [data.columns]: the fitted state shapes the model's input
         state = json.dumps(table.prep.to_json(), sort_keys=True).encode()
         own["preprocessing"] = hashlib.sha256(b"cvfl/prep\0" + state).hexdigest()
     return Binding(shared, own)
+
+
+def task_fields(cfg: JobConfig) -> Fields:
+    """The leader's task settings (with the resolved class count) unless the task is binary.
+
+    Binary adds nothing, so a binary job's binding is the one earlier versions wrote and their
+    checkpoints stay resumable; the follower's half does not depend on the task.
+    """
+    spec = cfg.model
+    if cfg.role != "leader" or spec.task == "binary":
+        return {}
+    fields: Fields = {"model.task": spec.task, "model.num_classes": spec.num_classes}
+    if spec.task == "regression":
+        fields["model.regression_loss"] = spec.regression_loss
+    return fields
 
 
 def data_digest(table: PartyTable) -> str:

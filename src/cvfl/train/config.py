@@ -126,6 +126,13 @@ class TrainSection:
     threads: int = field(default=0, metadata=bounds(low=0))
     workers: int = field(default=1, metadata=bounds(low=1, high=MAX_WORKERS))
     wire_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    early_stopping_metric: str = ""
+    early_stopping_patience: int = field(default=3, metadata=bounds(low=1))
+
+    @property
+    def early_stopping(self) -> bool:
+        """Whether training stops early on ``early_stopping_metric`` (an empty name: off)."""
+        return bool(self.early_stopping_metric)
 
     def __post_init__(self) -> None:
         _check_intervals(self.checkpoint_every, self.checkpoint_every_s)
@@ -142,6 +149,11 @@ class TrainSection:
         if not 1 <= self.workers <= MAX_WORKERS:
             raise ConfigError(
                 mismatch("[train] workers", f"1 to {MAX_WORKERS}", self.workers),
+                code="config.train",
+            )
+        if self.early_stopping and self.workers > 1:
+            raise ConfigError(
+                mismatch("[train] workers", "1 with early_stopping_metric set", self.workers),
                 code="config.train",
             )
         if self.workers > self.batch_size:
@@ -271,6 +283,9 @@ class JobConfig:
     psi: PsiConfig | None = None
     privacy: PrivacySection = field(default_factory=PrivacySection)
 
+    def __post_init__(self) -> None:
+        check_task_settings(self.model, self.train, self.privacy)
+
     @property
     def training_table(self) -> Path:
         """The table training reads: the aligned output of ``[psi]`` if any, else ``[data]``."""
@@ -280,6 +295,41 @@ class JobConfig:
     def role(self) -> Role:
         """This party's role."""
         return self.job.role
+
+
+def check_task_settings(model: ModelSpec, train: TrainSection, privacy: PrivacySection) -> None:
+    """Checks across sections that depend on ``[model] task``.
+
+    Raises:
+        ConfigError: an early-stopping metric the task does not have (``config.train``), or a
+            label defence that needs 0/1 labels with another task (``config.privacy``).
+    """
+    from cvfl.train.metrics import METRICS
+
+    names = METRICS[model.task]
+    if train.early_stopping and train.early_stopping_metric not in names:
+        raise ConfigError(
+            mismatch(
+                "[train] early_stopping_metric",
+                f"one of {', '.join(names)} (task = {model.task!r})",
+                repr(train.early_stopping_metric),
+            ),
+            code="config.train",
+        )
+    if model.task == "binary":
+        return
+    if privacy.defence == "marvell":
+        raise ConfigError(
+            mismatch("[privacy] defence", f"not marvell with task = {model.task!r}", "marvell"),
+            code="config.privacy",
+        )
+    if privacy.label_epsilon > 0:
+        raise ConfigError(
+            mismatch(
+                "[privacy] label_epsilon", f"0 with task = {model.task!r}", privacy.label_epsilon
+            ),
+            code="config.privacy",
+        )
 
 
 def outputs_sealed(cfg: JobConfig) -> bool:

@@ -20,6 +20,7 @@ from cvfl.bridge.serde import TensorSpec, dtype_name
 from cvfl.data.ids import batch_mac, session_mac_key
 from cvfl.errors import CvflError, PeerUnavailableError
 from cvfl.logs import get_logger
+from cvfl.train import early
 from cvfl.train.party import (
     NoProgress,
     Party,
@@ -138,6 +139,8 @@ def _follow(party: Party, transport: Link, connect: Connect, progress: Progress)
         reraise(exc, "leader", store, session.transport.peer)
     session.close(drain=0.5)
     if party.is_root:
+        if result.best_step:
+            early.load_best(party, result.best_step)
         export(party, result, cut)
     return result
 
@@ -160,8 +163,14 @@ def _train(
     train_mask[party.schedule.train_rows] = True
     if start >= party.schedule.total_steps:  # the checkpoint already ends the job
         send_eval(party, session, key)
+    stopping, stopped = cfg.train.early_stopping, False
     for step in party.schedule.steps(start):
         envelope = pending.receive(session, cfg.peer.step_timeout)
+        if stopping and envelope.WhichOneof("body") == "epoch_decision":
+            if _decided(party, envelope, result):
+                stopped = True
+                break
+            envelope = pending.receive(session, cfg.peer.step_timeout)
         expect(envelope, "assign")
         rows = assigned_rows(envelope.assign, step.number, len(step.rows), train_mask)
         ids = [party.table.ids[i] for i in rows]
@@ -188,9 +197,23 @@ def _train(
             session.send(
                 pb.Envelope(checkpoint_done=pb.CheckpointDone(step=step.number, digest=digest))
             )
+    if stopping and not stopped:  # the last epoch's decision
+        envelope = pending.receive(session, cfg.peer.step_timeout)
+        expect(envelope, "epoch_decision")
+        _decided(party, envelope, result)
     result.seconds = time.perf_counter() - started
     result.reconnects = session.reconnects
     return result
+
+
+def _decided(party: Party, envelope: pb.Envelope, result: TrainResult) -> bool:
+    """Act on the leader's epoch decision: keep the best state; return whether to stop."""
+    decision = early.received(envelope, result.steps)
+    if decision.best_step == decision.step:
+        early.save_best(party, decision.step)
+    result.best_step = decision.best_step
+    result.stopped_early = decision.stop and decision.step < party.schedule.total_steps
+    return decision.stop
 
 
 def _await_finish(party: Party, session: AnySession, pending: _Pending) -> None:

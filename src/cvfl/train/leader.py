@@ -9,11 +9,11 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from cvfl.bridge.handshake import leader_handshake, leader_handshake_with
 from cvfl.bridge.link import BridgeServer, Link, expect
@@ -24,8 +24,9 @@ from cvfl.data.ids import batch_mac, session_mac_key
 from cvfl.errors import CvflError, ProtocolError, mismatch
 from cvfl.logs import get_logger
 from cvfl.privacy.guard import LabelGuard
+from cvfl.train import early
 from cvfl.train.cadence import CheckpointClock, decide
-from cvfl.train.metrics import Metrics, binary_metrics
+from cvfl.train.metrics import Metrics, task_metrics
 from cvfl.train.party import (
     NoProgress,
     Party,
@@ -51,6 +52,7 @@ from cvfl.train.steps import (
     single_tensor,
     wire_dtype,
 )
+from cvfl.train.tasks import label_dtype, task_loss
 from cvfl.wire import bridge_pb2 as pb
 
 log = get_logger(__name__)
@@ -129,6 +131,8 @@ def _lead(
         reraise(exc, "follower", store, f"on port {server.port}")
     session.close(drain=2.0)
     if party.is_root:
+        if result.best_step:
+            early.load_best(party, result.best_step)
         export(party, result, cut_spec(party))
     return result
 
@@ -153,18 +157,15 @@ def _train(
     saved = [float(v) for v in extra.get("losses", [])]
     losses = saved if party.is_root else [0.0] * len(saved)
     steps = party.schedule.steps(start)
-    following = next(steps, None)
-    if following is not None:
-        _assign(party, session, following)
-    elif start >= party.schedule.total_steps:
-        result.metrics = evaluate_again(party, session, key, labels, start)
+    following = _begin(party, session, (key, truth), result, next(steps, None))
+    stopping = party.cfg.train.early_stopping
     while following is not None:
         step, following = following, next(steps, None)
-        save = decide(party, clock, step.number)
+        save = decide(party, clock, step.number) or (stopping and step.ends_epoch)
         root_saves = save and party.is_root
-        losses.append(
-            _train_step(party, session, key, (step, following), (labels, guard), root_saves)
-        )
+        # With early stopping the next assignment waits for the epoch's decision.
+        ahead = None if stopping and step.ends_epoch else following
+        losses.append(_train_step(party, session, key, (step, ahead), (labels, guard), root_saves))
         result.steps, result.examples = step.number, result.examples + len(step.rows)
         result.session_examples += len(step.rows)
         progress.step(step.number, losses[-1] * party.workers)
@@ -181,6 +182,11 @@ def _train(
                 state = {"history": result.history, "examples": result.examples, "losses": whole}
                 state["privacy"] = guard.state()
                 _checkpoint(party, session, step.number, state)
+        if stopping and step.ends_epoch:
+            if _epoch_decision(party, session, result, following is None):
+                break
+            if following is not None:
+                _assign(party, session, following)
     result.seconds = time.perf_counter() - started
     result.reconnects = session.reconnects
     sched = party.schedule
@@ -188,10 +194,58 @@ def _train(
     return result
 
 
+def _begin(
+    party: Party,
+    session: AnySession,
+    scoring: tuple[bytes, torch.Tensor],
+    result: TrainResult,
+    following: Step | None,
+) -> Step | None:
+    """Start (or resume) the loop: return the first step to train, None when there is none.
+
+    A checkpoint that already ends the job is evaluated again. With early stopping, a resume
+    at an evaluated epoch end sends that epoch's decision again (the follower may not have had
+    it) and trains nothing more if it stops there.
+    """
+    start = result.steps
+    if following is None and start >= party.schedule.total_steps:
+        result.metrics = evaluate_again(party, session, *scoring, start)
+    history = result.history
+    resumed_at_epoch_end = bool(history) and history[-1]["step"] == start
+    stopping = party.cfg.train.early_stopping and resumed_at_epoch_end
+    if stopping and _epoch_decision(party, session, result, following is None):
+        return None
+    if following is not None:
+        _assign(party, session, following)
+    return following
+
+
+def _epoch_decision(party: Party, session: AnySession, result: TrainResult, last: bool) -> bool:
+    """Decide on the newest evaluated epoch, keep the best state and tell the follower.
+
+    Returns:
+        Whether training stops here.
+    """
+    train = party.cfg.train
+    metric, patience = train.early_stopping_metric, train.early_stopping_patience
+    decision = early.decide(metric, patience, result.history, last)
+    if decision.best_step == decision.step:
+        early.save_best(party, decision.step)
+    session.send(decision.message())
+    result.best_step = decision.best_step
+    result.stopped_early = decision.stop and not last
+    best = next(r for r in result.history if r["step"] == decision.best_step)
+    values = {k.removeprefix("val_"): v for k, v in best.items() if k.startswith("val_")}
+    rows = result.metrics.rows if result.metrics else 0
+    result.metrics = replace(Metrics.from_json(party.cfg.model.task, values), rows=rows)
+    return decision.stop
+
+
 def label_guard(party: Party, state: dict[str, Any] | None) -> LabelGuard:
     """The ``[privacy]`` guard of this worker, resumed from a checkpoint's ``state``."""
     table, cfg = party.table, party.cfg
-    truth = table.labels.astype(np.int64) if table.labels is not None else np.zeros(0, np.int64)
+    dtype = label_dtype(cfg.model)
+    truth = table.labels.astype(dtype) if table.labels is not None else np.zeros(0, dtype)
     return LabelGuard(
         cfg.privacy,
         cfg.job.seed,
@@ -199,7 +253,7 @@ def label_guard(party: Party, state: dict[str, Any] | None) -> LabelGuard:
         truth,
         party.schedule.train_rows,
         state,
-        audited=party.is_root,
+        audited=party.is_root and cfg.model.task == "binary",  # the audit scores 0/1 labels
     )
 
 
@@ -247,7 +301,7 @@ def _train_step(
     # over the whole step: N workers train exactly what one worker would.
     targets, guard = labels
     scale = party.workers / len(step.rows)
-    loss = F.cross_entropy(logits, targets[rows], reduction="sum") * scale
+    loss = task_loss(party.cfg.model, logits, targets[rows], "sum") * scale
     party.optimizer.zero_grad()
     loss.backward()  # type: ignore[no-untyped-call]
     assert act.grad is not None
@@ -294,15 +348,18 @@ def evaluate_remote(party: Party, session: AnySession, key: bytes, labels: torch
     party.model.train()
     holdout = party.schedule.holdout_rows
     scores = gather_scores(party, torch.cat(outputs))
-    return binary_metrics(labels[holdout].numpy(), scores.numpy())
+    return task_metrics(party.cfg.model.task, labels[holdout].numpy(), scores.numpy())
 
 
 def _epoch_record(epoch: int, step: int, losses: list[float], metrics: Metrics) -> dict[str, float]:
-    return {
+    """One epoch of the history: its training loss and every held-out metric (``val_<name>``).
+
+    ``val_loss`` is the held-out log-loss of a classifier and the held-out MSE of a regressor.
+    """
+    record: dict[str, float] = {
         "epoch": epoch,
         "step": step,
         "train_loss": float(np.mean(losses)) if losses else float("nan"),
-        "val_loss": metrics.log_loss,
-        "val_auc": metrics.auc,
-        "val_accuracy": metrics.accuracy,
+        "val_loss": metrics.loss,
     }
+    return record | {f"val_{name}": value for name, value in metrics.as_dict().items()}

@@ -12,14 +12,14 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cvfl.models.nets import CombinedModel, LeaderOnly
-from cvfl.train.metrics import Metrics, binary_metrics
+from cvfl.train.metrics import Metrics, task_metrics
 from cvfl.train.party import Party, Progress, features, make_optimizer
 from cvfl.train.result import TrainResult
 from cvfl.train.schedule import Schedule
+from cvfl.train.tasks import label_dtype, task_loss
 
 Forward = Callable[[np.ndarray], torch.Tensor]
 
@@ -50,13 +50,15 @@ def train_leader_only(leader: Party, progress: Progress | None = None) -> TrainR
     return _fit(model, forward, leader.optimizer, leader, progress)
 
 
-def evaluate(model: nn.Module, forward: Forward, schedule: Schedule, labels: np.ndarray) -> Metrics:
+def evaluate(
+    model: nn.Module, forward: Forward, schedule: Schedule, labels: np.ndarray, task: str
+) -> Metrics:
     """Held-out metrics of a local model."""
     model.eval()
     with torch.no_grad():
         logits = torch.cat([forward(rows) for rows in schedule.eval_batches()])
     model.train()
-    return binary_metrics(labels[schedule.holdout_rows], logits.numpy())
+    return task_metrics(task, labels[schedule.holdout_rows], logits.numpy())
 
 
 def _fit(
@@ -67,7 +69,9 @@ def _fit(
     progress: Progress | None,
 ) -> TrainResult:
     assert leader.table.labels is not None
-    labels = torch.from_numpy(leader.table.labels)
+    spec = leader.cfg.model
+    truth = leader.table.labels.astype(label_dtype(spec))
+    labels = torch.from_numpy(truth)
     schedule = leader.schedule
     result = TrainResult(role="local", steps=0, seconds=0.0)
     if progress:
@@ -75,7 +79,7 @@ def _fit(
     started = time.perf_counter()
     losses: list[float] = []
     for step in schedule.steps():
-        loss = F.cross_entropy(forward(step.rows), labels[step.rows])
+        loss = task_loss(spec, forward(step.rows), labels[step.rows], "mean")
         optimizer.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
@@ -85,9 +89,10 @@ def _fit(
         if progress:
             progress.step(step.number, losses[-1])
         if step.ends_epoch:
-            result.metrics = evaluate(model, forward, schedule, leader.table.labels)
+            result.metrics = evaluate(model, forward, schedule, truth, spec.task)
             result.history.append(
                 {"epoch": step.epoch, "train_loss": float(np.mean(losses))}
+                | {"val_loss": result.metrics.loss}
                 | {f"val_{k}": v for k, v in result.metrics.as_dict().items()}
             )
             losses = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -35,6 +35,7 @@ from cvfl.train.recovery import CheckpointStore
 from cvfl.train.reruns import resumable
 from cvfl.train.result import TrainResult
 from cvfl.train.schedule import Schedule
+from cvfl.train.tasks import resolve_classes
 
 if TYPE_CHECKING:
     from cvfl.workers import SecureGroup
@@ -208,6 +209,8 @@ def schema_for(cfg: JobConfig) -> TableSchema:
         id_column=cfg.data.id_column,
         label_column=cfg.data.label_column if cfg.role == "leader" else None,
         vocab=cfg.model.vocab,
+        task=cfg.model.task,
+        num_classes=cfg.model.num_classes,
     )
 
 
@@ -218,6 +221,8 @@ def load_party(cfg: JobConfig, worker: int = 0) -> Party:
     artifacts = artifacts_for(cfg)
     check_own_input(cfg, artifacts)
     table = read_training_table(cfg, artifacts)
+    if cfg.role == "leader":  # only the leader has labels: it resolves the class count
+        cfg = replace(cfg, model=resolve_classes(cfg.model, table.labels))
     build = build_leader if cfg.role == "leader" else build_follower
     layout = table.prep.layout if table.prep is not None else None
     model = build(cfg.model, table.features.shape[1], cfg.job.seed, layout)
@@ -234,7 +239,7 @@ def check_own_input(cfg: JobConfig, artifacts: Artifacts) -> None:
     problem found only in the aligned table afterwards names the aligned file.
     """
     if cfg.psi is not None and cfg.data.path.is_file():
-        check_own_table(cfg.data, cfg.role == "leader", artifacts.keys, vocab=cfg.model.vocab)
+        check_own_table(cfg.data, cfg.role == "leader", artifacts.keys, cfg.model)
 
 
 def read_training_table(cfg: JobConfig, artifacts: Artifacts) -> PartyTable:
@@ -358,7 +363,7 @@ def export(party: Party, result: TrainResult, cut: tuple[TensorSpec, ...]) -> No
         "cut_layer": [s.describe() for s in cut],
         "feature_names": list(party.table.feature_names),
         **({"preprocessing": party.table.prep.to_json()} if party.table.prep is not None else {}),
-        "steps": result.steps,
+        "steps": result.exported_step,
         "cvfl_version": __version__,
     }
     result.export, result.fingerprint = export_half(

@@ -14,6 +14,7 @@ from cvfl.data.check import check_input
 from cvfl.data.prep import unscaled_columns
 from cvfl.data.tables import FeatureKind, TableSchema, validate
 from cvfl.errors import DataError
+from cvfl.models.spec import ModelSpec
 from cvfl.sealing import KeyProvider
 from cvfl.train.config import DataSection
 from cvfl.train.inputs import input_arrow
@@ -44,22 +45,25 @@ class InputSummary:
     warnings: tuple[str, ...] = field(default=())
 
 
-def own_schema(data: DataSection, labels: bool, vocab: int) -> TableSchema:
+def own_schema(data: DataSection, labels: bool, model: ModelSpec) -> TableSchema:
     """The schema of the party's own table (``labels``: the leader's training table)."""
     return TableSchema(
         kind=data.kind,
         id_column=data.id_column,
         label_column=data.label_column if labels else None,
-        vocab=vocab,
+        vocab=model.vocab,
+        task=model.task,
+        num_classes=model.num_classes,
     )
 
 
 def check_own_table(
-    data: DataSection, labels: bool, keys: KeyProvider | None, *, vocab: int = 101
+    data: DataSection, labels: bool, keys: KeyProvider | None, model: ModelSpec
 ) -> InputSummary:
     """Check ``[data] path`` against ``data``: rows, ids, columns and (``labels``) the labels.
 
-    ``labels`` is true for the leader's training table; a scoring table has none to check.
+    ``labels`` is true for the leader's training table (checked for ``model``'s task); a
+    scoring table has none to check.
 
     Raises:
         DataError: naming the file, the column and the first bad row of that file.
@@ -68,7 +72,7 @@ def check_own_table(
     path = data.path
     if not path.is_file():
         raise DataError(f"{path}: no such file", code="data.missing_file")
-    schema = own_schema(data, labels, vocab)
+    schema = own_schema(data, labels, model)
     arrow = input_arrow(path, schema.id_column, keys)
     used = [schema.id_column] + ([schema.label_column] if schema.label_column else [])
     if data.columns is None:

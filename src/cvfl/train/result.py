@@ -26,6 +26,13 @@ class TrainResult:
     reconnects: int = 0
     session_examples: int = 0  # trained by this process (a resumed run counts only these)
     privacy: dict[str, Any] | None = None
+    best_step: int = 0  # early stopping: the step whose state was exported (0: the last)
+    stopped_early: bool = False
+
+    @property
+    def exported_step(self) -> int:
+        """The step whose state the export holds (the best one with early stopping)."""
+        return self.best_step or self.steps
 
     @property
     def examples_per_second(self) -> float:
@@ -41,10 +48,16 @@ class TrainResult:
             "examples_per_second": round(self.examples_per_second, 1),
             "export": str(self.export) if self.export else None,
             "fingerprint": self.fingerprint,
+            "task": self.metrics.task if self.metrics else None,
             "metrics": self.metrics.as_dict() if self.metrics else None,
             "history": self.history,
             "reconnects": self.reconnects,
             "privacy": self.privacy,
+            "early_stopping": (
+                {"best_step": self.best_step, "stopped_early": self.stopped_early}
+                if self.best_step
+                else None
+            ),
         }
 
     def write(self, folder: Path) -> Path:

@@ -148,6 +148,16 @@ class Finish(_message.Message):
     steps: int
     def __init__(self, steps: _Optional[int] = ...) -> None: ...
 
+class EpochDecision(_message.Message):
+    __slots__ = ("step", "best_step", "stop")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    BEST_STEP_FIELD_NUMBER: _ClassVar[int]
+    STOP_FIELD_NUMBER: _ClassVar[int]
+    step: int
+    best_step: int
+    stop: bool
+    def __init__(self, step: _Optional[int] = ..., best_step: _Optional[int] = ..., stop: _Optional[bool] = ...) -> None: ...
+
 class Abort(_message.Message):
     __slots__ = ("code", "message")
     CODE_FIELD_NUMBER: _ClassVar[int]
@@ -189,7 +199,7 @@ class PredictHello(_message.Message):
     def __init__(self, protocol_version: _Optional[int] = ..., job_id: _Optional[str] = ..., role: _Optional[str] = ..., export_format: _Optional[str] = ..., software_version: _Optional[str] = ..., model_fingerprint: _Optional[str] = ..., trained_steps: _Optional[int] = ..., cut_layer: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., batch_size: _Optional[int] = ..., num_rows: _Optional[int] = ..., id_order_fingerprint: _Optional[bytes] = ..., nonce: _Optional[bytes] = ..., expected_peer_fingerprint: _Optional[str] = ..., terms: _Optional[bytes] = ...) -> None: ...
 
 class Envelope(_message.Message):
-    __slots__ = ("seq", "ack", "hello", "forward", "backward", "finish", "abort", "predict_hello", "heartbeat", "resume", "checkpoint_done", "assign")
+    __slots__ = ("seq", "ack", "hello", "forward", "backward", "finish", "abort", "predict_hello", "heartbeat", "resume", "checkpoint_done", "assign", "epoch_decision")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
     HELLO_FIELD_NUMBER: _ClassVar[int]
@@ -202,6 +212,7 @@ class Envelope(_message.Message):
     RESUME_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_DONE_FIELD_NUMBER: _ClassVar[int]
     ASSIGN_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_DECISION_FIELD_NUMBER: _ClassVar[int]
     seq: int
     ack: int
     hello: Hello
@@ -214,4 +225,5 @@ class Envelope(_message.Message):
     resume: Resume
     checkpoint_done: CheckpointDone
     assign: Assign
-    def __init__(self, seq: _Optional[int] = ..., ack: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., forward: _Optional[_Union[Forward, _Mapping]] = ..., backward: _Optional[_Union[Backward, _Mapping]] = ..., finish: _Optional[_Union[Finish, _Mapping]] = ..., abort: _Optional[_Union[Abort, _Mapping]] = ..., predict_hello: _Optional[_Union[PredictHello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., resume: _Optional[_Union[Resume, _Mapping]] = ..., checkpoint_done: _Optional[_Union[CheckpointDone, _Mapping]] = ..., assign: _Optional[_Union[Assign, _Mapping]] = ...) -> None: ...
+    epoch_decision: EpochDecision
+    def __init__(self, seq: _Optional[int] = ..., ack: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., forward: _Optional[_Union[Forward, _Mapping]] = ..., backward: _Optional[_Union[Backward, _Mapping]] = ..., finish: _Optional[_Union[Finish, _Mapping]] = ..., abort: _Optional[_Union[Abort, _Mapping]] = ..., predict_hello: _Optional[_Union[PredictHello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., resume: _Optional[_Union[Resume, _Mapping]] = ..., checkpoint_done: _Optional[_Union[CheckpointDone, _Mapping]] = ..., assign: _Optional[_Union[Assign, _Mapping]] = ..., epoch_decision: _Optional[_Union[EpochDecision, _Mapping]] = ...) -> None: ...
