@@ -54,7 +54,11 @@ def test_predict_columns_per_task(tmp_path: Path, task: str) -> None:
         assert scores.column("predicted").to_pylist() == probs.argmax(axis=1).tolist()
     else:
         assert scores.column_names == ["example_id", "prediction"]
-        np.testing.assert_allclose(scores.column("prediction").to_numpy(), outputs[:, 0], atol=1e-5)
+        # The half predicts the standardised target; the scores are in the target's own units.
+        target = load_scoring_half(default_export(lead), lead, keys_of(lead)).target
+        assert target is not None and target.scale > 0
+        expected = outputs[:, 0] * target.scale + target.center
+        np.testing.assert_allclose(scores.column("prediction").to_numpy(), expected, atol=1e-5)
 
 
 def test_leader_export_records_task_and_classes(tmp_path: Path) -> None:

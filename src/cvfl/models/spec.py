@@ -12,7 +12,7 @@ from cvfl.errors import ConfigError, mismatch
 KINDS = ("widedeep", "mlp", "custom")
 TASKS = ("binary", "multiclass", "regression")
 Task = Literal["binary", "multiclass", "regression"]
-TASK_KEYS = ("task", "num_classes", "regression_loss")
+TASK_KEYS = ("task", "num_classes", "regression_loss", "target_scaling")
 MAX_CLASSES = 100_000
 _AT_LEAST_1 = bounds(low=1)
 
@@ -39,6 +39,9 @@ class ModelSpec:
         num_classes: Classes of a multiclass task (0: inferred from the leader's training
             labels as the largest label + 1; a binary task has 2).
         regression_loss: The loss of a regression task: ``mse`` or ``huber`` (delta 1).
+        target_scaling: Regression only: ``standard`` trains on the target centred and scaled
+            by its training-row mean and deviation (the loss is in those units; predictions and
+            metrics are in the target's own), ``none`` on the raw target.
     """
 
     kind: str = "widedeep"
@@ -55,6 +58,7 @@ class ModelSpec:
     task: Task = "binary"
     num_classes: int = field(default=0, metadata=bounds(low=0, high=MAX_CLASSES))
     regression_loss: Literal["mse", "huber"] = "mse"
+    target_scaling: Literal["standard", "none"] = "standard"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

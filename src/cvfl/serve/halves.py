@@ -19,6 +19,7 @@ from cvfl.models.spec import ModelSpec
 from cvfl.sealing.artifacts import SUFFIX, twin_names
 from cvfl.sealing.keys import KeyProvider
 from cvfl.train.config import JobConfig, outputs_sealed
+from cvfl.train.tasks import TargetScale
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class ScoringHalf:
     software_version: str
     path: Path
     prep: Preprocessing | None = None
+    target: TargetScale | None = None
 
 
 def default_export(cfg: JobConfig) -> Path:
@@ -108,6 +110,7 @@ def load_scoring_half(path: Path, cfg: JobConfig, keys: KeyProvider | None) -> S
         cut = tuple(parse_tensor_spec(str(s)) for s in spec["cut_layer"])
         steps = int(spec["steps"])
         prep = Preprocessing.from_json(spec["preprocessing"]) if "preprocessing" in spec else None
+        target = TargetScale.from_json(spec["target"]) if "target" in spec else None
     except (KeyError, TypeError, ValueError, ConfigError, ModelError) as exc:
         raise ModelError(f"{path}: incomplete export spec: {exc}", code="model.spec") from exc
     if prep is not None and prep.output_names != names:
@@ -136,4 +139,5 @@ def load_scoring_half(path: Path, cfg: JobConfig, keys: KeyProvider | None) -> S
         spec["cvfl_version"],
         path,
         prep,
+        target,
     )

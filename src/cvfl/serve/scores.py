@@ -25,6 +25,7 @@ from cvfl.errors import ConfigError, DataError, mismatch
 from cvfl.sealing import Artifacts
 from cvfl.sealing.artifacts import read_artifact
 from cvfl.sealing.keys import KeyProvider
+from cvfl.train.tasks import TargetScale
 
 SCORES_PURPOSE = "cvfl/predict/scores"
 SCORE_COLUMN = "score"
@@ -55,12 +56,21 @@ def scores_store(keys: KeyProvider | None, plaintext: bool) -> Artifacts:
 
 
 def scores_table(
-    id_column: str, ids: tuple[str, ...], logits: torch.Tensor, task: str = "binary"
+    id_column: str,
+    ids: tuple[str, ...],
+    logits: torch.Tensor,
+    task: str = "binary",
+    target: TargetScale | None = None,
 ) -> pa.Table:
-    """The leader's outputs as an Arrow table of ``task``'s score columns."""
+    """The leader's outputs as an Arrow table of ``task``'s score columns.
+
+    A regression half trained on a scaled target (``target``) predicts in the target's units.
+    """
     id_array = pa.array(ids, type=pa.string())
     if task == "regression":
         values = logits.to(torch.float64).reshape(len(ids), -1)[:, 0].numpy()
+        if target is not None:
+            values = target.unscale(values)
         return pa.table({id_column: id_array, PREDICTION_COLUMN: pa.array(values)})
     if task == "multiclass":
         probs = torch.softmax(logits.to(torch.float64), dim=1).numpy()

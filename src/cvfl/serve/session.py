@@ -90,7 +90,9 @@ def run_predict_leader(job: PredictJob, security: ChannelSecurity) -> PredictRes
         try:
             logits, result = _score(job, link)
             task = job.half.model.task
-            table = scores_table(job.cfg.data.id_column, job.table.ids, logits, task)
+            table = scores_table(
+                job.cfg.data.id_column, job.table.ids, logits, task, job.half.target
+            )
             result.output = str(write_scores(store, job.section.output, table))
             result.sealed = store.sealed
             link.send(pb.Envelope(finish=pb.Finish(steps=result.batches)))

@@ -104,6 +104,8 @@ def task_fields(cfg: JobConfig) -> Fields:
     fields: Fields = {"model.task": spec.task, "model.num_classes": spec.num_classes}
     if spec.task == "regression":
         fields["model.regression_loss"] = spec.regression_loss
+        if spec.target_scaling != "standard":  # named only when not the default
+            fields["model.target_scaling"] = spec.target_scaling
     return fields
 
 

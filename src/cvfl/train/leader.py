@@ -26,7 +26,7 @@ from cvfl.logs import get_logger
 from cvfl.privacy.guard import LabelGuard
 from cvfl.train import early
 from cvfl.train.cadence import CheckpointClock, decide
-from cvfl.train.metrics import Metrics, task_metrics
+from cvfl.train.metrics import Metrics
 from cvfl.train.party import (
     NoProgress,
     Party,
@@ -52,7 +52,13 @@ from cvfl.train.steps import (
     single_tensor,
     wire_dtype,
 )
-from cvfl.train.tasks import label_dtype, task_loss
+from cvfl.train.tasks import (
+    TargetScale,
+    held_out_metrics,
+    label_dtype,
+    task_loss,
+    validation_loss,
+)
 from cvfl.wire import bridge_pb2 as pb
 
 log = get_logger(__name__)
@@ -173,7 +179,9 @@ def _train(
             result.metrics = evaluate_remote(party, session, key, truth)
             progress.evaluated(step.number, result.metrics)
             whole, _ = fold_losses(party, losses)
-            result.history.append(_epoch_record(step.epoch, step.number, whole, result.metrics))
+            result.history.append(
+                _epoch_record(step.epoch, step.number, whole, result.metrics, party.target)
+            )
             losses = []
         if save:
             clock.saved()
@@ -348,18 +356,21 @@ def evaluate_remote(party: Party, session: AnySession, key: bytes, labels: torch
     party.model.train()
     holdout = party.schedule.holdout_rows
     scores = gather_scores(party, torch.cat(outputs))
-    return task_metrics(party.cfg.model.task, labels[holdout].numpy(), scores.numpy())
+    return held_out_metrics(party.cfg.model, party.target, labels[holdout].numpy(), scores.numpy())
 
 
-def _epoch_record(epoch: int, step: int, losses: list[float], metrics: Metrics) -> dict[str, float]:
+def _epoch_record(
+    epoch: int, step: int, losses: list[float], metrics: Metrics, target: TargetScale | None
+) -> dict[str, float]:
     """One epoch of the history: its training loss and every held-out metric (``val_<name>``).
 
-    ``val_loss`` is the held-out log-loss of a classifier and the held-out MSE of a regressor.
+    ``val_loss`` is the held-out log-loss of a classifier and the held-out MSE of a regressor
+    (in training units: of the scaled target when ``target`` scales it).
     """
     record: dict[str, float] = {
         "epoch": epoch,
         "step": step,
         "train_loss": float(np.mean(losses)) if losses else float("nan"),
-        "val_loss": metrics.loss,
+        "val_loss": validation_loss(metrics, target),
     }
     return record | {f"val_{name}": value for name, value in metrics.as_dict().items()}

@@ -15,11 +15,10 @@ import torch
 from torch import nn
 
 from cvfl.models.nets import CombinedModel, LeaderOnly
-from cvfl.train.metrics import Metrics, task_metrics
+from cvfl.train.metrics import Metrics
 from cvfl.train.party import Party, Progress, features, make_optimizer
 from cvfl.train.result import TrainResult
-from cvfl.train.schedule import Schedule
-from cvfl.train.tasks import label_dtype, task_loss
+from cvfl.train.tasks import held_out_metrics, label_dtype, task_loss, validation_loss
 
 Forward = Callable[[np.ndarray], torch.Tensor]
 
@@ -50,15 +49,15 @@ def train_leader_only(leader: Party, progress: Progress | None = None) -> TrainR
     return _fit(model, forward, leader.optimizer, leader, progress)
 
 
-def evaluate(
-    model: nn.Module, forward: Forward, schedule: Schedule, labels: np.ndarray, task: str
-) -> Metrics:
-    """Held-out metrics of a local model."""
+def evaluate(model: nn.Module, forward: Forward, leader: Party, labels: np.ndarray) -> Metrics:
+    """Held-out metrics of a local model (in the target's own units)."""
+    schedule = leader.schedule
     model.eval()
     with torch.no_grad():
         logits = torch.cat([forward(rows) for rows in schedule.eval_batches()])
     model.train()
-    return task_metrics(task, labels[schedule.holdout_rows], logits.numpy())
+    holdout = labels[schedule.holdout_rows]
+    return held_out_metrics(leader.cfg.model, leader.target, holdout, logits.numpy())
 
 
 def _fit(
@@ -89,10 +88,10 @@ def _fit(
         if progress:
             progress.step(step.number, losses[-1])
         if step.ends_epoch:
-            result.metrics = evaluate(model, forward, schedule, truth, spec.task)
+            result.metrics = evaluate(model, forward, leader, truth)
             result.history.append(
                 {"epoch": step.epoch, "train_loss": float(np.mean(losses))}
-                | {"val_loss": result.metrics.loss}
+                | {"val_loss": validation_loss(result.metrics, leader.target)}
                 | {f"val_{k}": v for k, v in result.metrics.as_dict().items()}
             )
             losses = []

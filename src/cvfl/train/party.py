@@ -35,7 +35,7 @@ from cvfl.train.recovery import CheckpointStore
 from cvfl.train.reruns import resumable
 from cvfl.train.result import TrainResult
 from cvfl.train.schedule import Schedule
-from cvfl.train.tasks import resolve_classes
+from cvfl.train.tasks import TargetScale, fit_target, resolve_classes
 
 if TYPE_CHECKING:
     from cvfl.workers import SecureGroup
@@ -92,6 +92,7 @@ class Party:
     initial_state: dict[str, torch.Tensor] = field(default_factory=dict)
     worker: int = 0
     group: SecureGroup | None = None
+    target: TargetScale | None = None  # a regression leader's target scaling (training rows)
     _trainable: nn.Module | None = field(default=None, init=False, repr=False)
     _binding: Binding | None = field(default=None, init=False, repr=False)
 
@@ -228,7 +229,10 @@ def load_party(cfg: JobConfig, worker: int = 0) -> Party:
     model = build(cfg.model, table.features.shape[1], cfg.job.seed, layout)
     optimizer = make_optimizer(cfg.train, model.parameters())
     schedule = make_schedule(cfg, table.rows)
-    return Party(cfg, table, model, optimizer, schedule, artifacts, worker=worker)
+    target = fit_target(cfg.model, table.labels, schedule.train_rows)
+    if target is not None and table.labels is not None:  # trained on the scaled target
+        table = replace(table, labels=target.apply(table.labels))
+    return Party(cfg, table, model, optimizer, schedule, artifacts, worker=worker, target=target)
 
 
 def check_own_input(cfg: JobConfig, artifacts: Artifacts) -> None:
@@ -362,6 +366,7 @@ def export(party: Party, result: TrainResult, cut: tuple[TensorSpec, ...]) -> No
         "model": cfg.model.to_json(),
         "cut_layer": [s.describe() for s in cut],
         "feature_names": list(party.table.feature_names),
+        **({"target": party.target.to_json()} if party.target is not None else {}),
         **({"preprocessing": party.table.prep.to_json()} if party.table.prep is not None else {}),
         "steps": result.exported_step,
         "cvfl_version": __version__,
