@@ -136,3 +136,29 @@ def test_decide_matches_its_definition(values: list[float], patience: int, metri
     assert decision.best_step == history[best]["step"]
     assert decision.stop == (len(values) - 1 - best >= patience)
     assert decide(metric, patience, history, last=True).stop
+
+
+def test_the_centralized_twin_stops_where_the_split_job_stops(tmp_path: Path) -> None:
+    """`cvfl report`'s baselines follow the same rule: the same stop, best step and metrics."""
+    cfgs = task_job(
+        tmp_path,
+        "binary",
+        train__lr=0.05,
+        train__epochs=8,
+        train__early_stopping_metric="log_loss",
+        train__early_stopping_patience=1,
+    )
+    lead, _ = run_pair(*cfgs)
+    assert isinstance(lead, TrainResult) and lead.stopped_early and lead.metrics is not None
+    combined, central = train_centralized(load_party(cfgs[0]), load_party(cfgs[1]))
+    assert central.stopped_early and (central.steps, central.best_step) == (
+        lead.steps,
+        lead.best_step,
+    )
+    assert central.metrics is not None
+    for name, value in lead.metrics.as_dict().items():
+        assert central.metrics.get(name) == pytest.approx(value, abs=1e-5)
+    assert lead.export is not None
+    leader_half = load_half(lead.export, keys_of(cfgs[0]))
+    for name, value in combined.leader.state_dict().items():  # it ends in the best state
+        torch.testing.assert_close(leader_half.tensors[name], value, atol=1e-5, rtol=0)

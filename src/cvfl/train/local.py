@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from cvfl.models.nets import CombinedModel, LeaderOnly
+from cvfl.train.early import decide
 from cvfl.train.metrics import Metrics
 from cvfl.train.party import Party, Progress, features, make_optimizer
 from cvfl.train.result import TrainResult
@@ -77,6 +78,7 @@ def _fit(
         progress.start(schedule.total_steps, "local")
     started = time.perf_counter()
     losses: list[float] = []
+    best = _Best(leader)
     for step in schedule.steps():
         loss = task_loss(spec, forward(step.rows), labels[step.rows], "mean")
         optimizer.zero_grad()
@@ -90,10 +92,46 @@ def _fit(
         if step.ends_epoch:
             result.metrics = evaluate(model, forward, leader, truth)
             result.history.append(
-                {"epoch": step.epoch, "train_loss": float(np.mean(losses))}
+                {"epoch": step.epoch, "step": step.number, "train_loss": float(np.mean(losses))}
                 | {"val_loss": validation_loss(result.metrics, leader.target)}
                 | {f"val_{k}": v for k, v in result.metrics.as_dict().items()}
             )
             losses = []
+            if best.stop_after(model, result, step.number == schedule.total_steps):
+                break
+    best.restore(model, result)
     result.seconds = time.perf_counter() - started
     return result
+
+
+class _Best:
+    """``[train]`` early stopping for a local twin: the split job's rule, on its own history.
+
+    The twin keeps the state of its best held-out epoch and ends with it, so a centralized or
+    leader-only model compares with an early-stopped split model epoch for epoch.
+    """
+
+    def __init__(self, leader: Party) -> None:
+        self.train = leader.cfg.train
+        self.state: dict[str, torch.Tensor] | None = None
+        self.metrics: Metrics | None = None
+        self.step = 0
+
+    def stop_after(self, model: nn.Module, result: TrainResult, last: bool) -> bool:
+        """Record the epoch just evaluated; whether training stops here."""
+        if not self.train.early_stopping:
+            return False
+        metric, patience = self.train.early_stopping_metric, self.train.early_stopping_patience
+        decision = decide(metric, patience, result.history, last)
+        if decision.best_step == decision.step:
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            self.metrics, self.step = result.metrics, decision.step
+        result.stopped_early = decision.stop and not last
+        return decision.stop
+
+    def restore(self, model: nn.Module, result: TrainResult) -> None:
+        """End with the best epoch's state and metrics (nothing to do without early stopping)."""
+        if self.state is None:
+            return
+        model.load_state_dict(self.state)
+        result.metrics, result.best_step = self.metrics, self.step
