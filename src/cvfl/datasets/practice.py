@@ -219,13 +219,23 @@ class PracticeTraining:
     lr: float = 0.01
     cut_width: int = 8
     hidden: int = 16
+    early_stopping: str = ""  # a held-out metric to stop on ("" = train every epoch)
 
 
 TRAINING: dict[str, PracticeTraining] = {
     "wine": PracticeTraining(epochs=30, batch_size=16),
-    "diabetes": PracticeTraining(epochs=40, batch_size=32),
+    "diabetes": PracticeTraining(epochs=60, batch_size=32, early_stopping="rmse"),
     "digits": PracticeTraining(epochs=8, batch_size=32),
 }
+
+
+def _stopping(run: PracticeTraining) -> str:
+    if not run.early_stopping:
+        return ""
+    return (
+        f'\nearly_stopping_metric = "{run.early_stopping}"  # keep the best held-out epoch'
+        "\nearly_stopping_patience = 5"
+    )
 
 
 def practice_job_toml(split: PracticeSplit, role: str, table: str, port: int) -> str:
@@ -270,7 +280,7 @@ follower_hidden = [{run.hidden}]
 optimizer = "adam"
 lr = {run.lr}
 batch_size = {run.batch_size}
-epochs = {run.epochs}
+epochs = {run.epochs}{_stopping(run)}
 
 [peer]
 {peer}
