@@ -187,6 +187,31 @@ def test_align_command_refuses_a_bad_psi_key_at_load_time(
     assert shown in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("section", "line", "shown"),
+    [
+        ("[train]", "batchsize = 32", "[train] batchsize: unknown key; did you mean batch_size?"),
+        ("[model]", 'task = "regresion"', "[model] task: expected one of"),
+        ("[job]", 'plaintext_outputs = "false"', "[job] plaintext_outputs: expected true or false"),
+    ],
+)
+def test_align_command_checks_the_whole_job_file_like_train(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], section: str, line: str, shown: str
+) -> None:
+    path = _config(tmp_path, "leader", 1, False)
+    text = path.read_text()
+    text = (
+        text.replace(f"{section}\n", f"{section}\n{line}\n")
+        if section in text
+        else (text + f"\n{section}\n{line}\n")
+    )
+    path.write_text(text)
+    with pytest.raises(SystemExit) as exit_:
+        main(["align", "--config", str(path), "--insecure-plaintext"])
+    assert exit_.value.code == 2
+    assert shown in capsys.readouterr().err
+
+
 def _align_both(tmp_path: Path, port: int) -> list[object]:
     codes: list[object] = []
 

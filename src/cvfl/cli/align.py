@@ -20,7 +20,7 @@ from cvfl.psi import AlignJob, PsiConfig, align
 from cvfl.psi.runner import require_protection
 from cvfl.ratls import security_from_config
 from cvfl.sealing import KeyProvider, SealingConfig, key_provider_from_config
-from cvfl.train.config import DataSection
+from cvfl.train.config import DataSection, load_job
 from cvfl.train.precheck import InputSummary, check_own_table
 
 
@@ -56,6 +56,7 @@ def align_command(
     ``[peer] security`` is honoured as ``cvfl train`` honours it; ``--insecure-plaintext`` is
     another way to say ``security = "insecure"``.
     """
+    load_job(config)  # the whole job file, checked as train, predict and report check it
     doc = _load(config)
     base = config.parent
     job = AlignJob.from_toml(doc, base_dir=base, role=role)
