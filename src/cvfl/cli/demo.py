@@ -147,7 +147,7 @@ def demo(
     _out.print("[bold]2/3[/] split training over the attested channel…")
     # The demo makes its data anew, so it trains anew; its previous run goes to previous-runs/.
     # The job files it leaves resume as any job does (see "Reruns" in the README).
-    run_parties("train", workdir, "--fresh")
+    run_parties("train", workdir, ["--fresh"])
     _out.print("[bold]3/3[/] quality report: leader-only and centralized, trained the same way…")
     report = demo_report(workdir)
     table = Table(title="cvfl demo: held-out quality")

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
@@ -27,7 +27,7 @@ def _pump(stream: IO[str], prefix: str) -> None:
 
 
 def _spawn(
-    command: str, role: str, folder: Path, options: Sequence[str]
+    command: str, role: str, folder: Path, options: list[str]
 ) -> tuple[subprocess.Popen[str], threading.Thread]:
     # The two parties take turns on the CPU: OpenMP threads spinning while they wait for the
     # next parallel region would steal the peer's cores.
@@ -49,8 +49,8 @@ def _spawn(
 def run_parties(
     command: str,
     folder: Path,
-    options: Sequence[str] = (),
-    per_role: Mapping[str, Sequence[str]] | None = None,
+    options: list[str] | tuple[str, ...] = (),
+    per_role: Mapping[str, list[str]] | None = None,
 ) -> None:
     """Run ``cvfl COMMAND --config FOLDER/<role>.toml [options]`` for both parties at once.
 
