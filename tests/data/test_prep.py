@@ -193,3 +193,19 @@ def test_values_at_the_edge_of_float64_give_a_finite_state(scaling: str) -> None
     json.dumps(state.to_json(), allow_nan=False)
     assert Preprocessing.from_json(state.to_json()) == state
     assert np.isfinite(state.transform(table)).all()
+
+
+def test_a_malformed_vocabulary_is_refused_without_quoting_its_values() -> None:
+    from cvfl.data.prep import Preprocessing
+    from cvfl.errors import ModelError
+
+    doc = {
+        "format": "cvfl-prep/v1",
+        "embed_dim": 4,
+        "numeric": [],
+        "categorical": [{"name": "city", "vocab": ["secret-town", 7], "buckets": 0}],
+    }
+    with pytest.raises(ModelError) as err:
+        Preprocessing.from_json(doc)
+    assert err.value.code == "model.spec" and "items of type int, str" in err.value.message
+    assert "secret-town" not in err.value.message

@@ -342,7 +342,11 @@ def _categorical_state(value: object) -> CategoricalState:
     where = f"preprocessing column {name!r}"
     vocab = doc.get("vocab")
     if not isinstance(vocab, list) or not all(isinstance(v, str) for v in vocab):
-        raise _bad(f"{where} vocab", "a list of strings", vocab)
+        kinds = sorted({type(v).__name__ for v in vocab}) if isinstance(vocab, list) else None
+        seen = f"items of type {', '.join(kinds)}" if kinds else type(vocab).__name__
+        raise ModelError(  # category values are the party's data: never quoted
+            mismatch(f"{where} vocab", "a list of strings", seen), code="model.spec"
+        )
     if vocab != sorted(set(vocab)):
         raise _bad(f"{where} vocab", "sorted distinct strings", len(vocab))
     buckets = _int(f"{where} buckets", doc.get("buckets"), low=0)
