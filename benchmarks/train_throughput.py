@@ -16,7 +16,7 @@ With ``--privacy DEFENCE`` it instead compares RA-TLS split training without and
 ``[privacy] defence`` (the leakage audit runs in both) and prints, last,
 ``ratio privacy/none: <value>``.
 
-    .venv/bin/python benchmarks/train_throughput.py [--steps 60] [--batch 256] [--repeats 3]
+    .venv/bin/python benchmarks/train_throughput.py [--steps 300] [--batch 256] [--repeats 5]
     .venv/bin/python benchmarks/train_throughput.py --workers 2
     .venv/bin/python benchmarks/train_throughput.py --privacy marvell
     .venv/bin/python benchmarks/train_throughput.py --rtt-ms 0,10,50 --mbit 100,1000 \
@@ -179,12 +179,12 @@ def run_centralized(folder: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--slots", type=int, default=512)
     parser.add_argument("--optimizer", default="sgd")
     parser.add_argument("--lr", type=float, default=0.1)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--workers", type=int, default=1, help="compare 1 and N workers/party")
     parser.add_argument("--privacy", default="", help="compare without and with this defence")
     parser.add_argument("--rtt-ms", default="", help="WAN round trips to emulate, e.g. 0,10,50")
@@ -224,6 +224,11 @@ def main() -> None:
     print(f"split, RA-TLS, no acks/heartbeats:  {median['direct']:8.0f} examples/s")
     print(f"ratio ratls/plaintext: {median['ratls'] / median['plaintext']:.3f}")
     print(f"ratio reliable/direct (heartbeats and acks): {median['ratls'] / median['direct']:.3f}")
+    paired = [r / c for r, c in zip(figures["ratls"], figures["centralized"], strict=True)]
+    print(
+        f"split/centralized per repeat (each split run against the centralized run beside it): "
+        f"median {statistics.median(paired):.3f}, range {min(paired):.3f}-{max(paired):.3f}"
+    )
     print(f"ratio split/centralized: {median['ratls'] / median['centralized']:.3f}")
 
 
