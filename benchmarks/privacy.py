@@ -90,7 +90,7 @@ def train_pair(folder: Path, jobs: dict[str, dict[str, Any]], privacy: dict[str,
 
     def lead() -> None:
         try:
-            outcome["leader"] = run_leader(load_party(lead_cfg), PlaintextSecurity())
+            outcome["leader"] = run_leader(load_party(lead_cfg, threads=True), PlaintextSecurity())
         except BaseException as exc:  # reported below
             outcome["leader"] = exc
 

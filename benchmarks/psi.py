@@ -43,10 +43,10 @@ import pyarrow.parquet as pq
 from cvfl.bridge.security import PlaintextSecurity
 from cvfl.psi import AlignJob, PsiConfig, align
 from cvfl.psi.config import DEFAULT_GROUP, GROUP_NAMES
-from cvfl.psi.fastkey import KeyedHasher
-from cvfl.psi.group import Blinder, domain_label, get_group
-from cvfl.psi.points import lib
-from cvfl.psi.x25519 import X25519, multiply
+from cvfl.psi.ecdh.group import Blinder, domain_label, get_group
+from cvfl.psi.ecdh.points import lib
+from cvfl.psi.ecdh.x25519 import X25519, multiply
+from cvfl.psi.keyed import KeyedHasher
 from cvfl.sealing import new_key_file
 
 

@@ -171,7 +171,7 @@ def _start_proxy(folder: Path, mode: str, link: tuple[float, float]) -> WanProxy
 
 
 def run_centralized(folder: Path) -> float:
-    leader = load_party(load_job(folder / "leader-plaintext.toml"))
+    leader = load_party(load_job(folder / "leader-plaintext.toml"), threads=True)
     follower = load_party(load_job(folder / "follower-plaintext.toml"))
     _, result = train_centralized(leader, follower)
     return result.examples_per_second

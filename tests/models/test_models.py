@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,24 @@ def test_sealed_export_same_fingerprint_and_refuses_tampering(tmp_path: Path) ->
     sealed2, _ = export_half(tmp_path / "s2", "follower", model, {}, Artifacts(keys))
     with pytest.raises(SealingError):
         load_half(sealed2, other)
+
+
+@pytest.mark.parametrize("build", [build_follower, build_leader])
+def test_building_a_half_leaves_the_callers_random_state(build: Callable[..., nn.Module]) -> None:
+    spec = ModelSpec(slots=4, embed_dim=2, cut_width=3, leader_hidden=(5,))
+    torch.manual_seed(12345)
+    torch.rand(3)  # a state of the caller's own, not a freshly seeded one
+    before = torch.random.get_rng_state()
+    first = build(spec, 4, seed=1)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    torch.rand(7)  # another caller state: the half does not depend on it
+    again = build(spec, 4, seed=1)
+    assert parameter_fingerprint(first.state_dict()) == parameter_fingerprint(again.state_dict())
+
+
+def test_building_a_half_leaves_the_caller_state_after_a_refusal() -> None:
+    spec = ModelSpec(kind="mlp", cut_width=4, leader_hidden=())
+    before = torch.random.get_rng_state()
+    with pytest.raises(ConfigError, match="leader_hidden"):
+        build_leader(spec, 4, seed=1)
+    assert torch.equal(torch.random.get_rng_state(), before)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cvfl.psi import serde
-from cvfl.psi.fastkey import KeyExchange
+from cvfl.psi.fast.key import KeyExchange
 
 from .test_peer_faults import FakeFollower, Leader, _expect
 

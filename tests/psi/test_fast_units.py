@@ -17,14 +17,9 @@ from cvfl.attestation.evidence import VerifiedEvidence
 from cvfl.attestation.simulated import SimulatedVerifier
 from cvfl.errors import AlignmentError, ConfigError
 from cvfl.psi import PsiConfig, serde
-from cvfl.psi.fastgate import FastGate, fast_evidence_problems, gate_for
-from cvfl.psi.fastkey import (
-    KeyedHasher,
-    KeyExchange,
-    hello_bytes,
-    session_transcript,
-    share_transcript,
-)
+from cvfl.psi.fast.gate import FastGate, fast_evidence_problems, gate_for
+from cvfl.psi.fast.key import KeyExchange, hello_bytes, session_transcript, share_transcript
+from cvfl.psi.keyed import KeyedHasher
 from cvfl.ratls import RatlsSecurity
 from tests.ratls.helpers import CraftedProvider, PlatformVerifier, policy, terms
 

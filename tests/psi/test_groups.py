@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cvfl.errors import AlignmentError, ConfigError
-from cvfl.psi import curve25519 as c
-from cvfl.psi.group import GROUPS, Blinder, domain_label, get_group
-from cvfl.psi.points import lib
+from cvfl.psi.ecdh import curve25519 as c
+from cvfl.psi.ecdh.group import GROUPS, Blinder, domain_label, get_group
+from cvfl.psi.ecdh.points import lib
 
 X = GROUPS["x25519"]
 NAMES = sorted(GROUPS)

@@ -23,9 +23,25 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("path", sorted(PSI.rglob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted(PSI.rglob("*.py")), ids=lambda p: p.relative_to(PSI).as_posix()
+)
 def test_psi_never_imports_ratls(path: Path) -> None:
     assert not any(name.startswith("cvfl.ratls") for name in _imports(path))
+
+
+def test_layering_walks_both_protocol_subpackages() -> None:
+    walked = {p.relative_to(PSI).as_posix() for p in PSI.rglob("*.py")}
+    assert {"ecdh/run.py", "ecdh/exchange.py", "fast/run.py", "fast/key.py"} <= walked
+
+
+def test_shared_modules_import_neither_protocol() -> None:
+    """Modules at the top of cvfl.psi serve both modes; only the runner picks one."""
+    for path in PSI.glob("*.py"):
+        if path.name in {"runner.py", "__init__.py"}:
+            continue
+        protocol = {n for n in _imports(path) if n.startswith(("cvfl.psi.ecdh", "cvfl.psi.fast"))}
+        assert not protocol, f"{path.name} imports {sorted(protocol)}"
 
 
 def test_plaintext_channel_attests_nothing() -> None:

@@ -133,7 +133,7 @@ def test_fast_mode_explicit_limit(tmp: Path) -> None:
     peer = FakeFollower(leader.port)
     peer.out.put(serde.hello_to_proto(serde.PsiHello("job-1", "follower", 0, "fast", 7)))
     assert peer.until("key") is not None
-    from cvfl.psi.fastkey import KeyExchange
+    from cvfl.psi.fast.key import KeyExchange
 
     peer.out.put(serde.key_share_to_proto(serde.KeyShare(KeyExchange().public_key, b"", b"")))
     peer.out.put(serde.announce_to_proto(3))

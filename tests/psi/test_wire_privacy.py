@@ -15,9 +15,9 @@ import pytest
 import rbcl
 
 from cvfl.bridge.security import Connection, PlaintextSecurity
-from cvfl.psi.group import GROUPS, domain_label
-from cvfl.psi.points import lib
-from cvfl.psi.x25519 import X25519
+from cvfl.psi.ecdh.group import GROUPS, domain_label
+from cvfl.psi.ecdh.points import lib
+from cvfl.psi.ecdh.x25519 import X25519
 
 from .conftest import check_aligned, run_pair
 

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from cvfl.errors import DataError, PeerUnavailableError, ProtocolError
+from cvfl.errors import (
+    EXIT_CODES,
+    CvflError,
+    DataError,
+    PeerUnavailableError,
+    ProtocolError,
+    exit_code_of,
+)
 from cvfl.workers.launch import Exit, _failure, _stop, _watch, free_ports, worker_env
 
 
@@ -25,6 +32,14 @@ def test_failure_keeps_the_worker_error_class() -> None:
     assert killed.code == "workers.failed"
     assert "worker 1 of 2 was killed by SIGKILL" in killed.message
     assert isinstance(_failure(Exit(0, 1), 3), PeerUnavailableError)  # an unexpected crash
+
+
+@pytest.mark.parametrize(
+    "cls", [c for c in EXIT_CODES if c is not CvflError], ids=lambda c: c.__name__
+)
+def test_failure_maps_every_documented_exit_code_to_its_class(cls: type[CvflError]) -> None:
+    error = _failure(Exit(0, EXIT_CODES[cls]), 2)
+    assert type(error) is cls and exit_code_of(error) == EXIT_CODES[cls]
 
 
 def test_worker_env_is_what_torchrun_sets() -> None:

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from cvfl.cli.parties import free_port, run_parties
 from cvfl.data import SynthSpec, synthesize, write_arrow
+from cvfl.datasets.jobfile import peer_table
 from cvfl.datasets.jobs import trust_sections
 from cvfl.errors import ConfigError, mismatch
 from cvfl.logs import get_logger
@@ -41,7 +42,6 @@ QUICK = DemoSize(rows=4_000, slots=32, epochs=2)
 
 def job_toml(role: str, size: DemoSize, mr_enclave: str, port: int, *, align: bool) -> str:
     """The job file of one demo party (simulated TEE; the policy opts in to it by name)."""
-    peer = f'listen = "127.0.0.1:{port}"' if role == "leader" else f'connect = "127.0.0.1:{port}"'
     psi = (
         f"""
 [psi]
@@ -85,11 +85,7 @@ workers = {size.workers}
 # same command after a crash or Ctrl-C and both resume from it.
 checkpoint_every_s = 60
 
-[peer]
-{peer}
-security = "ratls"
-connect_timeout = 120.0
-{psi}{trust_sections(role, mr_enclave)}"""
+{peer_table(role, port)}{psi}{trust_sections(role, mr_enclave)}"""
 
 
 def prepare(workdir: Path, size: DemoSize, *, align: bool = True) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from cvfl.data.tables import write_arrow
 from cvfl.datasets.breast_cancer import breast_cancer_split
+from cvfl.datasets.jobfile import adam_lines, mlp_tables, peer_table, trust_tables
 
 JOB_ID = "cvfl-breast-cancer"
 SEED = 2024
@@ -39,7 +40,6 @@ def predict_args(role: str) -> str:
 
 def job_toml(role: str, job: BreastCancerJob, port: int, mr_enclave: str) -> str:
     """One party's job file (simulated TEE; the policy accepts it by name)."""
-    peer = f'listen = "127.0.0.1:{port}"' if role == "leader" else f'connect = "127.0.0.1:{port}"'
     return f"""# cvfl breast-cancer job: {role}. Run by hand: cvfl train --config {role}.toml, then
 # cvfl predict --config {role}.toml {predict_args(role)}
 [job]
@@ -54,45 +54,17 @@ path = "data/{role}.parquet"
 kind = "numeric"
 holdout_fraction = {HOLDOUT}
 
-[model]
-kind = "mlp"
-cut_width = {job.cut_width}
-leader_hidden = [{job.hidden}]
-follower_hidden = [{job.hidden}]
-
-[train]
-optimizer = "adam"
-lr = {job.lr}
-batch_size = {job.batch_size}
-epochs = {job.epochs}
+{mlp_tables(job.cut_width, job.hidden)}
+{adam_lines(job.lr, job.batch_size, job.epochs)}
 threads = {job.threads}
 checkpoint_every_s = 60  # crash safety: rerun the same command to resume (0 = off)
 
-[peer]
-{peer}
-security = "ratls"
-connect_timeout = 120.0
-{trust_sections(role, mr_enclave)}"""
+{peer_table(role, port)}{trust_sections(role, mr_enclave)}"""
 
 
 def trust_sections(role: str, mr_enclave: str) -> str:
     """The demo jobs' ``[sealing]`` and ``[attestation]`` tables (simulated TEE, by name)."""
-    return f"""
-[sealing]
-# Checkpoints and exports are sealed with this party's own key (made by `cvfl keys new`).
-provider = "file"
-key_file = "keys/{role}.key"
-
-[attestation]
-provider = "simulated"
-
-[attestation.policy]
-# The simulated TEE proves nothing; this demo policy accepts it by name.
-allow_simulated = true
-
-[[attestation.policy.identities]]
-mr_enclave = "{mr_enclave}"
-"""
+    return trust_tables(role, f'mr_enclave = "{mr_enclave}"', notes=True)
 
 
 def prepare_breast_cancer(

@@ -22,6 +22,8 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 
+from cvfl.datasets.jobfile import adam_lines, mlp_tables, peer_table, trust_tables
+
 ID_COLUMN = "example_id"
 LABEL_COLUMN = "label"
 PRACTICE = ("wine", "diabetes", "digits")
@@ -238,6 +240,9 @@ def _stopping(run: PracticeTraining) -> str:
     )
 
 
+SAME_AS_SELF = "same_as_self = true  # the peer runs exactly the enclave this party runs"
+
+
 def practice_job_toml(split: PracticeSplit, role: str, table: str, port: int) -> str:
     """One party's job file for ``split``: align, then train an MLP split model of its task.
 
@@ -246,7 +251,6 @@ def practice_job_toml(split: PracticeSplit, role: str, table: str, port: int) ->
     (``same_as_self``).
     """
     run = TRAINING[split.name]
-    peer = f'listen = "127.0.0.1:{port}"' if role == "leader" else f'connect = "127.0.0.1:{port}"'
     label = '\nlabel_column = "label"' if role == "leader" else ""
     task = f'task = "{split.task}"'
     if split.task == "multiclass":
@@ -269,37 +273,10 @@ id_column = "{ID_COLUMN}"{label}
 # all fitted on this party's own training rows and stored in its sealed export.
 default = "auto"
 
-[model]
-kind = "mlp"
-{task}
-cut_width = {run.cut_width}
-leader_hidden = [{run.hidden}]
-follower_hidden = [{run.hidden}]
+{mlp_tables(run.cut_width, run.hidden, task)}
+{adam_lines(run.lr, run.batch_size, run.epochs)}{_stopping(run)}
 
-[train]
-optimizer = "adam"
-lr = {run.lr}
-batch_size = {run.batch_size}
-epochs = {run.epochs}{_stopping(run)}
-
-[peer]
-{peer}
-security = "ratls"
-connect_timeout = 120.0
-
+{peer_table(role, port)}
 [psi]
 output = "aligned/{role}.parquet.sealed"
-
-[sealing]
-provider = "file"
-key_file = "keys/{role}.key"
-
-[attestation]
-provider = "simulated"
-
-[attestation.policy]
-allow_simulated = true  # the simulated TEE proves nothing: accepted here by name
-
-[[attestation.policy.identities]]
-same_as_self = true  # the peer runs exactly the enclave this party runs
-"""
+{trust_tables(role, SAME_AS_SELF, notes=False)}"""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, cast
 
 import torch
@@ -24,6 +25,18 @@ def role_seed(seed: int, role: str) -> int:
     """A 63-bit seed for one role's parameter initialisation, derived from the job seed."""
     digest = hashlib.sha256(f"cvfl/init/{role}/{seed}".encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
+
+
+@contextmanager
+def seeded(seed: int, role: str) -> Iterator[None]:
+    """Seed PyTorch's global CPU generator for one role's build, then restore the caller's state.
+
+    Builders and custom factories draw from the global generator (PyTorch's initialisers do);
+    the caller's random state is the same after the block as before it.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(role_seed(seed, role))
+        yield
 
 
 def load_factory(path: str) -> Factory:
@@ -73,8 +86,15 @@ def _encoder(
 def build_follower(
     spec: ModelSpec, num_features: int, seed: int, layout: InputLayout | None = None
 ) -> nn.Module:
-    """The follower's half, initialised from ``seed`` (``layout``: from the preprocessing)."""
-    torch.manual_seed(role_seed(seed, "follower"))
+    """The follower's half, initialised from ``seed`` (``layout``: from the preprocessing).
+
+    The caller's global random state is left as it was (see :func:`seeded`).
+    """
+    with seeded(seed, "follower"):
+        return _follower(spec, num_features, layout)
+
+
+def _follower(spec: ModelSpec, num_features: int, layout: InputLayout | None) -> nn.Module:
     if spec.kind == "custom":
         return load_factory(spec.follower_factory)(spec, num_features)
     encoder, width = _encoder(spec, num_features, layout)
@@ -84,8 +104,15 @@ def build_follower(
 def build_leader(
     spec: ModelSpec, num_features: int, seed: int, layout: InputLayout | None = None
 ) -> nn.Module:
-    """The leader's half, initialised from ``seed`` (``layout``: from the preprocessing)."""
-    torch.manual_seed(role_seed(seed, "leader"))
+    """The leader's half, initialised from ``seed`` (``layout``: from the preprocessing).
+
+    The caller's global random state is left as it was (see :func:`seeded`).
+    """
+    with seeded(seed, "leader"):
+        return _leader(spec, num_features, layout)
+
+
+def _leader(spec: ModelSpec, num_features: int, layout: InputLayout | None) -> nn.Module:
     if spec.kind == "custom":
         return load_factory(spec.leader_factory)(spec, num_features)
     if not spec.leader_hidden:

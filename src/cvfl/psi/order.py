@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from cvfl.psi.fastkey import KeyedHasher
+from cvfl.psi.keyed import KeyedHasher
 from cvfl.psi.source import canonical_ids
 from cvfl.psi.spill import keys_from_bytes, keys_to_bytes
 

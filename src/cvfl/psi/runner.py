@@ -1,27 +1,17 @@
-"""One party's whole alignment: blind own ids, exchange with the peer, intersect, write output."""
+"""One party's whole alignment: checks common to both modes, then ECDH-PSI or fast mode."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from cvfl.bridge.security import ChannelSecurity
 from cvfl.data.tables import table_format
 from cvfl.errors import ConfigError, mismatch
-from cvfl.logs import get_logger
-from cvfl.psi import serde
 from cvfl.psi.config import AlignJob, PsiConfig
-from cvfl.psi.exchange import Session
-from cvfl.psi.fastrun import align_fast
-from cvfl.psi.group import Blinder, domain_label, get_group
-from cvfl.psi.report import AlignReport, write_report, write_rows
-from cvfl.psi.service import run_session
-from cvfl.psi.sets import blind_own, duplicate_error, find_duplicates, intersect, own_batches
-from cvfl.psi.spill import BucketStore, default_threads
+from cvfl.psi.ecdh.run import align_ecdh
+from cvfl.psi.fast.run import align_fast
+from cvfl.psi.report import AlignReport
 from cvfl.sealing import KeyProvider
-
-log = get_logger(__name__)
 
 
 def require_protection(cfg: PsiConfig, keys: KeyProvider | None) -> None:
@@ -63,69 +53,7 @@ def align(
     table_format(job.data)
     if cfg.mode == "fast":
         return align_fast(job, cfg, security, keys=keys, on_bound=on_bound)
-    threads = cfg.threads or default_threads()
-    t0 = time.perf_counter()
-    with (
-        ThreadPoolExecutor(threads, thread_name_prefix="psi") as pool,
-        BucketStore("own", threshold=cfg.spill_threshold, spill_dir=cfg.spill_dir) as own_a,
-        BucketStore("own-d", threshold=cfg.spill_threshold, spill_dir=cfg.spill_dir) as own_d,
-        BucketStore("peer-d", threshold=cfg.spill_threshold, spill_dir=cfg.spill_dir) as peer_d,
-    ):
-        group = get_group(cfg.group)
-        blinder = Blinder(group)
-        rows = blind_own(
-            job.data,
-            job.id_column,
-            label=domain_label(job.job_id, group),
-            blinder=blinder,
-            pool=pool,
-            chunk_rows=cfg.batch_size,
-            lookahead=2 * threads,
-            store=own_a,
-        )
-        dups = find_duplicates(own_a)
-        if dups.count and cfg.duplicates == "error":
-            raise duplicate_error(job.data, dups)
-        t1 = time.perf_counter()
-        count = rows - dups.count
-        me = serde.PsiHello(job.job_id, job.role, count, cfg.mode, cfg.batch_size, group.name)
-        session = Session(
-            me=me,
-            peer_role=job.peer_role,
-            own=own_batches(own_a, cfg.batch_size),
-            blinder=blinder,
-            pool=pool,
-            window=cfg.window,
-            own_d=own_d,
-            peer_d=peer_d,
-            max_peer_items=cfg.max_peer_items,
-        )
-        run_session(job, cfg, security, session, on_bound)
-        found = intersect(own_d, peer_d)
-        spills = own_a.spills + own_d.spills + peer_d.spills
-        t2 = time.perf_counter()
-    fingerprint = write_rows(job, cfg, keys, found.rows)
-    t3 = time.perf_counter()
-    report = AlignReport(
-        job_id=job.job_id,
-        role=job.role,
-        mode=cfg.mode,
-        channel=security.name,
-        own_rows=rows,
-        duplicates_dropped=dups.count,
-        peer_items=session.peer.count if session.peer else 0,
-        intersection=len(found.rows),
-        order_fingerprint=fingerprint.hex(),
-        output=str(cfg.output),
-        sealed=keys is not None,
-        spills=spills,
-        seconds_blind=round(t1 - t0, 3),
-        seconds_exchange=round(t2 - t1, 3),
-        seconds_output=round(t3 - t2, 3),
-        seconds_total=round(t3 - t0, 3),
-    )
-    write_report(cfg, report)
-    return report
+    return align_ecdh(job, cfg, security, keys=keys, on_bound=on_bound)
 
 
 def run_leader(

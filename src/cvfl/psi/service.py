@@ -1,7 +1,7 @@
 """gRPC transport for the PSI exchange: the leader serves one stream, the follower connects.
 
 The servicer only authorises the caller and hands the stream to a :class:`Session`; all protocol
-logic lives in :mod:`cvfl.psi.exchange`.
+logic lives in :mod:`cvfl.psi.ecdh.exchange` (ECDH-PSI) or :mod:`cvfl.psi.fast.session` (fast).
 """
 
 from __future__ import annotations

@@ -1,22 +1,15 @@
-"""Local phases of ECDH-PSI: blinding one's own ids, and intersecting the doubly-blinded sets."""
+"""Local phases shared by both modes: duplicate ids, own batches in order, the intersection."""
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from cvfl.errors import AlignmentError
-from cvfl.logs import get_logger
-from cvfl.psi.group import Blinder
-from cvfl.psi.source import iter_id_chunks
-from cvfl.psi.spill import BUCKETS, BucketStore, Keys, Rows, keys_from_bytes, keys_to_bytes
-
-log = get_logger(__name__)
+from cvfl.psi.spill import BucketStore, Keys, Rows, keys_to_bytes
 
 SHOW_ROWS = 5
 
@@ -27,35 +20,6 @@ class Duplicates:
 
     count: int
     first_rows: tuple[int, ...]
-
-
-def blind_own(
-    path: Path,
-    id_column: str,
-    *,
-    label: bytes,
-    blinder: Blinder,
-    pool: Executor,
-    chunk_rows: int,
-    lookahead: int,
-    store: BucketStore,
-) -> int:
-    """Read, canonicalise, hash and blind every id of ``path`` into ``store``; return the count."""
-    pending: deque[tuple[int, Future[bytes]]] = deque()
-
-    def drain_one() -> None:
-        start, future = pending.popleft()
-        keys = keys_from_bytes(future.result())
-        store.add(keys, np.arange(start, start + len(keys), dtype=np.int64))
-
-    for chunk in iter_id_chunks(path, id_column, chunk_rows):
-        pending.append((chunk.start, pool.submit(blinder.hash_and_blind, label, chunk.items)))
-        while len(pending) > lookahead:
-            drain_one()
-    while pending:
-        drain_one()
-    log.info("psi: blinded %d own ids (%d spills)", store.count, store.spills)
-    return store.count
 
 
 def repeats(keys: Keys) -> np.ndarray:
@@ -104,25 +68,3 @@ class Intersection:
     """
 
     rows: Rows
-
-
-def intersect(own_d: BucketStore, peer_d: BucketStore) -> Intersection:
-    """Join own (D, row) records with the peer's D values bucket by bucket, in D order.
-
-    Raises:
-        AlignmentError: the peer answered two of our items with the same value.
-    """
-    parts: list[Rows] = []
-    for b in range(BUCKETS):
-        keys, rows = own_d.bucket(b)
-        if repeats(keys).any():
-            raise AlignmentError(
-                f"the peer answered two different items of bucket {b} with the same "
-                "doubly-blinded value",
-                code="psi.bad_answer",
-            )
-        peer_keys, _ = peer_d.bucket(b)
-        mask = np.isin(keys, peer_keys)
-        parts.append(rows[mask])
-    rows = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
-    return Intersection(rows)

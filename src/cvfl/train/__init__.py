@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from cvfl.train.leader import run_leader
     from cvfl.train.local import train_centralized, train_leader_only
     from cvfl.train.metrics import Metrics, binary_metrics, roc_auc
-    from cvfl.train.party import NoProgress, Party, Progress, load_party
+    from cvfl.train.party import NoProgress, Party, Progress, configure_threads, load_party
     from cvfl.train.result import TrainResult
     from cvfl.train.schedule import Schedule
 
@@ -33,6 +33,7 @@ _WHERE = {
     "Party": "party",
     "Progress": "party",
     "load_party": "party",
+    "configure_threads": "party",
     "TrainResult": "result",
     "Schedule": "schedule",
 }
@@ -46,6 +47,7 @@ __all__ = [
     "Schedule",
     "TrainResult",
     "binary_metrics",
+    "configure_threads",
     "load_job",
     "load_party",
     "roc_auc",

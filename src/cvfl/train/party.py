@@ -91,7 +91,7 @@ class Party:
     artifacts: Artifacts
     initial_state: dict[str, torch.Tensor] = field(default_factory=dict)
     worker: int = 0
-    group: SecureGroup | None = None
+    group: SecureGroup | None = None  # several workers: their group, given at construction
     target: TargetScale | None = None  # a regression leader's target scaling (training rows)
     _trainable: nn.Module | None = field(default=None, init=False, repr=False)
     _binding: Binding | None = field(default=None, init=False, repr=False)
@@ -182,6 +182,18 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(max(1, count))
 
 
+def configure_threads(cfg: JobConfig) -> int:
+    """Set this process's PyTorch intra-op threads from ``[train] threads``; return the count.
+
+    Process configuration, for commands (``cvfl train``): ``threads = 0`` shares the cores this
+    process may use among the party's ``[train] workers``. Library code leaves the thread count
+    alone unless asked (``load_party(..., threads=True)``).
+    """
+    threads = cfg.train.threads or max(1, len(os.sched_getaffinity(0)) // cfg.train.workers)
+    set_threads(threads)
+    return threads
+
+
 def make_optimizer(train: TrainSection, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
     """SGD or Adam from the job's ``[train]`` section."""
     if train.optimizer == "sgd":
@@ -215,10 +227,26 @@ def schema_for(cfg: JobConfig) -> TableSchema:
     )
 
 
-def load_party(cfg: JobConfig, worker: int = 0) -> Party:
-    """Read the table and build the model half and optimiser for ``cfg``'s role."""
-    threads = cfg.train.threads or max(1, len(os.sched_getaffinity(0)) // cfg.train.workers)
-    set_threads(threads)
+def load_party(
+    cfg: JobConfig,
+    worker: int = 0,
+    *,
+    group: SecureGroup | None = None,
+    threads: bool = False,
+) -> Party:
+    """Read the table and build the model half and optimiser for ``cfg``'s role.
+
+    Args:
+        cfg: the party's job.
+        worker: this worker's rank among the party's ``[train] workers``.
+        group: the party's worker group (:func:`cvfl.workers.join_group`) when it runs several
+            workers; None for one.
+        threads: also set this process's PyTorch thread count from ``[train] threads``
+            (:func:`configure_threads`). Off by default: loading a party changes no
+            process-wide setting unless the caller asks.
+    """
+    if threads:
+        configure_threads(cfg)
     artifacts = artifacts_for(cfg)
     check_own_input(cfg, artifacts)
     table = read_training_table(cfg, artifacts)
@@ -232,7 +260,9 @@ def load_party(cfg: JobConfig, worker: int = 0) -> Party:
     target = fit_target(cfg.model, table.labels, schedule.train_rows)
     if target is not None and table.labels is not None:  # trained on the scaled target
         table = replace(table, labels=target.apply(table.labels))
-    return Party(cfg, table, model, optimizer, schedule, artifacts, worker=worker, target=target)
+    return Party(
+        cfg, table, model, optimizer, schedule, artifacts, worker=worker, group=group, target=target
+    )
 
 
 def check_own_input(cfg: JobConfig, artifacts: Artifacts) -> None:

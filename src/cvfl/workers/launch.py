@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cvfl.errors import CvflError, PeerUnavailableError
+from cvfl.errors import EXIT_CODES, CvflError, PeerUnavailableError
 from cvfl.logs import get_logger
 
 log = get_logger(__name__)
@@ -150,18 +150,7 @@ def _failure(exit: Exit, workers: int) -> CvflError:
         "Fix the cause named above, then run the same command again: the job resumes from the "
         "last checkpoint both parties committed"
     )
-    by_code: dict[int, type[CvflError]] = {}
-    for cls in _error_classes():  # the base class of an exit code, not a subclass of it
-        by_code.setdefault(cls.exit_code, cls)
+    # Exit code 1 is both the base class's and an unexpected crash's: read as peer-unavailable.
+    by_code = {code: cls for cls, code in EXIT_CODES.items() if code != EXIT_CODES[CvflError]}
     cls = by_code.get(exit.returncode, PeerUnavailableError)
     return cls(message, code="workers.failed")
-
-
-def _error_classes() -> list[type[CvflError]]:
-    found: list[type[CvflError]] = []
-    pending: list[type[CvflError]] = [CvflError]
-    while pending:
-        cls = pending.pop(0)
-        found.append(cls)
-        pending.extend(cls.__subclasses__())
-    return [cls for cls in found if cls.exit_code > 1]

@@ -18,7 +18,7 @@ import numpy as np
 from cvfl.errors import AlignmentError, CvflError, mismatch
 from cvfl.logs import get_logger
 from cvfl.psi import serde
-from cvfl.psi.group import POINT_BYTES, Blinder, check_length
+from cvfl.psi.ecdh.group import POINT_BYTES, Blinder, check_length
 from cvfl.psi.spill import BucketStore, Rows, keys_from_bytes
 from cvfl.psi.stream import FrameStream, check_peer_size, internal
 from cvfl.wire import psi_pb2

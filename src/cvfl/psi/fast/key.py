@@ -5,14 +5,13 @@ inside the PSI stream. Each key share carries the sender's RA-TLS certificate an
 signature by that certificate's key over both hellos and the share, so only the attested enclave
 could have made it. The HMAC key is ``HKDF-SHA256(X25519 secret, salt = transcript hash, info)``
 where the transcript hash covers both hellos, both public keys and both certificates. The key
-lives only in this process's memory, in a :class:`KeyedHasher`, for one run.
+lives only in this process's memory, in a :class:`cvfl.psi.keyed.KeyedHasher`, for one run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -22,14 +21,13 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from cvfl.errors import AlignmentError, mismatch
+from cvfl.psi.keyed import KeyedHasher
 from cvfl.psi.serde import KeyShare, PsiHello
 
 SHARE_DOMAIN = b"cvfl/psi/fast/key-share/v1\0"
 TRANSCRIPT_DOMAIN = b"cvfl/psi/fast/transcript/v1\0"
 HKDF_INFO = b"cvfl/psi/fast/hmac-key/v1"
 PUBLIC_KEY_BYTES = 32
-TAG_BYTES = 32
-_BLOCK = 64  # SHA-256 block size: the HMAC pads
 
 
 def _lp(data: bytes) -> bytes:
@@ -144,35 +142,3 @@ class KeyExchange:
             ) from None
         key = HKDF(hashes.SHA256(), length=32, salt=transcript, info=HKDF_INFO).derive(secret)
         return KeyedHasher(key)
-
-
-class KeyedHasher:
-    """HMAC-SHA256 under the session key, with the key's inner and outer pads absorbed once."""
-
-    __slots__ = ("_inner", "_outer")
-
-    def __init__(self, key: bytes) -> None:
-        padded = key.ljust(_BLOCK, b"\0") if len(key) <= _BLOCK else b""
-        if not padded:
-            raise ValueError("HMAC keys longer than one block are not used here")
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded))
-        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
-
-    def __repr__(self) -> str:
-        return "KeyedHasher(<secret>)"
-
-    def __reduce__(self) -> str | tuple[object, ...]:
-        raise TypeError("a PSI keyed hasher holds a secret key and cannot be pickled")
-
-    def tags(self, items: Sequence[bytes]) -> bytes:
-        """Return ``HMAC-SHA256(key, item)`` of every item, concatenated (32 bytes each)."""
-        inner, outer = self._inner.copy, self._outer.copy
-        out: list[bytes] = []
-        append = out.append
-        for item in items:
-            i = inner()
-            i.update(item)
-            o = outer()
-            o.update(i.digest())
-            append(o.digest())
-        return b"".join(out)

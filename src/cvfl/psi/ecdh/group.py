@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from cvfl.errors import ConfigError, mismatch
-from cvfl.psi.points import POINT_BYTES, check_length
-from cvfl.psi.ristretto import Ristretto255
-from cvfl.psi.x25519 import X25519
+from cvfl.psi.ecdh.points import POINT_BYTES, check_length
+from cvfl.psi.ecdh.ristretto import Ristretto255
+from cvfl.psi.ecdh.x25519 import X25519
 
 __all__ = [
     "DEFAULT_GROUP",

@@ -19,14 +19,14 @@ import secrets
 import struct
 from collections.abc import Sequence
 
-from cvfl.psi.curve25519 import (
+from cvfl.psi.ecdh.curve25519 import (
     curve_rhs,
     edwards_to_montgomery,
     first_non_square,
     non_canonical,
     zero_points,
 )
-from cvfl.psi.points import POINT_BYTES, bad_point, check_length, internal_error, lib
+from cvfl.psi.ecdh.points import POINT_BYTES, bad_point, check_length, internal_error, lib
 
 _NON_CANONICAL = "not a canonical Curve25519 u-coordinate (top bit set, or u >= 2^255 - 19)"
 _SMALL_ORDER = "a point of small order (X25519 gives zero)"

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import rbcl
 
-from cvfl.psi.points import POINT_BYTES, bad_point, check_length, internal_error, lib
+from cvfl.psi.ecdh.points import POINT_BYTES, bad_point, check_length, internal_error, lib
 
 _IDENTITY = bytes(POINT_BYTES)
 _WHY = "not a valid ristretto255 group element (malformed, off-group or identity)"

@@ -19,9 +19,9 @@ from cvfl.errors import AlignmentError
 from cvfl.logs import get_logger
 from cvfl.psi import serde
 from cvfl.psi.config import AlignJob, PsiConfig
-from cvfl.psi.fast import FastSession
-from cvfl.psi.fastgate import gate_for
-from cvfl.psi.fastkey import KeyedHasher
+from cvfl.psi.fast.gate import gate_for
+from cvfl.psi.fast.session import FastSession
+from cvfl.psi.keyed import KeyedHasher
 from cvfl.psi.report import AlignReport, write_report, write_rows
 from cvfl.psi.service import run_session
 from cvfl.psi.sets import Intersection, duplicate_error, find_duplicates, own_batches, repeats

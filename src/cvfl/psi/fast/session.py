@@ -1,7 +1,7 @@
 """The fast-mode exchange over one bidirectional message stream.
 
 Each side sends a hello; on the peer's hello it sends its key share; on the peer's key share it
-checks the peer (:class:`~cvfl.psi.fastgate.FastGate`), derives the session's keyed hasher and
+checks the peer (:class:`~cvfl.psi.fast.gate.FastGate`), derives the session's keyed hasher and
 starts a producer thread that hashes its own ids, announces their count and sends the keyed
 hashes in batches (ascending order), then ``done``. The receiving thread stores the peer's keyed
 hashes, checking the announced count. Any refusal is sent to the peer as an abort.
@@ -18,9 +18,10 @@ import numpy as np
 from cvfl.errors import AlignmentError, CvflError, mismatch
 from cvfl.logs import get_logger
 from cvfl.psi import serde
-from cvfl.psi.fastgate import FastGate
-from cvfl.psi.fastkey import TAG_BYTES, KeyedHasher, KeyExchange, session_transcript
-from cvfl.psi.fastkey import share_transcript as _share_transcript
+from cvfl.psi.fast.gate import FastGate
+from cvfl.psi.fast.key import KeyExchange, session_transcript
+from cvfl.psi.fast.key import share_transcript as _share_transcript
+from cvfl.psi.keyed import TAG_BYTES, KeyedHasher
 from cvfl.psi.spill import BucketStore, keys_from_bytes
 from cvfl.psi.stream import FrameStream, check_peer_size, internal
 from cvfl.wire import psi_pb2

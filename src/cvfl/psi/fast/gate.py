@@ -22,7 +22,7 @@ from cvfl.bridge.security import Attester, ChannelSecurity
 from cvfl.errors import AlignmentError, AttestationError, mismatch
 from cvfl.logs import get_logger
 from cvfl.psi.config import PsiConfig
-from cvfl.psi.fastkey import check_share_signature
+from cvfl.psi.fast.key import check_share_signature
 from cvfl.psi.serde import KeyShare
 
 log = get_logger(__name__)
