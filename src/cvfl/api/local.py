@@ -69,6 +69,11 @@ def run_local(
     errors: dict[str, BaseException] = {}
 
     def work(role: str) -> None:
+        from cvfl.train.party import set_threads
+
+        # OpenMP's thread count is per thread: set it where this party's loop runs, as its
+        # own process would (the same count gives bit-for-bit the same arithmetic).
+        set_threads(cfgs[role].train.threads)
         try:
             results[role] = run_party(parties[role], security[role], shown[role], stop)
         except BaseException as exc:  # re-raised in the caller's thread below
