@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,14 @@ def test_run_local_refuses_swapped_roles_and_remote_peers(tmp_path: Path) -> Non
     with pytest.raises(ConfigError, match=r"a loopback address, seen 10\.0\.0\.1") as info:
         api.run_local(leader, remote)
     assert info.value.code == "config.peer"
+
+
+def test_train_refuses_several_workers(tmp_path: Path) -> None:
+    leader, _ = pair(tmp_path, "workers")
+    many = replace(leader, train=replace(leader.train, workers=2))
+    with pytest.raises(ConfigError, match="1 \\(several workers: `cvfl train`") as info:
+        api.train(many)
+    assert info.value.code == "config.train"
 
 
 def test_as_job_loads_a_path_and_refuses_other_things(tmp_path: Path) -> None:

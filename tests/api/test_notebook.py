@@ -76,6 +76,12 @@ def test_build_run_stop_resume_and_score(tmp_path: Path) -> None:
     scores = read_scores(tmp_path / "scores.parquet")
     assert scores.num_rows == ROWS and scores.column(SCORE_COLUMN).null_count == 0
 
+    report = api.report(leader, follower, out=tmp_path / "report")
+    assert resumed.leader.metrics is not None
+    assert report.quality.split.metrics.auc == resumed.leader.metrics.auc
+    assert report.quality.centralized is not None
+    assert report.files.text.is_file() and report.files.png.is_file()
+
 
 def test_in_memory_tables_are_private_files(tmp_path: Path) -> None:
     leader, _ = pair(tmp_path, "private")

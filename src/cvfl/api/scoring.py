@@ -74,8 +74,9 @@ def _predict_job(
 
     if isinstance(job, str | os.PathLike):
         path = Path(job)
-        source = None if table is None else _input_file(as_job(path), table)
-        return load_predict_job(path, input=source)
+        if table is None or is_path(table):
+            return load_predict_job(path, input=Path(table).resolve() if table else None)
+        return load_predict_job(path, input=_input_file(as_job(path), table))
     cfg = as_job(job)
     section = dict(settings or {})
     if table is not None:
