@@ -4,7 +4,8 @@
   loaded job or the path of its job file (the ``cvfl`` commands of the same names run these).
 - :func:`run_local`: both parties of a job in this process (threads over loopback).
 - :func:`build_job`: a job from a Python mapping shaped like the job file, with model factories
-  given as functions and tables as ``pyarrow.Table`` / pandas ``DataFrame``.
+  given as functions and tables as ``pyarrow.Table`` / pandas ``DataFrame``; :func:`save_job`
+  writes it as the job file the commands read.
 
 Names are imported on first use, so ``import cvfl.api`` does not import PyTorch.
 """
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cvfl.api.alignment import align
-    from cvfl.api.jobs import as_job, build_job, factory_path
+    from cvfl.api.jobs import as_job, build_job, factory_path, save_job
     from cvfl.api.local import LocalResult, run_local
     from cvfl.api.progress import CallbackProgress
     from cvfl.api.scoring import Report, predict, report
@@ -30,6 +31,7 @@ _WHERE = {
     "as_job": "cvfl.api.jobs",
     "build_job": "cvfl.api.jobs",
     "factory_path": "cvfl.api.jobs",
+    "save_job": "cvfl.api.jobs",
     "LocalResult": "cvfl.api.local",
     "run_local": "cvfl.api.local",
     "CallbackProgress": "cvfl.api.progress",
@@ -56,6 +58,7 @@ __all__ = [
     "predict",
     "report",
     "run_local",
+    "save_job",
     "train",
 ]
 

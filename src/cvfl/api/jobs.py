@@ -87,6 +87,32 @@ def build_job(mapping: Mapping[str, Any], folder: str | os.PathLike[str]) -> Job
         ConfigError: what loading the same job file would raise, or a factory that cannot be
             named by its import path.
     """
+    raw = plain_mapping(mapping, folder)
+    return job_from_mapping(raw, Path(folder) / f"{raw['job']['role']}.toml")
+
+
+def save_job(mapping: Mapping[str, Any], path: str | os.PathLike[str]) -> JobConfig:
+    """Write a job built in Python as the job file ``path`` and return it loaded from there.
+
+    The file is what ``cvfl train --config`` and the other commands read: factories appear as
+    their import paths, in-memory tables as the private files they were written to, and
+    relative paths stay relative to the file's folder.
+
+    Raises:
+        ConfigError: as :func:`build_job`, or a value TOML cannot hold (``config.value``).
+    """
+    from cvfl.api.tomlout import dumps
+    from cvfl.fsutil import atomic_write_bytes
+
+    target = Path(path)
+    raw = plain_mapping(mapping, target.parent)
+    job_from_mapping(raw, target)  # refused before anything is written
+    atomic_write_bytes(target, dumps(raw).encode("utf-8"))
+    return load_job(target)
+
+
+def plain_mapping(mapping: Mapping[str, Any], folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """``mapping`` with factories as import paths and in-memory tables as private files."""
     raw: dict[str, Any] = {
         k: copy.copy(dict(v)) if isinstance(v, Mapping) else v for k, v in mapping.items()
     }
@@ -96,7 +122,6 @@ def build_job(mapping: Mapping[str, Any], folder: str | os.PathLike[str]) -> Job
         raise ConfigError(
             mismatch("[job] role", "leader or follower", repr(seen)), code="config.role"
         )
-    base = Path(folder)
     model = raw.get("model")
     if isinstance(model, dict):
         for key in FACTORY_KEYS:
@@ -104,6 +129,6 @@ def build_job(mapping: Mapping[str, Any], folder: str | os.PathLike[str]) -> Job
                 model[key] = factory_path(model[key])
     data = raw.get("data")
     if isinstance(data, dict) and "path" in data:
-        workdir = base / Path(str(job.get("workdir", "cvfl-out")))
+        workdir = Path(folder) / Path(str(job.get("workdir", "cvfl-out")))
         data["path"] = str(table_file(data["path"], workdir, job["role"], "[data] path"))
-    return job_from_mapping(raw, base / f"{job['role']}.toml")
+    return raw
