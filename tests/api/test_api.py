@@ -137,3 +137,13 @@ def test_build_job_refuses_bad_roles_and_tables_with_config_errors(
         return
     assert cfg.role in ("leader", "follower") and isinstance(table, str)
     assert cfg.data.path == tmp_path / table
+
+
+def test_a_table_folder_others_may_read_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "open-leader" / "tables"
+    folder.mkdir(parents=True)
+    folder.chmod(0o755)
+    with pytest.raises(ConfigError, match="no access for group or others") as info:
+        pair(tmp_path, "open")
+    assert info.value.code == "config.data"
+    assert not list(folder.iterdir())  # nothing was written there
