@@ -131,6 +131,8 @@ _PEER_PHRASES: dict[str, str] = {
     "of the job (it lists the changes and the ways on in its log)",
     "config.checkpoint_unknown": "its newest checkpoint records no configuration (written by an "
     "older cvfl; details in its log)",
+    "train.stopped": "it was stopped on request between steps (its checkpoints are kept: "
+    "rerun both to resume)",
 }
 MAX_PEER_REASON = 300
 
@@ -204,6 +206,8 @@ CODES: dict[str, ErrorCode] = _registry(
             "cvfl.error": "an error of no more precise kind (also sent when a non-cvfl error stops"
             " a party)",
             "demo.failed": "a party of `cvfl demo` exited with an error (its output says why)",
+            "train.stopped": "training was stopped on request (`stop` of `cvfl.api.train`) "
+            "between steps; its committed checkpoints are kept and a rerun resumes them",
         },
     ),
     (

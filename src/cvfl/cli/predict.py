@@ -27,25 +27,15 @@ def predict(
     ] = False,
 ) -> None:
     """Score a table with both exported halves; the leader writes the scores (sealed)."""
-    from cvfl.serve import (
-        load_predict_job,
-        prepare_predict,
-        run_predict_follower,
-        run_predict_leader,
-    )
-    from cvfl.train.channel import security_for
+    from cvfl.api.scoring import run_prediction
 
-    cfg, section = load_predict_job(
+    job, result = run_prediction(
         config,
-        input=input_table.resolve() if input_table else None,
-        output=output.resolve() if output else None,
-        plaintext_scores=True if plaintext_scores else None,
+        input_table.resolve() if input_table else None,
+        output.resolve() if output else None,
+        True if plaintext_scores else None,
     )
-    plain_scores = cfg.role == "leader" and section.plaintext_scores
-    security = security_for(cfg, "predict", plaintext_extra=plain_scores)
-    job = prepare_predict(cfg, section, security)
-    run = run_predict_leader if cfg.role == "leader" else run_predict_follower
-    result = run(job, security)
+    cfg = job.cfg
     table = Table(title=f"cvfl predict {cfg.role}: job {cfg.job.id}")
     table.add_column("what")
     table.add_column("value", justify="right")

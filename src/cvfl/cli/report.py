@@ -26,14 +26,11 @@ def report(
     ] = None,
 ) -> None:
     """Compare the trained split model with leader-only and centralized models; plot losses."""
-    from cvfl.report import build_report, render_text, write_report
-    from cvfl.train import load_job
+    from cvfl.api import report as make_report
 
-    result = build_report(config, follower_config)
-    folder = out or load_job(config).job.workdir / "report"
-    files = write_report(result, folder)
-    _out.print(render_text(result), highlight=False, markup=False)
-    _out.print(f"report: {files.text}\nplot:   {files.png}", highlight=False)
+    result = make_report(config, follower_config, out=out)
+    _out.print(result.text, highlight=False, markup=False)
+    _out.print(f"report: {result.files.text}\nplot:   {result.files.png}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -13,13 +13,12 @@ from cvfl.cli import practice
 from cvfl.cli.reruns import FreshOpt, Rerun, ResumeFromOpt, say_kept, sigterm_stops
 from cvfl.cli.seal import GramineKeyOpt, GramineRootOpt, KeyEnvOpt, KeyFileOpt, keys_from_options
 from cvfl.data import SynthSpec, synthesize, write_arrow
-from cvfl.errors import ConfigError, CvflError, mismatch
+from cvfl.errors import ConfigError, mismatch
 from cvfl.logs import get_logger
 from cvfl.sealing.keys import DEFAULT_GRAMINE_ROOT
 
 if TYPE_CHECKING:
-    from cvfl.bridge.security import ChannelSecurity
-    from cvfl.train import JobConfig, Party, TrainResult
+    from cvfl.train import JobConfig, TrainResult
     from cvfl.workers import WorkerContext
 
 log = get_logger(__name__)
@@ -93,67 +92,24 @@ def train(
 
 
 def _train_worker(cfg: JobConfig, worker: WorkerContext | None, rerun: Rerun) -> None:
+    from cvfl.api.training import prepare_party, run_party
     from cvfl.cli.progress import TerminalProgress
-    from cvfl.train import NoProgress, run_follower, run_leader
+    from cvfl.train import NoProgress
     from cvfl.train.channel import security_for
-    from cvfl.train.peers import tell_peer
 
     security = security_for(cfg, "train")
     rank = worker.rank if worker is not None else 0
-    try:
-        party = _party(cfg, worker, security, rerun)
-    except CvflError as exc:  # the peer is told why, rather than left waiting
-        tell_peer(cfg, security, exc, rank)
-        raise
+    party = prepare_party(cfg, security, rerun, worker)
     status = "[insecure]" if "insecure" in security.name else ""
     progress = TerminalProgress(cfg.role, status=status) if rank == 0 else NoProgress()
-    run = run_leader if cfg.role == "leader" else run_follower
     try:
-        result = run(party, security, progress)
-        if party.group is not None:
-            party.group.barrier()  # worker 0 has exported: leave the group together
+        result = run_party(party, security, progress)
     except KeyboardInterrupt as exc:
         if rank == 0:
             say_kept(party, exc)
         raise
-    finally:
-        if party.group is not None:
-            party.group.close()
     if rank == 0:
         _summarise(cfg, result)
-
-
-def _party(
-    cfg: JobConfig, worker: WorkerContext | None, security: ChannelSecurity, rerun: Rerun
-) -> Party:
-    """Prepare a rerun if asked, load this worker's party and join its group."""
-    from cvfl.train import load_party
-
-    rank = worker.rank if worker is not None else 0
-    rerun.prepare(cfg)
-    party = load_party(cfg, worker=rank)
-    if worker is not None and worker.world_size > 1:
-        from cvfl.workers import join_group
-
-        party.group = join_group(
-            worker,
-            security,
-            job_id=cfg.job.id,
-            role=cfg.role,
-            timeout=cfg.peer.connect_timeout,
-            party_key=_party_key(cfg),
-        )
-    return party
-
-
-def _party_key(cfg: JobConfig) -> bytes | None:
-    """The key this party's workers prove at enrolment (derived from its sealing key)."""
-    if cfg.sealing is None:
-        return None
-    from cvfl.sealing import key_provider_from_config
-    from cvfl.workers.proof import party_key
-
-    return party_key(key_provider_from_config(cfg.sealing).key(), cfg.job.id, cfg.role)
 
 
 def _summarise(cfg: JobConfig, result: TrainResult) -> None:

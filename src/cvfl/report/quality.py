@@ -97,11 +97,20 @@ def _split_figures(result: dict[str, Any]) -> ModelFigures:
     return ModelFigures("split", metrics, curve, float(result["seconds"]), int(result["steps"]))
 
 
-def build_report(leader_config: Path, follower_config: Path | None = None) -> QualityReport:
-    """Read the split result and train the two baselines the same way."""
+def _loaded(job: Path | JobConfig) -> JobConfig:
+    return job if isinstance(job, JobConfig) else load_job(job)
+
+
+def build_report(
+    leader_config: Path | JobConfig, follower_config: Path | JobConfig | None = None
+) -> QualityReport:
+    """Read the split result and train the two baselines the same way.
+
+    Each job is given loaded or as the path of its job file.
+    """
     from cvfl.train.local import train_centralized, train_leader_only
 
-    cfg = load_job(leader_config)
+    cfg = _loaded(leader_config)
     result = read_split_result(cfg)
     party = load_party(cfg)
     schedule = party.schedule
@@ -117,7 +126,7 @@ def build_report(leader_config: Path, follower_config: Path | None = None) -> Qu
     centralized = None
     notes = []
     if follower_config is not None:
-        _, central = train_centralized(load_party(cfg), load_party(load_job(follower_config)))
+        _, central = train_centralized(load_party(cfg), load_party(_loaded(follower_config)))
         assert central.metrics is not None
         centralized = ModelFigures(
             "centralized",

@@ -7,6 +7,7 @@ by renegotiating from the newest checkpoint both sides hold.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 
 import numpy as np
@@ -45,15 +46,22 @@ from cvfl.train.steps import (
     single_tensor,
     wire_dtype,
 )
+from cvfl.train.stop import check_stop
 from cvfl.wire import bridge_pb2 as pb
 
 log = get_logger(__name__)
 
 
 def run_follower(
-    party: Party, security: ChannelSecurity, progress: Progress | None = None
+    party: Party,
+    security: ChannelSecurity,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> TrainResult:
-    """Dial the leader, train the job and export the follower's half."""
+    """Dial the leader, train the job and export the follower's half.
+
+    ``stop``: set it to end the loop between steps (:mod:`cvfl.train.stop`).
+    """
     peer = party.peer
 
     def connect(timeout: float) -> Link:  # a redial shows where and how long is left
@@ -69,7 +77,7 @@ def run_follower(
         transport = dial_leader(security, peer, peer.connect_timeout)
         while True:
             try:
-                return _follow(party, transport, connect, shown)
+                return _follow(party, transport, connect, (shown, stop))
             except PeerRestarted as restart:
                 if party.workers > 1:
                     raise restart_refusal("leader", party) from None
@@ -105,7 +113,12 @@ class _Pending:
                 checkpoint_store(self.party).commit(done.step, mine, bytes(done.digest))
 
 
-def _follow(party: Party, transport: Link, connect: Connect, progress: Progress) -> TrainResult:
+def _follow(
+    party: Party,
+    transport: Link,
+    connect: Connect,
+    shown: tuple[Progress, threading.Event | None],
+) -> TrainResult:
     cfg = party.cfg
     cut = cut_spec(party)
     store = checkpoint_store(party)
@@ -131,7 +144,7 @@ def _follow(party: Party, transport: Link, connect: Connect, progress: Progress)
     # only while we wait for its Finish.
     pending = _Pending(party)
     try:
-        result = _train(party, session, pending, key, start, cut, progress)
+        result = _train(party, session, pending, key, (start, cut), shown)
         session.send(pb.Envelope(finish=pb.Finish(steps=result.steps)))
         _await_finish(party, session, pending)
     except CvflError as exc:
@@ -150,11 +163,11 @@ def _train(
     session: AnySession,
     pending: _Pending,
     key: bytes,
-    start: int,
-    cut: tuple[TensorSpec, ...],
-    progress: Progress,
+    begin: tuple[int, tuple[TensorSpec, ...]],
+    shown: tuple[Progress, threading.Event | None],
 ) -> TrainResult:
     cfg = party.cfg
+    (start, cut), (progress, stop) = begin, shown
     width = cut[0].shape[0] if cut[0].shape else 1
     result = TrainResult(role="follower", steps=start, seconds=0.0)
     progress.start(party.schedule.total_steps, "follower", done=start)
@@ -165,6 +178,8 @@ def _train(
         send_eval(party, session, key)
     stopping, stopped = cfg.train.early_stopping, False
     for step in party.schedule.steps(start):
+        if not pending.digests:  # only with no checkpoint waiting for the leader's digest
+            check_stop(stop, "follower", result.steps)
         envelope = pending.receive(session, cfg.peer.step_timeout)
         if stopping and envelope.WhichOneof("body") == "epoch_decision":
             if _decided(party, envelope, result):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 import time
 from dataclasses import replace
 from typing import Any
@@ -52,6 +53,7 @@ from cvfl.train.steps import (
     single_tensor,
     wire_dtype,
 )
+from cvfl.train.stop import check_stop
 from cvfl.train.tasks import (
     TargetScale,
     held_out_metrics,
@@ -65,9 +67,15 @@ log = get_logger(__name__)
 
 
 def run_leader(
-    party: Party, security: ChannelSecurity, progress: Progress | None = None
+    party: Party,
+    security: ChannelSecurity,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> TrainResult:
-    """Listen for the follower, train the job, evaluate and export the leader's half."""
+    """Listen for the follower, train the job, evaluate and export the leader's half.
+
+    ``stop``: set it to end the loop between steps (:mod:`cvfl.train.stop`).
+    """
     peer = party.peer
     shown = progress or NoProgress()
     server = BridgeServer(security, peer.listen, peer.port_file)
@@ -81,7 +89,7 @@ def run_leader(
         first: pb.Envelope | None = None
         while True:
             try:
-                return _lead(party, server, transport, first, shown)
+                return _lead(party, server, transport, first, (shown, stop))
             except PeerRestarted as restart:
                 if party.workers > 1:
                     raise restart_refusal("follower", party) from None
@@ -103,9 +111,10 @@ def _lead(
     server: BridgeServer,
     transport: Link,
     first: pb.Envelope | None,
-    progress: Progress,
+    shown: tuple[Progress, threading.Event | None],
 ) -> TrainResult:
     cfg = party.cfg
+    progress, stop = shown
     store = checkpoint_store(party)
     try:
         mine = party.hello(cut_spec(party), resumable_checkpoints(party))
@@ -129,7 +138,7 @@ def _lead(
     )
     key = session_mac_key(cfg.job.id, mine.nonce, theirs.nonce)
     try:
-        result = _train(party, session, key, start, extra, progress)
+        result = _train(party, session, key, start, extra, (progress, stop))
         expect(session.recv(cfg.peer.step_timeout), "finish")
         session.send(pb.Envelope(finish=pb.Finish(steps=result.steps)))
     except CvflError as exc:
@@ -149,8 +158,9 @@ def _train(
     key: bytes,
     start: int,
     extra: dict[str, Any],
-    progress: Progress,
+    shown: tuple[Progress, threading.Event | None],
 ) -> TrainResult:
+    progress, stop = shown
     guard = label_guard(party, extra.get("privacy"))
     labels, truth = guard.training_labels(), torch.from_numpy(guard.true_labels)
     result = TrainResult(role="leader", steps=start, seconds=0.0)
@@ -166,6 +176,7 @@ def _train(
     following = _begin(party, session, (key, truth), result, next(steps, None))
     stopping = party.cfg.train.early_stopping
     while following is not None:
+        check_stop(stop, "leader", result.steps)  # between steps: no checkpoint in flight
         step, following = following, next(steps, None)
         save = decide(party, clock, step.number) or (stopping and step.ends_epoch)
         root_saves = save and party.is_root

@@ -1,0 +1,70 @@
+"""The documented Python surface of cvfl: run jobs without the CLI (see docs/python-api.md).
+
+- :func:`align`, :func:`train`, :func:`predict`, :func:`report`: one party's command, from a
+  loaded job or the path of its job file (the ``cvfl`` commands of the same names run these).
+- :func:`run_local`: both parties of a job in this process (threads over loopback).
+- :func:`build_job`: a job from a Python mapping shaped like the job file, with model factories
+  given as functions and tables as ``pyarrow.Table`` / pandas ``DataFrame``; :func:`save_job`
+  writes it as the job file the commands read.
+
+Names are imported on first use, so ``import cvfl.api`` does not import PyTorch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cvfl.api.alignment import align
+    from cvfl.api.jobs import as_job, build_job, factory_path, save_job
+    from cvfl.api.local import LocalResult, run_local
+    from cvfl.api.progress import CallbackProgress
+    from cvfl.api.scoring import Report, predict, report
+    from cvfl.api.training import train
+    from cvfl.train.config import JobConfig
+    from cvfl.train.party import Progress
+    from cvfl.train.result import TrainResult
+
+_WHERE = {
+    "align": "cvfl.api.alignment",
+    "as_job": "cvfl.api.jobs",
+    "build_job": "cvfl.api.jobs",
+    "factory_path": "cvfl.api.jobs",
+    "save_job": "cvfl.api.jobs",
+    "LocalResult": "cvfl.api.local",
+    "run_local": "cvfl.api.local",
+    "CallbackProgress": "cvfl.api.progress",
+    "Report": "cvfl.api.scoring",
+    "predict": "cvfl.api.scoring",
+    "report": "cvfl.api.scoring",
+    "train": "cvfl.api.training",
+    "JobConfig": "cvfl.train.config",
+    "Progress": "cvfl.train.party",
+    "TrainResult": "cvfl.train.result",
+}
+
+__all__ = [
+    "CallbackProgress",
+    "JobConfig",
+    "LocalResult",
+    "Progress",
+    "Report",
+    "TrainResult",
+    "align",
+    "as_job",
+    "build_job",
+    "factory_path",
+    "predict",
+    "report",
+    "run_local",
+    "save_job",
+    "train",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Import ``name`` from its module on first use."""
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_WHERE[name]), name)
