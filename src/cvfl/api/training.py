@@ -75,11 +75,11 @@ def load_ready_party(
     rerun.check(worker)
     rank = worker.rank if worker is not None else 0
     rerun.prepare(cfg)
-    party = load_party(cfg, worker=rank)
+    group = None
     if worker is not None and worker.world_size > 1:
         from cvfl.workers import join_group
 
-        party.group = join_group(
+        group = join_group(
             worker,
             security,
             job_id=cfg.job.id,
@@ -87,7 +87,7 @@ def load_ready_party(
             timeout=cfg.peer.connect_timeout,
             party_key=party_key(cfg),
         )
-    return party
+    return load_party(cfg, worker=rank, group=group)
 
 
 def prepare_party(

@@ -27,7 +27,9 @@ def report(
 ) -> None:
     """Compare the trained split model with leader-only and centralized models; plot losses."""
     from cvfl.api import report as make_report
+    from cvfl.train import configure_threads, load_job
 
+    configure_threads(load_job(config))  # the baselines train in this process
     result = make_report(config, follower_config, out=out)
     _out.print(result.text, highlight=False, markup=False)
     _out.print(f"report: {result.files.text}\nplot:   {result.files.png}", highlight=False)

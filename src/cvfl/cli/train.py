@@ -94,9 +94,10 @@ def train(
 def _train_worker(cfg: JobConfig, worker: WorkerContext | None, rerun: Rerun) -> None:
     from cvfl.api.training import prepare_party, run_party
     from cvfl.cli.progress import TerminalProgress
-    from cvfl.train import NoProgress
+    from cvfl.train import NoProgress, configure_threads
     from cvfl.train.channel import security_for
 
+    configure_threads(cfg)  # process configuration: the command's, not the library's
     security = security_for(cfg, "train")
     rank = worker.rank if worker is not None else 0
     party = prepare_party(cfg, security, rerun, worker)
