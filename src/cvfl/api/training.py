@@ -71,11 +71,13 @@ def load_ready_party(
 ) -> Party:
     """Prepare a rerun if asked, load this worker's party and join its group."""
     from cvfl.train import load_party
+    from cvfl.train.party import require_training_table
 
     rerun.check(worker)
     rank = worker.rank if worker is not None else 0
     rerun.prepare(cfg)
     group = None
+    require_training_table(cfg)  # a missing table is named before the workers form a group
     if worker is not None and worker.world_size > 1:
         from cvfl.workers import join_group
 

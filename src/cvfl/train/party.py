@@ -276,6 +276,19 @@ def check_own_input(cfg: JobConfig, artifacts: Artifacts) -> None:
         check_own_table(cfg.data, cfg.role == "leader", artifacts.keys, cfg.model)
 
 
+def require_training_table(cfg: JobConfig) -> Path:
+    """The table this party trains on, which must exist.
+
+    Raises:
+        DataError: ``data.missing_file``, with a hint to align first when ``[psi]`` writes it.
+    """
+    path = cfg.training_table
+    if not path.is_file():
+        hint = " (run `cvfl align --config` first)" if cfg.psi is not None else ""
+        raise DataError(f"{path}: no such file{hint}", code="data.missing_file")
+    return path
+
+
 def read_training_table(cfg: JobConfig, artifacts: Artifacts) -> PartyTable:
     """Read the table this party trains on, preprocessed when ``[data.columns]`` is given.
 
@@ -283,10 +296,7 @@ def read_training_table(cfg: JobConfig, artifacts: Artifacts) -> PartyTable:
     with ``[sealing]``); without, it is the user's own ``[data] path`` (plaintext or sealed).
     The preprocessing is fitted on the schedule's training rows only (never the held-out ones).
     """
-    path = cfg.training_table
-    if not path.is_file():
-        hint = " (run `cvfl align --config` first)" if cfg.psi is not None else ""
-        raise DataError(f"{path}: no such file{hint}", code="data.missing_file")
+    path = require_training_table(cfg)
     schema = schema_for(cfg)
     if cfg.psi is None:
         arrow = input_arrow(path, schema.id_column, artifacts.keys)
