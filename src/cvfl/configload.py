@@ -132,8 +132,21 @@ def _convert(where: str, kind: Any, value: object, base: Path | None) -> Any:
 def _path(where: str, value: object, base: Path | None) -> Path:
     if not isinstance(value, str) or not value:
         raise _type_error(where, "a file path (a non-empty string)", value)
-    path = Path(value).expanduser()
+    path = home_expanded(value)
+    if path is None:
+        raise ConfigError(
+            mismatch(where, "a path whose ~ names a user with a home directory", repr(value)),
+            code="config.value",
+        )
     return path if path.is_absolute() or base is None else base / path
+
+
+def home_expanded(value: str) -> Path | None:
+    """``value`` as a path with a leading ``~`` or ``~user`` expanded; None if it cannot be."""
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:  # ~user of no such user, or no home directory to expand ~ to
+        return None
 
 
 def _scalar(where: str, kind: type, value: object) -> Any:

@@ -135,3 +135,11 @@ def test_random_tables_only_config_error(table: dict[str, object]) -> None:
     except ConfigError:
         return
     assert cfg.provider in ("simulated", "gramine")
+
+
+@pytest.mark.parametrize("key", ["gramine_root", "policy_file"])
+def test_a_path_whose_tilde_names_no_user_is_a_config_error(key: str, tmp_path: Path) -> None:
+    from cvfl.attestation import AttestationConfig
+
+    with pytest.raises(ConfigError, match="~ names a user"):
+        AttestationConfig.from_toml_table({key: "~no-such-user-cvfl/x"}, base_dir=tmp_path)

@@ -267,3 +267,12 @@ def test_a_section_that_is_not_a_table_is_refused() -> None:
     raw["train"] = 3
     with pytest.raises(ConfigError, match=r"\[train\]: expected a table, seen int"):
         _load(raw)
+
+
+def test_a_path_whose_tilde_names_no_user_is_refused_by_name(tmp_path: Path) -> None:
+    from cvfl.train.config import job_from_mapping
+
+    raw = {"job": {"id": "j", "role": "leader"}, "data": {"path": "~no-such-user-cvfl/t.csv"}}
+    with pytest.raises(ConfigError, match=r"\[data\] path: expected a path whose ~") as err:
+        job_from_mapping(raw, tmp_path / "job.toml")
+    assert err.value.code == "config.value"

@@ -36,7 +36,7 @@ from cvfl.attestation.pccs import PccsCollateral
 from cvfl.attestation.policy import Policy
 from cvfl.attestation.quote import parse_quote
 from cvfl.attestation.simulated import SimulatedProvider, SimulatedVerifier, is_simulated_quote
-from cvfl.configload import refuse_unknown_keys
+from cvfl.configload import home_expanded, refuse_unknown_keys
 from cvfl.errors import AttestationError, ConfigError, mismatch
 from cvfl.logs import get_logger
 
@@ -196,7 +196,9 @@ def _provider(value: object) -> ProviderName:
 def _path(value: object, key: str, base: Path) -> Path:
     if not isinstance(value, str) or not value:
         raise _error(key, "a path string", value)
-    path = Path(value).expanduser()
+    path = home_expanded(value)
+    if path is None:
+        raise _error(key, "a path whose ~ names a user with a home directory", value)
     return path if path.is_absolute() else base / path
 
 
