@@ -12,8 +12,9 @@ Names are imported on first use, so ``import cvfl.api`` does not import PyTorch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from cvfl.lazy import lazy_names
 
 if TYPE_CHECKING:
     from cvfl.api.alignment import align
@@ -63,8 +64,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Import ``name`` from its module on first use."""
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_WHERE[name]), name)
+__getattr__ = lazy_names(__name__, _WHERE)
