@@ -80,12 +80,18 @@ def job_tables(
 @pytest.fixture
 def small_job(tmp_path: Path) -> Callable[..., tuple[JobConfig, JobConfig]]:
     """Build a leader and a follower JobConfig over fresh synthetic tables."""
-    leader_data, follower_data = make_tables(tmp_path)
+    return job_pair_builder(tmp_path, *make_tables(tmp_path))
+
+
+def job_pair_builder(
+    folder: Path, leader_data: Path, follower_data: Path
+) -> Callable[..., tuple[JobConfig, JobConfig]]:
+    """Build both parties' JobConfig over these tables, with ``section__key`` overrides."""
 
     def build(**overrides: Any) -> tuple[JobConfig, JobConfig]:
-        src = tmp_path / "job.toml"
-        lead = job_from_mapping(job_tables(tmp_path, leader_data, "leader", **overrides), src)
-        follow = job_from_mapping(job_tables(tmp_path, follower_data, "follower", **overrides), src)
+        src = folder / "job.toml"
+        lead = job_from_mapping(job_tables(folder, leader_data, "leader", **overrides), src)
+        follow = job_from_mapping(job_tables(folder, follower_data, "follower", **overrides), src)
         return lead, follow
 
     return build

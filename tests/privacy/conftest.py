@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
 from cvfl.data import SynthSpec, synthesize, write_arrow
-from cvfl.train.config import JobConfig, job_from_mapping
-from tests.conftest import job_tables
+from cvfl.train.config import JobConfig
+from tests.conftest import job_pair_builder
 
 
 def rare_positive_tables(folder: Path, rows: int = 1200, keep: float = 0.12) -> tuple[Path, Path]:
@@ -32,12 +31,4 @@ def rare_positive_tables(folder: Path, rows: int = 1200, keep: float = 0.12) -> 
 @pytest.fixture
 def rare_job(tmp_path: Path) -> Callable[..., tuple[JobConfig, JobConfig]]:
     """Like ``small_job``, over tables whose positives are rare."""
-    leader_data, follower_data = rare_positive_tables(tmp_path)
-
-    def build(**overrides: Any) -> tuple[JobConfig, JobConfig]:
-        src = tmp_path / "job.toml"
-        lead = job_from_mapping(job_tables(tmp_path, leader_data, "leader", **overrides), src)
-        follow = job_from_mapping(job_tables(tmp_path, follower_data, "follower", **overrides), src)
-        return lead, follow
-
-    return build
+    return job_pair_builder(tmp_path, *rare_positive_tables(tmp_path))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,20 +9,16 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from cvfl.bridge.security import PlaintextSecurity
 from cvfl.cli.parties import free_port
 from cvfl.models.nets import CombinedModel
 from cvfl.serve import (
     SCORE_COLUMN,
     PredictResult,
-    prepare_predict,
     read_scores,
-    run_predict_follower,
-    run_predict_leader,
 )
 from cvfl.train.config import JobConfig
 from tests.conftest import keys_of
-from tests.serve.helpers import export_untrained, section
+from tests.serve.helpers import export_untrained, predict_both
 
 Jobs = Callable[..., tuple[JobConfig, JobConfig]]
 
@@ -43,24 +38,16 @@ def test_psi_aligns_the_scoring_tables(small_job: Jobs, tmp_path: Path) -> None:
     full = pq.read_table(follow.data.path)
     pq.write_table(full.take(rng.permutation(600)[:450]), subset)
 
-    security = PlaintextSecurity()
-    out: dict[str, PredictResult | BaseException] = {}
-
-    def run(cfg: JobConfig, data: Path) -> None:
-        try:
-            job = prepare_predict(cfg, section(cfg, tmp_path, input=data), security)
-            fn = run_predict_leader if cfg.role == "leader" else run_predict_follower
-            out[cfg.role] = fn(job, security)
-        except BaseException as exc:  # handed to the test thread
-            out[cfg.role] = exc
-
-    thread = threading.Thread(target=run, args=(lead, lead.data.path))
-    thread.start()
-    run(follow, subset)
-    thread.join(60)
-    result = out["leader"]
+    result, follower = predict_both(
+        lead,
+        follow,
+        tmp_path,
+        timeout=60,
+        leader={"input": lead.data.path},
+        follower={"input": subset},
+    )
     assert isinstance(result, PredictResult), result
-    assert isinstance(out["follower"], PredictResult), out["follower"]
+    assert isinstance(follower, PredictResult), follower
     assert result.rows == 450
     assert (lead.job.workdir / "predict" / "aligned-leader.parquet.sealed").is_file()
 

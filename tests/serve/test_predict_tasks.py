@@ -13,8 +13,7 @@ from cvfl.serve import PredictResult, read_scores
 from cvfl.serve.halves import default_export, load_scoring_half
 from cvfl.train.config import JobConfig
 from tests.conftest import keys_of
-from tests.serve.helpers import export_untrained
-from tests.serve.test_session import _both
+from tests.serve.helpers import export_untrained, predict_both
 from tests.train.task_tables import task_job
 
 
@@ -39,7 +38,7 @@ def test_predict_columns_per_task(tmp_path: Path, task: str) -> None:
     lead, follow = task_job(tmp_path, task, peer__port_file=port)
     export_untrained(lead)
     export_untrained(follow)
-    leader_result, follower_result = _both(lead, follow, tmp_path)
+    leader_result, follower_result = predict_both(lead, follow, tmp_path)
     assert isinstance(leader_result, PredictResult), leader_result
     assert isinstance(follower_result, PredictResult), follower_result
     assert leader_result.output is not None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,36 +18,13 @@ from cvfl.serve import (
     PredictResult,
     prepare_predict,
     read_scores,
-    run_predict_follower,
-    run_predict_leader,
 )
 from cvfl.serve.halves import default_export, load_scoring_half
 from cvfl.train.config import JobConfig
 from tests.conftest import keys_of
-from tests.serve.helpers import export_untrained, section
+from tests.serve.helpers import export_untrained, predict_both, section
 
 Jobs = Callable[..., tuple[JobConfig, JobConfig]]
-
-
-def _both(
-    lead: JobConfig, follow: JobConfig, tmp: Path, **changes: Any
-) -> tuple[PredictResult | BaseException, PredictResult | BaseException]:
-    security = PlaintextSecurity()
-    out: dict[str, PredictResult | BaseException] = {}
-
-    def run(cfg: JobConfig) -> None:
-        try:
-            job = prepare_predict(cfg, section(cfg, tmp, **changes.get(cfg.role, {})), security)
-            fn = run_predict_leader if cfg.role == "leader" else run_predict_follower
-            out[cfg.role] = fn(job, security)
-        except BaseException as exc:  # handed to the test thread
-            out[cfg.role] = exc
-
-    thread = threading.Thread(target=run, args=(lead,))
-    thread.start()
-    run(follow)
-    thread.join(30)
-    return out["leader"], out["follower"]
 
 
 @pytest.fixture
@@ -61,7 +37,7 @@ def jobs(small_job: Jobs, tmp_path: Path) -> tuple[JobConfig, JobConfig]:
 
 def test_scores_equal_the_combined_model(jobs: tuple[JobConfig, JobConfig], tmp_path: Path) -> None:
     lead, follow = jobs
-    leader_result, follower_result = _both(lead, follow, tmp_path)
+    leader_result, follower_result = predict_both(lead, follow, tmp_path)
     assert isinstance(leader_result, PredictResult), leader_result
     assert isinstance(follower_result, PredictResult), follower_result
     assert leader_result.batches == follower_result.batches == 6  # 600 rows, batches of 100
@@ -89,7 +65,7 @@ def test_scores_equal_the_combined_model(jobs: tuple[JobConfig, JobConfig], tmp_
 def test_plaintext_scores_only_by_name(jobs: tuple[JobConfig, JobConfig], tmp_path: Path) -> None:
     lead, follow = jobs
     changes = {"leader": {"plaintext_scores": True, "output": tmp_path / "s.csv"}}
-    leader_result, _ = _both(lead, follow, tmp_path, **changes)
+    leader_result, _ = predict_both(lead, follow, tmp_path, **changes)
     assert isinstance(leader_result, PredictResult), leader_result
     assert not leader_result.sealed and leader_result.output == str(tmp_path / "s.csv")
     assert read_scores(tmp_path / "s.csv").num_rows == 600
@@ -100,7 +76,7 @@ def test_pinned_peer_fingerprint_refused_on_both_sides(
 ) -> None:
     lead, follow = jobs
     changes = {"follower": {"peer_fingerprint": "ab" * 32}}
-    leader_result, follower_result = _both(lead, follow, tmp_path, **changes)
+    leader_result, follower_result = predict_both(lead, follow, tmp_path, **changes)
     for result in (leader_result, follower_result):
         assert isinstance(result, ProtocolError), result
         assert "model_fingerprint" in result.message and "abab" in result.message
@@ -116,7 +92,9 @@ def test_other_rows_refused_on_both_sides(
     shuffled = tmp_path / "shuffled.parquet"
     table = pq.read_table(follow.data.path)
     pq.write_table(table.take(np.random.default_rng(0).permutation(table.num_rows)), shuffled)
-    leader_result, follower_result = _both(lead, follow, tmp_path, follower={"input": shuffled})
+    leader_result, follower_result = predict_both(
+        lead, follow, tmp_path, follower={"input": shuffled}
+    )
     for result in (leader_result, follower_result):
         assert isinstance(result, ProtocolError), result
         assert "id_order_fingerprint: expected" in result.message
@@ -154,7 +132,7 @@ def test_nonfinite_activation_refused_on_both_sides(
 
     monkeypatch.setattr(session_mod, "forward_message", poisoned)
     lead, follow = jobs
-    leader_result, follower_result = _both(lead, follow, tmp_path)
+    leader_result, follower_result = predict_both(lead, follow, tmp_path)
     for result in (leader_result, follower_result):
         assert isinstance(result, ProtocolError), result
         assert result.code == "protocol.nonfinite", result.message

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -23,15 +22,13 @@ from cvfl.serve import (
     PredictResult,
     prepare_predict,
     read_scores,
-    run_predict_follower,
-    run_predict_leader,
 )
 from cvfl.train import TrainResult, load_party, train_centralized
 from cvfl.train.config import JobConfig, job_from_mapping
 from cvfl.train.party import features
 from tests.conftest import job_tables, keys_of
 from tests.data.mixed import mixed_tables, mlp_overrides
-from tests.serve.helpers import section
+from tests.serve.helpers import predict_both, section
 from tests.train.helpers import run_pair
 
 
@@ -84,23 +81,11 @@ def test_split_equals_centralized_on_mixed_tables(
 def _predict(
     lead: JobConfig, follow: JobConfig, tmp: Path, inputs: tuple[Path, Path]
 ) -> PredictResult | BaseException:
-    security = PlaintextSecurity()
-    out: dict[str, PredictResult | BaseException] = {}
-
-    def run(cfg: JobConfig, data: Path) -> None:
-        try:
-            job = prepare_predict(cfg, section(cfg, tmp, input=data), security)
-            fn = run_predict_leader if cfg.role == "leader" else run_predict_follower
-            out[cfg.role] = fn(job, security)
-        except BaseException as exc:  # handed to the test thread
-            out[cfg.role] = exc
-
-    thread = threading.Thread(target=run, args=(lead, inputs[0]))
-    thread.start()
-    run(follow, inputs[1])
-    thread.join(30)
-    assert isinstance(out["follower"], PredictResult), out["follower"]
-    return out["leader"]
+    leader, follower = predict_both(
+        lead, follow, tmp, leader={"input": inputs[0]}, follower={"input": inputs[1]}
+    )
+    assert isinstance(follower, PredictResult), follower
+    return leader
 
 
 def test_predict_applies_the_stored_state(
