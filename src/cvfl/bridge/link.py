@@ -138,6 +138,20 @@ class Link:
             self.send(abort_envelope(error))
         self.close()
 
+    def wait_closed(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the peer to end the stream; True if it did.
+
+        Whatever arrives meanwhile is dropped: call this after this side's last message, so
+        that stopping the server does not cut that message off before the peer has read it.
+        """
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                self._take(min(left, 0.1))
+            except CvflError:
+                return True
+        return False
+
     def close(self) -> None:
         """Finish the outgoing half of the stream (idempotent)."""
         if not self.closed:

@@ -97,6 +97,8 @@ def run_predict_leader(job: PredictJob, security: ChannelSecurity) -> PredictRes
             result.sealed = store.sealed
             link.send(pb.Envelope(finish=pb.Finish(steps=result.batches)))
             link.close()
+            if not link.wait_closed(peer.step_timeout):  # else stopping cuts the Finish off
+                log.warning("the follower did not end its stream within %.0f s", peer.step_timeout)
         except CvflError as exc:
             link.abort(exc)
             raise

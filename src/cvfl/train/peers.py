@@ -109,7 +109,7 @@ def tell_follower(server: BridgeServer, error: CvflError, window: float) -> None
         log.info("no follower connected within %.0f s: it was not told", window)
         return
     link.abort(error)
-    _drain(link)
+    link.wait_closed(2.0)
 
 
 def tell_leader(
@@ -129,18 +129,10 @@ def tell_leader(
         return
     try:
         link.abort(error)
-        _drain(link)
+        link.wait_closed(2.0)
     finally:
         if isinstance(link, ClientLink):
             link.shutdown()
-
-
-def _drain(link: Link, timeout: float = 2.0) -> None:
-    """Wait (briefly) until the peer has ended the stream, so the Abort is not cut off."""
-    deadline = time.monotonic() + timeout
-    with contextlib.suppress(CvflError):
-        while time.monotonic() < deadline:
-            link.get(0.1)
 
 
 def explain(error: CvflError, peer_role: str, store: CheckpointStore, where: str) -> CvflError:
