@@ -42,6 +42,7 @@ from cvfl.train.party import (
 from cvfl.train.peers import NOTICE_WINDOW, accept_follower, reraise, tell_follower
 from cvfl.train.recovery import resume_step
 from cvfl.train.result import TrainResult
+from cvfl.train.rng import drawing_from
 from cvfl.train.scaleout import fold_losses, gather_scores, restart_refusal, synchronise
 from cvfl.train.schedule import Step
 from cvfl.train.steps import (
@@ -315,14 +316,15 @@ def _train_step(
     check_batch("train", number, fwd.step, fwd.ids_mac, batch_mac(key, number, TRAIN, ids))
     wire = wire_dtype(party.cfg.train.wire_dtype)
     act = single_tensor(fwd, len(rows), party.cfg.model.cut_width, wire).requires_grad_(True)
-    logits = party.trainable(features(party.table, rows), act)
     # Summed over the block and scaled so that DDP's average over the N workers is the mean
     # over the whole step: N workers train exactly what one worker would.
     targets, guard = labels
     scale = party.workers / len(step.rows)
-    loss = task_loss(party.cfg.model, logits, targets[rows], "sum") * scale
-    party.optimizer.zero_grad()
-    loss.backward()  # type: ignore[no-untyped-call]
+    with drawing_from(party.rng):  # the step's draws: the party's, not the caller's
+        logits = party.trainable(features(party.table, rows), act)
+        loss = task_loss(party.cfg.model, logits, targets[rows], "sum") * scale
+        party.optimizer.zero_grad()
+        loss.backward()  # type: ignore[no-untyped-call]
     assert act.grad is not None
     grad = guard.protect(number, step.epoch, rows, act.grad)  # [privacy]: defence and audit
     message = backward_message(number, key, ids, f"{party.cfg.model.cut_name}.grad", grad, wire)
