@@ -62,6 +62,7 @@ from cvfl.train.tasks import (
     task_loss,
     validation_loss,
 )
+from cvfl.train.tracking import NoTracker, Tracker, epoch_metrics, job_params, open_tracker
 from cvfl.wire import bridge_pb2 as pb
 
 log = get_logger(__name__)
@@ -80,9 +81,13 @@ def run_leader(
     peer = party.peer
     shown = progress or NoProgress()
     server = BridgeServer(security, peer.listen, peer.port_file)
+    tracker: Tracker = NoTracker()
     try:
         try:
             resumable_checkpoints(party)  # refuse a checkpoint of another job before waiting
+            if party.is_root:  # a missing tracker backend is named before waiting, too
+                tracker = open_tracker(party.cfg)
+                tracker.log_params(job_params(party.cfg))
         except CvflError as exc:
             tell_follower(server, exc, min(peer.connect_timeout, NOTICE_WINDOW))
             raise
@@ -90,7 +95,7 @@ def run_leader(
         first: pb.Envelope | None = None
         while True:
             try:
-                return _lead(party, server, transport, first, (shown, stop))
+                return _lead(party, server, transport, first, (shown, stop, tracker))
             except PeerRestarted as restart:
                 if party.workers > 1:
                     raise restart_refusal("follower", party) from None
@@ -98,6 +103,7 @@ def run_leader(
                 transport, first = restart.transport, restart.hello
     finally:
         shown.finish()
+        tracker.close()
         server.stop()
 
 
@@ -112,10 +118,9 @@ def _lead(
     server: BridgeServer,
     transport: Link,
     first: pb.Envelope | None,
-    shown: tuple[Progress, threading.Event | None],
+    shown: tuple[Progress, threading.Event | None, Tracker],
 ) -> TrainResult:
     cfg = party.cfg
-    progress, stop = shown
     store = checkpoint_store(party)
     try:
         mine = party.hello(cut_spec(party), resumable_checkpoints(party))
@@ -139,7 +144,7 @@ def _lead(
     )
     key = session_mac_key(cfg.job.id, mine.nonce, theirs.nonce)
     try:
-        result = _train(party, session, key, start, extra, (progress, stop))
+        result = _train(party, session, key, start, extra, shown)
         expect(session.recv(cfg.peer.step_timeout), "finish")
         session.send(pb.Envelope(finish=pb.Finish(steps=result.steps)))
     except CvflError as exc:
@@ -159,9 +164,9 @@ def _train(
     key: bytes,
     start: int,
     extra: dict[str, Any],
-    shown: tuple[Progress, threading.Event | None],
+    shown: tuple[Progress, threading.Event | None, Tracker],
 ) -> TrainResult:
-    progress, stop = shown
+    progress, stop, tracker = shown
     guard = label_guard(party, extra.get("privacy"))
     labels, truth = guard.training_labels(), torch.from_numpy(guard.true_labels)
     result = TrainResult(role="leader", steps=start, seconds=0.0)
@@ -194,6 +199,7 @@ def _train(
             result.history.append(
                 _epoch_record(step.epoch, step.number, whole, result.metrics, party.target)
             )
+            tracker.log_metrics(epoch_metrics(result.history[-1]), step.number)
             losses = []
         if save:
             clock.saved()
