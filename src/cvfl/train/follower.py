@@ -27,7 +27,6 @@ from cvfl.train.party import (
     Party,
     Progress,
     checkpoint_store,
-    export,
     features,
     restore_to,
     resumable_checkpoints,
@@ -152,10 +151,7 @@ def _follow(
         session.abort(exc)
         reraise(exc, "leader", store, session.transport.peer)
     session.close(drain=0.5)
-    if party.is_root:
-        if result.best_step:
-            early.load_best(party, result.best_step)
-        export(party, result, cut)
+    early.export_chosen(party, result, cut)
     return result
 
 

@@ -33,7 +33,6 @@ from cvfl.train.party import (
     Party,
     Progress,
     checkpoint_store,
-    export,
     features,
     restore_to,
     resumable_checkpoints,
@@ -151,10 +150,7 @@ def _lead(
         session.abort(exc)
         reraise(exc, "follower", store, f"on port {server.port}")
     session.close(drain=2.0)
-    if party.is_root:
-        if result.best_step:
-            early.load_best(party, result.best_step)
-        export(party, result, cut_spec(party))
+    early.export_chosen(party, result, cut_spec(party))
     return result
 
 
