@@ -245,6 +245,8 @@ CODES: dict[str, ErrorCode] = _registry(
             "config.steps": "`[job] steps` cannot run as asked (e.g. align with several workers)",
             "config.terms": "this party's own job terms are invalid",
             "config.toml": "a job file is not valid TOML",
+            "config.track": "`[train] track` names a tracker that is not installed, or its "
+            "`track_dir` / `track_uri` is invalid or refused",
             "config.train": "`[train]` is invalid",
             "config.type": "a setting has the wrong type",
             "config.unknown_key": "a file names a key cvfl does not know (typos are refused)",

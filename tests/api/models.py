@@ -37,3 +37,30 @@ class _Leader(nn.Module):
 def leader_net(spec: ModelSpec, num_features: int) -> nn.Module:
     """The leader's half from a plain factory function: two-class logits."""
     return _Leader(num_features, spec.cut_width)
+
+
+class DropoutFollower(FollowerNet):
+    """The follower's half with dropout: each training step draws from a random generator."""
+
+    def __init__(self, spec: ModelSpec, num_features: int) -> None:
+        super().__init__(spec, num_features)
+        self.drop = nn.Dropout(0.3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Cut-layer activations of the dropped-out features."""
+        out: torch.Tensor = self.body(self.drop(x))
+        return out
+
+
+class _DropoutLeader(_Leader):
+    def __init__(self, num_features: int, cut_width: int) -> None:
+        super().__init__(num_features, cut_width)
+        self.drop = nn.Dropout(0.3)
+
+    def forward(self, x: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        return super().forward(self.drop(x), act)
+
+
+def dropout_leader(spec: ModelSpec, num_features: int) -> nn.Module:
+    """The leader's half with dropout on its own features."""
+    return _DropoutLeader(num_features, spec.cut_width)

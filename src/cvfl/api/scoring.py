@@ -114,9 +114,11 @@ def report(
         out: Folder for the report (default ``<workdir>/report``).
     """
     from cvfl.report import build_report, render_text, write_report
+    from cvfl.train.tracking import track_report
 
     leader = as_job(leader_job)
     follower = as_job(follower_job) if follower_job is not None else None
     quality = build_report(leader, follower)
     files = write_report(quality, Path(out) if out is not None else leader.job.workdir / "report")
+    track_report(leader, quality, files.png.read_bytes())  # [train] track (none: nothing)
     return Report(quality, files, render_text(quality))

@@ -35,6 +35,19 @@ _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 
 
+def build_fields(mr_enclave: bytes, mr_signer: bytes, prod_id: int, svn: int) -> dict[str, str]:
+    """The four fields that name an enclave build, printable (hex measurements), in this order.
+
+    Shared by a quote's identity and a SIGSTRUCT (:mod:`cvfl.attestation.sigstruct`).
+    """
+    return {
+        "mr_enclave": mr_enclave.hex(),
+        "mr_signer": mr_signer.hex(),
+        "isv_prod_id": str(prod_id),
+        "isv_svn": str(svn),
+    }
+
+
 @dataclass(frozen=True)
 class EnclaveIdentity:
     """What an SGX report says about the enclave that produced it."""
@@ -55,10 +68,7 @@ class EnclaveIdentity:
     def describe(self) -> dict[str, str]:
         """Return the identity as printable strings (hex for byte fields)."""
         return {
-            "mr_enclave": self.mr_enclave.hex(),
-            "mr_signer": self.mr_signer.hex(),
-            "isv_prod_id": str(self.isv_prod_id),
-            "isv_svn": str(self.isv_svn),
+            **build_fields(self.mr_enclave, self.mr_signer, self.isv_prod_id, self.isv_svn),
             "attributes.flags": f"0x{self.attributes_flags:02x}",
             "attributes.xfrm": f"0x{self.xfrm:x}",
             "debug": str(self.debug).lower(),

@@ -44,6 +44,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from cvfl.attestation.quote import build_fields
 from cvfl.errors import AttestationError, mismatch
 
 SIGSTRUCT_SIZE = 1808
@@ -89,10 +90,7 @@ class Sigstruct:
     def describe(self) -> dict[str, str]:
         """The fields as printable strings, in a fixed order (``cvfl attest measure``)."""
         return {
-            "mr_enclave": self.mr_enclave.hex(),
-            "mr_signer": self.mr_signer.hex(),
-            "isv_prod_id": str(self.isv_prod_id),
-            "isv_svn": str(self.isv_svn),
+            **build_fields(self.mr_enclave, self.mr_signer, self.isv_prod_id, self.isv_svn),
             "misc_select": f"0x{self.misc_select:08x} (mask 0x{self.misc_mask:08x})",
             "attributes": (
                 f"flags 0x{self.attributes_flags:016x} xfrm 0x{self.attributes_xfrm:016x} "

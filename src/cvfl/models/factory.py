@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from cvfl.errors import ConfigError, ModelError, mismatch
+from cvfl.models.generators import drawing_from
 from cvfl.models.nets import FollowerHalf, LeaderHalf, MixedEncoder, SlotEmbedding
 from cvfl.models.spec import ModelSpec
 
@@ -29,13 +30,12 @@ def role_seed(seed: int, role: str) -> int:
 
 @contextmanager
 def seeded(seed: int, role: str) -> Iterator[None]:
-    """Seed PyTorch's global CPU generator for one role's build, then restore the caller's state.
+    """Borrow PyTorch's global CPU generator, seeded for one role's build, for the block.
 
     Builders and custom factories draw from the global generator (PyTorch's initialisers do);
     the caller's random state is the same after the block as before it.
     """
-    with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(role_seed(seed, role))
+    with drawing_from(torch.Generator().manual_seed(role_seed(seed, role))):
         yield
 
 

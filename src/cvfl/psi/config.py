@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast
+from typing import TYPE_CHECKING, Literal, Required, TypedDict, cast
 
 from cvfl.attestation.evidence import TCB_STATUSES
 from cvfl.configload import check_table_name, load_section
 from cvfl.errors import ConfigError, mismatch
 from cvfl.roles import ROLES, Role
+
+if TYPE_CHECKING:
+    from cvfl.sealing import KeyProvider
 
 DuplicatePolicy = Literal["error", "drop"]
 MODES = ("ecdh", "fast")
@@ -39,6 +42,13 @@ def _path(value: object, base: Path | None) -> Path | None:
         return None
     path = Path(cast(str, value))
     return path if path.is_absolute() or base is None else base / path
+
+
+class AlignOptions(TypedDict, total=False):
+    """The keywords of one party's alignment (:func:`cvfl.psi.align` and both modes)."""
+
+    keys: Required[KeyProvider | None]  # seal the aligned table (None: plaintext, if asked for)
+    on_bound: Callable[[int], None] | None  # the leader: told the port it listens on
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass
 
 from cvfl.data.tables import table_format
@@ -78,3 +79,60 @@ def write_report(cfg: PsiConfig, report: AlignReport) -> None:
         cfg.output,
         "sealed" if report.sealed else "PLAINTEXT",
     )
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What a mode counted on its way to the intersection (for the report)."""
+
+    own_rows: int
+    duplicates_dropped: int
+    peer_items: int
+    spills: int
+
+
+def finish_alignment(
+    job: AlignJob,
+    cfg: PsiConfig,
+    keys: KeyProvider | None,
+    found: Rows,
+    *,
+    channel: str,
+    counts: Counts,
+    marks: tuple[float, float, float],
+) -> AlignReport:
+    """Write this party's ``found`` rows and the report; return the report.
+
+    Args:
+        job: The party's alignment.
+        cfg: Its ``[psi]`` settings (the report's mode, output and place).
+        keys: The sealing keys of the output (None: plaintext, as asked for).
+        found: This party's rows of the intersection.
+        channel: The channel security's name.
+        counts: What the mode counted.
+        marks: ``time.perf_counter()`` when the alignment started, when this party's own ids
+            were blinded (or hashed), and when the exchange ended.
+    """
+    started, blinded, exchanged = marks
+    fingerprint = write_rows(job, cfg, keys, found)
+    done = time.perf_counter()
+    report = AlignReport(
+        job_id=job.job_id,
+        role=job.role,
+        mode=cfg.mode,
+        channel=channel,
+        own_rows=counts.own_rows,
+        duplicates_dropped=counts.duplicates_dropped,
+        peer_items=counts.peer_items,
+        intersection=len(found),
+        order_fingerprint=fingerprint.hex(),
+        output=str(cfg.output),
+        sealed=keys is not None,
+        spills=counts.spills,
+        seconds_blind=round(blinded - started, 3),
+        seconds_exchange=round(exchanged - blinded, 3),
+        seconds_output=round(done - exchanged, 3),
+        seconds_total=round(done - started, 3),
+    )
+    write_report(cfg, report)
+    return report

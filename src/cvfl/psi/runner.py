@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Unpack
 
 from cvfl.bridge.security import ChannelSecurity
 from cvfl.data.tables import table_format
 from cvfl.errors import ConfigError, mismatch
-from cvfl.psi.config import AlignJob, PsiConfig
+from cvfl.psi.config import AlignJob, AlignOptions, PsiConfig
 from cvfl.psi.ecdh.run import align_ecdh
 from cvfl.psi.fast.run import align_fast
 from cvfl.psi.report import AlignReport
@@ -30,18 +30,13 @@ def require_protection(cfg: PsiConfig, keys: KeyProvider | None) -> None:
 
 
 def align(
-    job: AlignJob,
-    cfg: PsiConfig,
-    security: ChannelSecurity,
-    *,
-    keys: KeyProvider | None,
-    on_bound: Callable[[int], None] | None = None,
+    job: AlignJob, cfg: PsiConfig, security: ChannelSecurity, **options: Unpack[AlignOptions]
 ) -> AlignReport:
     """Align this party's table with the peer's and write its rows of the intersection.
 
     The leader serves on ``job.address`` (``on_bound`` receives the bound port); the follower
     connects to it. The output is sealed under ``keys`` with purpose ``aligned-table``; without
-    keys, ``cfg.plaintext_output`` must be set.
+    keys, ``cfg.plaintext_output`` must be set. ``options``: :class:`AlignOptions`.
 
     Raises:
         ConfigError: no key provider and plaintext output not asked for.
@@ -49,24 +44,18 @@ def align(
         AlignmentError: duplicate ids, a misbehaving or vanished peer, a timeout.
         PeerUnavailableError: the peer never showed up.
     """
-    require_protection(cfg, keys)
+    require_protection(cfg, options["keys"])
     table_format(job.data)
-    if cfg.mode == "fast":
-        return align_fast(job, cfg, security, keys=keys, on_bound=on_bound)
-    return align_ecdh(job, cfg, security, keys=keys, on_bound=on_bound)
+    run_mode = align_fast if cfg.mode == "fast" else align_ecdh
+    return run_mode(job, cfg, security, **options)
 
 
 def run_leader(
-    job: AlignJob,
-    cfg: PsiConfig,
-    security: ChannelSecurity,
-    *,
-    keys: KeyProvider | None,
-    on_bound: Callable[[int], None] | None = None,
+    job: AlignJob, cfg: PsiConfig, security: ChannelSecurity, **options: Unpack[AlignOptions]
 ) -> AlignReport:
     """Run :func:`align` as the leader (checks the role)."""
     _role(job, "leader")
-    return align(job, cfg, security, keys=keys, on_bound=on_bound)
+    return align(job, cfg, security, **options)
 
 
 def run_follower(

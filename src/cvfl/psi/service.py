@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
-from typing import Protocol
 
 import grpc
 
-from cvfl.attestation.terms import JobTerms
 from cvfl.bridge.security import SERVER_OPTIONS, ChannelSecurity, Connection
 from cvfl.errors import AttestationError, PeerUnavailableError
 from cvfl.logs import get_logger
 from cvfl.psi.config import AlignJob, PsiConfig
+from cvfl.psi.stream import FrameStream
 from cvfl.wire import psi_pb2, psi_pb2_grpc
 
 log = get_logger(__name__)
@@ -26,28 +25,9 @@ log = get_logger(__name__)
 __all__ = ["PsiServicer", "StreamSession", "connect_session", "run_session", "serve_session"]
 
 
-class StreamSession(Protocol):
-    """One party's side of an exchange (ECDH or fast mode) as the transport drives it."""
-
-    def start(
-        self,
-        inbound: Iterable[psi_pb2.PsiFrame],
-        cancel: Callable[[], None],
-        *,
-        channel_peer: bytes | None = None,
-        own_terms: JobTerms | None = None,
-        attested: JobTerms | None = None,
-    ) -> None:
-        """Begin: queue the first frames and consume ``inbound`` in a thread."""
-        ...
-
-    def outgoing(self) -> Iterator[psi_pb2.PsiFrame]:
-        """Yield the frames to send."""
-        ...
-
-    def wait(self, timeout: float) -> None:
-        """Block until the exchange completed; raise its failure."""
-        ...
+# One party's side of an exchange (ECDH or fast mode) as the transport drives it: both modes'
+# sessions are FrameStreams (start, outgoing, wait).
+StreamSession = FrameStream
 
 
 class PsiServicer(psi_pb2_grpc.PsiServicer):

@@ -117,6 +117,18 @@ class FrameStream:
                 self._cancel()
             raise self._failure
 
+    def check_done(self, *counts: tuple[str, int, int]) -> None:
+        """Accept the peer's done message only if every ``(what, expected, seen)`` agrees.
+
+        Raises:
+            AlignmentError: ``psi.count``, naming the first count that disagrees.
+        """
+        for field, expected, seen in counts:
+            if expected != seen:
+                raise AlignmentError(
+                    mismatch(f"at done, {field}", expected, seen), code="psi.count"
+                )
+
     def fail(self, exc: CvflError) -> None:
         """Record the first failure, stop sending (an abort goes out) and wake every waiter."""
         with self._lock:

@@ -44,10 +44,15 @@ def encode(
     optimizer: torch.optim.Optimizer,
     extra: dict[str, Any] | None = None,
     binding: dict[str, Any] | None = None,
+    rng: torch.Generator | None = None,
 ) -> bytes:
-    """Serialise a checkpoint (with torch's RNG state, JSON ``extra`` and its binding)."""
+    """Serialise a checkpoint (with ``rng``'s state, JSON ``extra`` and its binding).
+
+    ``rng`` is the party's training generator (:mod:`cvfl.train.rng`); None records none.
+    """
     tensors = {f"model/{k}": v.detach().clone() for k, v in model.state_dict().items()}
-    tensors["rng/torch"] = torch.random.get_rng_state()
+    if rng is not None:
+        tensors["rng/torch"] = rng.get_state()
     state = optimizer.state_dict()
     scalars: dict[str, dict[str, Any]] = {}
     for index, entries in state["state"].items():
@@ -105,13 +110,21 @@ def decode(data: bytes, source: Path) -> Checkpoint:
     )
 
 
-def restore(ckpt: Checkpoint, model: nn.Module, optimizer: torch.optim.Optimizer | None) -> None:
-    """Load a checkpoint's state into ``model`` and ``optimizer`` (None: the model only)."""
+def restore(
+    ckpt: Checkpoint,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    rng: torch.Generator | None = None,
+) -> None:
+    """Load a checkpoint's state into ``model``, ``optimizer`` and ``rng`` (None: left out).
+
+    The global random state is never touched: the recorded generator state goes into ``rng``.
+    """
     try:
         model.load_state_dict(ckpt.model)
         if optimizer is not None:
             optimizer.load_state_dict(ckpt.optimizer)
-        if ckpt.rng is not None:
-            torch.random.set_rng_state(ckpt.rng)
+        if rng is not None and ckpt.rng is not None:
+            rng.set_state(ckpt.rng)
     except (RuntimeError, ValueError, KeyError) as exc:
         raise ModelError(f"checkpoint does not fit the model: {exc}", code="model.shape") from exc

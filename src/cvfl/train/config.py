@@ -128,6 +128,9 @@ class TrainSection:
     wire_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     early_stopping_metric: str = ""
     early_stopping_patience: int = field(default=3, metadata=bounds(low=1))
+    track: Literal["none", "tensorboard", "mlflow"] = "none"
+    track_dir: Path | None = None  # tensorboard: None is <workdir>/tensorboard
+    track_uri: str = ""  # mlflow: "" is a file: store <workdir>/mlruns
 
     @property
     def early_stopping(self) -> bool:
@@ -136,6 +139,7 @@ class TrainSection:
 
     def __post_init__(self) -> None:
         _check_intervals(self.checkpoint_every, self.checkpoint_every_s)
+        _check_tracking(self.track, self.track_dir, self.track_uri)
         if self.optimizer not in ("sgd", "adam"):
             raise ConfigError(
                 f"[train] optimizer: expected sgd or adam, seen {self.optimizer!r}",
@@ -163,6 +167,33 @@ class TrainSection:
                 ),
                 code="config.train",
             )
+
+
+def _check_tracking(track: str, folder: Path | None, uri: str) -> None:
+    """Validate ``[train] track`` and the one of ``track_dir`` / ``track_uri`` it uses."""
+    if track not in ("none", "tensorboard", "mlflow"):
+        raise ConfigError(
+            mismatch("[train] track", '"none", "tensorboard" or "mlflow"', repr(track)),
+            code="config.track",
+        )
+    if folder is not None and track != "tensorboard":
+        raise ConfigError(
+            mismatch("[train] track", '"tensorboard" with track_dir set', repr(track)),
+            code="config.track",
+        )
+    if uri and track != "mlflow":
+        raise ConfigError(
+            mismatch("[train] track", '"mlflow" with track_uri set', repr(track)),
+            code="config.track",
+        )
+    scheme, colon, rest = uri.partition(":")
+    if uri and (not colon or not rest or not scheme.isascii() or not scheme.isalnum()):
+        raise ConfigError(
+            mismatch(
+                "[train] track_uri", "a URI such as file:///path or https://host:5000", repr(uri)
+            ),
+            code="config.track",
+        )
 
 
 def _check_intervals(every: object, every_s: object) -> None:

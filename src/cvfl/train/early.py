@@ -21,11 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cvfl.bridge.serde import TensorSpec
 from cvfl.errors import ModelError, ProtocolError, mismatch
 from cvfl.logs import get_logger
 from cvfl.train import checkpoint
 from cvfl.train.metrics import better
-from cvfl.train.party import Party
+from cvfl.train.party import Party, export
+from cvfl.train.result import TrainResult
 from cvfl.wire import bridge_pb2 as pb
 
 log = get_logger(__name__)
@@ -116,6 +118,15 @@ def load_best(party: Party, step: int) -> None:
         )
     checkpoint.restore(ckpt, party.model, None)
     log.info("exporting the held-out best state: step %s", step)
+
+
+def export_chosen(party: Party, result: TrainResult, cut: tuple[TensorSpec, ...]) -> None:
+    """Export the half as training chose it (worker 0): the best epoch's state, else the last."""
+    if not party.is_root:
+        return
+    if result.best_step:
+        load_best(party, result.best_step)
+    export(party, result, cut)
 
 
 def received(envelope: pb.Envelope, trained: int) -> Decision:

@@ -27,7 +27,6 @@ from cvfl.train.party import (
     Party,
     Progress,
     checkpoint_store,
-    export,
     features,
     restore_to,
     resumable_checkpoints,
@@ -36,6 +35,7 @@ from cvfl.train.party import (
 from cvfl.train.peers import NOTICE_WINDOW, dial_leader, reraise, tell_leader
 from cvfl.train.recovery import resume_step
 from cvfl.train.result import TrainResult
+from cvfl.train.rng import drawing_from
 from cvfl.train.scaleout import restart_refusal, synchronise
 from cvfl.train.steps import (
     EVAL,
@@ -88,8 +88,8 @@ def run_follower(
 
 
 def cut_spec(party: Party) -> tuple[TensorSpec, ...]:
-    """The cut layer this follower's model produces (probed on one row)."""
-    with torch.no_grad():
+    """The cut layer this follower's model produces (probed on one row, its draws thrown away)."""
+    with torch.no_grad(), drawing_from(party.fresh_rng()):
         out = party.model(features(party.table, party.schedule.train_rows[:1]))
     return (TensorSpec(party.cfg.model.cut_name, dtype_name(out.dtype), tuple(out.shape[1:])),)
 
@@ -151,10 +151,7 @@ def _follow(
         session.abort(exc)
         reraise(exc, "leader", store, session.transport.peer)
     session.close(drain=0.5)
-    if party.is_root:
-        if result.best_step:
-            early.load_best(party, result.best_step)
-        export(party, result, cut)
+    early.export_chosen(party, result, cut)
     return result
 
 
@@ -188,19 +185,7 @@ def _train(
             envelope = pending.receive(session, cfg.peer.step_timeout)
         expect(envelope, "assign")
         rows = assigned_rows(envelope.assign, step.number, len(step.rows), train_mask)
-        ids = [party.table.ids[i] for i in rows]
-        act = party.trainable(features(party.table, rows))
-        wire = wire_dtype(cfg.train.wire_dtype)
-        session.send(forward_message(step.number, TRAIN, key, ids, cfg.model.cut_name, act, wire))
-        envelope = pending.receive(session, cfg.peer.step_timeout)
-        expect(envelope, "backward")
-        bwd = envelope.backward
-        expected = batch_mac(key, step.number, TRAIN, ids)
-        check_batch("train", step.number, bwd.step, bwd.ids_mac, expected)
-        grad = single_tensor(bwd, len(rows), width, wire)
-        party.optimizer.zero_grad()
-        act.backward(grad)
-        party.optimizer.step()
+        bwd = _train_step(party, session, pending, key, (step.number, rows, width))
         result.steps, result.examples = step.number, result.examples + len(step.rows)
         result.session_examples += len(step.rows)
         progress.step(step.number, None)
@@ -219,6 +204,33 @@ def _train(
     result.seconds = time.perf_counter() - started
     result.reconnects = session.reconnects
     return result
+
+
+def _train_step(
+    party: Party,
+    session: AnySession,
+    pending: _Pending,
+    key: bytes,
+    block: tuple[int, np.ndarray, int],
+) -> pb.Backward:
+    """Send the forward pass of this worker's rows, apply the gradient; return the Backward."""
+    cfg = party.cfg
+    number, rows, width = block
+    ids = [party.table.ids[i] for i in rows]
+    with drawing_from(party.rng):  # the step's draws: the party's, not the caller's
+        act = party.trainable(features(party.table, rows))
+    wire = wire_dtype(cfg.train.wire_dtype)
+    session.send(forward_message(number, TRAIN, key, ids, cfg.model.cut_name, act, wire))
+    envelope = pending.receive(session, cfg.peer.step_timeout)
+    expect(envelope, "backward")
+    bwd = envelope.backward
+    check_batch("train", number, bwd.step, bwd.ids_mac, batch_mac(key, number, TRAIN, ids))
+    grad = single_tensor(bwd, len(rows), width, wire)
+    with drawing_from(party.rng):
+        party.optimizer.zero_grad()
+        act.backward(grad)
+    party.optimizer.step()
+    return bwd
 
 
 def _decided(party: Party, envelope: pb.Envelope, result: TrainResult) -> bool:

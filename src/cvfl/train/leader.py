@@ -33,7 +33,6 @@ from cvfl.train.party import (
     Party,
     Progress,
     checkpoint_store,
-    export,
     features,
     restore_to,
     resumable_checkpoints,
@@ -42,6 +41,7 @@ from cvfl.train.party import (
 from cvfl.train.peers import NOTICE_WINDOW, accept_follower, reraise, tell_follower
 from cvfl.train.recovery import resume_step
 from cvfl.train.result import TrainResult
+from cvfl.train.rng import drawing_from
 from cvfl.train.scaleout import fold_losses, gather_scores, restart_refusal, synchronise
 from cvfl.train.schedule import Step
 from cvfl.train.steps import (
@@ -61,6 +61,7 @@ from cvfl.train.tasks import (
     task_loss,
     validation_loss,
 )
+from cvfl.train.tracking import NoTracker, Tracker, epoch_metrics, job_params, open_tracker
 from cvfl.wire import bridge_pb2 as pb
 
 log = get_logger(__name__)
@@ -79,9 +80,13 @@ def run_leader(
     peer = party.peer
     shown = progress or NoProgress()
     server = BridgeServer(security, peer.listen, peer.port_file)
+    tracker: Tracker = NoTracker()
     try:
         try:
             resumable_checkpoints(party)  # refuse a checkpoint of another job before waiting
+            if party.is_root:  # a missing tracker backend is named before waiting, too
+                tracker = open_tracker(party.cfg)
+                tracker.log_params(job_params(party.cfg))
         except CvflError as exc:
             tell_follower(server, exc, min(peer.connect_timeout, NOTICE_WINDOW))
             raise
@@ -89,7 +94,7 @@ def run_leader(
         first: pb.Envelope | None = None
         while True:
             try:
-                return _lead(party, server, transport, first, (shown, stop))
+                return _lead(party, server, transport, first, (shown, stop, tracker))
             except PeerRestarted as restart:
                 if party.workers > 1:
                     raise restart_refusal("follower", party) from None
@@ -97,6 +102,7 @@ def run_leader(
                 transport, first = restart.transport, restart.hello
     finally:
         shown.finish()
+        tracker.close()
         server.stop()
 
 
@@ -111,10 +117,9 @@ def _lead(
     server: BridgeServer,
     transport: Link,
     first: pb.Envelope | None,
-    shown: tuple[Progress, threading.Event | None],
+    shown: tuple[Progress, threading.Event | None, Tracker],
 ) -> TrainResult:
     cfg = party.cfg
-    progress, stop = shown
     store = checkpoint_store(party)
     try:
         mine = party.hello(cut_spec(party), resumable_checkpoints(party))
@@ -138,17 +143,14 @@ def _lead(
     )
     key = session_mac_key(cfg.job.id, mine.nonce, theirs.nonce)
     try:
-        result = _train(party, session, key, start, extra, (progress, stop))
+        result = _train(party, session, key, start, extra, shown)
         expect(session.recv(cfg.peer.step_timeout), "finish")
         session.send(pb.Envelope(finish=pb.Finish(steps=result.steps)))
     except CvflError as exc:
         session.abort(exc)
         reraise(exc, "follower", store, f"on port {server.port}")
     session.close(drain=2.0)
-    if party.is_root:
-        if result.best_step:
-            early.load_best(party, result.best_step)
-        export(party, result, cut_spec(party))
+    early.export_chosen(party, result, cut_spec(party))
     return result
 
 
@@ -158,9 +160,9 @@ def _train(
     key: bytes,
     start: int,
     extra: dict[str, Any],
-    shown: tuple[Progress, threading.Event | None],
+    shown: tuple[Progress, threading.Event | None, Tracker],
 ) -> TrainResult:
-    progress, stop = shown
+    progress, stop, tracker = shown
     guard = label_guard(party, extra.get("privacy"))
     labels, truth = guard.training_labels(), torch.from_numpy(guard.true_labels)
     result = TrainResult(role="leader", steps=start, seconds=0.0)
@@ -193,6 +195,7 @@ def _train(
             result.history.append(
                 _epoch_record(step.epoch, step.number, whole, result.metrics, party.target)
             )
+            tracker.log_metrics(epoch_metrics(result.history[-1]), step.number)
             losses = []
         if save:
             clock.saved()
@@ -315,14 +318,15 @@ def _train_step(
     check_batch("train", number, fwd.step, fwd.ids_mac, batch_mac(key, number, TRAIN, ids))
     wire = wire_dtype(party.cfg.train.wire_dtype)
     act = single_tensor(fwd, len(rows), party.cfg.model.cut_width, wire).requires_grad_(True)
-    logits = party.trainable(features(party.table, rows), act)
     # Summed over the block and scaled so that DDP's average over the N workers is the mean
     # over the whole step: N workers train exactly what one worker would.
     targets, guard = labels
     scale = party.workers / len(step.rows)
-    loss = task_loss(party.cfg.model, logits, targets[rows], "sum") * scale
-    party.optimizer.zero_grad()
-    loss.backward()  # type: ignore[no-untyped-call]
+    with drawing_from(party.rng):  # the step's draws: the party's, not the caller's
+        logits = party.trainable(features(party.table, rows), act)
+        loss = task_loss(party.cfg.model, logits, targets[rows], "sum") * scale
+        party.optimizer.zero_grad()
+        loss.backward()  # type: ignore[no-untyped-call]
     assert act.grad is not None
     grad = guard.protect(number, step.epoch, rows, act.grad)  # [privacy]: defence and audit
     message = backward_message(number, key, ids, f"{party.cfg.model.cut_name}.grad", grad, wire)

@@ -19,6 +19,7 @@ from cvfl.train.early import decide
 from cvfl.train.metrics import Metrics
 from cvfl.train.party import Party, Progress, features, make_optimizer
 from cvfl.train.result import TrainResult
+from cvfl.train.rng import drawing_from
 from cvfl.train.tasks import held_out_metrics, label_dtype, task_loss, validation_loss
 
 Forward = Callable[[np.ndarray], torch.Tensor]
@@ -79,11 +80,13 @@ def _fit(
     started = time.perf_counter()
     losses: list[float] = []
     best = _Best(leader)
+    rng = leader.fresh_rng()  # the twin draws what the split leader would, not the caller's
     for step in schedule.steps():
-        loss = task_loss(spec, forward(step.rows), labels[step.rows], "mean")
-        optimizer.zero_grad()
-        loss.backward()  # type: ignore[no-untyped-call]
-        optimizer.step()
+        with drawing_from(rng):
+            loss = task_loss(spec, forward(step.rows), labels[step.rows], "mean")
+            optimizer.zero_grad()
+            loss.backward()  # type: ignore[no-untyped-call]
+            optimizer.step()
         losses.append(float(loss.detach()))
         result.steps, result.examples = step.number, result.examples + len(step.rows)
         result.session_examples += len(step.rows)

@@ -34,6 +34,7 @@ from cvfl.train.precheck import UNSCALED_LIMIT, check_own_table, unscaled_warnin
 from cvfl.train.recovery import CheckpointStore
 from cvfl.train.reruns import resumable
 from cvfl.train.result import TrainResult
+from cvfl.train.rng import training_generator
 from cvfl.train.schedule import Schedule
 from cvfl.train.tasks import TargetScale, fit_target, resolve_classes
 
@@ -93,12 +94,18 @@ class Party:
     worker: int = 0
     group: SecureGroup | None = None  # several workers: their group, given at construction
     target: TargetScale | None = None  # a regression leader's target scaling (training rows)
+    rng: torch.Generator = field(init=False, repr=False)  # training draws (cvfl.train.rng)
     _trainable: nn.Module | None = field(default=None, init=False, repr=False)
     _binding: Binding | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self.rng = self.fresh_rng()
         if not self.initial_state:
             self.initial_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def fresh_rng(self) -> torch.Generator:
+        """This worker's training generator as it is before step 1 (from the job seed)."""
+        return training_generator(self.cfg.job.seed, f"{self.cfg.role}/{self.worker}")
 
     @property
     def workers(self) -> int:
@@ -365,6 +372,7 @@ def restore_to(party: Party, step: int, states: tuple[CheckpointState, ...]) -> 
     if step == 0:
         party.model.load_state_dict(party.initial_state)
         party.optimizer = make_optimizer(party.cfg.train, party.model.parameters())
+        party.rng = party.fresh_rng()
         if states:
             log.info("no checkpoint both sides hold: starting from step 0")
         else:
@@ -378,9 +386,9 @@ def restore_to(party: Party, step: int, states: tuple[CheckpointState, ...]) -> 
     if recorded != party.cfg.train.optimizer:  # resumed with changes on purpose
         log.warning("optimizer changed from %s: its state starts afresh", recorded)
         party.optimizer = make_optimizer(party.cfg.train, party.model.parameters())
-        checkpoint.restore(ckpt, party.model, None)
+        checkpoint.restore(ckpt, party.model, None, party.rng)
     else:
-        checkpoint.restore(ckpt, party.model, party.optimizer)
+        checkpoint.restore(ckpt, party.model, party.optimizer, party.rng)
     for group in party.optimizer.param_groups:
         group["lr"] = party.cfg.train.lr  # the job's (a resume on purpose may change it)
     log.info("resumed from the checkpoint of step %s", step)
@@ -390,7 +398,7 @@ def restore_to(party: Party, step: int, states: tuple[CheckpointState, ...]) -> 
 def write_checkpoint(party: Party, step: int, extra: dict[str, Any]) -> bytes:
     """Write this party's checkpoint of ``step``; return its plaintext digest."""
     data = checkpoint.encode(
-        step, party.cfg.job.id, party.model, party.optimizer, extra, party.binding.fields
+        step, party.cfg.job.id, party.model, party.optimizer, extra, party.binding.fields, party.rng
     )
     digest = checkpoint_store(party).save(step, data)
     log.info("checkpoint of step %s written", step)

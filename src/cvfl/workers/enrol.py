@@ -17,6 +17,7 @@ import secrets
 import threading
 import time
 from concurrent import futures
+from typing import TypedDict
 
 import grpc
 
@@ -45,6 +46,15 @@ from cvfl.workers.serde import (
 log = get_logger(__name__)
 
 ERROR_CODE_KEY = "cvfl-error-code"
+
+
+class Enrolment(TypedDict):
+    """What a worker enrols with (keywords of :func:`enrol_group` and ``join_group``)."""
+
+    job_id: str
+    role: str
+    timeout: float  # seconds for the whole enrolment (and the gloo rendezvous)
+    party_key: bytes | None  # derived from the job's [sealing] key; None: one worker only
 
 
 class Registry:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import warnings
+from typing import Unpack
 
 import torch
 import torch.distributed as dist
@@ -21,7 +22,7 @@ from cvfl.errors import ConfigError, PeerUnavailableError, ProtocolError, mismat
 from cvfl.logs import get_logger
 from cvfl.workers.buckets import Binding, open_bucket, seal_bucket
 from cvfl.workers.context import WorkerContext, host_for_target
-from cvfl.workers.enrol import enrol_group
+from cvfl.workers.enrol import Enrolment, enrol_group
 from cvfl.workers.hook import BucketHook, all_gather_bytes, sealed_allgather_hook
 from cvfl.workers.tensors import decode_tensor, encode_tensor
 
@@ -31,13 +32,7 @@ SHOWN_BYTES = 8  # how much of a disagreeing value an error shows (hex)
 
 
 def join_group(
-    ctx: WorkerContext,
-    security: ChannelSecurity,
-    *,
-    job_id: str,
-    role: str,
-    timeout: float,
-    party_key: bytes | None,
+    ctx: WorkerContext, security: ChannelSecurity, **enrolment: Unpack[Enrolment]
 ) -> SecureGroup:
     """Attest, agree the group key, then initialise the gloo process group.
 
@@ -45,6 +40,7 @@ def join_group(
     :func:`cvfl.workers.enrol.enrol_group`); then every rank calls
     ``torch.distributed.init_process_group("gloo", ...)`` on ``ctx.master_addr:master_port``.
     With ``world_size == 1`` nothing touches the network and no process group is created.
+    ``enrolment`` is ``job_id``, ``role``, ``timeout`` and ``party_key`` (:class:`Enrolment`).
 
     Raises:
         ProtocolError: rank 0 refused an enrolment (job, role, world size or rank).
@@ -53,7 +49,8 @@ def join_group(
         PeerUnavailableError: a rank did not enrol, rank 0 was unreachable, or gloo's
             rendezvous failed, within ``timeout`` seconds.
     """
-    key = enrol_group(ctx, security, job_id=job_id, role=role, timeout=timeout, party_key=party_key)
+    key = enrol_group(ctx, security, **enrolment)
+    timeout, job_id, role = enrolment["timeout"], enrolment["job_id"], enrolment["role"]
     if ctx.world_size > 1:
         if dist.is_initialized():
             raise ConfigError(

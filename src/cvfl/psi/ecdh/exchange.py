@@ -202,15 +202,11 @@ class Session(FrameStream):
 
     def _on_done(self, done: psi_pb2.PsiDone, peer: serde.PsiHello) -> None:
         n = self._n
-        for field, expected, seen in (
+        self.check_done(
             ("items the peer sent", peer.count, n.recv_items),
             ("items the peer answered", self.me.count, n.answered_items),
             ("peer's own count of items sent", n.recv_items, done.sent),
-        ):
-            if expected != seen:
-                raise AlignmentError(
-                    mismatch(f"at done, {field}", expected, seen), code="psi.count"
-                )
+        )
         with self._lock:
             n.peer_done = True
         self._advance()

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Unpack
 
 import numpy as np
 
@@ -19,15 +19,14 @@ from cvfl.bridge.security import ChannelSecurity
 from cvfl.errors import AlignmentError
 from cvfl.logs import get_logger
 from cvfl.psi import serde
-from cvfl.psi.config import AlignJob, PsiConfig
+from cvfl.psi.config import AlignJob, AlignOptions, PsiConfig
 from cvfl.psi.ecdh.exchange import Session
 from cvfl.psi.ecdh.group import Blinder, domain_label, get_group
-from cvfl.psi.report import AlignReport, write_report, write_rows
+from cvfl.psi.report import AlignReport, Counts, finish_alignment
 from cvfl.psi.service import run_session
 from cvfl.psi.sets import Intersection, duplicate_error, find_duplicates, own_batches, repeats
 from cvfl.psi.source import iter_id_chunks
 from cvfl.psi.spill import BUCKETS, BucketStore, Rows, default_threads, keys_from_bytes
-from cvfl.sealing import KeyProvider
 
 log = get_logger(__name__)
 
@@ -84,12 +83,7 @@ def intersect(own_d: BucketStore, peer_d: BucketStore) -> Intersection:
 
 
 def align_ecdh(
-    job: AlignJob,
-    cfg: PsiConfig,
-    security: ChannelSecurity,
-    *,
-    keys: KeyProvider | None,
-    on_bound: Callable[[int], None] | None = None,
+    job: AlignJob, cfg: PsiConfig, security: ChannelSecurity, **options: Unpack[AlignOptions]
 ) -> AlignReport:
     """Run ECDH-PSI for this party (called by :func:`cvfl.psi.align` for ``mode = "ecdh"``).
 
@@ -135,29 +129,13 @@ def align_ecdh(
             peer_d=peer_d,
             max_peer_items=cfg.max_peer_items,
         )
-        run_session(job, cfg, security, session, on_bound)
+        run_session(job, cfg, security, session, options.get("on_bound"))
         found = intersect(own_d, peer_d)
         spills = own_a.spills + own_d.spills + peer_d.spills
         t2 = time.perf_counter()
-    fingerprint = write_rows(job, cfg, keys, found.rows)
-    t3 = time.perf_counter()
-    report = AlignReport(
-        job_id=job.job_id,
-        role=job.role,
-        mode=cfg.mode,
-        channel=security.name,
-        own_rows=rows,
-        duplicates_dropped=dups.count,
-        peer_items=session.peer.count if session.peer else 0,
-        intersection=len(found.rows),
-        order_fingerprint=fingerprint.hex(),
-        output=str(cfg.output),
-        sealed=keys is not None,
-        spills=spills,
-        seconds_blind=round(t1 - t0, 3),
-        seconds_exchange=round(t2 - t1, 3),
-        seconds_output=round(t3 - t2, 3),
-        seconds_total=round(t3 - t0, 3),
+    peer_items = session.peer.count if session.peer else 0
+    counts = Counts(rows, dups.count, peer_items, spills)
+    marks = (t0, t1, t2)
+    return finish_alignment(
+        job, cfg, options["keys"], found.rows, channel=security.name, counts=counts, marks=marks
     )
-    write_report(cfg, report)
-    return report

@@ -9,8 +9,9 @@ and write their rows in ascending keyed-hash order, which both know.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Unpack
 
 import numpy as np
 
@@ -18,16 +19,15 @@ from cvfl.bridge.security import ChannelSecurity
 from cvfl.errors import AlignmentError
 from cvfl.logs import get_logger
 from cvfl.psi import serde
-from cvfl.psi.config import AlignJob, PsiConfig
+from cvfl.psi.config import AlignJob, AlignOptions, PsiConfig
 from cvfl.psi.fast.gate import gate_for
 from cvfl.psi.fast.session import FastSession
 from cvfl.psi.keyed import KeyedHasher
-from cvfl.psi.report import AlignReport, write_report, write_rows
+from cvfl.psi.report import AlignReport, Counts, finish_alignment
 from cvfl.psi.service import run_session
 from cvfl.psi.sets import Intersection, duplicate_error, find_duplicates, own_batches, repeats
 from cvfl.psi.source import iter_id_chunks
 from cvfl.psi.spill import BUCKETS, BucketStore, Rows, keys_from_bytes
-from cvfl.sealing import KeyProvider
 
 log = get_logger(__name__)
 
@@ -72,12 +72,7 @@ def fast_intersect(own: BucketStore, peer: BucketStore) -> Intersection:
 
 
 def align_fast(
-    job: AlignJob,
-    cfg: PsiConfig,
-    security: ChannelSecurity,
-    *,
-    keys: KeyProvider | None,
-    on_bound: Callable[[int], None] | None = None,
+    job: AlignJob, cfg: PsiConfig, security: ChannelSecurity, **options: Unpack[AlignOptions]
 ) -> AlignReport:
     """Run fast mode for this party (called by :func:`cvfl.psi.align` for ``mode = "fast"``).
 
@@ -116,29 +111,12 @@ def align_fast(
             peer_store=peer,
             max_peer_items=cfg.max_peer_items,
         )
-        run_session(job, cfg, security, session, on_bound)
+        run_session(job, cfg, security, session, options.get("on_bound"))
         found = fast_intersect(own, peer)
         spills = own.spills + peer.spills
     t1 = time.perf_counter()
-    fingerprint = write_rows(job, cfg, keys, found.rows)
-    t2 = time.perf_counter()
-    report = AlignReport(
-        job_id=job.job_id,
-        role=job.role,
-        mode=MODE,
-        channel=security.name,
-        own_rows=int(stats["rows"]),
-        duplicates_dropped=int(stats["dups"]),
-        peer_items=session.peer_count,
-        intersection=len(found.rows),
-        order_fingerprint=fingerprint.hex(),
-        output=str(cfg.output),
-        sealed=keys is not None,
-        spills=spills,
-        seconds_blind=round(stats["hash"], 3),
-        seconds_exchange=round(t1 - t0 - stats["hash"], 3),
-        seconds_output=round(t2 - t1, 3),
-        seconds_total=round(t2 - t0, 3),
+    counts = Counts(int(stats["rows"]), int(stats["dups"]), session.peer_count, spills)
+    marks = (t0, t0 + stats["hash"], t1)
+    return finish_alignment(
+        job, cfg, options["keys"], found.rows, channel=security.name, counts=counts, marks=marks
     )
-    write_report(cfg, report)
-    return report

@@ -226,14 +226,10 @@ class FastSession(FrameStream):
 
     def _on_done(self, done: psi_pb2.PsiDone, announced: int) -> None:
         n = self._n
-        for field, expected, seen in (
+        self.check_done(
             ("items the peer sent", announced, n.recv_items),
             ("peer's own count of items sent", n.recv_items, done.sent),
-        ):
-            if expected != seen:
-                raise AlignmentError(
-                    mismatch(f"at done, {field}", expected, seen), code="psi.count"
-                )
+        )
         with self._lock:
             n.peer_done = True
         self._advance()
