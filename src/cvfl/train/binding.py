@@ -76,6 +76,8 @@ def training_binding(cfg: JobConfig, table: PartyTable) -> Binding:
     }
     if t.wire_dtype != "float32":  # named only when not the default: older checkpoints resume
         shared["wire_dtype"] = t.wire_dtype
+    if t.staleness:  # pipelined: another trajectory than the exact schedule's
+        shared["staleness"] = t.staleness
     if t.early_stopping:  # both sides must stop, and export, at the same epoch
         shared["early_stopping_metric"] = t.early_stopping_metric
         shared["early_stopping_patience"] = t.early_stopping_patience

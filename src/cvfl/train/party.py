@@ -20,7 +20,7 @@ from cvfl.data.check import prepare_table
 from cvfl.data.ids import id_order_fingerprint
 from cvfl.data.prep import unscaled_columns
 from cvfl.data.tables import FeatureKind, PartyTable, TableSchema, validate
-from cvfl.errors import DataError
+from cvfl.errors import ConfigError, DataError, mismatch
 from cvfl.logs import get_logger
 from cvfl.models.export import export_half
 from cvfl.models.factory import build_follower, build_leader
@@ -93,6 +93,7 @@ class Party:
     worker: int = 0
     group: SecureGroup | None = None  # several workers: their group, given at construction
     target: TargetScale | None = None  # a regression leader's target scaling (training rows)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     _trainable: nn.Module | None = field(default=None, init=False, repr=False)
     _binding: Binding | None = field(default=None, init=False, repr=False)
 
@@ -136,6 +137,10 @@ class Party:
             # registers the sealed gradient hook.
             self._trainable = self.group.wrap(self.model)
         return self._trainable
+
+    def inputs(self, rows: np.ndarray) -> torch.Tensor:
+        """The feature rows as a tensor on this party's ``[train] device``."""
+        return features(self.table, rows).to(self.device)
 
     def my_rows(self, rows: np.ndarray) -> np.ndarray:
         """This worker's block of a step's rows (the leader assigns; worker i takes block i)."""
@@ -254,15 +259,44 @@ def load_party(
         cfg = replace(cfg, model=resolve_classes(cfg.model, table.labels))
     build = build_leader if cfg.role == "leader" else build_follower
     layout = table.prep.layout if table.prep is not None else None
-    model = build(cfg.model, table.features.shape[1], cfg.job.seed, layout)
+    device = resolve_device(cfg.train.device)
+    model = build(cfg.model, table.features.shape[1], cfg.job.seed, layout).to(device)
     optimizer = make_optimizer(cfg.train, model.parameters())
     schedule = make_schedule(cfg, table.rows)
     target = fit_target(cfg.model, table.labels, schedule.train_rows)
     if target is not None and table.labels is not None:  # trained on the scaled target
         table = replace(table, labels=target.apply(table.labels))
     return Party(
-        cfg, table, model, optimizer, schedule, artifacts, worker=worker, group=group, target=target
+        cfg,
+        table,
+        model,
+        optimizer,
+        schedule,
+        artifacts,
+        worker=worker,
+        group=group,
+        target=target,
+        device=device,
     )
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device of ``[train] device``: ``auto`` is CUDA when it is available.
+
+    Raises:
+        ConfigError: ``cuda`` on a machine where CUDA is not available (``config.train``).
+    """
+    cuda = torch.cuda.is_available()
+    if name == "cuda" and not cuda:
+        raise ConfigError(
+            mismatch(
+                "[train] device",
+                'a device this machine has ("auto" or "cpu": CUDA is not available here)',
+                repr(name),
+            ),
+            code="config.train",
+        )
+    return torch.device("cuda" if name == "cuda" or (name == "auto" and cuda) else "cpu")
 
 
 def check_own_input(cfg: JobConfig, artifacts: Artifacts) -> None:
@@ -411,6 +445,7 @@ def export(party: Party, result: TrainResult, cut: tuple[TensorSpec, ...]) -> No
         "steps": result.exported_step,
         "cvfl_version": __version__,
     }
+    party.model.to("cpu")  # exports are read on any machine
     result.export, result.fingerprint = export_half(
         party.outputs / "export", cfg.role, party.model, spec, party.artifacts
     )
