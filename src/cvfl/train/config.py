@@ -174,6 +174,11 @@ class TrainSection:
                 mismatch("[train] device", "auto, cpu or cuda", repr(self.device)),
                 code="config.train",
             )
+        if self.device == "cuda" and self.workers > 1:  # the workers' group reduces on the host
+            raise ConfigError(
+                mismatch("[train] workers", '1 with device = "cuda"', self.workers),
+                code="config.train",
+            )
         if self.staleness and self.workers > 1:  # DDP reduces once per forward and backward
             raise ConfigError(
                 mismatch("[train] workers", "1 with staleness > 0", self.workers),

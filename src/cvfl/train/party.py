@@ -259,7 +259,7 @@ def load_party(
         cfg = replace(cfg, model=resolve_classes(cfg.model, table.labels))
     build = build_leader if cfg.role == "leader" else build_follower
     layout = table.prep.layout if table.prep is not None else None
-    device = resolve_device(cfg.train.device)
+    device = resolve_device(cfg.train.device, cfg.train.workers)
     model = build(cfg.model, table.features.shape[1], cfg.job.seed, layout).to(device)
     optimizer = make_optimizer(cfg.train, model.parameters())
     schedule = make_schedule(cfg, table.rows)
@@ -280,14 +280,16 @@ def load_party(
     )
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, workers: int = 1) -> torch.device:
     """The torch device of ``[train] device``: ``auto`` is CUDA when it is available.
+
+    With several ``workers`` ``auto`` is the CPU: the workers' group reduces in host memory.
 
     Raises:
         ConfigError: ``cuda`` on a machine where CUDA is not available (``config.train``).
     """
-    cuda = torch.cuda.is_available()
-    if name == "cuda" and not cuda:
+    cuda = torch.cuda.is_available() and workers == 1
+    if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError(
             mismatch(
                 "[train] device",
