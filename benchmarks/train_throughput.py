@@ -21,7 +21,7 @@ With ``--privacy DEFENCE`` it instead compares RA-TLS split training without and
     .venv/bin/python benchmarks/train_throughput.py --privacy marvell
     .venv/bin/python benchmarks/train_throughput.py --rtt-ms 0,10,50 --mbit 100,1000 \
         --wire float32,bfloat16
-    .venv/bin/python benchmarks/train_throughput.py --rtt-ms 0,50 --mbit 100 --staleness 8
+    .venv/bin/python benchmarks/train_throughput.py --rtt-ms 0,50 --mbit 100 --staleness 4
 
 With ``--rtt-ms``/``--mbit`` it instead compares RA-TLS split training on loopback with the same
 job through an emulated WAN link (``benchmarks/wan.py``: a delay-and-rate proxy between the
