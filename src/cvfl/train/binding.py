@@ -2,7 +2,7 @@
 
 A checkpoint continues one trajectory only: the agreed training terms (optimiser, learning rate,
 batch size, epochs, step limit, evaluation batch, seed, workers, held-out fraction, rows, the
-``[privacy]`` section), this
+``[privacy]`` section; the wire dtype and the pipeline's staleness when not their defaults), this
 party's model section, the order of the aligned table (its id-order fingerprint) and this
 party's own training data (a digest of its features and labels). These fields, and a digest of
 them, go into every checkpoint and its record; a checkpoint whose fields differ from the job's

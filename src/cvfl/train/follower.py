@@ -33,7 +33,7 @@ from cvfl.train.party import (
     write_checkpoint,
 )
 from cvfl.train.peers import NOTICE_WINDOW, dial_leader, reraise, tell_leader
-from cvfl.train.pipeline import STALENESS_CODE, Ahead
+from cvfl.train.pipeline import Ahead
 from cvfl.train.recovery import resume_step
 from cvfl.train.result import TrainResult
 from cvfl.train.scaleout import restart_refusal, synchronise
@@ -253,7 +253,7 @@ def _backward(
     if bwd.checkpoint:
         if ahead:  # the leader drains the pipeline before a checkpoint
             what = f"steps forwarded ahead at the checkpoint of step {step.number}"
-            raise ProtocolError(mismatch(what, 0, len(ahead)), code=STALENESS_CODE)
+            raise ProtocolError(mismatch(what, 0, len(ahead)), code="protocol.staleness")
         digest = write_checkpoint(party, step.number, {})
         pending.digests[step.number] = digest
         done = pb.CheckpointDone(step=step.number, digest=digest)

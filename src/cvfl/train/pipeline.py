@@ -33,8 +33,6 @@ from cvfl.train.party import Party
 from cvfl.train.schedule import Step
 from cvfl.train.steps import assign_message
 
-STALENESS_CODE = "protocol.staleness"
-
 
 class Window:
     """The leader's side: which steps the follower may forward, and which steps checkpoint."""
@@ -157,7 +155,7 @@ class Ahead:
                     f"at most {self.k + 1} ([train] staleness = {self.k})",
                     len(self.pending) + 1,
                 ),
-                code=STALENESS_CODE,
+                code="protocol.staleness",
             )
         act: torch.Tensor
         if self.k == 0:  # the exact schedule: the live weights, unchanged before the gradient
