@@ -311,7 +311,7 @@ CODES: dict[str, ErrorCode] = _registry(
             "protocol.step": "the peer's message is for another step than expected",
             "protocol.staleness": (
                 "pipelined training: more steps in flight than [train] staleness allows, or a "
-                "checkpoint asked for with steps in flight"
+                "checkpoint or an epoch end with steps in flight"
             ),
             "protocol.terms": "a hello declares other job terms than the sender's evidence attests",
             "protocol.unexpected": "the peer sent another kind of message than expected",

@@ -194,3 +194,18 @@ def test_the_follower_refuses_more_steps_ahead_than_agreed(small_job: Build) -> 
     ahead.apply(torch.ones(len(steps[0].rows), party.cfg.model.cut_width))
     assert len(ahead) == 1
     assert any(not torch.equal(before[k], v) for k, v in party.model.state_dict().items())
+
+
+def test_a_checkpoint_due_by_time_waits_for_a_boundary_when_pipelined(small_job: Build) -> None:
+    cfg, _ = small_job(train__staleness=2)
+    party = load_party(cfg)
+    window = Window(party, CheckpointClock(0, 1e-9), 0)  # a checkpoint is always due by time
+    sent = _Sent()
+    window.fill(sent)  # type: ignore[arg-type]
+    saved = []
+    while (step := window.take()) is not None:
+        if window.save(step):
+            saved.append(step.number)
+        window.sent(step, sent)  # type: ignore[arg-type]
+    assert saved == [15, 30]  # the epoch ends: the trajectory does not depend on the clock
+    assert sent.steps == list(range(1, 31))

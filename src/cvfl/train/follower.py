@@ -248,12 +248,12 @@ def _backward(
     check_batch("train", oldest.step.number, bwd.step, bwd.ids_mac, expected)
     grad = single_tensor(bwd, len(oldest.rows), width, wire).to(party.device)
     step = ahead.apply(grad).step
+    if (step.ends_epoch or bwd.checkpoint) and ahead:  # the leader drains the pipeline first
+        what = f"steps forwarded ahead at the epoch end or checkpoint of step {step.number}"
+        raise ProtocolError(mismatch(what, 0, len(ahead)), code="protocol.staleness")
     if step.ends_epoch:
         send_eval(party, session, key)
     if bwd.checkpoint:
-        if ahead:  # the leader drains the pipeline before a checkpoint
-            what = f"steps forwarded ahead at the checkpoint of step {step.number}"
-            raise ProtocolError(mismatch(what, 0, len(ahead)), code="protocol.staleness")
         digest = write_checkpoint(party, step.number, {})
         pending.digests[step.number] = digest
         done = pb.CheckpointDone(step=step.number, digest=digest)

@@ -9,11 +9,12 @@ only the update, never the graph.
 
 The leader drives the window: the follower forwards only the steps the leader has assigned. The
 leader assigns step ``n`` once it has sent the gradient of step ``n - 1 - k``, and never past a
-*boundary* (a checkpoint step or an epoch end) before that boundary's gradient has gone out. So
-every checkpoint, held-out evaluation and early-stopping decision sees a drained pipeline: no
-gradient outstanding, no forward pass ahead. The schedule of assignments depends only on the seed,
-``k`` and the checkpoint decisions, so a run is deterministic for a given ``k`` and resumes exactly
-from any checkpoint.
+*boundary* (an epoch end, a multiple of ``checkpoint_every`` or of :data:`DRAIN_EVERY`) before
+that boundary's gradient has gone out. Checkpoints are taken only at boundaries (one due by
+``checkpoint_every_s`` waits for the next), so every checkpoint, held-out evaluation and
+early-stopping decision sees a drained pipeline: no gradient outstanding, no forward pass ahead.
+The boundaries depend only on step numbers, so a run is deterministic for a given ``k`` and
+resumes exactly from any checkpoint.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from cvfl.train.party import Party
 from cvfl.train.schedule import Step
 from cvfl.train.steps import assign_message
 
+DRAIN_EVERY = 256  # pipelined: steps between drains where a checkpoint due by time may be taken
+
 
 class Window:
     """The leader's side: which steps the follower may forward, and which steps checkpoint."""
@@ -47,7 +50,6 @@ class Window:
         self.assigned = start  # the newest step assigned to the follower
         self._steps: Iterator[Step] = party.schedule.steps(start)
         self._queue: deque[Step] = deque()  # steps not trained yet, in order
-        self._saves: dict[int, bool] = {}
 
     def _pull(self, number: int) -> None:
         """Read the schedule up to step ``number`` (or its end)."""
@@ -74,22 +76,25 @@ class Window:
         self._queue.clear()
         self._steps = iter(())
 
-    def _decided(self, step: Step) -> bool:
-        """Whether both sides checkpoint after ``step``, decided once, in step order."""
-        if step.number not in self._saves:
-            due = decide(self.party, self.clock, step.number)
-            self._saves[step.number] = due or (self.stopping and step.ends_epoch)
-        return self._saves[step.number]
-
     def save(self, step: Step) -> bool:
-        """Whether both sides checkpoint after ``step``, the step about to be trained."""
-        decided = self._decided(step)
-        del self._saves[step.number]
-        return decided
+        """Whether both sides checkpoint after ``step``, the step about to be trained.
+
+        Exact (``k = 0``): as :func:`~cvfl.train.cadence.decide` says. Pipelined: only at a
+        boundary, so that a checkpoint due by time waits for the next one and the trajectory
+        never depends on the clock.
+        """
+        epoch_end = self.stopping and step.ends_epoch
+        if self.k == 0:
+            return decide(self.party, self.clock, step.number) or epoch_end
+        return (self._boundary(step) and self.clock.due(step.number)) or epoch_end
 
     def _boundary(self, step: Step) -> bool:
-        """Whether the pipeline drains after ``step``: a checkpoint or an epoch end."""
-        return step.ends_epoch or self._decided(step)
+        """Whether the pipeline drains after ``step`` (decided by its number alone).
+
+        Boundaries: epoch ends, multiples of ``checkpoint_every`` and of :data:`DRAIN_EVERY`.
+        """
+        number = step.number
+        return step.ends_epoch or self.clock.by_steps(number) or number % DRAIN_EVERY == 0
 
     def sent(self, step: Step, session: AnySession) -> None:
         """The gradient of ``step`` went out: assign what the window now allows.
