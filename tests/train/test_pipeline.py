@@ -209,3 +209,13 @@ def test_a_checkpoint_due_by_time_waits_for_a_boundary_when_pipelined(small_job:
         window.sent(step, sent)  # type: ignore[arg-type]
     assert saved == [15, 30]  # the epoch ends: the trajectory does not depend on the clock
     assert sent.steps == list(range(1, 31))
+
+
+def test_a_rerun_with_another_staleness_does_not_resume_the_checkpoint(small_job: Build) -> None:
+    lead, follow = run_pair(*small_job(**PIPELINED))
+    assert isinstance(lead, TrainResult) and isinstance(follow, TrainResult), (lead, follow)
+    lead, follow = run_pair(*small_job(train__checkpoint_every=5))
+    for side in (lead, follow):
+        assert isinstance(side, ConfigError), side
+        assert side.code == "config.checkpoint_changed"
+        assert "staleness: checkpoint 3, job (none)" in side.message, side.message

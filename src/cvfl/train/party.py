@@ -260,6 +260,7 @@ def load_party(
     build = build_leader if cfg.role == "leader" else build_follower
     layout = table.prep.layout if table.prep is not None else None
     device = resolve_device(cfg.train.device, cfg.train.workers)
+    log.info("the %s's half trains on %s ([train] device = %s)", cfg.role, device, cfg.train.device)
     model = build(cfg.model, table.features.shape[1], cfg.job.seed, layout).to(device)
     optimizer = make_optimizer(cfg.train, model.parameters())
     schedule = make_schedule(cfg, table.rows)
