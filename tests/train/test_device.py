@@ -12,7 +12,8 @@ from cvfl.errors import ConfigError
 from cvfl.models.export import load_half
 from cvfl.train import TrainResult
 from cvfl.train.config import JobConfig
-from cvfl.train.party import load_party, resolve_device
+from cvfl.train.device import resolve_device
+from cvfl.train.party import load_party
 from tests.conftest import keys_of
 from tests.train.helpers import run_pair
 from tests.train.test_cuts import elsewhere

@@ -20,7 +20,7 @@ from cvfl.data.check import prepare_table
 from cvfl.data.ids import id_order_fingerprint
 from cvfl.data.prep import unscaled_columns
 from cvfl.data.tables import FeatureKind, PartyTable, TableSchema, validate
-from cvfl.errors import ConfigError, DataError, mismatch
+from cvfl.errors import DataError
 from cvfl.logs import get_logger
 from cvfl.models.export import export_half
 from cvfl.models.factory import build_follower, build_leader
@@ -28,6 +28,7 @@ from cvfl.sealing import Artifacts, key_provider_from_config
 from cvfl.train import checkpoint
 from cvfl.train.binding import Binding, training_binding
 from cvfl.train.config import JobConfig, PeerSection, TrainSection, outputs_sealed
+from cvfl.train.device import resolve_device
 from cvfl.train.inputs import aligned_arrow, input_arrow
 from cvfl.train.metrics import Metrics
 from cvfl.train.precheck import UNSCALED_LIMIT, check_own_table, unscaled_warning
@@ -279,27 +280,6 @@ def load_party(
         target=target,
         device=device,
     )
-
-
-def resolve_device(name: str, workers: int = 1) -> torch.device:
-    """The torch device of ``[train] device``: ``auto`` is CUDA when it is available.
-
-    With several ``workers`` ``auto`` is the CPU: the workers' group reduces in host memory.
-
-    Raises:
-        ConfigError: ``cuda`` on a machine where CUDA is not available (``config.train``).
-    """
-    cuda = torch.cuda.is_available() and workers == 1
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            mismatch(
-                "[train] device",
-                'a device this machine has ("auto" or "cpu": CUDA is not available here)',
-                repr(name),
-            ),
-            code="config.train",
-        )
-    return torch.device("cuda" if name == "cuda" or (name == "auto" and cuda) else "cpu")
 
 
 def check_own_input(cfg: JobConfig, artifacts: Artifacts) -> None:
