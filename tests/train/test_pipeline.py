@@ -219,3 +219,18 @@ def test_a_rerun_with_another_staleness_does_not_resume_the_checkpoint(small_job
         assert isinstance(side, ConfigError), side
         assert side.code == "config.checkpoint_changed"
         assert "staleness: checkpoint 3, job (none)" in side.message, side.message
+
+
+def test_early_stopping_sees_drained_epochs_when_pipelined(small_job: Build) -> None:
+    cfgs = small_job(
+        train__staleness=2,
+        train__epochs=4,
+        train__early_stopping_metric="log_loss",
+        train__early_stopping_patience=1,
+    )
+    lead, follow = run_pair(*cfgs)
+    assert isinstance(lead, TrainResult) and isinstance(follow, TrainResult), (lead, follow)
+    assert lead.best_step == follow.best_step > 0
+    assert lead.best_step % 15 == 0  # an epoch end
+    assert lead.steps == follow.steps and lead.stopped_early == follow.stopped_early
+    assert [r["step"] for r in lead.history] == list(range(15, lead.steps + 1, 15))
