@@ -21,11 +21,15 @@ With ``--privacy DEFENCE`` it instead compares RA-TLS split training without and
     .venv/bin/python benchmarks/train_throughput.py --privacy marvell
     .venv/bin/python benchmarks/train_throughput.py --rtt-ms 0,10,50 --mbit 100,1000 \
         --wire float32,bfloat16
+    .venv/bin/python benchmarks/train_throughput.py --rtt-ms 0,50 --mbit 100 --staleness 4
 
 With ``--rtt-ms``/``--mbit`` it instead compares RA-TLS split training on loopback with the same
 job through an emulated WAN link (``benchmarks/wan.py``: a delay-and-rate proxy between the
 parties) for each round trip and rate, each ``--wire`` dtype a mode of its own, and prints,
 last, ``ratio exact WIRE wan/loopback at R ms, M Mbit/s: <value>`` for the last link and dtype.
+With ``--staleness K`` each dtype also runs pipelined (``[train] staleness = K``), centralized
+training runs on loopback beside them, and the last line is
+``ratio pipelined wan/loopback: <value>`` (the last link and dtype).
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ eval_batch_size = 4096
 threads = 0
 workers = {workers}
 wire_dtype = "{wire}"
+staleness = {staleness}
 
 [peer]
 {peer}
@@ -101,6 +106,7 @@ def write_jobs(
     *,
     wan: bool = False,
     wire: str = "float32",
+    staleness: int = 0,
 ) -> None:
     security = "insecure" if mode == "plaintext" else "ratls"
     reliable = "false" if mode == "direct" else "true"
@@ -119,6 +125,7 @@ def write_jobs(
             reliable=reliable,
             workers=workers,
             wire=wire,
+            staleness=staleness,
             # Over the emulated WAN the follower dials the proxy, whose port the benchmark
             # writes to a file of its own once the leader has written its port.
             port_file=f"port-{mode}.wan" if wan and role == "follower" else f"port-{mode}",
@@ -190,6 +197,9 @@ def main() -> None:
     parser.add_argument("--rtt-ms", default="", help="WAN round trips to emulate, e.g. 0,10,50")
     parser.add_argument("--mbit", default="", help="WAN rates in Mbit/s, e.g. 100,1000")
     parser.add_argument("--wire", default="float32", help="wire dtypes to compare on links")
+    parser.add_argument(
+        "--staleness", type=int, default=0, help="on links: also run pipelined with this k"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -270,30 +280,52 @@ def _numbers(text: str, default: str) -> list[float]:
 def compare_links(folder: Path, args: argparse.Namespace) -> None:
     """RA-TLS split training on loopback and over each emulated WAN link, interleaved, medians.
 
-    Each ``--wire`` dtype is a mode; each mode's loopback run is its own baseline.
+    Each ``--wire`` dtype is a mode, exact and (with ``--staleness K``) pipelined; each mode's
+    loopback run is its own baseline. With ``--staleness`` centralized training runs too.
     """
     links = [(r, m) for r in _numbers(args.rtt_ms, "0,10,50") for m in _numbers(args.mbit, "100")]
     wires = args.wire.split(",")
-    for wire in wires:
-        write_jobs(folder, f"lo-{wire}", args, wire=wire)
-        write_jobs(folder, f"wan-{wire}", args, wan=True, wire=wire)
-    runs: dict[tuple[str, tuple[float, float] | None], list[float]] = {}
+    kinds = [("exact", 0)] + (
+        [(f"pipelined k={args.staleness}", args.staleness)] * bool(args.staleness)
+    )
+    variants = [(kind, wire, k) for wire in wires for kind, k in kinds]
+    for _kind, wire, k in variants:
+        tag = f"{wire}-{k}"
+        write_jobs(folder, f"lo-{tag}", args, wire=wire, staleness=k)
+        write_jobs(folder, f"wan-{tag}", args, wan=True, wire=wire, staleness=k)
+    if args.staleness:
+        write_jobs(folder, "plaintext", args)  # the centralized run reads its tables
+    runs: dict[tuple[str, str, tuple[float, float] | None], list[float]] = {}
+    central: list[float] = []
     for _ in range(args.repeats):
-        for wire in wires:
-            runs.setdefault((wire, None), []).append(run_split(folder, f"lo-{wire}"))
+        if args.staleness:
+            central.append(run_centralized(folder))
+        for kind, wire, k in variants:
+            tag = f"{wire}-{k}"
+            runs.setdefault((kind, wire, None), []).append(run_split(folder, f"lo-{tag}"))
             for link in links:
-                runs.setdefault((wire, link), []).append(run_split(folder, f"wan-{wire}", link))
+                figure = run_split(folder, f"wan-{tag}", link)
+                runs.setdefault((kind, wire, link), []).append(figure)
     median = {key: statistics.median(values) for key, values in runs.items()}
     print(f"steps {args.steps} x batch {args.batch}, {args.slots} slots, {args.optimizer}, RA-TLS")
-    print("exact mode, wire    link                      examples/s   of its loopback")
-    for (wire, link), figure in median.items():
+    if central:
+        print(f"centralized (1 process, loopback) {statistics.median(central):10.0f} examples/s")
+    print("mode, wire                  link                      examples/s   of its loopback")
+    for (kind, wire, link), figure in median.items():
         name = "loopback (no proxy)" if link is None else f"{link[0]:g} ms, {link[1]:g} Mbit/s"
-        base = median[(wire, None)]
-        print(f"exact, {wire:<12} {name:<25} {figure:10.0f}   {figure / base:.3f}")
+        base = median[(kind, wire, None)]
+        print(f"{kind + ', ' + wire:<27} {name:<25} {figure:10.0f}   {figure / base:.3f}")
+    if central:
+        for kind, wire, _ in variants:
+            ratio = median[(kind, wire, None)] / statistics.median(central)
+            print(f"ratio {kind} {wire} loopback/centralized: {ratio:.3f}")
     rtt, mbit = links[-1]
-    wire = wires[-1]
-    last = median[(wire, links[-1])] / median[(wire, None)]
-    print(f"ratio exact {wire} wan/loopback at {rtt:g} ms, {mbit:g} Mbit/s: {last:.3f}")
+    kind, wire, _ = variants[-1]
+    last = median[(kind, wire, links[-1])] / median[(kind, wire, None)]
+    if args.staleness:
+        print(f"ratio pipelined wan/loopback: {last:.3f}  ({wire}, {rtt:g} ms, {mbit:g} Mbit/s)")
+    else:
+        print(f"ratio exact {wire} wan/loopback at {rtt:g} ms, {mbit:g} Mbit/s: {last:.3f}")
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ def job_tables(
             "epochs": 2,
             "threads": 1,
             "eval_batch_size": 64,
+            "device": "cpu",  # exact comparisons run on the host, GPU or not
         },
         "sealing": {"provider": "file", "key_file": str(_key(folder, role))},
         "peer": {

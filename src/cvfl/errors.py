@@ -311,6 +311,10 @@ CODES: dict[str, ErrorCode] = _registry(
             "protocol.rollback": "resuming would roll back a checkpoint the peer already committed",
             "protocol.shape": "a tensor from the peer has a bad shape or byte length",
             "protocol.step": "the peer's message is for another step than expected",
+            "protocol.staleness": (
+                "pipelined training: more steps in flight than [train] staleness allows, or a "
+                "checkpoint or an epoch end with steps in flight"
+            ),
             "protocol.terms": "a hello declares other job terms than the sender's evidence attests",
             "protocol.unexpected": "the peer sent another kind of message than expected",
             "ratls.no_attest_service": "the peer does not serve cvfl.v1.Attest (not an RA-TLS "

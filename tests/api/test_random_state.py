@@ -24,23 +24,30 @@ from .jobs import mapping, tables
 from .models import DropoutFollower, dropout_leader
 
 
-def dropout_pair(folder: Path, workdir: str) -> tuple[JobConfig, JobConfig]:
+def dropout_pair(
+    folder: Path, workdir: str, staleness: int = 0
+) -> tuple[JobConfig, JobConfig]:
     port = free_port()
     jobs = []
     for role, table in zip(("leader", "follower"), tables(), strict=True):
         raw = mapping(role, table, f"{workdir}-{role}", port)
         raw["model"] |= {"follower_factory": DropoutFollower, "leader_factory": dropout_leader}
+        raw["train"] |= {"staleness": staleness}
         jobs.append(api.build_job(raw, folder))
     return jobs[0], jobs[1]
 
 
-def test_training_leaves_the_global_random_state_and_resumes_exactly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("staleness", [0, 2])
+def test_training_leaves_the_global_random_state_and_resumes_exactly(
+    tmp_path: Path, staleness: int
+) -> None:
     torch.manual_seed(1234)
     before = torch.get_rng_state()
-    whole = api.run_local(*dropout_pair(tmp_path, "whole"))
+    whole = api.run_local(*dropout_pair(tmp_path, "whole", staleness))
     assert torch.equal(torch.get_rng_state(), before)
+    assert whole.leader.steps > 7  # the stop below falls inside the run
 
-    leader, follower = dropout_pair(tmp_path, "cut")
+    leader, follower = dropout_pair(tmp_path, "cut", staleness)
     stop = threading.Event()
 
     def progress(step: int, total: int, loss: float | None) -> None:

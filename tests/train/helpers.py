@@ -22,11 +22,13 @@ def run_pair(
     via: Callable[[int], int] | None = None,
     leader_progress: Progress | None = None,
     securities: tuple[ChannelSecurity, ChannelSecurity] | None = None,
+    leader_stop: threading.Event | None = None,
 ) -> tuple[Outcome, Outcome]:
     """Train both sides; each outcome is a result or the exception that side raised.
 
     ``via`` maps the leader's port to the port the follower dials (e.g. a proxy's);
-    ``securities`` are the leader's and the follower's (plaintext by default).
+    ``securities`` are the leader's and the follower's (plaintext by default); setting
+    ``leader_stop`` stops the leader between steps.
     """
     lead_sec, follow_sec = securities or (PlaintextSecurity(), PlaintextSecurity())
     port_file = leader_cfg.job.workdir.parent / f"{leader_cfg.job.workdir.name}.port"
@@ -38,7 +40,7 @@ def run_pair(
     def lead() -> None:
         try:
             party = load_party(leader_cfg)
-            outcome["leader"] = run_leader(party, lead_sec, leader_progress)
+            outcome["leader"] = run_leader(party, lead_sec, leader_progress, leader_stop)
         except BaseException as exc:
             outcome["leader"] = exc
 

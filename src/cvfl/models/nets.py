@@ -136,6 +136,6 @@ class LeaderOnly(nn.Module):
 
     def forward(self, x_leader: torch.Tensor) -> torch.Tensor:
         """Compute logits without the follower."""
-        zeros = torch.zeros(x_leader.shape[0], self.cut)
+        zeros = torch.zeros(x_leader.shape[0], self.cut, device=x_leader.device)
         out: torch.Tensor = self.leader(x_leader, zeros)
         return out

@@ -2,7 +2,7 @@
 
 A checkpoint continues one trajectory only: the agreed training terms (optimiser, learning rate,
 batch size, epochs, step limit, evaluation batch, seed, workers, held-out fraction, rows, the
-``[privacy]`` section), this
+``[privacy]`` section; the wire dtype and the pipeline's staleness when not their defaults), this
 party's model section, the order of the aligned table (its id-order fingerprint) and this
 party's own training data (a digest of its features and labels). These fields, and a digest of
 them, go into every checkpoint and its record; a checkpoint whose fields differ from the job's
@@ -76,6 +76,8 @@ def training_binding(cfg: JobConfig, table: PartyTable) -> Binding:
     }
     if t.wire_dtype != "float32":  # named only when not the default: older checkpoints resume
         shared["wire_dtype"] = t.wire_dtype
+    if t.staleness:  # pipelined: another trajectory than the exact schedule's
+        shared["staleness"] = t.staleness
     if t.early_stopping:  # both sides must stop, and export, at the same epoch
         shared["early_stopping_metric"] = t.early_stopping_metric
         shared["early_stopping_patience"] = t.early_stopping_patience

@@ -28,6 +28,7 @@ from cvfl.sealing import SealingConfig
 STEPS = ("align", "train", "predict")  # the enclave commands, in pipeline order
 DEFAULT_STEPS = ("align", "train")
 MAX_WORKERS = 256
+MAX_STALENESS = 16  # [train] staleness: forward passes the follower may run ahead
 PLACEHOLDER = "{worker}"
 _POSITIVE = bounds(low=0, low_open=True)
 
@@ -126,6 +127,8 @@ class TrainSection:
     threads: int = field(default=0, metadata=bounds(low=0))
     workers: int = field(default=1, metadata=bounds(low=1, high=MAX_WORKERS))
     wire_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    staleness: int = field(default=0, metadata=bounds(low=0, high=MAX_STALENESS))
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     early_stopping_metric: str = ""
     early_stopping_patience: int = field(default=3, metadata=bounds(low=1))
     track: Literal["none", "tensorboard", "mlflow"] = "none"
@@ -158,6 +161,31 @@ class TrainSection:
         if self.early_stopping and self.workers > 1:
             raise ConfigError(
                 mismatch("[train] workers", "1 with early_stopping_metric set", self.workers),
+                code="config.train",
+            )
+        if isinstance(self.staleness, bool) or not isinstance(self.staleness, int):
+            raise ConfigError(
+                mismatch("[train] staleness", "a whole number of steps", repr(self.staleness)),
+                code="config.train",
+            )
+        if not 0 <= self.staleness <= MAX_STALENESS:
+            raise ConfigError(
+                mismatch("[train] staleness", f"0 to {MAX_STALENESS}", self.staleness),
+                code="config.train",
+            )
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(
+                mismatch("[train] device", "auto, cpu or cuda", repr(self.device)),
+                code="config.train",
+            )
+        if self.device == "cuda" and self.workers > 1:  # the workers' group reduces on the host
+            raise ConfigError(
+                mismatch("[train] workers", '1 with device = "cuda"', self.workers),
+                code="config.train",
+            )
+        if self.staleness and self.workers > 1:  # DDP reduces once per forward and backward
+            raise ConfigError(
+                mismatch("[train] workers", "1 with staleness > 0", self.workers),
                 code="config.train",
             )
         if self.workers > self.batch_size:

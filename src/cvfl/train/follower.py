@@ -19,7 +19,7 @@ from cvfl.bridge.reliable import AnySession, Connect, PeerRestarted, open_sessio
 from cvfl.bridge.security import ChannelSecurity
 from cvfl.bridge.serde import TensorSpec, dtype_name
 from cvfl.data.ids import batch_mac, session_mac_key
-from cvfl.errors import CvflError, PeerUnavailableError
+from cvfl.errors import CvflError, PeerUnavailableError, ProtocolError, mismatch
 from cvfl.logs import get_logger
 from cvfl.train import early
 from cvfl.train.party import (
@@ -27,16 +27,17 @@ from cvfl.train.party import (
     Party,
     Progress,
     checkpoint_store,
-    features,
     restore_to,
     resumable_checkpoints,
     write_checkpoint,
 )
 from cvfl.train.peers import NOTICE_WINDOW, dial_leader, reraise, tell_leader
+from cvfl.train.pipeline import Ahead
 from cvfl.train.recovery import resume_step
 from cvfl.train.result import TrainResult
 from cvfl.train.rng import drawing_from
 from cvfl.train.scaleout import restart_refusal, synchronise
+from cvfl.train.schedule import Step
 from cvfl.train.steps import (
     EVAL,
     TRAIN,
@@ -90,7 +91,7 @@ def run_follower(
 def cut_spec(party: Party) -> tuple[TensorSpec, ...]:
     """The cut layer this follower's model produces (probed on one row, its draws thrown away)."""
     with torch.no_grad(), drawing_from(party.fresh_rng()):
-        out = party.model(features(party.table, party.schedule.train_rows[:1]))
+        out = party.model(party.inputs(party.schedule.train_rows[:1]))
     return (TensorSpec(party.cfg.model.cut_name, dtype_name(out.dtype), tuple(out.shape[1:])),)
 
 
@@ -174,29 +175,25 @@ def _train(
     if start >= party.schedule.total_steps:  # the checkpoint already ends the job
         send_eval(party, session, key)
     stopping, stopped = cfg.train.early_stopping, False
-    for step in party.schedule.steps(start):
-        if not pending.digests:  # only with no checkpoint waiting for the leader's digest
+    steps, ahead = party.schedule.steps(start), Ahead(party)
+    wire = wire_dtype(cfg.train.wire_dtype)
+    while result.steps < party.schedule.total_steps:
+        if not pending.digests and not ahead:  # no checkpoint or gradient in flight
             check_stop(stop, "follower", result.steps)
         envelope = pending.receive(session, cfg.peer.step_timeout)
-        if stopping and envelope.WhichOneof("body") == "epoch_decision":
+        kind = envelope.WhichOneof("body")
+        if stopping and kind == "epoch_decision" and not ahead:
             if _decided(party, envelope, result):
                 stopped = True
                 break
-            envelope = pending.receive(session, cfg.peer.step_timeout)
-        expect(envelope, "assign")
-        rows = assigned_rows(envelope.assign, step.number, len(step.rows), train_mask)
-        bwd = _train_step(party, session, pending, key, (step.number, rows, width))
-        result.steps, result.examples = step.number, result.examples + len(step.rows)
-        result.session_examples += len(step.rows)
-        progress.step(step.number, None)
-        if step.ends_epoch:
-            send_eval(party, session, key)
-        if bwd.checkpoint:
-            digest = write_checkpoint(party, step.number, {})
-            pending.digests[step.number] = digest
-            session.send(
-                pb.Envelope(checkpoint_done=pb.CheckpointDone(step=step.number, digest=digest))
-            )
+        elif kind == "assign":
+            step = next(steps, None)
+            _forward(party, session, (key, wire), ahead, envelope.assign, step, train_mask)
+        else:
+            expect(envelope, "backward")
+            step = _backward(party, session, (key, wire, width), ahead, envelope.backward, pending)
+            _count(result, step)
+            progress.step(result.steps, None)
     if stopping and not stopped:  # the last epoch's decision
         envelope = pending.receive(session, cfg.peer.step_timeout)
         expect(envelope, "epoch_decision")
@@ -206,31 +203,65 @@ def _train(
     return result
 
 
-def _train_step(
+def _forward(
     party: Party,
     session: AnySession,
-    pending: _Pending,
-    key: bytes,
-    block: tuple[int, np.ndarray, int],
-) -> pb.Backward:
-    """Send the forward pass of this worker's rows, apply the gradient; return the Backward."""
-    cfg = party.cfg
-    number, rows, width = block
+    keys: tuple[bytes, torch.dtype],
+    ahead: Ahead,
+    assign: pb.Assign,
+    step: Step | None,
+    train_mask: np.ndarray,
+) -> None:
+    """Forward the rows the leader assigned for ``step``, the next step of the schedule."""
+    key, wire = keys
+    if step is None:
+        raise ProtocolError(
+            mismatch("assigned step", f"at most {party.schedule.total_steps}", assign.step),
+            code="protocol.step",
+        )
+    rows = assigned_rows(assign, step.number, len(step.rows), train_mask)
     ids = [party.table.ids[i] for i in rows]
-    with drawing_from(party.rng):  # the step's draws: the party's, not the caller's
-        act = party.trainable(features(party.table, rows))
-    wire = wire_dtype(cfg.train.wire_dtype)
-    session.send(forward_message(number, TRAIN, key, ids, cfg.model.cut_name, act, wire))
-    envelope = pending.receive(session, cfg.peer.step_timeout)
-    expect(envelope, "backward")
-    bwd = envelope.backward
-    check_batch("train", number, bwd.step, bwd.ids_mac, batch_mac(key, number, TRAIN, ids))
-    grad = single_tensor(bwd, len(rows), width, wire)
-    with drawing_from(party.rng):
-        party.optimizer.zero_grad()
-        act.backward(grad)
-    party.optimizer.step()
-    return bwd
+    act = ahead.forward(step, rows, ids, party.inputs(rows))
+    name = party.cfg.model.cut_name
+    session.send(forward_message(step.number, TRAIN, key, ids, name, act, wire))
+
+
+def _backward(
+    party: Party,
+    session: AnySession,
+    keys: tuple[bytes, torch.dtype, int],
+    ahead: Ahead,
+    bwd: pb.Backward,
+    pending: _Pending,
+) -> Step:
+    """Apply the gradient that arrived to the oldest forwarded step; evaluate and checkpoint.
+
+    Returns:
+        The step whose gradient was applied.
+    """
+    key, wire, width = keys
+    oldest = ahead.oldest(bwd.step)
+    expected = batch_mac(key, oldest.step.number, TRAIN, oldest.ids)
+    check_batch("train", oldest.step.number, bwd.step, bwd.ids_mac, expected)
+    grad = single_tensor(bwd, len(oldest.rows), width, wire).to(party.device)
+    step = ahead.apply(grad).step
+    if (step.ends_epoch or bwd.checkpoint) and ahead:  # the leader drains the pipeline first
+        what = f"steps forwarded ahead at the epoch end or checkpoint of step {step.number}"
+        raise ProtocolError(mismatch(what, 0, len(ahead)), code="protocol.staleness")
+    if step.ends_epoch:
+        send_eval(party, session, key)
+    if bwd.checkpoint:
+        digest = write_checkpoint(party, step.number, {})
+        pending.digests[step.number] = digest
+        done = pb.CheckpointDone(step=step.number, digest=digest)
+        session.send(pb.Envelope(checkpoint_done=done))
+    return step
+
+
+def _count(result: TrainResult, step: Step) -> None:
+    """Count ``step`` as trained."""
+    result.steps, result.examples = step.number, result.examples + len(step.rows)
+    result.session_examples += len(step.rows)
 
 
 def _decided(party: Party, envelope: pb.Envelope, result: TrainResult) -> bool:
@@ -258,6 +289,6 @@ def send_eval(party: Party, session: AnySession, key: bytes) -> None:
     with torch.no_grad():
         for index, rows in party.my_eval_batches():
             ids = [party.table.ids[i] for i in rows]
-            act = party.model(features(party.table, rows))
+            act = party.model(party.inputs(rows))
             session.send(forward_message(index, EVAL, key, ids, name, act, wire))
     party.model.train()

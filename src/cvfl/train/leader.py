@@ -26,19 +26,19 @@ from cvfl.errors import CvflError, ProtocolError, mismatch
 from cvfl.logs import get_logger
 from cvfl.privacy.guard import LabelGuard
 from cvfl.train import early
-from cvfl.train.cadence import CheckpointClock, decide
+from cvfl.train.cadence import CheckpointClock
 from cvfl.train.metrics import Metrics
 from cvfl.train.party import (
     NoProgress,
     Party,
     Progress,
     checkpoint_store,
-    features,
     restore_to,
     resumable_checkpoints,
     write_checkpoint,
 )
 from cvfl.train.peers import NOTICE_WINDOW, accept_follower, reraise, tell_follower
+from cvfl.train.pipeline import Window
 from cvfl.train.recovery import resume_step
 from cvfl.train.result import TrainResult
 from cvfl.train.rng import drawing_from
@@ -47,7 +47,6 @@ from cvfl.train.schedule import Step
 from cvfl.train.steps import (
     EVAL,
     TRAIN,
-    assign_message,
     backward_message,
     check_batch,
     single_tensor,
@@ -174,17 +173,14 @@ def _train(
     # Each worker's share of every step's loss; worker 0 holds the whole party's once folded.
     saved = [float(v) for v in extra.get("losses", [])]
     losses = saved if party.is_root else [0.0] * len(saved)
-    steps = party.schedule.steps(start)
-    following = _begin(party, session, (key, truth), result, next(steps, None))
+    window = Window(party, clock, start)
+    _begin(party, session, (key, truth), result, window)
     stopping = party.cfg.train.early_stopping
-    while following is not None:
+    while (step := window.take()) is not None:
         check_stop(stop, "leader", result.steps)  # between steps: no checkpoint in flight
-        step, following = following, next(steps, None)
-        save = decide(party, clock, step.number) or (stopping and step.ends_epoch)
+        save = window.save(step)
         root_saves = save and party.is_root
-        # With early stopping the next assignment waits for the epoch's decision.
-        ahead = None if stopping and step.ends_epoch else following
-        losses.append(_train_step(party, session, key, (step, ahead), (labels, guard), root_saves))
+        losses.append(_train_step(party, session, key, (step, window), (labels, guard), root_saves))
         result.steps, result.examples = step.number, result.examples + len(step.rows)
         result.session_examples += len(step.rows)
         progress.step(step.number, losses[-1] * party.workers)
@@ -205,10 +201,9 @@ def _train(
                 state["privacy"] = guard.state()
                 _checkpoint(party, session, step.number, state)
         if stopping and step.ends_epoch:
-            if _epoch_decision(party, session, result, following is None):
+            if _epoch_decision(party, session, result, window.peek() is None):
                 break
-            if following is not None:
-                _assign(party, session, following)
+            window.fill(session)
     result.seconds = time.perf_counter() - started
     result.reconnects = session.reconnects
     sched = party.schedule
@@ -221,25 +216,25 @@ def _begin(
     session: AnySession,
     scoring: tuple[bytes, torch.Tensor],
     result: TrainResult,
-    following: Step | None,
-) -> Step | None:
-    """Start (or resume) the loop: return the first step to train, None when there is none.
+    window: Window,
+) -> None:
+    """Start (or resume) the loop: assign the first steps the window allows.
 
     A checkpoint that already ends the job is evaluated again. With early stopping, a resume
     at an evaluated epoch end sends that epoch's decision again (the follower may not have had
-    it) and trains nothing more if it stops there.
+    it) and assigns nothing more if it stops there.
     """
     start = result.steps
-    if following is None and start >= party.schedule.total_steps:
+    last = window.peek() is None
+    if last and start >= party.schedule.total_steps:
         result.metrics = evaluate_again(party, session, *scoring, start)
     history = result.history
     resumed_at_epoch_end = bool(history) and history[-1]["step"] == start
     stopping = party.cfg.train.early_stopping and resumed_at_epoch_end
-    if stopping and _epoch_decision(party, session, result, following is None):
-        return None
-    if following is not None:
-        _assign(party, session, following)
-    return following
+    if stopping and _epoch_decision(party, session, result, last):
+        window.stopped()
+        return
+    window.fill(session)
 
 
 def _epoch_decision(party: Party, session: AnySession, result: TrainResult, last: bool) -> bool:
@@ -291,25 +286,21 @@ def _checkpoint(party: Party, session: AnySession, step: int, state: dict[str, A
     session.send(pb.Envelope(checkpoint_done=pb.CheckpointDone(step=step, digest=digest)))
 
 
-def _assign(party: Party, session: AnySession, step: Step) -> None:
-    """Tell the follower's worker which rows it trains in ``step``."""
-    session.send(assign_message(step.number, party.my_rows(step.rows)))
-
-
 def _train_step(
     party: Party,
     session: AnySession,
     key: bytes,
-    steps: tuple[Step, Step | None],
+    steps: tuple[Step, Window],
     labels: tuple[torch.Tensor, LabelGuard],
     save: bool,
 ) -> float:
     """Train this worker's block of a step; return its share of the step's mean loss.
 
-    The next step's assignment goes out with this step's gradient, before the optimiser step,
-    so the follower's next forward pass overlaps the leader's update.
+    The next steps' assignments (:class:`~cvfl.train.pipeline.Window`) go out with this step's
+    gradient, before the optimiser step, so the follower's next forward pass overlaps the
+    leader's update.
     """
-    step, following = steps
+    step, window = steps
     number, rows = step.number, party.my_rows(step.rows)
     envelope = session.recv(party.cfg.peer.step_timeout)
     expect(envelope, "forward")
@@ -317,23 +308,23 @@ def _train_step(
     fwd = envelope.forward
     check_batch("train", number, fwd.step, fwd.ids_mac, batch_mac(key, number, TRAIN, ids))
     wire = wire_dtype(party.cfg.train.wire_dtype)
-    act = single_tensor(fwd, len(rows), party.cfg.model.cut_width, wire).requires_grad_(True)
+    act = single_tensor(fwd, len(rows), party.cfg.model.cut_width, wire).to(party.device)
+    act.requires_grad_(True)
     # Summed over the block and scaled so that DDP's average over the N workers is the mean
     # over the whole step: N workers train exactly what one worker would.
     targets, guard = labels
     scale = party.workers / len(step.rows)
     with drawing_from(party.rng):  # the step's draws: the party's, not the caller's
-        logits = party.trainable(features(party.table, rows), act)
-        loss = task_loss(party.cfg.model, logits, targets[rows], "sum") * scale
+        logits = party.trainable(party.inputs(rows), act)
+        loss = task_loss(party.cfg.model, logits, targets[rows].to(party.device), "sum") * scale
         party.optimizer.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
     assert act.grad is not None
-    grad = guard.protect(number, step.epoch, rows, act.grad)  # [privacy]: defence and audit
+    grad = guard.protect(number, step.epoch, rows, act.grad.cpu())  # [privacy]: defence, audit
     message = backward_message(number, key, ids, f"{party.cfg.model.cut_name}.grad", grad, wire)
     message.backward.checkpoint = save
     session.send(message)
-    if following is not None:
-        _assign(party, session, following)
+    window.sent(step, session)
     party.optimizer.step()
     return float(loss.detach()) / party.workers
 
@@ -363,11 +354,12 @@ def evaluate_remote(party: Party, session: AnySession, key: bytes, labels: torch
             ids = [party.table.ids[i] for i in rows]
             check_batch("eval", index, fwd.step, fwd.ids_mac, batch_mac(key, index, EVAL, ids))
             act = single_tensor(fwd, len(rows), party.cfg.model.cut_width, wire)
-            outputs.append(party.model(features(party.table, rows), act))
+            outputs.append(party.model(party.inputs(rows), act.to(party.device)).cpu())
         if not outputs:  # fewer held-out batches than workers
             none = party.schedule.holdout_rows[:0]
             width = party.cfg.model.cut_width
-            outputs.append(party.model(features(party.table, none), torch.zeros(0, width)))
+            act = torch.zeros(0, width, device=party.device)
+            outputs.append(party.model(party.inputs(none), act).cpu())
     party.model.train()
     holdout = party.schedule.holdout_rows
     scores = gather_scores(party, torch.cat(outputs))

@@ -17,7 +17,7 @@ from torch import nn
 from cvfl.models.nets import CombinedModel, LeaderOnly
 from cvfl.train.early import decide
 from cvfl.train.metrics import Metrics
-from cvfl.train.party import Party, Progress, features, make_optimizer
+from cvfl.train.party import Party, Progress, make_optimizer
 from cvfl.train.result import TrainResult
 from cvfl.train.rng import drawing_from
 from cvfl.train.tasks import held_out_metrics, label_dtype, task_loss, validation_loss
@@ -33,7 +33,7 @@ def train_centralized(
     optimizer = make_optimizer(leader.cfg.train, model.parameters())
 
     def forward(rows: np.ndarray) -> torch.Tensor:
-        out: torch.Tensor = model(features(leader.table, rows), features(follower.table, rows))
+        out: torch.Tensor = model(leader.inputs(rows), follower.inputs(rows))
         return out
 
     result = _fit(model, forward, optimizer, leader, progress)
@@ -45,7 +45,7 @@ def train_leader_only(leader: Party, progress: Progress | None = None) -> TrainR
     model = LeaderOnly(leader.model, leader.cfg.model.cut_width)
 
     def forward(rows: np.ndarray) -> torch.Tensor:
-        out: torch.Tensor = model(features(leader.table, rows))
+        out: torch.Tensor = model(leader.inputs(rows))
         return out
 
     return _fit(model, forward, leader.optimizer, leader, progress)
@@ -56,7 +56,7 @@ def evaluate(model: nn.Module, forward: Forward, leader: Party, labels: np.ndarr
     schedule = leader.schedule
     model.eval()
     with torch.no_grad():
-        logits = torch.cat([forward(rows) for rows in schedule.eval_batches()])
+        logits = torch.cat([forward(rows).cpu() for rows in schedule.eval_batches()])
     model.train()
     holdout = labels[schedule.holdout_rows]
     return held_out_metrics(leader.cfg.model, leader.target, holdout, logits.numpy())
@@ -83,7 +83,8 @@ def _fit(
     rng = leader.fresh_rng()  # the twin draws what the split leader would, not the caller's
     for step in schedule.steps():
         with drawing_from(rng):
-            loss = task_loss(spec, forward(step.rows), labels[step.rows], "mean")
+            targets = labels[step.rows].to(leader.device)
+            loss = task_loss(spec, forward(step.rows), targets, "mean")
             optimizer.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()

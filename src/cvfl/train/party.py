@@ -28,6 +28,7 @@ from cvfl.sealing import Artifacts, key_provider_from_config
 from cvfl.train import checkpoint
 from cvfl.train.binding import Binding, training_binding
 from cvfl.train.config import JobConfig, PeerSection, TrainSection, outputs_sealed
+from cvfl.train.device import resolve_device
 from cvfl.train.inputs import aligned_arrow, input_arrow
 from cvfl.train.metrics import Metrics
 from cvfl.train.precheck import UNSCALED_LIMIT, check_own_table, unscaled_warning
@@ -95,6 +96,7 @@ class Party:
     group: SecureGroup | None = None  # several workers: their group, given at construction
     target: TargetScale | None = None  # a regression leader's target scaling (training rows)
     rng: torch.Generator = field(init=False, repr=False)  # training draws (cvfl.train.rng)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     _trainable: nn.Module | None = field(default=None, init=False, repr=False)
     _binding: Binding | None = field(default=None, init=False, repr=False)
 
@@ -143,6 +145,10 @@ class Party:
             # registers the sealed gradient hook.
             self._trainable = self.group.wrap(self.model)
         return self._trainable
+
+    def inputs(self, rows: np.ndarray) -> torch.Tensor:
+        """The feature rows as a tensor on this party's ``[train] device``."""
+        return features(self.table, rows).to(self.device)
 
     def my_rows(self, rows: np.ndarray) -> np.ndarray:
         """This worker's block of a step's rows (the leader assigns; worker i takes block i)."""
@@ -261,14 +267,25 @@ def load_party(
         cfg = replace(cfg, model=resolve_classes(cfg.model, table.labels))
     build = build_leader if cfg.role == "leader" else build_follower
     layout = table.prep.layout if table.prep is not None else None
-    model = build(cfg.model, table.features.shape[1], cfg.job.seed, layout)
+    device = resolve_device(cfg.train.device, cfg.train.workers)
+    log.info("the %s's half trains on %s ([train] device = %s)", cfg.role, device, cfg.train.device)
+    model = build(cfg.model, table.features.shape[1], cfg.job.seed, layout).to(device)
     optimizer = make_optimizer(cfg.train, model.parameters())
     schedule = make_schedule(cfg, table.rows)
     target = fit_target(cfg.model, table.labels, schedule.train_rows)
     if target is not None and table.labels is not None:  # trained on the scaled target
         table = replace(table, labels=target.apply(table.labels))
     return Party(
-        cfg, table, model, optimizer, schedule, artifacts, worker=worker, group=group, target=target
+        cfg,
+        table,
+        model,
+        optimizer,
+        schedule,
+        artifacts,
+        worker=worker,
+        group=group,
+        target=target,
+        device=device,
     )
 
 
@@ -419,6 +436,7 @@ def export(party: Party, result: TrainResult, cut: tuple[TensorSpec, ...]) -> No
         "steps": result.exported_step,
         "cvfl_version": __version__,
     }
+    party.model.to("cpu")  # exports are read on any machine
     result.export, result.fingerprint = export_half(
         party.outputs / "export", cfg.role, party.model, spec, party.artifacts
     )

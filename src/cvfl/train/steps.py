@@ -39,7 +39,7 @@ def forward_message(
             step=step,
             phase=phase,  # type: ignore[arg-type]
             ids_mac=batch_mac(key, step, phase, ids),
-            tensors=[tensor_to_proto(name, act.detach().to(wire))],
+            tensors=[tensor_to_proto(name, act.detach().to(device="cpu", dtype=wire))],
         )
     )
 
@@ -57,7 +57,7 @@ def backward_message(
         backward=pb.Backward(
             step=step,
             ids_mac=batch_mac(key, step, TRAIN, ids),
-            tensors=[tensor_to_proto(name, grad.detach().to(wire))],
+            tensors=[tensor_to_proto(name, grad.detach().to(device="cpu", dtype=wire))],
         )
     )
 
