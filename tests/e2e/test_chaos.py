@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -36,20 +37,38 @@ def _run(folder: Path) -> tuple[Party, Party]:
     )
 
 
+def _train(staleness: int) -> str:
+    return f"{TRAIN}\nstaleness = {staleness}"
+
+
 @pytest.fixture(scope="module")
-def baseline(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    folder = tmp_path_factory.mktemp("baseline")
-    write_small_job(folder, peer_extra=PEER, train_extra=TRAIN, epochs=4)
-    leader, follower = _run(folder)
-    assert follower.finish() == 0, follower.output
-    assert leader.finish() == 0, leader.output
-    return _fingerprints(folder)
+def baselines(tmp_path_factory: pytest.TempPathFactory) -> Callable[[int], list[str]]:
+    """The uninterrupted run's fingerprints for a ``[train] staleness`` (each trained once)."""
+    done: dict[int, list[str]] = {}
+
+    def baseline(staleness: int) -> list[str]:
+        if staleness not in done:
+            folder = tmp_path_factory.mktemp(f"baseline-{staleness}")
+            write_small_job(folder, peer_extra=PEER, train_extra=_train(staleness), epochs=4)
+            leader, follower = _run(folder)
+            assert follower.finish() == 0, follower.output
+            assert leader.finish() == 0, leader.output
+            done[staleness] = _fingerprints(folder)
+        return done[staleness]
+
+    return baseline
 
 
-@pytest.mark.parametrize(("victim", "seed"), [("follower", 1), ("leader", 2), ("follower", 3)])
-def test_kill_and_restart(baseline: list[str], tmp_path: Path, victim: str, seed: int) -> None:
+@pytest.mark.parametrize(
+    ("victim", "seed", "staleness"), [("follower", 1, 0), ("leader", 2, 0), ("follower", 3, 2)]
+)
+def test_kill_and_restart(
+    baselines: Callable[[int], list[str]], tmp_path: Path, victim: str, seed: int, staleness: int
+) -> None:
+    """Pipelined (staleness 2) too: its checkpoints fall where nothing is in flight."""
+    baseline = baselines(staleness)
     rng = random.Random(seed)
-    write_small_job(tmp_path, peer_extra=PEER, train_extra=TRAIN, epochs=4)
+    write_small_job(tmp_path, peer_extra=PEER, train_extra=_train(staleness), epochs=4)
     parties = dict(zip(("leader", "follower"), _run(tmp_path), strict=True))
     # Kill at a random moment after a random checkpoint (sometimes while one is being written).
     step = rng.choice([4, 8, 12, 16, 20, 24])
