@@ -24,9 +24,7 @@ from .jobs import mapping, tables
 from .models import DropoutFollower, dropout_leader
 
 
-def dropout_pair(
-    folder: Path, workdir: str, staleness: int = 0
-) -> tuple[JobConfig, JobConfig]:
+def dropout_pair(folder: Path, workdir: str, staleness: int = 0) -> tuple[JobConfig, JobConfig]:
     port = free_port()
     jobs = []
     for role, table in zip(("leader", "follower"), tables(), strict=True):
