@@ -49,7 +49,7 @@ def test_worker_port_past_65535_is_refused() -> None:
     ("fields", "needle"),
     [
         ({"workers": 0}, "workers: expected 1 to 256, seen 0"),
-        ({"workers": 4, "batch_size": 2}, "batch_size: expected at least workers (4), seen 2"),
+        ({"workers": 4, "batch_size": 2}, "batch_size: expected at least [train] workers (4), seen 2"),
     ],
 )
 def test_workers_setting_is_validated(fields: dict[str, int], needle: str) -> None:

@@ -191,7 +191,9 @@ class TrainSection:
         if self.workers > self.batch_size:
             raise ConfigError(
                 mismatch(
-                    "[train] batch_size", f"at least workers ({self.workers})", self.batch_size
+                    "[train] batch_size",
+                    f"at least [train] workers ({self.workers})",
+                    self.batch_size,
                 ),
                 code="config.train",
             )
@@ -206,12 +208,14 @@ def _check_tracking(track: str, folder: Path | None, uri: str) -> None:
         )
     if folder is not None and track != "tensorboard":
         raise ConfigError(
-            mismatch("[train] track", '"tensorboard" with track_dir set', repr(track)),
+            mismatch(
+                "[train] track_dir", f'[train] track = "tensorboard" (track is {track!r})', "set"
+            ),
             code="config.track",
         )
     if uri and track != "mlflow":
         raise ConfigError(
-            mismatch("[train] track", '"mlflow" with track_uri set', repr(track)),
+            mismatch("[train] track_uri", f'[train] track = "mlflow" (track is {track!r})', "set"),
             code="config.track",
         )
     scheme, colon, rest = uri.partition(":")
