@@ -1,0 +1,44 @@
+"""``cvfl serve``: one party of online two-party scoring, running until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+
+def serve(
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="The party's job file with [serve] (TOML).")
+    ],
+) -> None:
+    """Serve scores online: the leader takes requests, the follower answers its lookups."""
+    from cvfl.logs import get_logger
+    from cvfl.online import start_from_file
+    from cvfl.online.service import FollowerService
+
+    log = get_logger("cvfl.cli.serve")
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    service = start_from_file(config.resolve())
+    log.info("serve: up; SIGTERM or Ctrl-C drains and stops")
+    while not stop.wait(0.5):
+        if isinstance(service, FollowerService) and not service.running:
+            break
+    service.drain()
+    if isinstance(service, FollowerService) and service.error is not None:
+        raise service.error
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``cvfl serve``."""
+    app.command("serve")(serve)

@@ -1,0 +1,104 @@
+"""Micro-batching: concurrent requests gathered for a short wait, then handled as one batch."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cvfl.errors import PeerUnavailableError
+from cvfl.logs import get_logger
+from cvfl.online.request import ScoreRequest, ScoreResult
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Pending:
+    """A request waiting in a batch; ``features`` holds its inline rows, if it brought any."""
+
+    request: ScoreRequest
+    features: np.ndarray | None = None
+    future: Future[list[ScoreResult]] = field(default_factory=Future)
+
+
+Handler = Callable[[list[Pending]], None]
+_STOP = Pending(ScoreRequest(()))
+
+
+class MicroBatcher:
+    """One thread takes requests off a queue and hands them to ``handle`` in batches.
+
+    A batch closes after ``max_wait`` seconds from its first request or once it holds
+    ``max_batch`` ids (a larger request is a batch of its own). A batch that raises fails only
+    its own requests' futures; the thread carries on.
+    """
+
+    def __init__(self, handle: Handler, max_wait: float, max_batch: int) -> None:
+        self._handle = handle
+        self._max_wait = max_wait
+        self._max_batch = max_batch
+        self._queue: queue.Queue[Pending] = queue.Queue()
+        self._carry: Pending | None = None
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cvfl-serve-batch", daemon=True)
+        self._thread.start()
+
+    def submit(self, pending: Pending) -> Future[list[ScoreResult]]:
+        """Queue a request; its future gets one result per id.
+
+        Raises:
+            PeerUnavailableError: the batcher is draining (``serve.draining``).
+        """
+        if self._closed.is_set():
+            raise PeerUnavailableError("the service is shutting down", code="serve.draining")
+        self._queue.put(pending)
+        return pending.future
+
+    def _next(self, timeout: float | None) -> Pending | None:
+        if self._carry is not None:
+            item, self._carry = self._carry, None
+            return item
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def _gather(self, first: Pending) -> list[Pending]:
+        batch, size = [first], len(first.request.ids)
+        deadline = time.monotonic() + self._max_wait
+        while size < self._max_batch:
+            item = self._next(max(0.0, deadline - time.monotonic()))
+            if item is None:
+                break
+            if item is _STOP or size + len(item.request.ids) > self._max_batch:
+                self._carry = item
+                break
+            batch.append(item)
+            size += len(item.request.ids)
+        return batch
+
+    def _run(self) -> None:
+        while True:
+            first = self._next(None)
+            if first is None or first is _STOP:
+                return
+            batch = self._gather(first)
+            try:
+                self._handle(batch)
+            except Exception as exc:  # a batch's failure fails only its own requests
+                log.exception("serve: a batch of %d requests failed", len(batch))
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
+
+    def close(self, timeout: float) -> None:
+        """Refuse new requests, finish the queued ones (up to ``timeout`` seconds), stop."""
+        self._closed.set()
+        self._queue.put(_STOP)
+        self._thread.join(timeout)

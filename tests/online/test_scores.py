@@ -1,0 +1,96 @@
+"""``cvfl serve`` scores what ``cvfl predict`` scores, over gRPC and HTTP; the follower sees ids."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from cvfl.bridge.link import ClientLink
+from cvfl.bridge.security import PlaintextSecurity
+from cvfl.online import start_party
+from cvfl.online.service import FollowerService, LeaderService
+from cvfl.train.config import JobConfig
+from cvfl.wire import bridge_pb2 as pb
+from tests.online.helpers import exported_pair, get, grpc_score, post, serve_section
+
+TOL = 1e-6
+
+
+@pytest.fixture
+def served(
+    small_job: Callable[..., tuple[JobConfig, JobConfig]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[tuple[LeaderService, dict[str, float], list[pb.Envelope]]]:
+    """Both parties serving the small job, ``cvfl predict``'s scores, what the follower got."""
+    lead, follow = small_job(peer__port_file=str(tmp_path / "leader.port"))
+    scores = exported_pair(lead, follow, tmp_path)
+    expected = dict(zip(scores["example_id"].to_pylist(), scores["score"].to_pylist(), strict=True))
+    seen: list[pb.Envelope] = []
+    receive = ClientLink.recv
+
+    def recording(self: ClientLink, timeout: float) -> pb.Envelope:
+        envelope = receive(self, timeout)
+        seen.append(envelope)
+        return envelope
+
+    monkeypatch.setattr(ClientLink, "recv", recording)
+    security = PlaintextSecurity()
+    leader = start_party(lead, serve_section(lead), security)
+    follower = start_party(follow, serve_section(follow), security)
+    assert isinstance(leader, LeaderService) and isinstance(follower, FollowerService)
+    try:
+        assert leader.wait_for_follower(20)
+        yield leader, expected, seen
+    finally:
+        follower.drain()
+        leader.drain()
+
+
+def test_http_and_grpc_scores_equal_predict(
+    served: tuple[LeaderService, dict[str, float], list[pb.Envelope]],
+) -> None:
+    leader, expected, seen = served
+    ids = sorted(expected)[:40]
+    status, body = post(leader.http_port, "/v1/score", {"ids": [*ids, "nobody"]})
+    assert status == 200
+    *scored, missing = body["scores"]
+    assert missing == {"id": "nobody", "scored": False, "reason": "leader_lacks_id"}
+    for item, example in zip(scored, ids, strict=True):
+        assert item["id"] == example and item["scored"] is True
+        assert abs(item["score"] - expected[example]) <= TOL
+    answer = grpc_score(leader.grpc_port, ids)
+    assert [s.id for s in answer.scores] == ids
+    for score in answer.scores:
+        assert score.scored and abs(score.values["score"] - expected[score.id]) <= TOL
+    kinds = {e.WhichOneof("body") for e in seen}
+    assert kinds == {"predict_hello", "lookup"}
+    for envelope in seen:
+        if envelope.WhichOneof("body") == "lookup":
+            fields = {f.name for f, _ in envelope.lookup.ListFields()}
+            assert fields <= {"batch", "ids"}
+            assert set(envelope.lookup.ids) <= set(ids) | {"nobody"}
+    status, text = get(leader.http_port, "/metrics")
+    assert status == 200 and 'cvfl_serve_requests_total{api="http",outcome="ok"} 1' in text
+    assert 'cvfl_serve_fallbacks_total{reason="leader_lacks_id"} 1' in text
+    assert get(leader.http_port, "/healthz")[0] == 200
+
+
+def test_malformed_requests_name_the_field(
+    served: tuple[LeaderService, dict[str, float], list[pb.Envelope]],
+) -> None:
+    leader, _, _ = served
+    status, body = post(leader.http_port, "/v1/score", {"ids": ["a", 3]})
+    assert status == 400 and body["error"]["code"] == "data.request"
+    assert body["error"]["message"].startswith("ids[1]")
+    status, body = post(leader.http_port, "/v1/score", b"{not json")
+    assert status == 400 and body["error"]["message"].startswith("body")
+    status, body = post(leader.http_port, "/v1/score", {"ids": ["a"], "features": [{"x": "y"}]})
+    assert status == 400 and body["error"]["message"].startswith("features[0].x")
+    with pytest.raises(grpc.RpcError) as caught:
+        grpc_score(leader.grpc_port, [])
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details().startswith("ids")
