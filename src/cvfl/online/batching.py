@@ -27,7 +27,8 @@ class Pending:
     future: Future[list[ScoreResult]] = field(default_factory=Future)
 
 
-Handler = Callable[[list[Pending]], None]
+Handler = Callable[[list[Pending]], Callable[[], None]]
+PIPELINE_DEPTH = 2
 _STOP = Pending(ScoreRequest(()))
 
 
@@ -35,8 +36,10 @@ class MicroBatcher:
     """One thread takes requests off a queue and hands them to ``handle`` in batches.
 
     A batch closes after ``max_wait`` seconds from its first request or once it holds
-    ``max_batch`` ids (a larger request is a batch of its own). A batch that raises fails only
-    its own requests' futures; the thread carries on.
+    ``max_batch`` ids (a larger request is a batch of its own). ``handle`` starts a batch and
+    returns its completion, which a second thread runs in order (at most ``PIPELINE_DEPTH``
+    batches wait there), so one batch is started while the previous one is finished. A batch
+    that raises fails only its own requests' futures; both threads carry on.
     """
 
     def __init__(self, handle: Handler, max_wait: float, max_batch: int) -> None:
@@ -46,8 +49,15 @@ class MicroBatcher:
         self._queue: queue.Queue[Pending] = queue.Queue()
         self._carry: Pending | None = None
         self._closed = threading.Event()
+        self._pipe: queue.Queue[tuple[list[Pending], Callable[[], None]] | None] = queue.Queue(
+            PIPELINE_DEPTH
+        )
         self._thread = threading.Thread(target=self._run, name="cvfl-serve-batch", daemon=True)
+        self._finisher = threading.Thread(
+            target=self._finish, name="cvfl-serve-finish", daemon=True
+        )
         self._thread.start()
+        self._finisher.start()
 
     def submit(self, pending: Pending) -> Future[list[ScoreResult]]:
         """Queue a request; its future gets one result per id.
@@ -87,18 +97,33 @@ class MicroBatcher:
         while True:
             first = self._next(None)
             if first is None or first is _STOP:
+                self._pipe.put(None)
                 return
             batch = self._gather(first)
             try:
-                self._handle(batch)
+                self._pipe.put((batch, self._handle(batch)))
             except Exception as exc:  # a batch's failure fails only its own requests
-                log.exception("serve: a batch of %d requests failed", len(batch))
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(exc)
+                _fail(batch, exc)
+
+    def _finish(self) -> None:
+        while (item := self._pipe.get()) is not None:
+            batch, complete = item
+            try:
+                complete()
+            except Exception as exc:
+                _fail(batch, exc)
 
     def close(self, timeout: float) -> None:
         """Refuse new requests, finish the queued ones (up to ``timeout`` seconds), stop."""
         self._closed.set()
         self._queue.put(_STOP)
+        deadline = time.monotonic() + timeout
         self._thread.join(timeout)
+        self._finisher.join(max(0.0, deadline - time.monotonic()))
+
+
+def _fail(batch: list[Pending], exc: Exception) -> None:
+    log.exception("serve: a batch of %d requests failed", len(batch))
+    for pending in batch:
+        if not pending.future.done():
+            pending.future.set_exception(exc)

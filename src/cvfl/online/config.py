@@ -45,7 +45,9 @@ class ServeSection:
             exports no leader-only model).
         peer_fingerprint: If set, the peer's half must have exactly this parameter fingerprint.
         drain_seconds: On SIGTERM, how long requests in flight may still finish.
-        port_file: Leader: where to write the chosen ports as JSON (``grpc``, ``http``).
+        port_file: Leader: where to write the chosen ports as JSON (``grpc``, ``http``,
+            ``bridge``).
+        threads: PyTorch intra-op threads (0: every core; the default 1 suits small batches).
     """
 
     table: Path
@@ -60,6 +62,7 @@ class ServeSection:
     peer_fingerprint: str = ""
     drain_seconds: float = field(default=5.0, metadata=bounds(low=0.0))
     port_file: Path | None = None
+    threads: int = field(default=1, metadata=bounds(low=0, high=1024))
 
     def __post_init__(self) -> None:
         check_table_name("[serve] table", self.table)

@@ -57,6 +57,16 @@ def decode_answer(msg: pb.Activations, asked: int, width: int) -> FollowerAnswer
     return FollowerAnswer(present, act)
 
 
+@dataclass(frozen=True)
+class Ticket:
+    """A Lookup sent on ``link``: its batch number, how many ids it asked, when to give up."""
+
+    link: Link
+    batch: int
+    asked: int
+    deadline: float
+
+
 class FollowerPort:
     """Accepts (and re-accepts) the follower's stream and exchanges batches over it."""
 
@@ -101,28 +111,40 @@ class FollowerPort:
         else:
             self.connected.set()
 
-    def exchange(self, ids: Sequence[str], timeout: float) -> FollowerAnswer | None:
-        """Ask the follower for ``ids``' activations; None if it is absent, late or broken.
+    def ask(self, ids: Sequence[str], timeout: float) -> Ticket | None:
+        """Send one batch's Lookup; None if the follower is absent (no answer to wait for).
 
-        Called from one thread at a time (the batcher).
+        Called from one thread at a time (the batcher); :meth:`answer` may run on another.
         """
         link = self._link
         if link is None or link.closed:
             return None
         self._batch += 1
-        deadline = time.monotonic() + timeout
+        ticket = Ticket(link, self._batch, len(ids), time.monotonic() + timeout)
         try:
-            link.send(pb.Envelope(lookup=pb.Lookup(batch=self._batch, ids=list(ids))))
-            while (left := deadline - time.monotonic()) > 0:
+            link.send(pb.Envelope(lookup=pb.Lookup(batch=ticket.batch, ids=list(ids))))
+        except PeerUnavailableError:
+            self._drop(link)
+            return None
+        return ticket
+
+    def answer(self, ticket: Ticket) -> FollowerAnswer | None:
+        """Wait for the answer to ``ticket``'s Lookup; None if it is late or the link broke.
+
+        Answers to earlier (timed-out) batches are skipped. Called in the order of the tickets.
+        """
+        link = ticket.link
+        try:
+            while (left := ticket.deadline - time.monotonic()) > 0:
                 envelope = link.recv(left)
                 kind = envelope.WhichOneof("body")
-                if kind == "activations" and envelope.activations.batch == self._batch:
-                    return decode_answer(envelope.activations, len(ids), self._width)
                 if kind != "activations":
                     raise ProtocolError(
                         mismatch("message from the serving follower", "activations", kind),
                         code="protocol.unexpected",
                     )
+                if envelope.activations.batch == ticket.batch:
+                    return decode_answer(envelope.activations, ticket.asked, self._width)
             return None
         except PeerUnavailableError as exc:
             if exc.code != "peer.timeout":

@@ -7,13 +7,14 @@ writes, so an id scores the same online as in a batch run.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from cvfl.logs import get_logger
 from cvfl.online.batching import Pending
-from cvfl.online.follower_port import FollowerAnswer, FollowerPort
+from cvfl.online.follower_port import FollowerAnswer, FollowerPort, Ticket
 from cvfl.online.metrics import Metrics
 from cvfl.online.party import ServingParty
 from cvfl.online.request import (
@@ -47,11 +48,22 @@ class LeaderScorer:
         self._metrics = metrics
         self._timeout = timeout
 
-    def __call__(self, batch: list[Pending]) -> None:
-        """Answer every request of ``batch`` (its futures get one result per id)."""
+    def __call__(self, batch: list[Pending]) -> Callable[[], None]:
+        """Send ``batch``'s ids to the follower; return what completes the batch.
+
+        The completion (run by the batcher's second thread, in order) waits for the answer,
+        scores and sets every request's future, so the next batch's lookup overlaps this
+        batch's scoring.
+        """
         ids = list(dict.fromkeys(i for p in batch for i in p.request.ids))
         started = time.perf_counter()
-        answer = self._port.exchange(ids, self._timeout)
+        ticket = self._port.ask(ids, self._timeout)
+        return lambda: self._complete(batch, ids, ticket, started)
+
+    def _complete(
+        self, batch: list[Pending], ids: list[str], ticket: Ticket | None, started: float
+    ) -> None:
+        answer = self._port.answer(ticket) if ticket is not None else None
         rtt = time.perf_counter() - started if answer is not None else None
         self._metrics.batch_sent(len(ids), rtt)
         position = {example: k for k, example in enumerate(ids)}
