@@ -4,26 +4,22 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from concurrent import futures
 from concurrent.futures import Future
 
-import grpc
-
-from cvfl.bridge.security import SERVER_OPTIONS, ChannelSecurity
-from cvfl.errors import ConfigError, PeerUnavailableError
+from cvfl.bridge.security import ChannelSecurity
+from cvfl.errors import PeerUnavailableError
 from cvfl.fsutil import atomic_write_bytes
 from cvfl.logs import get_logger
 from cvfl.online.batching import MicroBatcher, Pending
 from cvfl.online.follower import serve_follower
 from cvfl.online.follower_port import FollowerPort
-from cvfl.online.grpc_api import ScoringServicer
+from cvfl.online.grpc_api import GrpcServer, ScoringServicer
 from cvfl.online.http_api import make_app
 from cvfl.online.http_server import HttpServer
 from cvfl.online.metrics import Metrics
 from cvfl.online.party import ServingParty
 from cvfl.online.request import ScoreRequest, ScoreResult
-from cvfl.wire import scoring_pb2_grpc as sgrpc
+from cvfl.online.scorer import LeaderScorer
 
 log = get_logger(__name__)
 
@@ -37,24 +33,13 @@ class LeaderService:
         self.metrics = Metrics()
         self.draining = False
         self._port = FollowerPort(party, security)
-        from cvfl.online.scorer import LeaderScorer
-
         scorer = LeaderScorer(party, self._port, self.metrics, self.section.follower_timeout)
         self._batcher = MicroBatcher(
             scorer, self.section.max_wait_ms / 1000, self.section.max_batch
         )
-        self._grpc = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="cvfl-scoring"),
-            options=SERVER_OPTIONS,
-        )
-        servicer = ScoringServicer(self.score, self.section.max_request_ids, self.metrics)
-        sgrpc.add_ScoringServicer_to_server(servicer, self._grpc)
-        self.grpc_port = self._grpc.add_insecure_port(self.section.grpc_listen)
-        if not self.grpc_port:
-            raise ConfigError(
-                f"[serve] grpc_listen {self.section.grpc_listen}: cannot bind", code="config.serve"
-            )
-        self._grpc.start()
+        servicer = ScoringServicer(self.submit, self.section.max_request_ids, self.metrics)
+        self._grpc = GrpcServer(servicer, self.section.grpc_listen)
+        self.grpc_port = self._grpc.port
         self._http = HttpServer(make_app(self), self.section.http_listen)
         self.http_port = self._http.port
         self.bridge_port = self._port.port
@@ -91,21 +76,13 @@ class LeaderService:
             features = self.party.inline_features(request.ids, request.features)
         return self._batcher.submit(Pending(request, features))
 
-    def score(self, request: ScoreRequest, api: str) -> list[ScoreResult]:
-        """Score ``request`` and wait for its results (the batch's own timeout bounds this)."""
-        started = time.perf_counter()
-        limit = self.section.follower_timeout + self.section.max_wait_ms / 1000 + 30.0
-        results = self.submit(request).result(timeout=limit)
-        self.metrics.request(api, "ok", time.perf_counter() - started)
-        return results
-
     def drain(self) -> None:
         """Refuse new requests, finish those in flight, then stop everything."""
         self.draining = True
         grace = self.section.drain_seconds
         log.info("serve: draining (up to %.1f s)", grace)
         self._batcher.close(grace)
-        self._grpc.stop(grace).wait()
+        self._grpc.stop(grace)
         self._http.stop(grace)
         self._port.stop()
         if self.section.port_file is not None:
