@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -87,6 +88,8 @@ def test_follower_killed_under_load_then_back(tmp_path: Path) -> None:
         assert max(seconds for seconds, _ in seen) < TIMEOUT + 1.0
         proc = _follower(tmp_path)
         assert _scored_again(leader.http_port, ids[1], 60)
+        proc.send_signal(signal.SIGTERM)  # drains and exits cleanly
+        assert proc.wait(15) == 0
     finally:
         proc.kill()
         proc.wait(10)

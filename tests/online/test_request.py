@@ -42,12 +42,7 @@ def test_any_json_is_parsed_or_refused_by_field(body: object) -> None:
         parsed = request_from_json(body, 4)
     except DataError as exc:
         assert exc.code == "data.request"
-        assert exc.message.split(":")[0].split("[")[0].split(".")[0] in {
-            "body",
-            "ids",
-            "features",
-            *(body if isinstance(body, dict) else {}),
-        }
+        assert exc.message.startswith(("body: ", "ids: ", "ids[", "features: ", "features["))
     else:
         assert 1 <= len(parsed.ids) <= 4
 
@@ -62,7 +57,7 @@ def test_any_json_is_parsed_or_refused_by_field(body: object) -> None:
         ({"ids": ["a"], "features": [{}, {}]}, "features"),
         ({"ids": ["a"], "features": [{"x": True}]}, "features[0].x"),
         ({"ids": ["a"], "features": [{"x": math.inf}]}, "features[0].x"),
-        ({"ids": ["a"], "extra": 1}, "extra"),
+        ({"ids": ["a"], "extra": 1}, "body"),
         ([1], "body"),
     ],
 )

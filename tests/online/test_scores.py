@@ -6,11 +6,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
+import pyarrow.parquet as pq
 import pytest
 
 from cvfl.bridge.link import ClientLink
 from cvfl.bridge.security import PlaintextSecurity
+from cvfl.errors import PeerUnavailableError
 from cvfl.online import start_party
+from cvfl.online.request import ScoreRequest
 from cvfl.online.service import FollowerService, LeaderService
 from cvfl.train.config import JobConfig
 from cvfl.wire import bridge_pb2 as pb
@@ -62,6 +65,13 @@ def test_http_and_grpc_scores_equal_predict(
     for item, example in zip(scored, ids, strict=True):
         assert item["id"] == example and item["scored"] is True
         assert abs(item["score"] - expected[example]) <= TOL
+    raw = pq.read_table(leader.party.cfg.data.path).to_pylist()
+    rows = {row.pop("example_id"): row for row in raw}
+    inline = [{k: v for k, v in rows[i].items() if k != "label"} for i in ids[:5]]
+    status, body = post(leader.http_port, "/v1/score", {"ids": ids[:5], "features": inline})
+    assert status == 200
+    for item in body["scores"]:
+        assert abs(item["score"] - expected[item["id"]]) <= TOL
     answer = grpc_score(leader.grpc_port, ids)
     assert [s.id for s in answer.scores] == ids
     for score in answer.scores:
@@ -74,8 +84,9 @@ def test_http_and_grpc_scores_equal_predict(
             assert fields <= {"batch", "ids"}
             assert set(envelope.lookup.ids) <= set(ids) | {"nobody"}
     status, text = get(leader.http_port, "/metrics")
-    assert status == 200 and 'cvfl_serve_requests_total{api="http",outcome="ok"} 1' in text
+    assert status == 200 and 'cvfl_serve_requests_total{api="http",outcome="ok"} 2' in text
     assert 'cvfl_serve_fallbacks_total{reason="leader_lacks_id"} 1' in text
+    assert "cvfl_serve_follower_connected 1" in text
     assert get(leader.http_port, "/healthz")[0] == 200
 
 
@@ -94,3 +105,16 @@ def test_malformed_requests_name_the_field(
         grpc_score(leader.grpc_port, [])
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert caught.value.details().startswith("ids")
+
+
+def test_drain_finishes_queued_requests_then_refuses(
+    served: tuple[LeaderService, dict[str, float], list[pb.Envelope]],
+) -> None:
+    leader, expected, _ = served
+    ids = sorted(expected)[:8]
+    futures = [leader.submit(ScoreRequest((example,))) for example in ids]
+    leader.drain()
+    assert [f.result(timeout=0)[0].scored for f in futures] == [True] * len(ids)
+    with pytest.raises(PeerUnavailableError) as caught:
+        leader.submit(ScoreRequest((ids[0],)))
+    assert caught.value.code == "serve.draining"

@@ -24,6 +24,7 @@ log = get_logger(__name__)
 
 MAX_LOOKUP_IDS = 65536
 POLL = 0.2
+DIAL_SLICE = 5.0  # each attempt may need an attestation round trip
 
 
 def answer_lookup(party: ServingParty, lookup: pb.Lookup) -> pb.Envelope:
@@ -56,15 +57,14 @@ def serve_follower(party: ServingParty, security: ChannelSecurity, stop: threadi
     """
     peer = party.cfg.peer.for_worker(0)
     while not stop.is_set():
-        try:
-            link = dial(security, peer.leader_address, peer.connect_timeout)
+        try:  # short attempts, so that a stop is noticed while the leader is away
+            link = dial(security, peer.leader_address, DIAL_SLICE)
         except PeerUnavailableError as exc:
-            log.warning("serve: %s; still trying", exc.message)
+            log.debug("serve: %s; still trying", exc.message)
             continue
         try:
-            follower_predict_handshake(
-                link, party.hello(secrets.token_bytes(32)), peer.connect_timeout
-            )
+            mine = party.hello(secrets.token_bytes(32))
+            follower_predict_handshake(link, mine, peer.connect_timeout)
             log.info("serve: connected to the leader; answering lookups")
             _answer(party, link, stop)
         except PeerUnavailableError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -72,7 +72,7 @@ class Metrics:
             "Round trip of one micro-batch to the follower.",
             LATENCY_BUCKETS,
         )
-        self.follower_up = 0
+        self.follower_up: Callable[[], bool] = lambda: False
 
     def request(self, api: str, outcome: str, seconds: float) -> None:
         """Count one answered request (``api``: grpc or http; ``outcome``: ok, invalid, ...)."""
@@ -112,6 +112,6 @@ class Metrics:
             lines += [
                 "# HELP cvfl_serve_follower_connected Whether the follower's channel is up.",
                 "# TYPE cvfl_serve_follower_connected gauge",
-                f"cvfl_serve_follower_connected {self.follower_up}",
+                f"cvfl_serve_follower_connected {int(self.follower_up())}",
             ]
         return "\n".join(lines) + "\n"

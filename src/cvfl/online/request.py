@@ -103,5 +103,5 @@ def request_from_json(body: object, max_ids: int) -> ScoreRequest:
         raise refuse("body", 'a JSON object with "ids"', type(body).__name__)
     unknown = sorted(set(body) - {"ids", "features"})
     if unknown:
-        raise refuse(str(unknown[0])[:64], "only the fields ids and features", "an unknown field")
+        raise refuse("body", "only the fields ids and features", f"field {_short(unknown[0])}")
     return check_request(body.get("ids"), body.get("features"), max_ids)

@@ -33,6 +33,7 @@ class LeaderService:
         self.metrics = Metrics()
         self.draining = False
         self._port = FollowerPort(party, security)
+        self.metrics.follower_up = self._port.connected.is_set
         scorer = LeaderScorer(party, self._port, self.metrics, self.section.follower_timeout)
         self._batcher = MicroBatcher(
             scorer, self.section.max_wait_ms / 1000, self.section.max_batch
@@ -54,9 +55,7 @@ class LeaderService:
     @property
     def follower_connected(self) -> bool:
         """Whether the follower's channel is up now."""
-        up = self._port.connected.is_set()
-        self.metrics.follower_up = int(up)
-        return up
+        return self._port.connected.is_set()
 
     def wait_for_follower(self, timeout: float) -> bool:
         """Wait until the follower is connected; True if it is."""
@@ -77,7 +76,9 @@ class LeaderService:
         return self._batcher.submit(Pending(request, features))
 
     def drain(self) -> None:
-        """Refuse new requests, finish those in flight, then stop everything."""
+        """Refuse new requests, finish those in flight, then stop everything (once)."""
+        if self.draining:
+            return
         self.draining = True
         grace = self.section.drain_seconds
         log.info("serve: draining (up to %.1f s)", grace)
