@@ -85,7 +85,7 @@ def test_follower_killed_under_load_then_back(tmp_path: Path) -> None:
         outcomes = {outcome for _, outcome in seen}
         assert "scored" in outcomes and "follower_unavailable" in outcomes, outcomes
         assert outcomes <= {"scored", "follower_unavailable"}
-        assert max(seconds for seconds, _ in seen) < TIMEOUT + 1.0
+        assert max(seconds for seconds, _ in seen) < TIMEOUT + 0.5  # the leader's own work
         proc = _follower(tmp_path)
         assert _scored_again(leader.http_port, ids[1], 60)
         proc.send_signal(signal.SIGTERM)  # drains and exits cleanly

@@ -20,11 +20,16 @@ log = get_logger(__name__)
 
 @dataclass
 class Pending:
-    """A request waiting in a batch; ``features`` holds its inline rows, if it brought any."""
+    """A request waiting in a batch; ``features`` holds its inline rows, if it brought any.
+
+    ``arrived`` (monotonic seconds) bounds the wait: the follower's answer is awaited until the
+    earliest arrival of the batch plus ``[serve] follower_timeout``.
+    """
 
     request: ScoreRequest
     features: np.ndarray | None = None
     future: Future[list[ScoreResult]] = field(default_factory=Future)
+    arrived: float = field(default_factory=time.monotonic)
 
 
 Handler = Callable[[list[Pending]], Callable[[], None]]
@@ -37,9 +42,11 @@ class MicroBatcher:
 
     A batch closes after ``max_wait`` seconds from its first request or once it holds
     ``max_batch`` ids (a larger request is a batch of its own). ``handle`` starts a batch and
-    returns its completion, which a second thread runs in order (at most ``PIPELINE_DEPTH``
-    batches wait there), so one batch is started while the previous one is finished. A batch
-    that raises fails only its own requests' futures; both threads carry on.
+    returns its completion, which a second thread runs in order, so one batch is started while
+    the previous one is finished. At most ``PIPELINE_DEPTH`` batches are under way: while they
+    are, requests wait in the queue and the next batch takes them all (up to ``max_batch``), so
+    batches grow with the load. A batch that raises fails only its own requests' futures; both
+    threads carry on.
     """
 
     def __init__(self, handle: Handler, max_wait: float, max_batch: int) -> None:
@@ -49,9 +56,8 @@ class MicroBatcher:
         self._queue: queue.Queue[Pending] = queue.Queue()
         self._carry: Pending | None = None
         self._closed = threading.Event()
-        self._pipe: queue.Queue[tuple[list[Pending], Callable[[], None]] | None] = queue.Queue(
-            PIPELINE_DEPTH
-        )
+        self._pipe: queue.Queue[tuple[list[Pending], Callable[[], None]] | None] = queue.Queue()
+        self._slots = threading.Semaphore(PIPELINE_DEPTH)
         self._thread = threading.Thread(target=self._run, name="cvfl-serve-batch", daemon=True)
         self._finisher = threading.Thread(
             target=self._finish, name="cvfl-serve-finish", daemon=True
@@ -99,10 +105,12 @@ class MicroBatcher:
             if first is None or first is _STOP:
                 self._pipe.put(None)
                 return
+            self._slots.acquire()  # meanwhile, later requests queue up for this batch
             batch = self._gather(first)
             try:
                 self._pipe.put((batch, self._handle(batch)))
             except Exception as exc:  # a batch's failure fails only its own requests
+                self._slots.release()
                 _fail(batch, exc)
 
     def _finish(self) -> None:
@@ -112,6 +120,8 @@ class MicroBatcher:
                 complete()
             except Exception as exc:
                 _fail(batch, exc)
+            finally:
+                self._slots.release()
 
     def close(self, timeout: float) -> None:
         """Refuse new requests, finish the queued ones (up to ``timeout`` seconds), stop."""

@@ -111,8 +111,10 @@ class FollowerPort:
         else:
             self.connected.set()
 
-    def ask(self, ids: Sequence[str], timeout: float) -> Ticket | None:
+    def ask(self, ids: Sequence[str], deadline: float) -> Ticket | None:
         """Send one batch's Lookup; None if the follower is absent (no answer to wait for).
+
+        ``deadline`` (monotonic seconds) is when :meth:`answer` gives up waiting.
 
         Called from one thread at a time (the batcher); :meth:`answer` may run on another.
         """
@@ -120,7 +122,7 @@ class FollowerPort:
         if link is None or link.closed:
             return None
         self._batch += 1
-        ticket = Ticket(link, self._batch, len(ids), time.monotonic() + timeout)
+        ticket = Ticket(link, self._batch, len(ids), deadline)
         try:
             link.send(pb.Envelope(lookup=pb.Lookup(batch=ticket.batch, ids=list(ids))))
         except PeerUnavailableError:

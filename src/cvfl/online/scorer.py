@@ -57,7 +57,8 @@ class LeaderScorer:
         """
         ids = list(dict.fromkeys(i for p in batch for i in p.request.ids))
         started = time.perf_counter()
-        ticket = self._port.ask(ids, self._timeout)
+        deadline = min(p.arrived for p in batch) + self._timeout
+        ticket = self._port.ask(ids, deadline)
         return lambda: self._complete(batch, ids, ticket, started)
 
     def _complete(
