@@ -52,6 +52,23 @@ def _scored_again(port: int, example: str, within: float) -> bool:
     return False
 
 
+def _stalled_then_resumed(proc: subprocess.Popen[bytes], port: int, ids: list[str]) -> None:
+    """A stopped (not dead) follower: the timeout answers; late answers are skipped after."""
+    before = post(port, "/v1/score", {"ids": [ids[4]]})[1]["scores"][0]
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        started = time.perf_counter()
+        status, body = post(port, "/v1/score", {"ids": ids[2:4]})
+        waited = time.perf_counter() - started
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    assert status == 200 and TIMEOUT <= waited < TIMEOUT + 0.5
+    assert [s["reason"] for s in body["scores"]] == ["follower_unavailable"] * 2
+    assert _scored_again(port, ids[4], 10)
+    # the late answer to the stalled batch is skipped, not taken for this one
+    assert post(port, "/v1/score", {"ids": [ids[4]]})[1]["scores"][0] == before
+
+
 def test_follower_killed_under_load_then_back(tmp_path: Path) -> None:
     leader_data, follower_data = make_tables(tmp_path, rows=200)
     port_file = str(tmp_path / "leader.port")
@@ -88,6 +105,7 @@ def test_follower_killed_under_load_then_back(tmp_path: Path) -> None:
         assert max(seconds for seconds, _ in seen) < TIMEOUT + 0.5  # the leader's own work
         proc = _follower(tmp_path)
         assert _scored_again(leader.http_port, ids[1], 60)
+        _stalled_then_resumed(proc, leader.http_port, ids)
         proc.send_signal(signal.SIGTERM)  # drains and exits cleanly
         assert proc.wait(15) == 0
     finally:
