@@ -41,7 +41,8 @@ class MicroBatcher:
     """One thread takes requests off a queue and hands them to ``handle`` in batches.
 
     A batch closes after ``max_wait`` seconds from its first request or once it holds
-    ``max_batch`` ids (a larger request is a batch of its own). ``handle`` starts a batch and
+    ``max_batch`` ids (a larger request is a batch of its own); when no other batch is under
+    way it takes what is queued and leaves at once. ``handle`` starts a batch and
     returns its completion, which a second thread runs in order, so one batch is started while
     the previous one is finished. At most ``PIPELINE_DEPTH`` batches are under way: while they
     are, requests wait in the queue and the next batch takes them all (up to ``max_batch``), so
@@ -58,6 +59,8 @@ class MicroBatcher:
         self._closed = threading.Event()
         self._pipe: queue.Queue[tuple[list[Pending], Callable[[], None]] | None] = queue.Queue()
         self._slots = threading.Semaphore(PIPELINE_DEPTH)
+        self._under_way = 0  # batches handed to the finisher and not finished
+        self._count_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="cvfl-serve-batch", daemon=True)
         self._finisher = threading.Thread(
             target=self._finish, name="cvfl-serve-finish", daemon=True
@@ -87,7 +90,9 @@ class MicroBatcher:
 
     def _gather(self, first: Pending) -> list[Pending]:
         batch, size = [first], len(first.request.ids)
-        deadline = time.monotonic() + self._max_wait
+        # Waiting only pays while another batch is under way: on an idle pipeline the batch
+        # takes what is queued and leaves at once.
+        deadline = time.monotonic() + (self._max_wait if self._under_way else 0.0)
         while size < self._max_batch:
             item = self._next(max(0.0, deadline - time.monotonic()))
             if item is None:
@@ -108,10 +113,17 @@ class MicroBatcher:
             self._slots.acquire()  # meanwhile, later requests queue up for this batch
             batch = self._gather(first)
             try:
-                self._pipe.put((batch, self._handle(batch)))
+                complete = self._handle(batch)
             except Exception as exc:  # a batch's failure fails only its own requests
                 self._slots.release()
                 _fail(batch, exc)
+                continue
+            self._count(+1)
+            self._pipe.put((batch, complete))
+
+    def _count(self, change: int) -> None:
+        with self._count_lock:
+            self._under_way += change
 
     def _finish(self) -> None:
         while (item := self._pipe.get()) is not None:
@@ -121,6 +133,7 @@ class MicroBatcher:
             except Exception as exc:
                 _fail(batch, exc)
             finally:
+                self._count(-1)
                 self._slots.release()
 
     def close(self, timeout: float) -> None:
