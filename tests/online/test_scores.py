@@ -101,6 +101,11 @@ def test_malformed_requests_name_the_field(
     assert status == 400 and body["error"]["message"].startswith("body")
     status, body = post(leader.http_port, "/v1/score", {"ids": ["a"], "features": [{"x": "y"}]})
     assert status == 400 and body["error"]["message"].startswith("features[0].x")
+    status, body = post(leader.http_port, "/v1/score", {"ids": ["a"], "features": [{"x": 1}]})
+    assert status == 400 and body["error"]["code"] == "data.missing_column"
+    assert body["error"]["message"].endswith("missing column 'l0'")
+    status, body = post(leader.http_port, "/v1/score", b" " * (5 << 20))
+    assert status == 400 and body["error"]["message"].startswith("body")
     with pytest.raises(grpc.RpcError) as caught:
         grpc_score(leader.grpc_port, [])
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 
 import grpc
 
-from cvfl.bridge.security import SERVER_OPTIONS
 from cvfl.errors import ConfigError, DataError, PeerUnavailableError
 from cvfl.online.metrics import Metrics
 from cvfl.online.request import ScoreRequest, ScoreResult, check_request
@@ -23,6 +22,13 @@ from cvfl.wire import scoring_pb2 as spb
 from cvfl.wire import scoring_pb2_grpc as sgrpc
 
 T = TypeVar("T")
+# A request holds at most 65,536 ids of 256 characters and their rows: 4 MiB is plenty for the
+# request API (the bridge's own limit is for training tensors).
+API_OPTIONS: list[tuple[str, int | str]] = [
+    ("grpc.so_reuseport", 0),
+    ("grpc.max_receive_message_length", 4 << 20),
+    ("grpc.max_send_message_length", 16 << 20),
+]
 Submit = Callable[[ScoreRequest], "Future[list[ScoreResult]]"]
 
 
@@ -87,7 +93,7 @@ class GrpcServer:
 
     async def _start(self, servicer: ScoringServicer, address: str) -> int:
         # made inside its loop: the server belongs to the loop it is created in
-        self._server = grpc.aio.server(options=SERVER_OPTIONS)
+        self._server = grpc.aio.server(options=API_OPTIONS)
         sgrpc.add_ScoringServicer_to_server(servicer, self._server)
         port = self._server.add_insecure_port(address)
         if not port:

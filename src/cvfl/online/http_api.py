@@ -31,9 +31,14 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 
 
 async def _body(request: Request) -> object:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise refuse("body", f"at most {MAX_BODY} bytes", f"{len(raw)} bytes")
+    """The decoded JSON body, read no further than ``MAX_BODY`` bytes."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise refuse("body", f"at most {MAX_BODY} bytes", "more")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
