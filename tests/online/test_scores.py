@@ -9,6 +9,7 @@ import grpc
 import pyarrow.parquet as pq
 import pytest
 
+from cvfl import api
 from cvfl.bridge.link import ClientLink
 from cvfl.bridge.security import PlaintextSecurity
 from cvfl.errors import PeerUnavailableError
@@ -42,7 +43,8 @@ def served(
 
     monkeypatch.setattr(ClientLink, "recv", recording)
     security = PlaintextSecurity()
-    leader = start_party(lead, serve_section(lead), security)
+    settings = {"table": str(lead.data.path), "grpc_listen": "127.0.0.1:0"}
+    leader = api.serve(lead, settings=settings | {"http_listen": "127.0.0.1:0"})
     follower = start_party(follow, serve_section(follow), security)
     assert isinstance(leader, LeaderService) and isinstance(follower, FollowerService)
     try:

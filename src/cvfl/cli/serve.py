@@ -18,8 +18,10 @@ def serve(
 ) -> None:
     """Serve scores online: the leader takes requests, the follower answers its lookups."""
     from cvfl.logs import get_logger
-    from cvfl.online import start_from_file
+    from cvfl.online import load_serve_job, start_party
     from cvfl.online.service import FollowerService
+    from cvfl.train.channel import security_for
+    from cvfl.train.party import set_threads
 
     log = get_logger("cvfl.cli.serve")
     stop = threading.Event()
@@ -29,7 +31,9 @@ def serve(
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    service = start_from_file(config.resolve())
+    cfg, section = load_serve_job(config.resolve())
+    set_threads(section.threads)
+    service = start_party(cfg, section, security_for(cfg, "serve"))
     log.info("serve: up; SIGTERM or Ctrl-C drains and stops")
     while not stop.wait(0.5):
         if isinstance(service, FollowerService) and not service.running:

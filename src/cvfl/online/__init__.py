@@ -7,7 +7,6 @@ and answers with the scores; the follower sees only example ids. See docs/servin
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cvfl.bridge.security import ChannelSecurity
@@ -23,7 +22,10 @@ __all__ = ["ServeSection", "load_serve_job", "start_from_file", "start_party"]
 def start_party(
     cfg: JobConfig, section: ServeSection, security: ChannelSecurity
 ) -> LeaderService | FollowerService:
-    """Load this party's half and table and start serving (returns once it is up)."""
+    """Load this party's half and table and start serving (returns once it is up).
+
+    Process-wide PyTorch settings are left alone (``cvfl serve`` applies ``[serve] threads``).
+    """
     from cvfl.online.party import load_serving_party
     from cvfl.online.service import FollowerService, LeaderService
 
@@ -31,11 +33,3 @@ def start_party(
     if cfg.role == "leader":
         return LeaderService(party, security)
     return FollowerService(party, security)
-
-
-def start_from_file(path: Path) -> LeaderService | FollowerService:
-    """``start_party`` for a job file with a ``[serve]`` section, over the job's channel."""
-    from cvfl.train.channel import security_for
-
-    cfg, section = load_serve_job(path)
-    return start_party(cfg, section, security_for(cfg, "serve"))

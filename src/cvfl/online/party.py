@@ -18,7 +18,6 @@ from cvfl.serve.halves import ScoringHalf
 from cvfl.serve.hello import PredictHello
 from cvfl.serve.prepare import half_hello, load_own_half, scoring_schema, scoring_table
 from cvfl.train.config import JobConfig
-from cvfl.train.party import set_threads
 
 log = get_logger(__name__)
 
@@ -84,7 +83,6 @@ def load_serving_party(cfg: JobConfig, section: ServeSection) -> ServingParty:
     Raises:
         DataError: an id appears twice in the table (``data.duplicate_id``).
     """
-    set_threads(section.threads)
     half, table, _ = load_own_half(cfg, section.export, section.table)
     index = {example: row for row, example in enumerate(table.ids)}
     if len(index) != table.rows:
