@@ -37,6 +37,11 @@ def exported_pair(lead: JobConfig, follow: JobConfig, tmp: Path) -> pa.Table:
     """Export both (untrained) halves and return ``cvfl predict``'s scores of every row."""
     export_untrained(lead)
     export_untrained(follow)
+    return predicted(lead, follow, tmp)
+
+
+def predicted(lead: JobConfig, follow: JobConfig, tmp: Path) -> pa.Table:
+    """``cvfl predict``'s scores of every row with the halves exported now."""
     leader, follower = predict_both(lead, follow, tmp)
     assert not isinstance(leader, BaseException), leader
     assert not isinstance(follower, BaseException), follower

@@ -106,6 +106,9 @@ def test_follower_killed_under_load_then_back(tmp_path: Path) -> None:
         proc = _follower(tmp_path)
         assert _scored_again(leader.http_port, ids[1], 60)
         _stalled_then_resumed(proc, leader.http_port, ids)
+        proc.send_signal(signal.SIGHUP)  # reloads the same export and greets the leader again
+        time.sleep(0.5)
+        assert proc.poll() is None and _scored_again(leader.http_port, ids[5], 20)
         proc.send_signal(signal.SIGTERM)  # drains and exits cleanly
         assert proc.wait(15) == 0
     finally:

@@ -16,7 +16,11 @@ def serve(
         Path, typer.Option("--config", "-c", help="The party's job file with [serve] (TOML).")
     ],
 ) -> None:
-    """Serve scores online: the leader takes requests, the follower answers its lookups."""
+    """Serve scores online: the leader takes requests, the follower answers its lookups.
+
+    SIGHUP reloads the export and table (and the [serve] section); SIGTERM drains and stops.
+    """
+    from cvfl.errors import CvflError
     from cvfl.logs import get_logger
     from cvfl.online import load_serve_job, start_party
     from cvfl.online.service import FollowerService
@@ -24,20 +28,26 @@ def serve(
     from cvfl.train.party import set_threads
 
     log = get_logger("cvfl.cli.serve")
-    stop = threading.Event()
+    stop, reload = threading.Event(), threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        (reload if signum == signal.SIGHUP else stop).set()
 
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, _on_signal)
     cfg, section = load_serve_job(config.resolve())
     set_threads(section.threads)
     service = start_party(cfg, section, security_for(cfg, "serve"))
-    log.info("serve: up; SIGTERM or Ctrl-C drains and stops")
+    log.info("serve: up; SIGHUP reloads the export, SIGTERM or Ctrl-C drains and stops")
     while not stop.wait(0.5):
         if isinstance(service, FollowerService) and not service.running:
             break
+        if reload.is_set():
+            reload.clear()
+            try:
+                service.reload(load_serve_job(config.resolve())[1])
+            except CvflError as exc:  # the old export keeps serving
+                log.error("serve: reload refused, still serving the old export: %s", exc)
     service.drain()
     if isinstance(service, FollowerService) and service.error is not None:
         raise service.error

@@ -23,11 +23,13 @@ class Pending:
     """A request waiting in a batch; ``features`` holds its inline rows, if it brought any.
 
     ``arrived`` (monotonic seconds) bounds the wait: the follower's answer is awaited until the
-    earliest arrival of the batch plus ``[serve] follower_timeout``.
+    earliest arrival of the batch plus ``[serve] follower_timeout``. ``prepared_by`` is what
+    prepared ``features`` (the leader's serving state; a reload may replace it meanwhile).
     """
 
     request: ScoreRequest
     features: np.ndarray | None = None
+    prepared_by: object = None
     future: Future[list[ScoreResult]] = field(default_factory=Future)
     arrived: float = field(default_factory=time.monotonic)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Callable
 
 import torch
 
@@ -24,6 +25,7 @@ log = get_logger(__name__)
 
 MAX_LOOKUP_IDS = 65536
 POLL = 0.2
+HELLO_RETRY = 2.0
 DIAL_SLICE = 5.0  # each attempt may need an attestation round trip
 
 
@@ -49,32 +51,53 @@ def answer_lookup(party: ServingParty, lookup: pb.Lookup) -> pb.Envelope:
     return pb.Envelope(activations=answer)
 
 
-def serve_follower(party: ServingParty, security: ChannelSecurity, stop: threading.Event) -> None:
+def serve_follower(
+    party_of: Callable[[], ServingParty],
+    security: ChannelSecurity,
+    stop: threading.Event,
+    redial: threading.Event,
+) -> None:
     """Keep a channel to the leader and answer its lookups until ``stop`` is set.
 
-    A lost or refused connection is redialled (``dial`` backs off); a hello the leader refuses
-    (another job, another half) stops the follower with that error.
+    A lost connection is redialled (``dial`` backs off). A hello the leader refuses (another
+    job, another half: one party may have reloaded before the other) is logged and tried again
+    every ``HELLO_RETRY`` seconds. ``redial`` (set by a reload) ends the current link; the next
+    hello declares ``party_of()``, the newly loaded half.
     """
-    peer = party.cfg.peer.for_worker(0)
+    peer = party_of().cfg.peer.for_worker(0)
     while not stop.is_set():
         try:  # short attempts, so that a stop is noticed while the leader is away
             link = dial(security, peer.leader_address, DIAL_SLICE)
         except PeerUnavailableError as exc:
             log.debug("serve: %s; still trying", exc.message)
             continue
+        party = party_of()
+        redial.clear()
         try:
             mine = party.hello(secrets.token_bytes(32))
             follower_predict_handshake(link, mine, peer.connect_timeout)
-            log.info("serve: connected to the leader; answering lookups")
-            _answer(party, link, stop)
+        except PeerUnavailableError as exc:
+            log.warning("serve: no hello from the leader (%s); redialling", exc.message)
+            link.shutdown()
+            continue
+        except ProtocolError as exc:
+            log.error("serve: the hello was refused: [%s] %s; retrying", exc.code, exc.message)
+            link.shutdown()
+            stop.wait(HELLO_RETRY)
+            continue
+        log.info("serve: connected to the leader; answering lookups")
+        try:
+            _answer(party, link, stop, redial)
         except PeerUnavailableError as exc:
             log.warning("serve: lost the leader (%s); redialling", exc.message)
         finally:
             link.shutdown()
 
 
-def _answer(party: ServingParty, link: ClientLink, stop: threading.Event) -> None:
-    while not stop.is_set():
+def _answer(
+    party: ServingParty, link: ClientLink, stop: threading.Event, redial: threading.Event
+) -> None:
+    while not stop.is_set() and not redial.is_set():
         try:
             envelope = link.recv(POLL)
         except PeerUnavailableError as exc:

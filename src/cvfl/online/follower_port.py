@@ -59,12 +59,23 @@ def decode_answer(msg: pb.Activations, asked: int, width: int) -> FollowerAnswer
 
 @dataclass(frozen=True)
 class Ticket:
-    """A Lookup sent on ``link``: its batch number, how many ids it asked, when to give up."""
+    """A Lookup sent on ``link``: its batch number, how many ids it asked, when to give up.
+
+    ``party`` is the leader's half the link was greeted with: the answer is scored with it,
+    even if a reload has swapped in a newer half since.
+    """
 
     link: Link
     batch: int
     asked: int
     deadline: float
+    party: ServingParty
+
+
+def cut_width(party: ServingParty) -> int:
+    """The width of the party's cut layer (1 for a scalar)."""
+    shape = party.half.cut_layer[0].shape
+    return shape[0] if shape else 1
 
 
 class FollowerPort:
@@ -76,12 +87,11 @@ class FollowerPort:
         self._server = BridgeServer(security, self._peer.listen, self._peer.port_file)
         self.port = self._server.port
         self._link: Link | None = None
+        self._greeted = party  # the half the current link was greeted with
         self._lock = threading.Lock()
         self._batch = 0
         self._stopped = threading.Event()
         self.connected = threading.Event()
-        shape = party.half.cut_layer[0].shape
-        self._width = shape[0] if shape else 1
         self._thread = threading.Thread(target=self._accept, name="cvfl-serve-accept", daemon=True)
         self._thread.start()
 
@@ -91,19 +101,35 @@ class FollowerPort:
                 link = self._server.accept(0.2)
             except PeerUnavailableError:
                 continue
+            party = self._party
             try:
                 nonce = secrets.token_bytes(32)
-                leader_predict_handshake(link, self._party.hello(nonce), self._peer.connect_timeout)
+                leader_predict_handshake(link, party.hello(nonce), self._peer.connect_timeout)
             except CvflError as exc:
                 log.warning("serve: refused a follower stream: [%s] %s", exc.code, exc.message)
                 link.close()
                 continue
-            self._replace(link)
+            if party is not self._party:  # reloaded meanwhile: greet again with the new half
+                link.close()
+                continue
+            self._replace(link, party)
             log.info("serve: the follower is connected (%s)", link.peer)
 
-    def _replace(self, link: Link | None) -> None:
+    @property
+    def party(self) -> ServingParty:
+        """The leader's current half and table."""
+        return self._party
+
+    def use(self, party: ServingParty) -> None:
+        """Serve with a newly loaded half: the follower must greet it anew (its link is closed)."""
+        with self._lock:
+            self._party = party
+        self._replace(None, party)
+
+    def _replace(self, link: Link | None, party: ServingParty) -> None:
         with self._lock:
             old, self._link = self._link, link
+            self._greeted = party
         if old is not None and old is not link:
             old.close()
         if link is None:
@@ -118,11 +144,12 @@ class FollowerPort:
 
         Called from one thread at a time (the batcher); :meth:`answer` may run on another.
         """
-        link = self._link
+        with self._lock:
+            link, party = self._link, self._greeted
         if link is None or link.closed:
             return None
         self._batch += 1
-        ticket = Ticket(link, self._batch, len(ids), deadline)
+        ticket = Ticket(link, self._batch, len(ids), deadline, party)
         try:
             link.send(pb.Envelope(lookup=pb.Lookup(batch=ticket.batch, ids=list(ids))))
         except PeerUnavailableError:
@@ -146,7 +173,8 @@ class FollowerPort:
                         code="protocol.unexpected",
                     )
                 if envelope.activations.batch == ticket.batch:
-                    return decode_answer(envelope.activations, ticket.asked, self._width)
+                    width = cut_width(ticket.party)
+                    return decode_answer(envelope.activations, ticket.asked, width)
             return None
         except PeerUnavailableError as exc:
             if exc.code != "peer.timeout":
@@ -169,6 +197,6 @@ class FollowerPort:
     def stop(self) -> None:
         """Close the follower's stream and stop listening."""
         self._stopped.set()
-        self._replace(None)
+        self._replace(None, self._party)
         self._thread.join(2.0)
         self._server.stop(0.5)

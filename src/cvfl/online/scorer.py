@@ -31,7 +31,8 @@ log = get_logger(__name__)
 class _Plan:
     """Which ids of a batch are scorable, with their leader features and activation rows."""
 
-    def __init__(self) -> None:
+    def __init__(self, party: ServingParty) -> None:
+        self.party = party
         self.features: list[np.ndarray] = []
         self.act_rows: list[np.ndarray] = []
         self.slots: list[tuple[int, int]] = []  # (request in batch, position in request)
@@ -40,10 +41,7 @@ class _Plan:
 class LeaderScorer:
     """Scores micro-batches with the leader's half and the follower's activations."""
 
-    def __init__(
-        self, party: ServingParty, port: FollowerPort, metrics: Metrics, timeout: float
-    ) -> None:
-        self._party = party
+    def __init__(self, port: FollowerPort, metrics: Metrics, timeout: float) -> None:
         self._port = port
         self._metrics = metrics
         self._timeout = timeout
@@ -59,16 +57,22 @@ class LeaderScorer:
         started = time.perf_counter()
         deadline = min(p.arrived for p in batch) + self._timeout
         ticket = self._port.ask(ids, deadline)
-        return lambda: self._complete(batch, ids, ticket, started)
+        party = ticket.party if ticket is not None else self._port.party
+        return lambda: self._complete(party, batch, ids, ticket, started)
 
     def _complete(
-        self, batch: list[Pending], ids: list[str], ticket: Ticket | None, started: float
+        self,
+        party: ServingParty,
+        batch: list[Pending],
+        ids: list[str],
+        ticket: Ticket | None,
+        started: float,
     ) -> None:
         answer = self._port.answer(ticket) if ticket is not None else None
         rtt = time.perf_counter() - started if answer is not None else None
         self._metrics.batch_sent(len(ids), rtt)
         position = {example: k for k, example in enumerate(ids)}
-        plan = _Plan()
+        plan = _Plan(party)
         results: list[list[ScoreResult | None]] = []
         for b, pending in enumerate(batch):
             results.append(self._plan(b, pending, position, answer, plan))
@@ -89,14 +93,17 @@ class LeaderScorer:
         request = pending.request
         unique = np.asarray([position[i] for i in request.ids], dtype=np.int64)
         held = answer.present[unique] if answer is not None else np.zeros(len(unique), bool)
+        party = plan.party
         if pending.features is not None:
             mine = np.ones(len(unique), dtype=bool)
             rows = pending.features
+            if pending.prepared_by is not party:  # prepared by a half since reloaded
+                rows = party.inline_features(request.ids, request.features)
         else:
-            mine, found = self._party.rows_of(request.ids)
+            mine, found = party.rows_of(request.ids)
             full = np.full(len(unique), -1, dtype=np.int64)
             full[mine] = found
-            rows = self._party.table.features[np.where(mine, full, 0)]
+            rows = party.table.features[np.where(mine, full, 0)]
         ok = held & mine
         if ok.any() and answer is not None:
             act_index = np.cumsum(answer.present) - 1
@@ -128,11 +135,11 @@ class LeaderScorer:
     ) -> None:
         features = torch.from_numpy(np.concatenate(plan.features))
         act = answer.activations[torch.from_numpy(np.concatenate(plan.act_rows))]
+        half = plan.party.half
         with torch.no_grad():
-            logits = self._party.half.module(features, act)
-        id_column = self._party.cfg.data.id_column
+            logits = half.module(features, act)
+        id_column = plan.party.cfg.data.id_column
         ids = tuple(batch[b].request.ids[k] for b, k in plan.slots)
-        half = self._party.half
         table = scores_table(id_column, ids, logits, half.model.task, half.target)
         for (b, k), row in zip(plan.slots, table.to_pylist(), strict=True):
             example = row.pop(id_column)

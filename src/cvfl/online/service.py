@@ -11,13 +11,14 @@ from cvfl.errors import PeerUnavailableError
 from cvfl.fsutil import atomic_write_bytes
 from cvfl.logs import get_logger
 from cvfl.online.batching import MicroBatcher, Pending
+from cvfl.online.config import ServeSection
 from cvfl.online.follower import serve_follower
 from cvfl.online.follower_port import FollowerPort
 from cvfl.online.grpc_api import GrpcServer, ScoringServicer
 from cvfl.online.http_api import make_app
 from cvfl.online.http_server import HttpServer
 from cvfl.online.metrics import Metrics
-from cvfl.online.party import ServingParty
+from cvfl.online.party import ServingParty, load_serving_party
 from cvfl.online.request import ScoreRequest, ScoreResult
 from cvfl.online.scorer import LeaderScorer
 
@@ -34,7 +35,7 @@ class LeaderService:
         self.draining = False
         self._port = FollowerPort(party, security)
         self.metrics.follower_up = self._port.connected.is_set
-        scorer = LeaderScorer(party, self._port, self.metrics, self.section.follower_timeout)
+        scorer = LeaderScorer(self._port, self.metrics, self.section.follower_timeout)
         self._batcher = MicroBatcher(
             scorer, self.section.max_wait_ms / 1000, self.section.max_batch
         )
@@ -70,10 +71,25 @@ class LeaderService:
         """
         if self.draining:
             raise PeerUnavailableError("the service is shutting down", code="serve.draining")
-        features = None
+        party, features = self.party, None
         if request.features:
-            features = self.party.inline_features(request.ids, request.features)
-        return self._batcher.submit(Pending(request, features))
+            features = party.inline_features(request.ids, request.features)
+        return self._batcher.submit(Pending(request, features, party))
+
+    def reload(self, section: ServeSection | None = None) -> None:
+        """Load the export and table again, then serve with them; the follower greets anew.
+
+        ``section`` holds new ``[serve]`` settings (e.g. a new ``peer_fingerprint``). Batches
+        already sent are scored with the half they were sent under. The API limits and batching
+        settings stay as started.
+
+        Raises:
+            CvflError: the new export or table is refused; the service keeps the old one.
+        """
+        party = load_serving_party(self.party.cfg, section or self.party.section)
+        self.party = party
+        self._port.use(party)
+        log.info("serve: reloaded; now serving half %s", party.half.fingerprint[:16])
 
     def drain(self) -> None:
         """Refuse new requests, finish those in flight, then stop everything (once)."""
@@ -97,6 +113,7 @@ class FollowerService:
         self.party = party
         self.error: BaseException | None = None
         self._stop = threading.Event()
+        self._redial = threading.Event()
         self._thread = threading.Thread(
             target=self._run, args=(security,), name="cvfl-serve-follower", daemon=True
         )
@@ -104,7 +121,7 @@ class FollowerService:
 
     def _run(self, security: ChannelSecurity) -> None:
         try:
-            serve_follower(self.party, security, self._stop)
+            serve_follower(lambda: self.party, security, self._stop, self._redial)
         except BaseException as exc:  # handed to whoever waits
             self.error = exc
             log.error("serve: the follower stopped: %s", exc)
@@ -113,6 +130,18 @@ class FollowerService:
     def running(self) -> bool:
         """Whether the follower still serves."""
         return self._thread.is_alive()
+
+    def reload(self, section: ServeSection | None = None) -> None:
+        """Load the export and table again and greet the leader anew with them.
+
+        Lookups on the current link are answered with the old half until it is closed.
+
+        Raises:
+            CvflError: the new export or table is refused; the follower keeps the old one.
+        """
+        self.party = load_serving_party(self.party.cfg, section or self.party.section)
+        self._redial.set()
+        log.info("serve: reloaded; now serving half %s", self.party.half.fingerprint[:16])
 
     def drain(self) -> None:
         """Stop answering and close the channel."""
