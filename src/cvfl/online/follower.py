@@ -26,7 +26,7 @@ log = get_logger(__name__)
 MAX_LOOKUP_IDS = 65536
 POLL = 0.2
 HELLO_RETRY = 2.0
-DIAL_SLICE = 5.0  # each attempt may need an attestation round trip
+DIAL_SLICE = 2.0  # each attempt may need an attestation round trip
 
 
 def answer_lookup(party: ServingParty, lookup: pb.Lookup) -> pb.Envelope:
