@@ -1,7 +1,8 @@
 """The documented Python surface of cvfl: run jobs without the CLI (see docs/python-api.md).
 
 - :func:`align`, :func:`train`, :func:`predict`, :func:`report`: one party's command, from a
-  loaded job or the path of its job file (the ``cvfl`` commands of the same names run these).
+  loaded job or the path of its job file (the ``cvfl`` commands of the same names run these);
+  :func:`serve` starts this party's side of online scoring and returns it running.
 - :func:`run_local`: both parties of a job in this process (threads over loopback).
 - :func:`build_job`: a job from a Python mapping shaped like the job file, with model factories
   given as functions and tables as ``pyarrow.Table`` / pandas ``DataFrame``; :func:`save_job`
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from cvfl.api.local import LocalResult, run_local
     from cvfl.api.progress import CallbackProgress
     from cvfl.api.scoring import Report, predict, report
+    from cvfl.api.serving import serve
     from cvfl.api.training import train
     from cvfl.train.config import JobConfig
     from cvfl.train.party import Progress
@@ -39,6 +41,7 @@ _WHERE = {
     "Report": "cvfl.api.scoring",
     "predict": "cvfl.api.scoring",
     "report": "cvfl.api.scoring",
+    "serve": "cvfl.api.serving",
     "train": "cvfl.api.training",
     "JobConfig": "cvfl.train.config",
     "Progress": "cvfl.train.party",
@@ -60,6 +63,7 @@ __all__ = [
     "report",
     "run_local",
     "save_job",
+    "serve",
     "train",
 ]
 

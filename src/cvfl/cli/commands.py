@@ -13,6 +13,7 @@ def register(app: typer.Typer) -> None:
     __import__("cvfl.cli.train", fromlist=["register"]).register(app)
     __import__("cvfl.cli.demo", fromlist=["register"]).register(app)
     __import__("cvfl.cli.predict", fromlist=["register"]).register(app)
+    __import__("cvfl.cli.serve", fromlist=["register"]).register(app)
     __import__("cvfl.cli.report", fromlist=["register"]).register(app)
     __import__("cvfl.cli.run", fromlist=["register"]).register(app)
     __import__("cvfl.cli.check", fromlist=["register"]).register(app)

@@ -38,26 +38,36 @@ class PredictJob:
 
     def hello(self) -> PredictHello:
         """This party's predict hello (with a fresh nonce)."""
-        return PredictHello(
-            protocol_version=PREDICT_PROTOCOL_VERSION,
-            job_id=self.cfg.job.id,
-            role=self.cfg.role,
-            export_format=self.half.export_format,
-            software_version=self.half.software_version,
-            model_fingerprint=self.half.fingerprint,
-            trained_steps=self.half.steps,
-            cut_layer=self.half.cut_layer,
+        return dataclasses.replace(
+            half_hello(self.cfg, self.half, secrets.token_bytes(32), self.section.peer_fingerprint),
             batch_size=self.section.batch_size,
             num_rows=self.table.rows,
             id_order_fingerprint=id_order_fingerprint(self.cfg.job.id, self.table.ids),
-            nonce=secrets.token_bytes(32),
-            expected_peer_fingerprint=self.section.peer_fingerprint,
         )
 
     @property
     def report_path(self) -> Path:
         """Where this party's JSON summary goes."""
         return self.section.report or self.cfg.job.workdir / f"{self.cfg.role}-predict.json"
+
+
+def half_hello(cfg: JobConfig, half: ScoringHalf, nonce: bytes, pinned: str) -> PredictHello:
+    """A hello declaring ``half`` (``pinned``: the peer's expected fingerprint); no table yet."""
+    return PredictHello(
+        protocol_version=PREDICT_PROTOCOL_VERSION,
+        job_id=cfg.job.id,
+        role=cfg.role,
+        export_format=half.export_format,
+        software_version=half.software_version,
+        model_fingerprint=half.fingerprint,
+        trained_steps=half.steps,
+        cut_layer=half.cut_layer,
+        batch_size=0,
+        num_rows=0,
+        id_order_fingerprint=b"",
+        nonce=nonce,
+        expected_peer_fingerprint=pinned,
+    )
 
 
 def scoring_schema(cfg: JobConfig, half: ScoringHalf) -> TableSchema:
@@ -117,6 +127,23 @@ def scoring_table(
     return apply_state(arrow, path, half.prep, TableSchema(schema.kind, schema.id_column))
 
 
+def load_own_half(
+    cfg: JobConfig, export: Path | None, table: Path
+) -> tuple[ScoringHalf, PartyTable, KeyProvider | None]:
+    """This party's half (``export`` or the job's default), its checked table and its keys.
+
+    Raises:
+        ModelError: a missing, inconsistent or foreign export.
+        SealingError: a sealed file that fails to open, or plaintext where the job seals.
+        DataError: the table lacks a column the export reads, or has a bad value (named).
+    """
+    keys = key_provider_from_config(cfg.sealing) if cfg.sealing is not None else None
+    half = load_scoring_half(export or default_export(cfg), cfg, keys)
+    schema = scoring_schema(cfg, half)
+    rows = scoring_table(input_arrow(table, schema.id_column, keys), table, schema, half)
+    return half, rows, keys
+
+
 def prepare_predict(
     cfg: JobConfig, section: PredictSection, security: ChannelSecurity
 ) -> PredictJob:
@@ -131,13 +158,9 @@ def prepare_predict(
         SealingError: a plaintext artifact where the job keeps them sealed (names the file).
     """
     sealed = outputs_sealed(cfg)
-    keys = key_provider_from_config(cfg.sealing) if cfg.sealing is not None else None
-    half = load_scoring_half(section.export or default_export(cfg), cfg, keys)
-    schema = scoring_schema(cfg, half)
     # The user's own table is checked (its own rows named) before the peer is contacted.
-    table = scoring_table(
-        input_arrow(section.input, schema.id_column, keys), section.input, schema, half
-    )
+    half, table, keys = load_own_half(cfg, section.export, section.input)
+    schema = scoring_schema(cfg, half)
     if cfg.psi is not None and section.align:
         path = align_scoring_table(cfg, section, security, keys)
         arrow = aligned_arrow(path, schema.id_column, keys, sealed=sealed)

@@ -434,10 +434,11 @@ def load_job(path: Path) -> JobConfig:
 
 def job_from_mapping(raw: Mapping[str, Any], source: Path) -> JobConfig:
     """Validate an already-parsed job table."""
-    # [predict] belongs to `cvfl predict` (cvfl.serve parses it); training ignores it.
+    # [predict] belongs to `cvfl predict` (cvfl.serve parses it), [serve] to `cvfl serve`
+    # (cvfl.online parses it); training ignores both.
     known = {
         *("job", "data", "model", "train", "peer", "attestation", "sealing", "psi", "predict"),
-        "privacy",
+        *("privacy", "serve"),
     }
     for name in sorted(set(raw) - known):
         near = difflib.get_close_matches(name, sorted(known), n=1)

@@ -75,7 +75,10 @@ def check_batch(kind: str, step: int, seen_step: int, mac: bytes, expected_mac: 
 
 
 def single_tensor(
-    message: pb.Forward | pb.Backward, rows: int, width: int, wire: torch.dtype = torch.float32
+    message: pb.Forward | pb.Backward | pb.Activations,
+    rows: int,
+    width: int,
+    wire: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Decode the one finite ``(rows, width)`` tensor a forward or backward must carry.
 
@@ -105,8 +108,10 @@ def single_tensor(
     return tensor.float()
 
 
-def describe(message: pb.Forward | pb.Backward) -> str:
+def describe(message: pb.Forward | pb.Backward | pb.Activations) -> str:
     """Name a message for a refusal: ``forward message of step 3 (eval)``."""
+    if isinstance(message, pb.Activations):
+        return f"activations of batch {message.batch}"
     if isinstance(message, pb.Forward):
         phase = pb.Phase.Name(message.phase) if message.phase in pb.Phase.values() else "?"
         return f"forward message of step {message.step} ({phase.removeprefix('PHASE_').lower()})"

@@ -198,8 +198,26 @@ class PredictHello(_message.Message):
     terms: bytes
     def __init__(self, protocol_version: _Optional[int] = ..., job_id: _Optional[str] = ..., role: _Optional[str] = ..., export_format: _Optional[str] = ..., software_version: _Optional[str] = ..., model_fingerprint: _Optional[str] = ..., trained_steps: _Optional[int] = ..., cut_layer: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., batch_size: _Optional[int] = ..., num_rows: _Optional[int] = ..., id_order_fingerprint: _Optional[bytes] = ..., nonce: _Optional[bytes] = ..., expected_peer_fingerprint: _Optional[str] = ..., terms: _Optional[bytes] = ...) -> None: ...
 
+class Lookup(_message.Message):
+    __slots__ = ("batch", "ids")
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    batch: int
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, batch: _Optional[int] = ..., ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Activations(_message.Message):
+    __slots__ = ("batch", "present", "tensors")
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    PRESENT_FIELD_NUMBER: _ClassVar[int]
+    TENSORS_FIELD_NUMBER: _ClassVar[int]
+    batch: int
+    present: bytes
+    tensors: _containers.RepeatedCompositeFieldContainer[Tensor]
+    def __init__(self, batch: _Optional[int] = ..., present: _Optional[bytes] = ..., tensors: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ...) -> None: ...
+
 class Envelope(_message.Message):
-    __slots__ = ("seq", "ack", "hello", "forward", "backward", "finish", "abort", "predict_hello", "heartbeat", "resume", "checkpoint_done", "assign", "epoch_decision")
+    __slots__ = ("seq", "ack", "hello", "forward", "backward", "finish", "abort", "predict_hello", "heartbeat", "resume", "checkpoint_done", "assign", "epoch_decision", "lookup", "activations")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
     HELLO_FIELD_NUMBER: _ClassVar[int]
@@ -213,6 +231,8 @@ class Envelope(_message.Message):
     CHECKPOINT_DONE_FIELD_NUMBER: _ClassVar[int]
     ASSIGN_FIELD_NUMBER: _ClassVar[int]
     EPOCH_DECISION_FIELD_NUMBER: _ClassVar[int]
+    LOOKUP_FIELD_NUMBER: _ClassVar[int]
+    ACTIVATIONS_FIELD_NUMBER: _ClassVar[int]
     seq: int
     ack: int
     hello: Hello
@@ -226,4 +246,6 @@ class Envelope(_message.Message):
     checkpoint_done: CheckpointDone
     assign: Assign
     epoch_decision: EpochDecision
-    def __init__(self, seq: _Optional[int] = ..., ack: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., forward: _Optional[_Union[Forward, _Mapping]] = ..., backward: _Optional[_Union[Backward, _Mapping]] = ..., finish: _Optional[_Union[Finish, _Mapping]] = ..., abort: _Optional[_Union[Abort, _Mapping]] = ..., predict_hello: _Optional[_Union[PredictHello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., resume: _Optional[_Union[Resume, _Mapping]] = ..., checkpoint_done: _Optional[_Union[CheckpointDone, _Mapping]] = ..., assign: _Optional[_Union[Assign, _Mapping]] = ..., epoch_decision: _Optional[_Union[EpochDecision, _Mapping]] = ...) -> None: ...
+    lookup: Lookup
+    activations: Activations
+    def __init__(self, seq: _Optional[int] = ..., ack: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., forward: _Optional[_Union[Forward, _Mapping]] = ..., backward: _Optional[_Union[Backward, _Mapping]] = ..., finish: _Optional[_Union[Finish, _Mapping]] = ..., abort: _Optional[_Union[Abort, _Mapping]] = ..., predict_hello: _Optional[_Union[PredictHello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., resume: _Optional[_Union[Resume, _Mapping]] = ..., checkpoint_done: _Optional[_Union[CheckpointDone, _Mapping]] = ..., assign: _Optional[_Union[Assign, _Mapping]] = ..., epoch_decision: _Optional[_Union[EpochDecision, _Mapping]] = ..., lookup: _Optional[_Union[Lookup, _Mapping]] = ..., activations: _Optional[_Union[Activations, _Mapping]] = ...) -> None: ...

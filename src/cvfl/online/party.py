@@ -1,0 +1,96 @@
+"""One party's serving state: its half and its feature table, indexed by example id."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from cvfl.data.tables import FeatureKind, PartyTable
+from cvfl.errors import DataError, mismatch
+from cvfl.logs import get_logger
+from cvfl.online.config import ServeSection
+from cvfl.serve.halves import ScoringHalf
+from cvfl.serve.hello import PredictHello
+from cvfl.serve.prepare import half_hello, load_own_half, scoring_schema, scoring_table
+from cvfl.train.config import JobConfig
+
+log = get_logger(__name__)
+
+# Distinct from cvfl predict's version: a predict peer and a serve peer refuse each other.
+SERVE_PROTOCOL_VERSION = 101
+INLINE = Path("<request features>")
+
+
+@dataclass(frozen=True)
+class ServingParty:
+    """A party's half in eval mode and its feature rows by example id."""
+
+    cfg: JobConfig
+    section: ServeSection
+    half: ScoringHalf
+    table: PartyTable
+    index: Mapping[str, int]
+
+    def rows_of(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """For ``ids``: a mask of the ones this party holds and their row positions."""
+        found = [self.index.get(i, -1) for i in ids]
+        rows = np.asarray(found, dtype=np.int64)
+        present = rows >= 0
+        return present, rows[present]
+
+    def hello(self, nonce: bytes) -> PredictHello:
+        """The serving hello: the half's declaration; no table (each side serves its own)."""
+        mine = half_hello(self.cfg, self.half, nonce, self.section.peer_fingerprint)
+        return replace(mine, protocol_version=SERVE_PROTOCOL_VERSION)
+
+    def inline_features(
+        self, ids: Sequence[str], rows: Sequence[Mapping[str, float]]
+    ) -> np.ndarray:
+        """The features of request rows given inline, checked and preprocessed as the table's.
+
+        Raises:
+            DataError: a missing column or a bad value (``data.*``, naming the column).
+        """
+        schema = scoring_schema(self.cfg, self.half)
+        columns: dict[str, pa.Array] = {schema.id_column: pa.array(list(ids), type=pa.string())}
+        for name in sorted({k for row in rows for k in row}):
+            values = [row.get(name) for row in rows]
+            columns[name] = _column(name, values, schema.kind)
+        table = scoring_table(pa.table(columns), INLINE, schema, self.half)
+        return table.features
+
+
+def _column(name: str, values: list[float | None], kind: FeatureKind) -> pa.Array:
+    for value in values:
+        if value is not None and not math.isfinite(value):
+            raise DataError(
+                mismatch(f"features column {name!r}", "finite numbers", value),
+                code="data.nan",
+            )
+    if kind is FeatureKind.CATEGORICAL and all(v is None or float(v).is_integer() for v in values):
+        return pa.array([None if v is None else int(v) for v in values], type=pa.int64())
+    return pa.array(values, type=pa.float64())
+
+
+def load_serving_party(cfg: JobConfig, section: ServeSection) -> ServingParty:
+    """Load this party's half and table (sealed as the job says) and index the rows by id.
+
+    Raises:
+        DataError: an id appears twice in the table (``data.duplicate_id``).
+    """
+    half, table, _ = load_own_half(cfg, section.export, section.table)
+    index = {example: row for row, example in enumerate(table.ids)}
+    if len(index) != table.rows:
+        raise DataError(
+            mismatch(f"{section.table}: distinct ids", table.rows, len(index)),
+            code="data.duplicate_id",
+        )
+    log.info(
+        "serve: %s holds %d rows of %d features", cfg.role, table.rows, len(half.feature_names)
+    )
+    return ServingParty(cfg, section, half, table, index)

@@ -1,0 +1,146 @@
+"""The leader's handling of one micro-batch: ask the follower once, score what both hold.
+
+Scores are computed by :func:`cvfl.serve.scores.scores_table`, the columns ``cvfl predict``
+writes, so an id scores the same online as in a batch run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from cvfl.logs import get_logger
+from cvfl.online.batching import Pending
+from cvfl.online.follower_port import FollowerAnswer, FollowerPort, Ticket
+from cvfl.online.metrics import Metrics
+from cvfl.online.party import ServingParty
+from cvfl.online.request import (
+    FOLLOWER_LACKS_ID,
+    FOLLOWER_UNAVAILABLE,
+    LEADER_LACKS_ID,
+    ScoreResult,
+)
+from cvfl.serve.scores import scores_table
+
+log = get_logger(__name__)
+
+
+class _Plan:
+    """Which ids of a batch are scorable, with their leader features and activation rows."""
+
+    def __init__(self, party: ServingParty) -> None:
+        self.party = party
+        self.features: list[np.ndarray] = []
+        self.act_rows: list[np.ndarray] = []
+        self.slots: list[tuple[int, int]] = []  # (request in batch, position in request)
+
+
+class LeaderScorer:
+    """Scores micro-batches with the leader's half and the follower's activations."""
+
+    def __init__(self, port: FollowerPort, metrics: Metrics, timeout: float) -> None:
+        self._port = port
+        self._metrics = metrics
+        self._timeout = timeout
+
+    def __call__(self, batch: list[Pending]) -> Callable[[], None]:
+        """Send ``batch``'s ids to the follower; return what completes the batch.
+
+        The completion (run by the batcher's second thread, in order) waits for the answer,
+        scores and sets every request's future, so the next batch's lookup overlaps this
+        batch's scoring.
+        """
+        ids = list(dict.fromkeys(i for p in batch for i in p.request.ids))
+        started = time.perf_counter()
+        deadline = min(p.arrived for p in batch) + self._timeout
+        ticket = self._port.ask(ids, deadline)
+        party = ticket.party if ticket is not None else self._port.party
+        return lambda: self._complete(party, batch, ids, ticket, started)
+
+    def _complete(
+        self,
+        party: ServingParty,
+        batch: list[Pending],
+        ids: list[str],
+        ticket: Ticket | None,
+        started: float,
+    ) -> None:
+        answer = self._port.answer(ticket) if ticket is not None else None
+        rtt = time.perf_counter() - started if answer is not None else None
+        self._metrics.batch_sent(len(ids), rtt)
+        position = {example: k for k, example in enumerate(ids)}
+        plan = _Plan(party)
+        results: list[list[ScoreResult | None]] = []
+        for b, pending in enumerate(batch):
+            results.append(self._plan(b, pending, position, answer, plan))
+        if plan.slots and answer is not None:
+            self._score(batch, plan, answer, results)
+        for pending, answered in zip(batch, results, strict=True):
+            done = [r for r in answered if r is not None]
+            pending.future.set_result(done)
+
+    def _plan(
+        self,
+        b: int,
+        pending: Pending,
+        position: dict[str, int],
+        answer: FollowerAnswer | None,
+        plan: _Plan,
+    ) -> list[ScoreResult | None]:
+        request = pending.request
+        unique = np.asarray([position[i] for i in request.ids], dtype=np.int64)
+        held = answer.present[unique] if answer is not None else np.zeros(len(unique), bool)
+        party = plan.party
+        if pending.features is not None:
+            mine = np.ones(len(unique), dtype=bool)
+            rows = pending.features
+            if pending.prepared_by is not party:  # prepared by a half since reloaded
+                rows = party.inline_features(request.ids, request.features)
+        else:
+            mine, found = party.rows_of(request.ids)
+            full = np.full(len(unique), -1, dtype=np.int64)
+            full[mine] = found
+            rows = party.table.features[np.where(mine, full, 0)]
+        ok = held & mine
+        if ok.any() and answer is not None:
+            act_index = np.cumsum(answer.present) - 1
+            plan.features.append(rows[ok])
+            plan.act_rows.append(act_index[unique[ok]])
+            plan.slots += [(b, int(k)) for k in np.flatnonzero(ok)]
+        out: list[ScoreResult | None] = []
+        for k, example in enumerate(request.ids):
+            if ok[k]:
+                out.append(None)  # filled in by _score
+                continue
+            reason = (
+                LEADER_LACKS_ID
+                if not mine[k]
+                else FOLLOWER_UNAVAILABLE
+                if answer is None
+                else FOLLOWER_LACKS_ID
+            )
+            self._metrics.fallback(reason, 1)
+            out.append(ScoreResult(example, False, reason))
+        return out
+
+    def _score(
+        self,
+        batch: list[Pending],
+        plan: _Plan,
+        answer: FollowerAnswer,
+        results: list[list[ScoreResult | None]],
+    ) -> None:
+        features = torch.from_numpy(np.concatenate(plan.features))
+        act = answer.activations[torch.from_numpy(np.concatenate(plan.act_rows))]
+        half = plan.party.half
+        with torch.no_grad():
+            logits = half.module(features, act)
+        id_column = plan.party.cfg.data.id_column
+        ids = tuple(batch[b].request.ids[k] for b, k in plan.slots)
+        table = scores_table(id_column, ids, logits, half.model.task, half.target)
+        for (b, k), row in zip(plan.slots, table.to_pylist(), strict=True):
+            example = row.pop(id_column)
+            results[b][k] = ScoreResult(example, True, values=row)

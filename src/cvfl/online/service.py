@@ -1,0 +1,149 @@
+"""The two long-running parties of ``cvfl serve``, started and drained as one object each."""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import Future
+
+from cvfl.bridge.security import ChannelSecurity
+from cvfl.errors import PeerUnavailableError
+from cvfl.fsutil import atomic_write_bytes
+from cvfl.logs import get_logger
+from cvfl.online.batching import MicroBatcher, Pending
+from cvfl.online.config import ServeSection
+from cvfl.online.follower import serve_follower
+from cvfl.online.follower_port import FollowerPort
+from cvfl.online.grpc_api import GrpcServer, ScoringServicer
+from cvfl.online.http_api import make_app
+from cvfl.online.http_server import HttpServer
+from cvfl.online.metrics import Metrics
+from cvfl.online.party import ServingParty, load_serving_party
+from cvfl.online.request import ScoreRequest, ScoreResult
+from cvfl.online.scorer import LeaderScorer
+
+log = get_logger(__name__)
+
+
+class LeaderService:
+    """The leader: its half, the follower's channel, the batcher and both request APIs."""
+
+    def __init__(self, party: ServingParty, security: ChannelSecurity) -> None:
+        self.party = party
+        self.section = party.section
+        self.metrics = Metrics()
+        self.draining = False
+        self._port = FollowerPort(party, security)
+        self.metrics.follower_up = self._port.connected.is_set
+        scorer = LeaderScorer(self._port, self.metrics, self.section.follower_timeout)
+        self._batcher = MicroBatcher(
+            scorer, self.section.max_wait_ms / 1000, self.section.max_batch
+        )
+        servicer = ScoringServicer(self.submit, self.section.max_request_ids, self.metrics)
+        self._grpc = GrpcServer(servicer, self.section.grpc_listen)
+        self.grpc_port = self._grpc.port
+        self._http = HttpServer(make_app(self), self.section.http_listen)
+        self.http_port = self._http.port
+        self.bridge_port = self._port.port
+        self._write_ports()
+        log.info("serve: scoring on gRPC port %d and HTTP port %d", self.grpc_port, self.http_port)
+
+    def _write_ports(self) -> None:
+        if self.section.port_file is not None:
+            ports = {"grpc": self.grpc_port, "http": self.http_port, "bridge": self.bridge_port}
+            atomic_write_bytes(self.section.port_file, json.dumps(ports).encode(), mode=0o644)
+
+    @property
+    def follower_connected(self) -> bool:
+        """Whether the follower's channel is up now."""
+        return self._port.connected.is_set()
+
+    def wait_for_follower(self, timeout: float) -> bool:
+        """Wait until the follower is connected; True if it is."""
+        return self._port.connected.wait(timeout)
+
+    def submit(self, request: ScoreRequest) -> Future[list[ScoreResult]]:
+        """Queue a checked request for the next micro-batch.
+
+        Raises:
+            DataError: inline features that do not fit the export (naming the column).
+            PeerUnavailableError: the service is draining (``serve.draining``).
+        """
+        if self.draining:
+            raise PeerUnavailableError("the service is shutting down", code="serve.draining")
+        party, features = self.party, None
+        if request.features:
+            features = party.inline_features(request.ids, request.features)
+        return self._batcher.submit(Pending(request, features, party))
+
+    def reload(self, section: ServeSection | None = None) -> None:
+        """Load the export and table again, then serve with them; the follower greets anew.
+
+        ``section`` holds new ``[serve]`` settings (e.g. a new ``peer_fingerprint``). Batches
+        already sent are scored with the half they were sent under. The API limits and batching
+        settings stay as started.
+
+        Raises:
+            CvflError: the new export or table is refused; the service keeps the old one.
+        """
+        party = load_serving_party(self.party.cfg, section or self.party.section)
+        self.party = party
+        self._port.use(party)
+        log.info("serve: reloaded; now serving half %s", party.half.fingerprint[:16])
+
+    def drain(self) -> None:
+        """Refuse new requests, finish those in flight, then stop everything (once)."""
+        if self.draining:
+            return
+        self.draining = True
+        grace = self.section.drain_seconds
+        log.info("serve: draining (up to %.1f s)", grace)
+        self._batcher.close(grace)
+        self._grpc.stop(grace)
+        self._http.stop(grace)
+        self._port.stop()
+        if self.section.port_file is not None:
+            self.section.port_file.unlink(missing_ok=True)
+
+
+class FollowerService:
+    """The follower: keeps its channel to the leader in a thread until stopped."""
+
+    def __init__(self, party: ServingParty, security: ChannelSecurity) -> None:
+        self.party = party
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._redial = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(security,), name="cvfl-serve-follower", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, security: ChannelSecurity) -> None:
+        try:
+            serve_follower(lambda: self.party, security, self._stop, self._redial)
+        except BaseException as exc:  # handed to whoever waits
+            self.error = exc
+            log.error("serve: the follower stopped: %s", exc)
+
+    @property
+    def running(self) -> bool:
+        """Whether the follower still serves."""
+        return self._thread.is_alive()
+
+    def reload(self, section: ServeSection | None = None) -> None:
+        """Load the export and table again and greet the leader anew with them.
+
+        Lookups on the current link are answered with the old half until it is closed.
+
+        Raises:
+            CvflError: the new export or table is refused; the follower keeps the old one.
+        """
+        self.party = load_serving_party(self.party.cfg, section or self.party.section)
+        self._redial.set()
+        log.info("serve: reloaded; now serving half %s", self.party.half.fingerprint[:16])
+
+    def drain(self) -> None:
+        """Stop answering and close the channel."""
+        self._stop.set()
+        self._thread.join(self.party.section.drain_seconds + 2.0)
