@@ -27,7 +27,7 @@ from cvfl.logs import get_logger
 from cvfl.privacy.guard import LabelGuard
 from cvfl.train import early
 from cvfl.train.cadence import CheckpointClock
-from cvfl.train.metrics import Metrics
+from cvfl.train.metrics import Metrics, preload_backend
 from cvfl.train.party import (
     NoProgress,
     Party,
@@ -169,6 +169,7 @@ def _train(
     result.examples = int(extra.get("examples", 0))
     clock = CheckpointClock(party.cfg.train.checkpoint_every, party.cfg.train.checkpoint_every_s)
     progress.start(party.schedule.total_steps, "leader", done=start)
+    preload_backend()  # the held-out metrics' import is not training time
     started = time.perf_counter()
     # Each worker's share of every step's loss; worker 0 holds the whole party's once folded.
     saved = [float(v) for v in extra.get("losses", [])]

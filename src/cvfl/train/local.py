@@ -16,7 +16,7 @@ from torch import nn
 
 from cvfl.models.nets import CombinedModel, LeaderOnly
 from cvfl.train.early import decide
-from cvfl.train.metrics import Metrics
+from cvfl.train.metrics import Metrics, preload_backend
 from cvfl.train.party import Party, Progress, make_optimizer
 from cvfl.train.result import TrainResult
 from cvfl.train.rng import drawing_from
@@ -77,6 +77,7 @@ def _fit(
     result = TrainResult(role="local", steps=0, seconds=0.0)
     if progress:
         progress.start(schedule.total_steps, "local")
+    preload_backend()  # the held-out metrics' import is not training time
     started = time.perf_counter()
     losses: list[float] = []
     best = _Best(leader)
