@@ -160,7 +160,8 @@ class FollowerPort:
     def answer(self, ticket: Ticket) -> FollowerAnswer | None:
         """Wait for the answer to ``ticket``'s Lookup; None if it is late or the link broke.
 
-        Answers to earlier (timed-out) batches are skipped. Called in the order of the tickets.
+        Answers to earlier (timed-out) batches are skipped; one to a batch never asked is refused
+        (``protocol.step``) and the link dropped. Called in the order of the tickets.
         """
         link = ticket.link
         try:
@@ -172,7 +173,13 @@ class FollowerPort:
                         mismatch("message from the serving follower", "activations", kind),
                         code="protocol.unexpected",
                     )
-                if envelope.activations.batch == ticket.batch:
+                batch = envelope.activations.batch
+                if batch > ticket.batch:  # an answer to a Lookup never sent
+                    raise ProtocolError(
+                        mismatch("activations batch", f"at most {ticket.batch}", batch),
+                        code="protocol.step",
+                    )
+                if batch == ticket.batch:
                     width = cut_width(ticket.party)
                     return decode_answer(envelope.activations, ticket.asked, width)
             return None

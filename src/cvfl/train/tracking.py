@@ -138,6 +138,7 @@ def job_params(cfg: JobConfig) -> dict[str, Param]:
         "max_steps": t.max_steps,
         "workers": t.workers,
         "wire_dtype": t.wire_dtype,
+        "staleness": t.staleness,
         "privacy_defence": cfg.privacy.defence,
     }
 
