@@ -224,6 +224,7 @@ CODES: dict[str, ErrorCode] = _registry(
             "config.collateral": "the DCAP collateral file cannot be read",
             "config.data": "`[data]` is invalid (e.g. holdout_fraction outside (0, 1))",
             "config.demo": "an unknown `--dataset` for the demo",
+            "config.fallback": "`cvfl fallback` (the leader-only model) run with a follower's job",
             "config.file": "a job, policy or input file cannot be read",
             "config.format": "a table file name has no known format (.parquet or .csv, optionally"
             " .sealed)",

@@ -34,10 +34,10 @@ def test_valid_steps_load_as_a_tuple(steps: list[str]) -> None:
 @pytest.mark.parametrize(
     ("steps", "expected", "seen"),
     [
-        ([], "a non-empty list of align, train, predict", "[]"),
+        ([], "a non-empty list of align, train, fallback, predict", "[]"),
         ("train", "a non-empty list", "'train'"),
-        (["train", "evaluate"], "names from align, train, predict", "'evaluate'"),
-        ([1], "names from align, train, predict", "1"),
+        (["train", "evaluate"], "names from align, train, fallback, predict", "'evaluate'"),
+        ([1], "names from align, train, fallback, predict", "1"),
         (["train", "train"], "each step at most once", "['train', 'train']"),
         (["train", "align"], "pipeline order ['align', 'train']", "['train', 'align']"),
         (["predict", "align"], "pipeline order ['align', 'predict']", "['predict', 'align']"),

@@ -89,3 +89,18 @@ def test_one_worker_of_several_does_not_align(
     assert _run(_job(tmp_path, 'steps = ["align", "train"]')) == 2
     err = capsys.readouterr().err
     assert "[config.steps]" in err and "no align step" in err
+
+
+def test_fallback_step_runs_after_train_and_is_refused_for_a_follower(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _job(tmp_path, 'steps = ["fallback"]')
+    assert _run(config) == 3  # the leader-only model reads the same (missing) training table
+    err = capsys.readouterr().err
+    assert f"step 1 of 1: cvfl fallback --config {config}" in err
+    assert "[data.missing_file]" in err
+    config.write_text(config.read_text().replace('role = "leader"', 'role = "follower"'))
+    assert _run(config) == 2
+    err = capsys.readouterr().err
+    assert "[config.steps]" in err and "expected a leader's job, seen follower's job" in err
+    assert "step 1 of 1" not in err

@@ -3,6 +3,8 @@
 - :func:`align`, :func:`train`, :func:`predict`, :func:`report`: one party's command, from a
   loaded job or the path of its job file (the ``cvfl`` commands of the same names run these);
   :func:`serve` starts this party's side of online scoring and returns it running.
+- :func:`fallback`: the leader's leader-only model, which ``cvfl serve`` can score with when
+  the split model cannot (``cvfl fallback``).
 - :func:`run_local`: both parties of a job in this process (threads over loopback).
 - :func:`build_job`: a job from a Python mapping shaped like the job file, with model factories
   given as functions and tables as ``pyarrow.Table`` / pandas ``DataFrame``; :func:`save_job`
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from cvfl.api.progress import CallbackProgress
     from cvfl.api.scoring import Report, predict, report
     from cvfl.api.serving import serve
-    from cvfl.api.training import train
+    from cvfl.api.training import fallback, train
     from cvfl.train.config import JobConfig
     from cvfl.train.party import Progress
     from cvfl.train.result import TrainResult
@@ -43,6 +45,7 @@ _WHERE = {
     "report": "cvfl.api.scoring",
     "serve": "cvfl.api.serving",
     "train": "cvfl.api.training",
+    "fallback": "cvfl.api.training",
     "JobConfig": "cvfl.train.config",
     "Progress": "cvfl.train.party",
     "TrainResult": "cvfl.train.result",
@@ -59,6 +62,7 @@ __all__ = [
     "as_job",
     "build_job",
     "factory_path",
+    "fallback",
     "predict",
     "report",
     "run_local",

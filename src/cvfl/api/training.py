@@ -66,6 +66,25 @@ def train(
     return result
 
 
+def fallback(job: JobLike, *, progress: ProgressLike = None) -> TrainResult:
+    """Train and export the leader's leader-only model, the fallback of ``cvfl serve``.
+
+    The leader trains it alone, on its own training table with the job's schedule (see
+    :mod:`cvfl.train.fallback`); ``[serve] fallback = "leader_only"`` then scores with it what
+    the split model cannot.
+
+    Returns:
+        The result, also written to ``<workdir>/leader-only-result.json``.
+
+    Raises:
+        ConfigError: the job is not the leader's (``config.fallback``).
+        CvflError: a missing or invalid training table, as ``cvfl train`` reports it.
+    """
+    from cvfl.train.fallback import train_fallback
+
+    return train_fallback(as_job(job), as_progress(progress))
+
+
 def load_ready_party(
     cfg: JobConfig, security: ChannelSecurity, rerun: Rerun, worker: WorkerContext | None = None
 ) -> Party:

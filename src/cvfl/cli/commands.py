@@ -11,6 +11,7 @@ def register(app: typer.Typer) -> None:
     __import__("cvfl.cli.seal", fromlist=["register"]).register(app)
     __import__("cvfl.cli.align", fromlist=["register"]).register(app)
     __import__("cvfl.cli.train", fromlist=["register"]).register(app)
+    __import__("cvfl.cli.fallback", fromlist=["register"]).register(app)
     __import__("cvfl.cli.demo", fromlist=["register"]).register(app)
     __import__("cvfl.cli.predict", fromlist=["register"]).register(app)
     __import__("cvfl.cli.serve", fromlist=["register"]).register(app)

@@ -29,7 +29,13 @@ def run(
     from cvfl.train import load_job
     from cvfl.workers import context_from_env
 
-    steps = load_job(config).job.steps
+    cfg = load_job(config)
+    steps = cfg.job.steps
+    if "fallback" in steps and cfg.role != "leader":  # refused before any step runs
+        raise ConfigError(
+            mismatch('[job] steps with "fallback"', "a leader's job", cfg.role + "'s job"),
+            code="config.steps",
+        )
     worker = context_from_env()
     if worker is not None and worker.world_size > 1 and "align" in steps:
         # Every worker of the party runs this command; alignment must run once per party.
@@ -51,12 +57,14 @@ def run(
 def _commands(ctx: typer.Context, config: Path) -> dict[str, Callable[[], None]]:
     """Each step as the command function ``cvfl STEP --config FILE`` calls, defaults elsewhere."""
     from cvfl.cli.align import align_command
+    from cvfl.cli.fallback import fallback
     from cvfl.cli.predict import predict
     from cvfl.cli.train import train
 
     return {
         "align": lambda: align_command(config=config),
         "train": lambda: train(ctx, config=config),
+        "fallback": lambda: fallback(config=config),
         "predict": lambda: predict(config=config),
     }
 

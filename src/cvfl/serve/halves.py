@@ -65,18 +65,27 @@ def parse_tensor_spec(text: str) -> TensorSpec:
     return TensorSpec(parts[0], parts[1], tuple(shape))
 
 
-def check_spec(spec: dict[str, Any], cfg: JobConfig, path: Path) -> None:
-    """Refuse an export made for another job, another role, format or cvfl version."""
+SPLIT = "split"  # the variant of a split half's export (its spec names none)
+
+
+def check_spec(spec: dict[str, Any], cfg: JobConfig, path: Path, variant: str = SPLIT) -> None:
+    """Refuse an export made for another job, role, format, cvfl version or variant.
+
+    ``variant`` is ``split`` for a split half and ``leader-only`` for the fallback model
+    (:mod:`cvfl.train.fallback`): neither is loaded in the other's place.
+    """
     expected = {
         "job_id": cfg.job.id,
         "role": cfg.role,
         "format": FORMAT,
         "cvfl_version": __version__,
+        "variant": variant,
     }
+    seen = {**spec, "variant": spec.get("variant", SPLIT)}
     problems = [
-        mismatch(key, value, spec.get(key))
+        mismatch(key, value, seen.get(key))
         for key, value in expected.items()
-        if spec.get(key) != value
+        if seen.get(key) != value
     ]
     if problems:
         raise ModelError(
@@ -85,8 +94,12 @@ def check_spec(spec: dict[str, Any], cfg: JobConfig, path: Path) -> None:
         )
 
 
-def load_scoring_half(path: Path, cfg: JobConfig, keys: KeyProvider | None) -> ScoringHalf:
+def load_scoring_half(
+    path: Path, cfg: JobConfig, keys: KeyProvider | None, variant: str = SPLIT
+) -> ScoringHalf:
     """Load, check and rebuild this party's half, read only in the job's form (sealed or not).
+
+    ``variant`` is what the export must declare (see :func:`check_spec`).
 
     Raises:
         ModelError: missing, inconsistent or foreign export (names the field, expected, seen).
@@ -103,7 +116,7 @@ def load_scoring_half(path: Path, cfg: JobConfig, keys: KeyProvider | None) -> S
         )
     half = load_half(path, keys, sealed=sealed)
     spec = half.spec
-    check_spec(spec, cfg, path)
+    check_spec(spec, cfg, path, variant)
     try:
         model = ModelSpec.from_toml_table(spec["model"])
         names = tuple(str(n) for n in spec["feature_names"])

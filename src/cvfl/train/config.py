@@ -25,7 +25,7 @@ from cvfl.psi.config import PsiConfig
 from cvfl.roles import ROLES, Role
 from cvfl.sealing import SealingConfig
 
-STEPS = ("align", "train", "predict")  # the enclave commands, in pipeline order
+STEPS = ("align", "train", "fallback", "predict")  # the enclave commands, in pipeline order
 DEFAULT_STEPS = ("align", "train")
 MAX_WORKERS = 256
 MAX_STALENESS = 16  # [train] staleness: forward passes the follower may run ahead

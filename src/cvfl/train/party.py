@@ -422,8 +422,15 @@ def write_checkpoint(party: Party, step: int, extra: dict[str, Any]) -> bytes:
     return digest
 
 
-def export(party: Party, result: TrainResult, cut: tuple[TensorSpec, ...]) -> None:
-    """Export this party's half (sealed unless plaintext was asked for) into ``result``."""
+def export(
+    party: Party, result: TrainResult, cut: tuple[TensorSpec, ...], *, variant: str = ""
+) -> None:
+    """Export this party's half (sealed unless plaintext was asked for) into ``result``.
+
+    The files are ``export/<role>.*``; a ``variant`` (the leader-only fallback model,
+    :mod:`cvfl.train.fallback`) is written as ``export/<variant>.*`` and declared in the spec,
+    so neither can be loaded in the other's place.
+    """
     cfg = party.cfg
     spec = {
         "role": cfg.role,
@@ -435,12 +442,13 @@ def export(party: Party, result: TrainResult, cut: tuple[TensorSpec, ...]) -> No
         **({"preprocessing": party.table.prep.to_json()} if party.table.prep is not None else {}),
         "steps": result.exported_step,
         "cvfl_version": __version__,
+        **({"variant": variant} if variant else {}),
     }
     party.model.to("cpu")  # exports are read on any machine
     result.export, result.fingerprint = export_half(
-        party.outputs / "export", cfg.role, party.model, spec, party.artifacts
+        party.outputs / "export", variant or cfg.role, party.model, spec, party.artifacts
     )
-    log.info("exported the %s's half: %s", cfg.role, result.export)
+    log.info("exported the %s's %s: %s", cfg.role, variant or "half", result.export)
 
 
 def features(table: PartyTable, rows: np.ndarray) -> torch.Tensor:
