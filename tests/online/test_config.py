@@ -37,7 +37,7 @@ def test_serve_section_is_read_and_training_ignores_it(tmp_path: Path) -> None:
         (None, "config.serve", "[serve]"),
         ({}, "config.missing", "table"),
         ({"table": "t.parquet", "max_batch": 0}, "config.range", "max_batch"),
-        ({"table": "t.parquet", "fallback": "leader_only"}, "config.value", "fallback"),
+        ({"table": "t.parquet", "fallback": "leader-only"}, "config.value", "fallback"),
         ({"table": "t.parquet", "grpc_listen": "nowhere"}, "config.serve", "grpc_listen"),
         ({"table": "t.parquet", "follower_timeout": 0}, "config.range", "follower_timeout"),
         ({"table": "t.parquet", "max_wait": 2}, "config.unknown_key", "max_wait"),

@@ -14,8 +14,6 @@ from cvfl.configload import bounds, check_table_name, load_section
 from cvfl.errors import ConfigError, mismatch
 from cvfl.train.config import JobConfig, job_from_mapping, read_job_toml
 
-FALLBACKS = ("not_scorable",)
-
 
 def host_port(key: str, address: str) -> tuple[str, int]:
     """Split ``host:port`` (port 0 to 65535), naming ``[serve] key`` when it is not one."""
@@ -41,8 +39,11 @@ class ServeSection:
         max_request_ids: Leader: the most ids in one request.
         follower_timeout: Leader: seconds to wait for the follower's activations before the
             batch gets the fallback.
-        fallback: What an id the follower cannot score gets (``not_scorable``; the training job
-            exports no leader-only model).
+        fallback: Leader: what an id the split model cannot score gets: ``not_scorable`` (a
+            result saying why), or ``leader_only`` (a score of the leader-only model, made by
+            ``cvfl fallback``, for ids whose leader features are at hand).
+        fallback_export: Leader: the leader-only model (default
+            ``<workdir>/export/leader-only.safetensors``, sealed or not as the job says).
         peer_fingerprint: If set, the peer's half must have exactly this parameter fingerprint.
         drain_seconds: On SIGTERM, how long requests in flight may still finish.
         port_file: Leader: where to write the chosen ports as JSON (``grpc``, ``http``,
@@ -58,7 +59,8 @@ class ServeSection:
     max_batch: int = field(default=256, metadata=bounds(low=1, high=65536))
     max_request_ids: int = field(default=1024, metadata=bounds(low=1, high=65536))
     follower_timeout: float = field(default=1.0, metadata=bounds(low=0.0, low_open=True))
-    fallback: Literal["not_scorable"] = "not_scorable"
+    fallback: Literal["not_scorable", "leader_only"] = "not_scorable"
+    fallback_export: Path | None = None
     peer_fingerprint: str = ""
     drain_seconds: float = field(default=5.0, metadata=bounds(low=0.0))
     port_file: Path | None = None

@@ -41,7 +41,9 @@ def request_from_proto(msg: spb.ScoreRequest, max_ids: int) -> ScoreRequest:
 def result_to_proto(result: ScoreResult) -> spb.Score:
     """Encode one id's result."""
     values = {k: float(v) for k, v in result.values.items()}
-    return spb.Score(id=result.id, scored=result.scored, reason=result.reason, values=values)
+    return spb.Score(
+        id=result.id, scored=result.scored, reason=result.reason, values=values, model=result.model
+    )
 
 
 def results_to_proto(results: list[ScoreResult]) -> spb.ScoreResponse:

@@ -11,13 +11,16 @@ import numpy as np
 import pyarrow as pa
 
 from cvfl.data.tables import FeatureKind, PartyTable
-from cvfl.errors import DataError, mismatch
+from cvfl.errors import ConfigError, DataError, ModelError, mismatch
 from cvfl.logs import get_logger
 from cvfl.online.config import ServeSection
-from cvfl.serve.halves import ScoringHalf
+from cvfl.sealing.artifacts import twin_names
+from cvfl.sealing.keys import KeyProvider
+from cvfl.serve.halves import ScoringHalf, load_scoring_half
 from cvfl.serve.hello import PredictHello
 from cvfl.serve.prepare import half_hello, load_own_half, scoring_schema, scoring_table
 from cvfl.train.config import JobConfig
+from cvfl.train.fallback import VARIANT, fallback_export
 
 log = get_logger(__name__)
 
@@ -35,6 +38,7 @@ class ServingParty:
     half: ScoringHalf
     table: PartyTable
     index: Mapping[str, int]
+    fallback: ScoringHalf | None = None  # the leader-only model ([serve] fallback)
 
     def rows_of(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """For ``ids``: a mask of the ones this party holds and their row positions."""
@@ -83,7 +87,8 @@ def load_serving_party(cfg: JobConfig, section: ServeSection) -> ServingParty:
     Raises:
         DataError: an id appears twice in the table (``data.duplicate_id``).
     """
-    half, table, _ = load_own_half(cfg, section.export, section.table)
+    half, table, keys = load_own_half(cfg, section.export, section.table)
+    fallback = load_fallback(cfg, section, half, keys)
     index = {example: row for row, example in enumerate(table.ids)}
     if len(index) != table.rows:
         raise DataError(
@@ -93,4 +98,49 @@ def load_serving_party(cfg: JobConfig, section: ServeSection) -> ServingParty:
     log.info(
         "serve: %s holds %d rows of %d features", cfg.role, table.rows, len(half.feature_names)
     )
-    return ServingParty(cfg, section, half, table, index)
+    return ServingParty(cfg, section, half, table, index, fallback)
+
+
+def load_fallback(
+    cfg: JobConfig, section: ServeSection, half: ScoringHalf, keys: KeyProvider | None
+) -> ScoringHalf | None:
+    """The leader-only model when ``[serve] fallback = "leader_only"``, checked against ``half``.
+
+    It must read the same feature columns, prepared the same way, as the split half whose
+    table the service holds.
+
+    Raises:
+        ConfigError: the fallback is asked of the follower (``config.serve``).
+        ModelError: no leader-only export (``model.missing``: run ``cvfl fallback``), one of
+            another job or variant, or one reading other columns (``model.spec``).
+    """
+    if section.fallback != "leader_only":
+        return None
+    if cfg.role != "leader":
+        raise ConfigError(
+            mismatch('[serve] fallback = "leader_only": [job] role', "leader", cfg.role),
+            code="config.serve",
+        )
+    path = section.fallback_export or fallback_export(cfg)
+    if not any(p.is_file() for p in twin_names(path)):
+        raise ModelError(
+            f"{path}: no leader-only model (run `cvfl fallback --config` with this job file, "
+            'or set [serve] fallback = "not_scorable")',
+            code="model.missing",
+        )
+    model = load_scoring_half(path, cfg, keys, variant=VARIANT)
+    for what, want, seen in (
+        ("feature columns", half.feature_names, model.feature_names),
+        ("preprocessing", _prep(half), _prep(model)),
+    ):
+        if want != seen:
+            raise ModelError(
+                mismatch(f"{path}: the leader-only model's {what}", "the split half's", seen),
+                code="model.spec",
+            )
+    log.info("serve: the leader-only model scores what the split model cannot (%s)", path)
+    return model
+
+
+def _prep(half: ScoringHalf) -> object:
+    return half.prep.to_json() if half.prep is not None else None

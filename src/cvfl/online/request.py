@@ -16,10 +16,14 @@ from cvfl.errors import DataError, mismatch
 MAX_ID_LENGTH = 256
 MAX_COLUMNS = 4096
 
-# Why an id was not scored (the "not scorable" fallback).
+# Why an id was not scored by the split model (the fallback's reason).
 FOLLOWER_LACKS_ID = "follower_lacks_id"
 FOLLOWER_UNAVAILABLE = "follower_unavailable"
 LEADER_LACKS_ID = "leader_lacks_id"
+
+# Which model scored an id.
+SPLIT_MODEL = "split"
+LEADER_ONLY_MODEL = "leader_only"
 
 
 @dataclass(frozen=True)
@@ -32,18 +36,24 @@ class ScoreRequest:
 
 @dataclass(frozen=True)
 class ScoreResult:
-    """One id's answer: the task's score columns, or not scored and why."""
+    """One id's answer: the task's score columns and the model that gave them, or not scored.
+
+    A split score has no reason. A score of the leader-only fallback model carries the reason
+    the split model could not give it; so does an id not scored at all.
+    """
 
     id: str
     scored: bool
     reason: str = ""
     values: Mapping[str, float] = field(default_factory=dict)
+    model: str = ""  # SPLIT_MODEL or LEADER_ONLY_MODEL when scored
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of this result."""
-        if self.scored:
-            return {"id": self.id, "scored": True, **self.values}
-        return {"id": self.id, "scored": False, "reason": self.reason}
+        if not self.scored:
+            return {"id": self.id, "scored": False, "reason": self.reason}
+        why = {"reason": self.reason} if self.reason else {}
+        return {"id": self.id, "scored": True, "model": self.model, **why, **self.values}
 
 
 def refuse(what: str, expected: object, seen: object) -> DataError:

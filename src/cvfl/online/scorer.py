@@ -21,6 +21,8 @@ from cvfl.online.request import (
     FOLLOWER_LACKS_ID,
     FOLLOWER_UNAVAILABLE,
     LEADER_LACKS_ID,
+    LEADER_ONLY_MODEL,
+    SPLIT_MODEL,
     ScoreResult,
 )
 from cvfl.serve.scores import scores_table
@@ -29,13 +31,19 @@ log = get_logger(__name__)
 
 
 class _Plan:
-    """Which ids of a batch are scorable, with their leader features and activation rows."""
+    """Which ids of a batch are scorable, with their leader features and activation rows.
+
+    ``lonely`` holds the ids the split model cannot score but the leader-only fallback model
+    can (their leader features are at hand), with their features and the reason.
+    """
 
     def __init__(self, party: ServingParty) -> None:
         self.party = party
         self.features: list[np.ndarray] = []
         self.act_rows: list[np.ndarray] = []
         self.slots: list[tuple[int, int]] = []  # (request in batch, position in request)
+        self.lonely_features: list[np.ndarray] = []
+        self.lonely: list[tuple[int, int, str]] = []  # (request, position, reason)
 
 
 class LeaderScorer:
@@ -78,6 +86,8 @@ class LeaderScorer:
             results.append(self._plan(b, pending, position, answer, plan))
         if plan.slots and answer is not None:
             self._score(batch, plan, answer, results)
+        if plan.lonely:
+            self._score_alone(batch, plan, results)
         for pending, answered in zip(batch, results, strict=True):
             done = [r for r in answered if r is not None]
             pending.future.set_result(done)
@@ -123,6 +133,11 @@ class LeaderScorer:
                 else FOLLOWER_LACKS_ID
             )
             self._metrics.fallback(reason, 1)
+            if mine[k] and party.fallback is not None:
+                plan.lonely_features.append(rows[k : k + 1])
+                plan.lonely.append((b, k, reason))
+                out.append(None)  # filled in by _score_alone
+                continue
             out.append(ScoreResult(example, False, reason))
         return out
 
@@ -143,4 +158,21 @@ class LeaderScorer:
         table = scores_table(id_column, ids, logits, half.model.task, half.target)
         for (b, k), row in zip(plan.slots, table.to_pylist(), strict=True):
             example = row.pop(id_column)
-            results[b][k] = ScoreResult(example, True, values=row)
+            results[b][k] = ScoreResult(example, True, values=row, model=SPLIT_MODEL)
+
+    def _score_alone(
+        self, batch: list[Pending], plan: _Plan, results: list[list[ScoreResult | None]]
+    ) -> None:
+        """Score the ids the split model could not with the leader-only fallback model."""
+        half = plan.party.fallback
+        assert half is not None
+        features = torch.from_numpy(np.concatenate(plan.lonely_features))
+        zeros = torch.zeros(features.shape[0], plan.party.cfg.model.cut_width)
+        with torch.no_grad():
+            logits = half.module(features, zeros)
+        id_column = plan.party.cfg.data.id_column
+        ids = tuple(batch[b].request.ids[k] for b, k, _ in plan.lonely)
+        table = scores_table(id_column, ids, logits, half.model.task, half.target)
+        for (b, k, reason), row in zip(plan.lonely, table.to_pylist(), strict=True):
+            example = row.pop(id_column)
+            results[b][k] = ScoreResult(example, True, reason, row, LEADER_ONLY_MODEL)

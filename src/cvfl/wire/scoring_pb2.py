@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63vfl/wire/scoring.proto\x12\x07\x63vfl.v1\"l\n\nFeatureRow\x12/\n\x06values\x18\x01 \x03(\x0b\x32\x1f.cvfl.v1.FeatureRow.ValuesEntry\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"B\n\x0cScoreRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\x12%\n\x08\x66\x65\x61tures\x18\x02 \x03(\x0b\x32\x13.cvfl.v1.FeatureRow\"\x8e\x01\n\x05Score\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06scored\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12*\n\x06values\x18\x04 \x03(\x0b\x32\x1a.cvfl.v1.Score.ValuesEntry\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"/\n\rScoreResponse\x12\x1e\n\x06scores\x18\x01 \x03(\x0b\x32\x0e.cvfl.v1.Score2A\n\x07Scoring\x12\x36\n\x05Score\x12\x15.cvfl.v1.ScoreRequest\x1a\x16.cvfl.v1.ScoreResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63vfl/wire/scoring.proto\x12\x07\x63vfl.v1\"l\n\nFeatureRow\x12/\n\x06values\x18\x01 \x03(\x0b\x32\x1f.cvfl.v1.FeatureRow.ValuesEntry\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"B\n\x0cScoreRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\x12%\n\x08\x66\x65\x61tures\x18\x02 \x03(\x0b\x32\x13.cvfl.v1.FeatureRow\"\x9d\x01\n\x05Score\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06scored\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12*\n\x06values\x18\x04 \x03(\x0b\x32\x1a.cvfl.v1.Score.ValuesEntry\x12\r\n\x05model\x18\x05 \x01(\t\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"/\n\rScoreResponse\x12\x1e\n\x06scores\x18\x01 \x03(\x0b\x32\x0e.cvfl.v1.Score2A\n\x07Scoring\x12\x36\n\x05Score\x12\x15.cvfl.v1.ScoreRequest\x1a\x16.cvfl.v1.ScoreResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,11 +42,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SCOREREQUEST']._serialized_start=146
   _globals['_SCOREREQUEST']._serialized_end=212
   _globals['_SCORE']._serialized_start=215
-  _globals['_SCORE']._serialized_end=357
+  _globals['_SCORE']._serialized_end=372
   _globals['_SCORE_VALUESENTRY']._serialized_start=99
   _globals['_SCORE_VALUESENTRY']._serialized_end=144
-  _globals['_SCORERESPONSE']._serialized_start=359
-  _globals['_SCORERESPONSE']._serialized_end=406
-  _globals['_SCORING']._serialized_start=408
-  _globals['_SCORING']._serialized_end=473
+  _globals['_SCORERESPONSE']._serialized_start=374
+  _globals['_SCORERESPONSE']._serialized_end=421
+  _globals['_SCORING']._serialized_start=423
+  _globals['_SCORING']._serialized_end=488
 # @@protoc_insertion_point(module_scope)

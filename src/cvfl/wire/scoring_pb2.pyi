@@ -28,7 +28,7 @@ class ScoreRequest(_message.Message):
     def __init__(self, ids: _Optional[_Iterable[str]] = ..., features: _Optional[_Iterable[_Union[FeatureRow, _Mapping]]] = ...) -> None: ...
 
 class Score(_message.Message):
-    __slots__ = ("id", "scored", "reason", "values")
+    __slots__ = ("id", "scored", "reason", "values", "model")
     class ValuesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -40,11 +40,13 @@ class Score(_message.Message):
     SCORED_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     id: str
     scored: bool
     reason: str
     values: _containers.ScalarMap[str, float]
-    def __init__(self, id: _Optional[str] = ..., scored: _Optional[bool] = ..., reason: _Optional[str] = ..., values: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    model: str
+    def __init__(self, id: _Optional[str] = ..., scored: _Optional[bool] = ..., reason: _Optional[str] = ..., values: _Optional[_Mapping[str, float]] = ..., model: _Optional[str] = ...) -> None: ...
 
 class ScoreResponse(_message.Message):
     __slots__ = ("scores",)
