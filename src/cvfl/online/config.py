@@ -49,6 +49,11 @@ class ServeSection:
         port_file: Leader: where to write the chosen ports as JSON (``grpc``, ``http``,
             ``bridge``).
         threads: PyTorch intra-op threads (0: every core; the default 1 suits small batches).
+        tls_cert: Leader: a PEM certificate (chain) for both request APIs; with ``tls_key``
+            they speak TLS only (:mod:`cvfl.online.tls`). Neither: plaintext.
+        tls_key: Leader: the PEM private key of ``tls_cert``.
+        tls_client_ca: Leader: PEM CA certificates; when set, clients must present a
+            certificate they issued (mutual TLS).
     """
 
     table: Path
@@ -65,11 +70,28 @@ class ServeSection:
     drain_seconds: float = field(default=5.0, metadata=bounds(low=0.0))
     port_file: Path | None = None
     threads: int = field(default=1, metadata=bounds(low=0, high=1024))
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
 
     def __post_init__(self) -> None:
         check_table_name("[serve] table", self.table)
         host_port("grpc_listen", self.grpc_listen)
         host_port("http_listen", self.http_listen)
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError(
+                mismatch("[serve] tls_cert and tls_key", "both or neither", self._tls_keys()),
+                code="config.serve",
+            )
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ConfigError(
+                mismatch("[serve] tls_client_ca", "tls_cert and tls_key beside it", "neither"),
+                code="config.serve",
+            )
+
+    def _tls_keys(self) -> str:
+        given = [k for k in ("tls_cert", "tls_key") if getattr(self, k) is not None]
+        return " and ".join(given) + " only"
 
     @classmethod
     def from_toml_table(cls, table: Mapping[str, Any], base: Path) -> ServeSection:

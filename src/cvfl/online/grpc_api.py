@@ -18,6 +18,7 @@ import grpc
 from cvfl.errors import ConfigError, DataError, PeerUnavailableError
 from cvfl.online.metrics import Metrics
 from cvfl.online.request import ScoreRequest, ScoreResult, check_request
+from cvfl.online.tls import ApiTls
 from cvfl.wire import scoring_pb2 as spb
 from cvfl.wire import scoring_pb2_grpc as sgrpc
 
@@ -81,23 +82,26 @@ class ScoringServicer(sgrpc.ScoringServicer):
 class GrpcServer:
     """A ``grpc.aio`` server for ``servicer`` on ``address``, in a thread with its own loop."""
 
-    def __init__(self, servicer: ScoringServicer, address: str) -> None:
+    def __init__(self, servicer: ScoringServicer, address: str, tls: ApiTls | None = None) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="cvfl-scoring-grpc", daemon=True
         )
         self._thread.start()
         self._server: grpc.aio.Server | None = None
-        self.port = self._call(self._start(servicer, address), 10.0)
+        self.port = self._call(self._start(servicer, address, tls), 10.0)
 
     def _call(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
-    async def _start(self, servicer: ScoringServicer, address: str) -> int:
+    async def _start(self, servicer: ScoringServicer, address: str, tls: ApiTls | None) -> int:
         # made inside its loop: the server belongs to the loop it is created in
         self._server = grpc.aio.server(options=API_OPTIONS)
         sgrpc.add_ScoringServicer_to_server(servicer, self._server)
-        port = self._server.add_insecure_port(address)
+        if tls is None:
+            port = self._server.add_insecure_port(address)
+        else:
+            port = self._server.add_secure_port(address, tls.grpc_credentials())
         if not port:
             raise ConfigError(f"[serve] grpc_listen {address}: cannot bind", code="config.serve")
         await self._server.start()

@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 
 from cvfl.errors import ConfigError
 from cvfl.online.config import host_port
+from cvfl.online.tls import ApiTls
 
 
 def bind(address: str) -> socket.socket:
@@ -35,10 +36,19 @@ def bind(address: str) -> socket.socket:
 class HttpServer:
     """Serves ``app`` until :meth:`stop`; ``port`` is the bound port."""
 
-    def __init__(self, app: Starlette, address: str, start_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        app: Starlette,
+        address: str,
+        tls: ApiTls | None = None,
+        start_timeout: float = 10.0,
+    ) -> None:
         self._sock = bind(address)
         self.port = int(self._sock.getsockname()[1])
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+        options = tls.uvicorn_options() if tls is not None else {}
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="off", access_log=False, **options
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True

@@ -21,6 +21,7 @@ from cvfl.online.metrics import Metrics
 from cvfl.online.party import ServingParty, load_serving_party
 from cvfl.online.request import ScoreRequest, ScoreResult
 from cvfl.online.scorer import LeaderScorer
+from cvfl.online.tls import ApiTls, load_api_tls
 
 log = get_logger(__name__)
 
@@ -40,13 +41,19 @@ class LeaderService:
             scorer, self.section.max_wait_ms / 1000, self.section.max_batch
         )
         servicer = ScoringServicer(self.submit, self.section.max_request_ids, self.metrics)
-        self._grpc = GrpcServer(servicer, self.section.grpc_listen)
+        tls = load_api_tls(self.section)
+        self._grpc = GrpcServer(servicer, self.section.grpc_listen, tls)
         self.grpc_port = self._grpc.port
-        self._http = HttpServer(make_app(self), self.section.http_listen)
+        self._http = HttpServer(make_app(self), self.section.http_listen, tls)
         self.http_port = self._http.port
         self.bridge_port = self._port.port
         self._write_ports()
-        log.info("serve: scoring on gRPC port %d and HTTP port %d", self.grpc_port, self.http_port)
+        log.info(
+            "serve: scoring on gRPC port %d and HTTP port %d (%s)",
+            self.grpc_port,
+            self.http_port,
+            _api_transport(tls),
+        )
 
     def _write_ports(self) -> None:
         if self.section.port_file is not None:
@@ -104,6 +111,12 @@ class LeaderService:
         self._port.stop()
         if self.section.port_file is not None:
             self.section.port_file.unlink(missing_ok=True)
+
+
+def _api_transport(tls: ApiTls | None) -> str:
+    if tls is None:
+        return "plaintext: keep the request ports on the leader's own network"
+    return "TLS, client certificates required" if tls.client_ca else "TLS"
 
 
 class FollowerService:
