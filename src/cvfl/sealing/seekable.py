@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 import os
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, TypeVar
 
 from cvfl.errors import SealingError, mismatch
 from cvfl.sealing.format import TAG_SIZE, check_purpose, plaintext_length, read_header
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
     from _typeshed import WriteableBuffer
 
+_T = TypeVar("_T")
+
 
 class SeekableSealedReader(io.RawIOBase):
     """Random-access verified plaintext of a sealed file opened for binary reading.
@@ -38,7 +40,7 @@ class SeekableSealedReader(io.RawIOBase):
 
     def __init__(
         self,
-        handle: BinaryIO,
+        handle: io.BufferedIOBase,
         *,
         purpose: str,
         keys: KeyProvider,
@@ -138,14 +140,13 @@ class SeekableSealedReader(io.RawIOBase):
             return
         last = index == self._count - 1
         want = (self._size - index * self._chunk) + TAG_SIZE if last else self._record
-        record = bytearray(want)
         self._cached = -1
         try:
             self._io(lambda: self._handle.seek(self.header.length + index * self._record))
-            got = self._io(lambda: self._handle.readinto(record) or 0)
-            if got != want:
+            record = self._io(lambda: self._read(want))
+            if len(record) != want:
                 raise SealingError(
-                    f"{self.name}: " + mismatch(f"chunk {index} length", want, got),
+                    f"{self.name}: " + mismatch(f"chunk {index} length", want, len(record)),
                     code="sealing.truncated",
                 )
             self._cached_len = self._opener.open_into(index, memoryview(record), last, self._plain)
@@ -154,7 +155,19 @@ class SeekableSealedReader(io.RawIOBase):
             raise
         self._cached = index
 
-    def _io(self, call: Callable[[], int]) -> int:
+    def _read(self, size: int) -> bytes:
+        """Up to ``size`` bytes from the handle (short reads are retried until its end)."""
+        parts: list[bytes] = []
+        left = size
+        while left > 0:
+            part = self._handle.read(left)
+            if not part:
+                break
+            parts.append(part)
+            left -= len(part)
+        return b"".join(parts)
+
+    def _io(self, call: Callable[[], _T]) -> _T:
         """Run a call on the handle; an OS error becomes ``sealing.io``."""
         try:
             return call()
