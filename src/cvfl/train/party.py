@@ -37,6 +37,8 @@ from cvfl.train.reruns import resumable
 from cvfl.train.result import TrainResult
 from cvfl.train.rng import training_generator
 from cvfl.train.schedule import Schedule
+from cvfl.train.stream import StreamTable, open_stream
+from cvfl.train.stream_schedule import StreamSchedule
 from cvfl.train.tasks import TargetScale, fit_target, resolve_classes
 
 if TYPE_CHECKING:
@@ -86,10 +88,10 @@ class Party:
     """One party's training state."""
 
     cfg: JobConfig
-    table: PartyTable
+    table: PartyTable | StreamTable  # [data] reader: memory or stream
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    schedule: Schedule
+    schedule: Schedule | StreamSchedule
     artifacts: Artifacts
     initial_state: dict[str, torch.Tensor] = field(default_factory=dict)
     worker: int = 0
@@ -148,7 +150,20 @@ class Party:
 
     def inputs(self, rows: np.ndarray) -> torch.Tensor:
         """The feature rows as a tensor on this party's ``[train] device``."""
-        return features(self.table, rows).to(self.device)
+        return self.batch(rows)[1]
+
+    def batch(self, rows: np.ndarray, *, step: bool = False) -> tuple[list[str], torch.Tensor]:
+        """The ids and feature tensor of ``rows``; ``step``: a training step's (planned) rows."""
+        if isinstance(self.table, StreamTable):
+            ids, values = self.table.take(rows, planned=step)
+            return ids, torch.from_numpy(values).to(self.device)
+        ids = [self.table.ids[i] for i in rows]
+        return ids, features(self.table, rows).to(self.device)
+
+    def begin(self, step: int) -> None:
+        """Training (re)starts after ``step``: a streamed table follows the schedule from there."""
+        if isinstance(self.table, StreamTable) and isinstance(self.schedule, StreamSchedule):
+            self.table.start(self.schedule.windows(step))
 
     def my_rows(self, rows: np.ndarray) -> np.ndarray:
         """This worker's block of a step's rows (the leader assigns; worker i takes block i)."""
@@ -175,7 +190,7 @@ class Party:
             cut_layer=cut,
             batch_size=self.cfg.train.batch_size,
             seed=self.cfg.job.seed,
-            id_order_fingerprint=id_order_fingerprint(self.cfg.job.id, self.table.ids),
+            id_order_fingerprint=order_fingerprint(self.cfg.job.id, self.table),
             last_committed_step=max((c.step for c in checkpoints if c.peer_digest), default=0),
             nonce=secrets.token_bytes(32),
             num_rows=self.table.rows,
@@ -212,6 +227,32 @@ def make_optimizer(train: TrainSection, params: Iterable[nn.Parameter]) -> torch
     if train.optimizer == "sgd":
         return torch.optim.SGD(params, lr=train.lr)
     return torch.optim.Adam(params, lr=train.lr)
+
+
+def order_fingerprint(job_id: str, table: PartyTable | StreamTable) -> bytes:
+    """The id-order fingerprint of ``table`` (a streamed table's comes from its id pass)."""
+    if isinstance(table, StreamTable):
+        return table.fingerprint
+    return id_order_fingerprint(job_id, table.ids)
+
+
+def schedule_for(cfg: JobConfig, table: PartyTable | StreamTable) -> Schedule | StreamSchedule:
+    """The schedule of ``table``: the streamed reader's, or the in-memory one."""
+    if not isinstance(table, StreamTable):
+        return make_schedule(cfg, table.rows)
+    t = cfg.train
+    return StreamSchedule(
+        num_rows=table.rows,
+        holdout_fraction=cfg.data.holdout_fraction,
+        seed=cfg.job.seed,
+        batch_size=t.batch_size,
+        epochs=t.epochs,
+        max_steps=t.max_steps,
+        eval_batch_size=t.eval_batch_size,
+        block_rows=cfg.data.block_rows,
+        shuffle_blocks=cfg.data.shuffle_blocks,
+        holdout=table.holdout,
+    )
 
 
 def make_schedule(cfg: JobConfig, rows: int) -> Schedule:
@@ -262,19 +303,23 @@ def load_party(
         configure_threads(cfg)
     artifacts = artifacts_for(cfg)
     check_own_input(cfg, artifacts)
-    table = read_training_table(cfg, artifacts)
+    table = training_table(cfg, artifacts)
     if cfg.role == "leader":  # only the leader has labels: it resolves the class count
         cfg = replace(cfg, model=resolve_classes(cfg.model, table.labels))
     build = build_leader if cfg.role == "leader" else build_follower
     layout = table.prep.layout if table.prep is not None else None
     device = resolve_device(cfg.train.device, cfg.train.workers)
     log.info("the %s's half trains on %s ([train] device = %s)", cfg.role, device, cfg.train.device)
-    model = build(cfg.model, table.features.shape[1], cfg.job.seed, layout).to(device)
+    width = table.width if isinstance(table, StreamTable) else table.features.shape[1]
+    model = build(cfg.model, width, cfg.job.seed, layout).to(device)
     optimizer = make_optimizer(cfg.train, model.parameters())
-    schedule = make_schedule(cfg, table.rows)
-    target = fit_target(cfg.model, table.labels, schedule.train_rows)
+    schedule = schedule_for(cfg, table)
+    target = fit_target(cfg.model, table.labels, schedule.train_mask)
     if target is not None and table.labels is not None:  # trained on the scaled target
-        table = replace(table, labels=target.apply(table.labels))
+        if isinstance(table, StreamTable):
+            table.labels = target.apply(table.labels)
+        else:
+            table = replace(table, labels=target.apply(table.labels))
     return Party(
         cfg,
         table,
@@ -311,6 +356,21 @@ def require_training_table(cfg: JobConfig) -> Path:
         hint = " (run `cvfl align --config` first)" if cfg.psi is not None else ""
         raise DataError(f"{path}: no such file{hint}", code="data.missing_file")
     return path
+
+
+def training_table(cfg: JobConfig, artifacts: Artifacts) -> PartyTable | StreamTable:
+    """The table this party trains on, in memory or streamed as ``[data] reader`` says."""
+    if cfg.data.reader == "memory":
+        return read_training_table(cfg, artifacts)
+    path = require_training_table(cfg)
+    return open_stream(
+        path,
+        schema_for(cfg),
+        artifacts.keys,
+        sealed=None if cfg.psi is None else artifacts.sealed,
+        split=(cfg.job.id, cfg.job.seed, cfg.data.holdout_fraction),
+        block_rows=cfg.data.block_rows,
+    )
 
 
 def read_training_table(cfg: JobConfig, artifacts: Artifacts) -> PartyTable:
@@ -386,6 +446,7 @@ def restore_to(party: Party, step: int, states: tuple[CheckpointState, ...]) -> 
     Returns:
         The checkpoint's extra state (e.g. the leader's metric history).
     """
+    party.begin(step)
     if step == 0:
         party.model.load_state_dict(party.initial_state)
         party.optimizer = make_optimizer(party.cfg.train, party.model.parameters())
