@@ -98,6 +98,11 @@ def test_the_streamed_table_reads_what_the_memory_reader_reads(small_job: Build)
     ids, features = table.take(rows, planned=False)
     assert ids == [memory.ids[i] for i in rows]
     assert np.array_equal(features, memory.features[rows])
+    for start in range(0, memory.rows - 90, 45):  # overlapping reads reuse decoded blocks
+        rows = np.arange(start, start + 90)
+        ids, features = table.take(rows, planned=False)
+        assert ids == [memory.ids[i] for i in rows]
+        assert np.array_equal(features, memory.features[rows])
     # the binding's data digest is the in-memory one; the reader is a shared term
     streamed = training_binding(cfgs[0], table)
     in_memory = training_binding(cfgs[0], memory)
@@ -125,3 +130,19 @@ def test_a_csv_table_is_refused_naming_the_reader(small_job: Build, tmp_path: Pa
     with pytest.raises(ConfigError) as caught:
         load_party(lead_cfg)
     assert "[data] reader" in caught.value.message and ".parquet" in caught.value.message
+
+
+def test_each_worker_reads_its_slice_of_every_step_through_the_plan(small_job: Build) -> None:
+    lead_cfg, _ = small_job(**STREAM, train__workers=3, train__batch_size=32)
+    parties = [load_party(lead_cfg, worker=w) for w in range(3)]
+    memory = read_training_table(lead_cfg, parties[0].artifacts)
+    for party in parties:
+        party.begin(7)  # as a resume after step 7 does
+    for step in parties[0].schedule.steps(7):
+        for party in parties:
+            rows = party.my_rows(step.rows)
+            ids, inputs = party.batch(rows, step=True)
+            assert ids == [memory.ids[i] for i in rows]
+            assert np.array_equal(inputs.numpy(), memory.features[rows])
+        table = parties[0].table
+        assert isinstance(table, StreamTable) and len(table._windows) <= 3  # bounded

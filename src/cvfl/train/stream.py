@@ -16,7 +16,7 @@ labels (8 bytes a row); the rest is bounded by ``block_rows x shuffle_blocks`` r
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,9 +146,25 @@ class StreamTable:
                 if planned:
                     self._drop_before(int(self._where[need].min()))
                 return self._gather(rows, blocks)
-            if self._scratch is None or not np.isin(need, self._scratch.blocks).all():
-                self._scratch = self._load(need)
+            self._scratch = self._refresh(self._scratch, need)
             return _gather_from(self._scratch, rows, self.block_rows, self.width, self.dtype)
+
+    def _refresh(self, old: Loaded | None, need: np.ndarray) -> Loaded:
+        """``need`` (ascending) decoded, reusing the blocks ``old`` holds already."""
+        if old is None:
+            return self._load(need)
+        held = np.isin(need, old.blocks)
+        if held.all() and len(need) == len(old.blocks):
+            return old
+        fresh = self._load(need[~held])
+        parts: list[tuple[Sequence[str] | np.ndarray, np.ndarray]] = []
+        for block, mine in zip(need.tolist(), held.tolist(), strict=True):
+            source, index = (old, old.blocks) if mine else (fresh, fresh.blocks)
+            at = int(np.searchsorted(index, block))
+            start = int(source.starts[at])
+            stop = int(source.starts[at + 1]) if at + 1 < len(index) else len(source.ids)
+            parts.append((source.ids[start:stop], source.features[start:stop]))
+        return _joined(need, parts, self.width, self.dtype)
 
     def _covered(self, need: np.ndarray) -> bool:
         return bool((self._where[need] >= 0).all())
@@ -208,16 +224,29 @@ class StreamTable:
 
     def _load(self, blocks: np.ndarray) -> Loaded:
         """Decode ``blocks`` (any thread: each has its own open file)."""
-        parts = []
+        parts: list[tuple[Sequence[str] | np.ndarray, np.ndarray]] = []
         for block in blocks.tolist():
             start = block * self.block_rows
-            parts.append(self.source.read(start, min(start + self.block_rows, self.rows)))
-        sizes = [len(p.ids) for p in parts]
-        ids = np.empty(sum(sizes), dtype=object)
-        ids[:] = [i for p in parts for i in p.ids]
-        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        features = np.concatenate([p.features for p in parts]) if parts else np.empty((0, 0))
-        return Loaded(np.asarray(blocks, dtype=np.int64), starts, ids, features)
+            rows = self.source.read(start, min(start + self.block_rows, self.rows))
+            parts.append((rows.ids, rows.features))
+        return _joined(blocks, parts, self.width, self.dtype)
+
+
+def _joined(
+    blocks: np.ndarray,
+    parts: Sequence[tuple[Sequence[str] | np.ndarray, np.ndarray]],
+    width: int,
+    dtype: np.dtype[Any],
+) -> Loaded:
+    """One :class:`Loaded` of ``blocks`` from each block's ids and features, in order."""
+    sizes = [len(ids) for ids, _ in parts]
+    ids = np.empty(sum(sizes), dtype=object)
+    ids[:] = [i for part, _ in parts for i in part]
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    features = np.empty((sum(sizes), width), dtype=dtype)
+    if parts:
+        np.concatenate([f for _, f in parts], out=features)
+    return Loaded(np.asarray(blocks, dtype=np.int64), starts, ids, features)
 
 
 def _gather_from(
