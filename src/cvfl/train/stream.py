@@ -33,7 +33,7 @@ from cvfl.train.stream_schedule import held_out, holdout_key
 from cvfl.train.stream_source import ParquetSource, streamed_digest
 
 log = get_logger(__name__)
-_ID_PASS_ROWS = 1 << 16  # rows decoded at a time by the id pass and the digest pass
+_ID_PASS_ROWS = 1 << 16  # rows whose ids the id pass decodes at a time
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,8 @@ class StreamTable:
         self._lock = threading.Lock()
         self._digest: str | None = None
         first = source.read(0, min(1, source.rows))
-        self.dtype: np.dtype[Any] = first.features.dtype
+        self.dtype: np.dtype[Any] = first.features.dtype  # what reads return
+        self.store = storage_dtype(self.dtype, source.schema.vocab)  # what windows hold
         self.width = first.features.shape[1]
 
     @property
@@ -116,7 +117,7 @@ class StreamTable:
     def data_digest(self) -> str:
         """The binding's digest of the features and labels (one streamed pass, computed once)."""
         if self._digest is None:
-            self._digest = streamed_digest(self.source, self.labels, _ID_PASS_ROWS, self.dtype)
+            self._digest = streamed_digest(self.source, self.labels, self.block_rows, self.dtype)
         return self._digest
 
     def start(self, plan: Iterator[np.ndarray]) -> None:
@@ -164,7 +165,7 @@ class StreamTable:
             start = int(source.starts[at])
             stop = int(source.starts[at + 1]) if at + 1 < len(index) else len(source.ids)
             parts.append((source.ids[start:stop], source.features[start:stop]))
-        return _joined(need, parts, self.width, self.dtype)
+        return _joined(need, parts, self.width, self.store)
 
     def _covered(self, need: np.ndarray) -> bool:
         return bool((self._where[need] >= 0).all())
@@ -223,13 +224,17 @@ class StreamTable:
         return ids.tolist(), features
 
     def _load(self, blocks: np.ndarray) -> Loaded:
-        """Decode ``blocks`` (any thread: each has its own open file)."""
-        parts: list[tuple[Sequence[str] | np.ndarray, np.ndarray]] = []
-        for block in blocks.tolist():
-            start = block * self.block_rows
-            rows = self.source.read(start, min(start + self.block_rows, self.rows))
-            parts.append((rows.ids, rows.features))
-        return _joined(blocks, parts, self.width, self.dtype)
+        """Decode ``blocks`` (any thread: each has its own open file) into one window."""
+        starts = blocks * self.block_rows
+        sizes = np.minimum(starts + self.block_rows, self.rows) - starts
+        at = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        features = np.empty((int(at[-1]), self.width), dtype=self.store)
+        ids = np.empty(int(at[-1]), dtype=object)
+        for i, start in enumerate(starts.tolist()):
+            rows = self.source.read(start, start + int(sizes[i]))
+            features[at[i] : at[i + 1]] = rows.features  # narrowed: codes fit (checked)
+            ids[at[i] : at[i + 1]] = rows.ids
+        return Loaded(np.asarray(blocks, dtype=np.int64), at[:-1], ids, features)
 
 
 def _joined(
@@ -247,6 +252,20 @@ def _joined(
     if parts:
         np.concatenate([f for _, f in parts], out=features)
     return Loaded(np.asarray(blocks, dtype=np.int64), starts, ids, features)
+
+
+def storage_dtype(dtype: np.dtype[Any], vocab: int) -> np.dtype[Any]:
+    """The narrowest type that holds the table's values in a window.
+
+    Category codes below ``vocab`` fit int16 or int32 (reads widen them back to int64); numeric
+    values stay float32.
+    """
+    if dtype.kind != "i":
+        return dtype
+    for narrow in (np.int16, np.int32):
+        if vocab <= np.iinfo(narrow).max + 1:
+            return np.dtype(narrow)
+    return dtype
 
 
 def _gather_from(
