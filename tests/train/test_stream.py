@@ -17,9 +17,10 @@ from cvfl.sealing import write_sealed
 from cvfl.train import TrainResult, load_party, train_centralized
 from cvfl.train.binding import training_binding
 from cvfl.train.config import JobConfig
-from cvfl.train.party import checkpoint_store, read_training_table
+from cvfl.train.party import checkpoint_store
 from cvfl.train.stop import STOPPED
 from cvfl.train.stream import StreamTable
+from cvfl.train.training_tables import read_training_table
 from tests.conftest import keys_of
 from tests.train.helpers import run_pair
 from tests.train.test_cuts import elsewhere
@@ -146,3 +147,15 @@ def test_each_worker_reads_its_slice_of_every_step_through_the_plan(small_job: B
             assert np.array_equal(inputs.numpy(), memory.features[rows])
         table = parties[0].table
         assert isinstance(table, StreamTable) and len(table._windows) <= 3  # bounded
+
+
+def test_stream_with_column_preprocessing_is_refused_naming_both(small_job: Build) -> None:
+    with pytest.raises(ConfigError) as caught:
+        small_job(**STREAM, data__columns={"default": "auto"})
+    assert "[data] reader" in caught.value.message and "[data.columns]" in caught.value.message
+
+
+def test_unknown_reader_is_refused(small_job: Build) -> None:
+    with pytest.raises(ConfigError) as caught:
+        small_job(data__reader="mmap")
+    assert "reader" in caught.value.message and "mmap" in caught.value.message

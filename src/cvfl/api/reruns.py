@@ -75,9 +75,10 @@ class Rerun:
 
 def _resume_on_purpose(cfg: JobConfig, step: int) -> None:
     from cvfl.train.binding import training_binding
-    from cvfl.train.party import artifacts_for, schedule_for, training_table
+    from cvfl.train.party import artifacts_for
     from cvfl.train.recovery import CheckpointStore
     from cvfl.train.reruns import resume_on_purpose
+    from cvfl.train.training_tables import schedule_for, training_table
 
     artifacts = artifacts_for(cfg)
     table = training_table(cfg, artifacts)
