@@ -30,7 +30,7 @@ from cvfl.data.tables import TableSchema
 from cvfl.logs import get_logger
 from cvfl.sealing import KeyProvider
 from cvfl.train.stream_schedule import held_out, holdout_key
-from cvfl.train.stream_source import ParquetSource, streamed_digest
+from cvfl.train.stream_source import READ_ROWS, ParquetSource, streamed_digest
 
 log = get_logger(__name__)
 _ID_PASS_ROWS = 1 << 16  # rows whose ids the id pass decodes at a time
@@ -117,7 +117,7 @@ class StreamTable:
     def data_digest(self) -> str:
         """The binding's digest of the features and labels (one streamed pass, computed once)."""
         if self._digest is None:
-            self._digest = streamed_digest(self.source, self.labels, self.block_rows, self.dtype)
+            self._digest = streamed_digest(self.source, self.labels, READ_ROWS, self.dtype)
         return self._digest
 
     def start(self, plan: Iterator[np.ndarray]) -> None:
@@ -230,10 +230,14 @@ class StreamTable:
         at = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         features = np.empty((int(at[-1]), self.width), dtype=self.store)
         ids = np.empty(int(at[-1]), dtype=object)
-        for i, start in enumerate(starts.tolist()):
-            rows = self.source.read(start, start + int(sizes[i]))
-            features[at[i] : at[i + 1]] = rows.features  # narrowed: codes fit (checked)
-            ids[at[i] : at[i + 1]] = rows.ids
+        for i in np.argsort(starts).tolist():  # in file order: a row group is decoded once
+            start, stop = int(starts[i]), int(starts[i] + sizes[i])
+            for low in range(start, stop, READ_ROWS):
+                high = min(low + READ_ROWS, stop)
+                rows = self.source.read(low, high)
+                where = slice(int(at[i]) + low - start, int(at[i]) + high - start)
+                features[where] = rows.features  # narrowed: the codes fit (checked)
+                ids[where] = rows.ids
         return Loaded(np.asarray(blocks, dtype=np.int64), at[:-1], ids, features)
 
 

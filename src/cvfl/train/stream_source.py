@@ -34,6 +34,7 @@ from cvfl.sealing.artifacts import require_form
 from cvfl.sealing.seekable import open_seekable
 
 PURPOSE = "aligned-table"  # what cvfl.psi.output seals aligned tables (and inputs) with
+READ_ROWS = 8192  # rows decoded and checked at a time (bounds the int64 copy of a read)
 _T = TypeVar("_T")
 
 
@@ -74,7 +75,8 @@ class ParquetSource:
             raise SealingError(f"{path}: the table is sealed; add [sealing]", code="sealing.no_key")
         self.path, self.keys = path, keys
         self._local = threading.local()
-        meta = self.file().metadata
+        self._meta: pq.FileMetaData | None = None
+        meta = self._meta = self.file().metadata  # parsed once, shared by every thread
         if meta.num_rows == 0:
             raise DataError(f"{path}: the table is empty (0 rows)", code="data.empty")
         sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
@@ -105,9 +107,9 @@ class ParquetSource:
                 if self.sealed:
                     assert self.keys is not None
                     raw: Any = open_seekable(self.path, purpose=PURPOSE, keys=self.keys)
-                    handle = pq.ParquetFile(raw)
+                    handle = pq.ParquetFile(raw, metadata=self._meta)
                 else:
-                    handle = pq.ParquetFile(self.path)
+                    handle = pq.ParquetFile(self.path, metadata=self._meta)
             except (pa.ArrowException, OSError) as exc:
                 raise DataError(
                     f"{self.path}: cannot read as parquet: {exc}", code="data.unreadable"
@@ -141,6 +143,23 @@ class ParquetSource:
         return Rows(start, decoded.ids, decoded.features, decoded.labels)
 
     def _group(self, index: int, columns: list[str]) -> pa.Table:
+        """Row group ``index``, decoded.
+
+        Each thread keeps the last group it decoded, so consecutive reads within a large row
+        group decode it once.
+        """
+        key = (index, tuple(columns))
+        cached: tuple[tuple[int, tuple[str, ...]], pa.Table] | None = getattr(
+            self._local, "group", None
+        )
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        self._local.group = None  # the previous group is freed before the next is decoded
+        table = self._decode(index, columns)
+        self._local.group = (key, table)
+        return table
+
+    def _decode(self, index: int, columns: list[str]) -> pa.Table:
         try:
             return self.file().read_row_group(index, columns=columns)
         except SealingError:
