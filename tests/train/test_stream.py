@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from cvfl.errors import ConfigError, CvflError, PeerStoppedError, ProtocolError
+from cvfl.errors import ConfigError, CvflError, PeerStoppedError, ProtocolError, SealingError
 from cvfl.models.export import load_half
 from cvfl.sealing import write_sealed
 from cvfl.train import TrainResult, load_party, train_centralized
@@ -159,3 +159,15 @@ def test_unknown_reader_is_refused(small_job: Build) -> None:
     with pytest.raises(ConfigError) as caught:
         small_job(data__reader="mmap")
     assert "reader" in caught.value.message and "mmap" in caught.value.message
+
+
+def test_a_tampered_sealed_table_is_refused_by_the_streamed_reader(small_job: Build) -> None:
+    cfgs = small_job(**STREAM)
+    _regroup(cfgs, 64, sealed=True)
+    path = cfgs[1].data.path
+    blob = bytearray(path.read_bytes())
+    blob[len(blob) // 2] ^= 1  # a chunk in the middle: some row group's column data
+    path.write_bytes(bytes(blob))
+    with pytest.raises(SealingError) as caught:
+        load_party(cfgs[1]).binding  # noqa: B018 - the digest pass reads every row group
+    assert caught.value.code == "sealing.chunk_tampered"
