@@ -24,7 +24,8 @@ from cvfl.sealing import FileKeyProvider
 from cvfl.serve import SCORE_COLUMN, read_scores
 from cvfl.serve.halves import default_export, load_scoring_half
 from cvfl.train.config import load_job
-from cvfl.train.party import artifacts_for, read_training_table
+from cvfl.train.party import artifacts_for
+from cvfl.train.training_tables import read_training_table
 
 pytestmark = pytest.mark.e2e
 ROLES = ("leader", "follower")

@@ -75,13 +75,14 @@ class Rerun:
 
 def _resume_on_purpose(cfg: JobConfig, step: int) -> None:
     from cvfl.train.binding import training_binding
-    from cvfl.train.party import artifacts_for, make_schedule, read_training_table
+    from cvfl.train.party import artifacts_for
     from cvfl.train.recovery import CheckpointStore
     from cvfl.train.reruns import resume_on_purpose
+    from cvfl.train.training_tables import schedule_for, training_table
 
     artifacts = artifacts_for(cfg)
-    table = read_training_table(cfg, artifacts)
+    table = training_table(cfg, artifacts)
     binding = training_binding(cfg, table)
     store = CheckpointStore(cfg.job.workdir / "checkpoints", cfg.role, artifacts, binding=binding)
-    total = make_schedule(cfg, table.rows).total_steps
+    total = schedule_for(cfg, table).total_steps
     resume_on_purpose(store, binding, step, total, cfg.job.workdir)

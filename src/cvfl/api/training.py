@@ -90,7 +90,7 @@ def load_ready_party(
 ) -> Party:
     """Prepare a rerun if asked, load this worker's party and join its group."""
     from cvfl.train import load_party
-    from cvfl.train.party import require_training_table
+    from cvfl.train.training_tables import require_training_table
 
     rerun.check(worker)
     rank = worker.rank if worker is not None else 0

@@ -25,10 +25,16 @@ def _feed(h: hmac.HMAC | hashlib._Hash, ids: Iterable[str]) -> None:
 
 def id_order_fingerprint(job_id: str, ids: Sequence[str]) -> bytes:
     """SHA-256 over the job id and the ordered, length-prefixed ids."""
+    return streamed_order_fingerprint(job_id, len(ids), [ids])
+
+
+def streamed_order_fingerprint(job_id: str, count: int, parts: Iterable[Iterable[str]]) -> bytes:
+    """:func:`id_order_fingerprint` of ``count`` ids given in consecutive ``parts``."""
     h = hashlib.sha256(_FP_DOMAIN)
     h.update(job_id.encode("utf-8") + b"\0")
-    h.update(struct.pack("<Q", len(ids)))
-    _feed(h, ids)
+    h.update(struct.pack("<Q", count))
+    for part in parts:
+        _feed(h, part)
     return h.digest()
 
 

@@ -14,6 +14,7 @@ import torch
 
 from cvfl.train.schedule import Schedule
 from cvfl.train.steps import EVAL, TRAIN, backward_message, forward_message
+from cvfl.train.stream_schedule import StreamSchedule
 
 _KEY = bytes(32)
 
@@ -71,7 +72,7 @@ def backward_size(step: int, rows: int, width: int, name: str) -> int:
     return msg.ByteSize()
 
 
-def wire_figures(schedule: Schedule, width: int, name: str) -> WireFigures:
+def wire_figures(schedule: Schedule | StreamSchedule, width: int, name: str) -> WireFigures:
     """Bytes per step and per job for ``schedule`` with a ``width``-wide float32 cut layer."""
     forward = backward = evals = steps = 0
     eval_sizes = [

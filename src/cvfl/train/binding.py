@@ -2,7 +2,8 @@
 
 A checkpoint continues one trajectory only: the agreed training terms (optimiser, learning rate,
 batch size, epochs, step limit, evaluation batch, seed, workers, held-out fraction, rows, the
-``[privacy]`` section; the wire dtype and the pipeline's staleness when not their defaults), this
+``[privacy]`` section; the wire dtype, the pipeline's staleness and the ``[data]`` reader with
+its block settings when not their defaults), this
 party's model section, the order of the aligned table (its id-order fingerprint) and this
 party's own training data (a digest of its features and labels). These fields, and a digest of
 them, go into every checkpoint and its record; a checkpoint whose fields differ from the job's
@@ -26,6 +27,7 @@ from cvfl.data.ids import id_order_fingerprint
 from cvfl.data.tables import PartyTable
 from cvfl.models.spec import TASK_KEYS
 from cvfl.train.config import JobConfig
+from cvfl.train.stream import StreamTable
 
 BINDING_VERSION = 1
 
@@ -57,7 +59,7 @@ def fields_digest(fields: Mapping[str, Value]) -> str:
     return hashlib.sha256(b"cvfl/checkpoint-binding/v%d\0" % BINDING_VERSION + body).hexdigest()
 
 
-def training_binding(cfg: JobConfig, table: PartyTable) -> Binding:
+def training_binding(cfg: JobConfig, table: PartyTable | StreamTable) -> Binding:
     """The binding of a party's job on its training table."""
     t = cfg.train
     shared: Fields = {
@@ -76,6 +78,10 @@ def training_binding(cfg: JobConfig, table: PartyTable) -> Binding:
     }
     if t.wire_dtype != "float32":  # named only when not the default: older checkpoints resume
         shared["wire_dtype"] = t.wire_dtype
+    if cfg.data.reader != "memory":  # another schedule: named only when not the default
+        shared["reader"] = cfg.data.reader
+        shared["block_rows"] = cfg.data.block_rows
+        shared["shuffle_blocks"] = cfg.data.shuffle_blocks
     if t.staleness:  # pipelined: another trajectory than the exact schedule's
         shared["staleness"] = t.staleness
     if t.early_stopping:  # both sides must stop, and export, at the same epoch
@@ -86,8 +92,12 @@ def training_binding(cfg: JobConfig, table: PartyTable) -> Binding:
         if key not in TASK_KEYS:
             own[f"model.{key}"] = value
     own.update(task_fields(cfg))
-    own["order_fingerprint"] = id_order_fingerprint(cfg.job.id, table.ids).hex()
-    own["data_digest"] = data_digest(table)
+    if isinstance(table, StreamTable):  # one streamed pass; the same digest as in memory
+        own["order_fingerprint"] = table.fingerprint.hex()
+        own["data_digest"] = table.data_digest()
+    else:
+        own["order_fingerprint"] = id_order_fingerprint(cfg.job.id, table.ids).hex()
+        own["data_digest"] = data_digest(table)
     if table.prep is not None:  # [data.columns]: the fitted state shapes the model's input
         state = json.dumps(table.prep.to_json(), sort_keys=True).encode()
         own["preprocessing"] = hashlib.sha256(b"cvfl/prep\0" + state).hexdigest()

@@ -93,6 +93,10 @@ class JobSection:
 class DataSection:
     """``[data]``: this party's table.
 
+    ``reader`` is how training reads it: ``memory`` (the whole table in memory, the default) or
+    ``stream`` (row groups read a window of ``shuffle_blocks`` blocks of ``block_rows`` rows at
+    a time: :mod:`cvfl.train.stream`); both parties must agree on all three.
+
     ``columns`` is the ``[data.columns]`` table (:mod:`cvfl.data.columns`): with it, the
     party's own columns are preprocessed (fitted on its training rows) and ``kind`` is unused;
     without it, the table must already be numeric or integer codes, as ``kind`` says.
@@ -106,10 +110,19 @@ class DataSection:
         default=0.2, metadata=bounds(low=0, high=1, low_open=True, high_open=True)
     )
     columns: ColumnsSpec | None = field(default=None, metadata={"parse": parse_columns})
+    reader: Literal["memory", "stream"] = "memory"
+    block_rows: int = field(default=8192, metadata=bounds(low=1, high=1 << 24))
+    shuffle_blocks: int = field(default=8, metadata=bounds(low=1, high=1 << 16))
 
     def __post_init__(self) -> None:
         if not 0.0 < self.holdout_fraction < 1.0:
             raise ConfigError("[data] holdout_fraction must be in (0, 1)", code="config.data")
+        if self.reader == "stream" and self.columns is not None:
+            raise ConfigError(
+                '[data] reader = "stream" does not fit [data.columns] preprocessing yet: '
+                'use reader = "memory", or preprocess the table before training',
+                code="config.data",
+            )
 
 
 @dataclass(frozen=True)

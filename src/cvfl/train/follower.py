@@ -91,7 +91,7 @@ def run_follower(
 def cut_spec(party: Party) -> tuple[TensorSpec, ...]:
     """The cut layer this follower's model produces (probed on one row, its draws thrown away)."""
     with torch.no_grad(), drawing_from(party.fresh_rng()):
-        out = party.model(party.inputs(party.schedule.train_rows[:1]))
+        out = party.model(party.inputs(np.array([party.schedule.first_train_row()])))
     return (TensorSpec(party.cfg.model.cut_name, dtype_name(out.dtype), tuple(out.shape[1:])),)
 
 
@@ -170,8 +170,7 @@ def _train(
     result = TrainResult(role="follower", steps=start, seconds=0.0)
     progress.start(party.schedule.total_steps, "follower", done=start)
     started = time.perf_counter()
-    train_mask = np.zeros(party.table.rows, dtype=bool)
-    train_mask[party.schedule.train_rows] = True
+    train_mask = party.schedule.train_mask
     if start >= party.schedule.total_steps:  # the checkpoint already ends the job
         send_eval(party, session, key)
     stopping, stopped = cfg.train.early_stopping, False
@@ -220,8 +219,8 @@ def _forward(
             code="protocol.step",
         )
     rows = assigned_rows(assign, step.number, len(step.rows), train_mask)
-    ids = [party.table.ids[i] for i in rows]
-    act = ahead.forward(step, rows, ids, party.inputs(rows))
+    ids, inputs = party.batch(rows, step=True)
+    act = ahead.forward(step, rows, ids, inputs)
     name = party.cfg.model.cut_name
     session.send(forward_message(step.number, TRAIN, key, ids, name, act, wire))
 
@@ -288,7 +287,7 @@ def send_eval(party: Party, session: AnySession, key: bytes) -> None:
     name, wire = party.cfg.model.cut_name, wire_dtype(party.cfg.train.wire_dtype)
     with torch.no_grad():
         for index, rows in party.my_eval_batches():
-            ids = [party.table.ids[i] for i in rows]
-            act = party.model(party.inputs(rows))
+            ids, inputs = party.batch(rows)
+            act = party.model(inputs)
             session.send(forward_message(index, EVAL, key, ids, name, act, wire))
     party.model.train()

@@ -269,7 +269,7 @@ def label_guard(party: Party, state: dict[str, Any] | None) -> LabelGuard:
         cfg.job.seed,
         party.worker,
         truth,
-        party.schedule.train_rows,
+        party.schedule.train_mask,
         state,
         audited=party.is_root and cfg.model.task == "binary",  # the audit scores 0/1 labels
     )
@@ -305,7 +305,7 @@ def _train_step(
     number, rows = step.number, party.my_rows(step.rows)
     envelope = session.recv(party.cfg.peer.step_timeout)
     expect(envelope, "forward")
-    ids = [party.table.ids[i] for i in rows]
+    ids, inputs = party.batch(rows, step=True)
     fwd = envelope.forward
     check_batch("train", number, fwd.step, fwd.ids_mac, batch_mac(key, number, TRAIN, ids))
     wire = wire_dtype(party.cfg.train.wire_dtype)
@@ -316,7 +316,7 @@ def _train_step(
     targets, guard = labels
     scale = party.workers / len(step.rows)
     with drawing_from(party.rng):  # the step's draws: the party's, not the caller's
-        logits = party.trainable(party.inputs(rows), act)
+        logits = party.trainable(inputs, act)
         loss = task_loss(party.cfg.model, logits, targets[rows].to(party.device), "sum") * scale
         party.optimizer.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
@@ -352,10 +352,10 @@ def evaluate_remote(party: Party, session: AnySession, key: bytes, labels: torch
             envelope = session.recv(party.cfg.peer.step_timeout)
             expect(envelope, "forward")
             fwd = envelope.forward
-            ids = [party.table.ids[i] for i in rows]
+            ids, inputs = party.batch(rows)
             check_batch("eval", index, fwd.step, fwd.ids_mac, batch_mac(key, index, EVAL, ids))
             act = single_tensor(fwd, len(rows), party.cfg.model.cut_width, wire)
-            outputs.append(party.model(party.inputs(rows), act.to(party.device)).cpu())
+            outputs.append(party.model(inputs, act.to(party.device)).cpu())
         if not outputs:  # fewer held-out batches than workers
             none = party.schedule.holdout_rows[:0]
             width = party.cfg.model.cut_width

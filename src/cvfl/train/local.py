@@ -22,7 +22,7 @@ from cvfl.train.result import TrainResult
 from cvfl.train.rng import drawing_from
 from cvfl.train.tasks import held_out_metrics, label_dtype, task_loss, validation_loss
 
-Forward = Callable[[np.ndarray], torch.Tensor]
+Forward = Callable[[np.ndarray, bool], torch.Tensor]  # rows, whether a training step's
 
 
 def train_centralized(
@@ -32,9 +32,13 @@ def train_centralized(
     model = CombinedModel(follower.model, leader.model)
     optimizer = make_optimizer(leader.cfg.train, model.parameters())
 
-    def forward(rows: np.ndarray) -> torch.Tensor:
-        out: torch.Tensor = model(leader.inputs(rows), follower.inputs(rows))
+    def forward(rows: np.ndarray, step: bool) -> torch.Tensor:
+        out: torch.Tensor = model(
+            leader.batch(rows, step=step)[1], follower.batch(rows, step=step)[1]
+        )
         return out
+
+    follower.begin(0)
 
     result = _fit(model, forward, optimizer, leader, progress)
     return model, result
@@ -44,8 +48,8 @@ def train_leader_only(leader: Party, progress: Progress | None = None) -> TrainR
     """Train the leader's half with zeros in place of the follower's activations."""
     model = LeaderOnly(leader.model, leader.cfg.model.cut_width)
 
-    def forward(rows: np.ndarray) -> torch.Tensor:
-        out: torch.Tensor = model(leader.inputs(rows))
+    def forward(rows: np.ndarray, step: bool) -> torch.Tensor:
+        out: torch.Tensor = model(leader.batch(rows, step=step)[1])
         return out
 
     return _fit(model, forward, leader.optimizer, leader, progress)
@@ -56,7 +60,7 @@ def evaluate(model: nn.Module, forward: Forward, leader: Party, labels: np.ndarr
     schedule = leader.schedule
     model.eval()
     with torch.no_grad():
-        logits = torch.cat([forward(rows).cpu() for rows in schedule.eval_batches()])
+        logits = torch.cat([forward(rows, False).cpu() for rows in schedule.eval_batches()])
     model.train()
     holdout = labels[schedule.holdout_rows]
     return held_out_metrics(leader.cfg.model, leader.target, holdout, logits.numpy())
@@ -82,10 +86,11 @@ def _fit(
     losses: list[float] = []
     best = _Best(leader)
     rng = leader.fresh_rng()  # the twin draws what the split leader would, not the caller's
+    leader.begin(0)
     for step in schedule.steps():
         with drawing_from(rng):
             targets = labels[step.rows].to(leader.device)
-            loss = task_loss(spec, forward(step.rows), targets, "mean")
+            loss = task_loss(spec, forward(step.rows, True), targets, "mean")
             optimizer.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()

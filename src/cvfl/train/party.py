@@ -16,11 +16,7 @@ from torch import nn
 from cvfl import __version__
 from cvfl.bridge.handshake import PROTOCOL_VERSION
 from cvfl.bridge.serde import CheckpointState, Hello, TensorSpec
-from cvfl.data.check import prepare_table
-from cvfl.data.ids import id_order_fingerprint
-from cvfl.data.prep import unscaled_columns
-from cvfl.data.tables import FeatureKind, PartyTable, TableSchema, validate
-from cvfl.errors import DataError
+from cvfl.data.tables import PartyTable
 from cvfl.logs import get_logger
 from cvfl.models.export import export_half
 from cvfl.models.factory import build_follower, build_leader
@@ -29,15 +25,17 @@ from cvfl.train import checkpoint
 from cvfl.train.binding import Binding, training_binding
 from cvfl.train.config import JobConfig, PeerSection, TrainSection, outputs_sealed
 from cvfl.train.device import resolve_device
-from cvfl.train.inputs import aligned_arrow, input_arrow
 from cvfl.train.metrics import Metrics
-from cvfl.train.precheck import UNSCALED_LIMIT, check_own_table, unscaled_warning
+from cvfl.train.precheck import check_own_table
 from cvfl.train.recovery import CheckpointStore
 from cvfl.train.reruns import resumable
 from cvfl.train.result import TrainResult
 from cvfl.train.rng import training_generator
 from cvfl.train.schedule import Schedule
+from cvfl.train.stream import StreamTable
+from cvfl.train.stream_schedule import StreamSchedule
 from cvfl.train.tasks import TargetScale, fit_target, resolve_classes
+from cvfl.train.training_tables import order_fingerprint, schedule_for, training_table
 
 if TYPE_CHECKING:
     from cvfl.workers import SecureGroup
@@ -86,10 +84,10 @@ class Party:
     """One party's training state."""
 
     cfg: JobConfig
-    table: PartyTable
+    table: PartyTable | StreamTable  # [data] reader: memory or stream
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    schedule: Schedule
+    schedule: Schedule | StreamSchedule
     artifacts: Artifacts
     initial_state: dict[str, torch.Tensor] = field(default_factory=dict)
     worker: int = 0
@@ -148,7 +146,20 @@ class Party:
 
     def inputs(self, rows: np.ndarray) -> torch.Tensor:
         """The feature rows as a tensor on this party's ``[train] device``."""
-        return features(self.table, rows).to(self.device)
+        return self.batch(rows)[1]
+
+    def batch(self, rows: np.ndarray, *, step: bool = False) -> tuple[list[str], torch.Tensor]:
+        """The ids and feature tensor of ``rows``; ``step``: a training step's (planned) rows."""
+        if isinstance(self.table, StreamTable):
+            ids, values = self.table.take(rows, planned=step)
+            return ids, torch.from_numpy(values).to(self.device)
+        ids = [self.table.ids[i] for i in rows]
+        return ids, features(self.table, rows).to(self.device)
+
+    def begin(self, step: int) -> None:
+        """Training (re)starts after ``step``: a streamed table follows the schedule from there."""
+        if isinstance(self.table, StreamTable) and isinstance(self.schedule, StreamSchedule):
+            self.table.start(self.schedule.windows(step))
 
     def my_rows(self, rows: np.ndarray) -> np.ndarray:
         """This worker's block of a step's rows (the leader assigns; worker i takes block i)."""
@@ -175,7 +186,7 @@ class Party:
             cut_layer=cut,
             batch_size=self.cfg.train.batch_size,
             seed=self.cfg.job.seed,
-            id_order_fingerprint=id_order_fingerprint(self.cfg.job.id, self.table.ids),
+            id_order_fingerprint=order_fingerprint(self.cfg.job.id, self.table),
             last_committed_step=max((c.step for c in checkpoints if c.peer_digest), default=0),
             nonce=secrets.token_bytes(32),
             num_rows=self.table.rows,
@@ -214,32 +225,6 @@ def make_optimizer(train: TrainSection, params: Iterable[nn.Parameter]) -> torch
     return torch.optim.Adam(params, lr=train.lr)
 
 
-def make_schedule(cfg: JobConfig, rows: int) -> Schedule:
-    """The schedule both parties derive from the shared job settings."""
-    t = cfg.train
-    return Schedule(
-        num_rows=rows,
-        holdout_fraction=cfg.data.holdout_fraction,
-        seed=cfg.job.seed,
-        batch_size=t.batch_size,
-        epochs=t.epochs,
-        max_steps=t.max_steps,
-        eval_batch_size=t.eval_batch_size,
-    )
-
-
-def schema_for(cfg: JobConfig) -> TableSchema:
-    """The table schema this party's data must satisfy."""
-    return TableSchema(
-        kind=cfg.data.kind,
-        id_column=cfg.data.id_column,
-        label_column=cfg.data.label_column if cfg.role == "leader" else None,
-        vocab=cfg.model.vocab,
-        task=cfg.model.task,
-        num_classes=cfg.model.num_classes,
-    )
-
-
 def load_party(
     cfg: JobConfig,
     worker: int = 0,
@@ -262,19 +247,23 @@ def load_party(
         configure_threads(cfg)
     artifacts = artifacts_for(cfg)
     check_own_input(cfg, artifacts)
-    table = read_training_table(cfg, artifacts)
+    table = training_table(cfg, artifacts)
     if cfg.role == "leader":  # only the leader has labels: it resolves the class count
         cfg = replace(cfg, model=resolve_classes(cfg.model, table.labels))
     build = build_leader if cfg.role == "leader" else build_follower
     layout = table.prep.layout if table.prep is not None else None
     device = resolve_device(cfg.train.device, cfg.train.workers)
     log.info("the %s's half trains on %s ([train] device = %s)", cfg.role, device, cfg.train.device)
-    model = build(cfg.model, table.features.shape[1], cfg.job.seed, layout).to(device)
+    width = table.width if isinstance(table, StreamTable) else table.features.shape[1]
+    model = build(cfg.model, width, cfg.job.seed, layout).to(device)
     optimizer = make_optimizer(cfg.train, model.parameters())
-    schedule = make_schedule(cfg, table.rows)
-    target = fit_target(cfg.model, table.labels, schedule.train_rows)
+    schedule = schedule_for(cfg, table)
+    target = fit_target(cfg.model, table.labels, schedule.train_mask)
     if target is not None and table.labels is not None:  # trained on the scaled target
-        table = replace(table, labels=target.apply(table.labels))
+        if isinstance(table, StreamTable):
+            table.labels = target.apply(table.labels)
+        else:
+            table = replace(table, labels=target.apply(table.labels))
     return Party(
         cfg,
         table,
@@ -298,57 +287,6 @@ def check_own_input(cfg: JobConfig, artifacts: Artifacts) -> None:
     """
     if cfg.psi is not None and cfg.data.path.is_file():
         check_own_table(cfg.data, cfg.role == "leader", artifacts.keys, cfg.model)
-
-
-def require_training_table(cfg: JobConfig) -> Path:
-    """The table this party trains on, which must exist.
-
-    Raises:
-        DataError: ``data.missing_file``, with a hint to align first when ``[psi]`` writes it.
-    """
-    path = cfg.training_table
-    if not path.is_file():
-        hint = " (run `cvfl align --config` first)" if cfg.psi is not None else ""
-        raise DataError(f"{path}: no such file{hint}", code="data.missing_file")
-    return path
-
-
-def read_training_table(cfg: JobConfig, artifacts: Artifacts) -> PartyTable:
-    """Read the table this party trains on, preprocessed when ``[data.columns]`` is given.
-
-    With ``[psi]`` that is the aligned table, an artifact read only in the job's form (sealed
-    with ``[sealing]``); without, it is the user's own ``[data] path`` (plaintext or sealed).
-    The preprocessing is fitted on the schedule's training rows only (never the held-out ones).
-    """
-    path = require_training_table(cfg)
-    schema = schema_for(cfg)
-    if cfg.psi is None:
-        arrow = input_arrow(path, schema.id_column, artifacts.keys)
-    else:
-        arrow = aligned_arrow(path, schema.id_column, artifacts.keys, sealed=artifacts.sealed)
-    if cfg.data.columns is None:
-        table = validate(arrow, path, schema)
-        warn_unscaled(cfg, table)
-        return table
-    if arrow.num_rows == 0:
-        raise DataError(f"{path}: the table is empty (0 rows)", code="data.empty")
-    train_rows = make_schedule(cfg, arrow.num_rows).train_rows
-    return prepare_table(arrow, path, cfg.data.columns, schema, train_rows)
-
-
-def warn_unscaled(cfg: JobConfig, table: PartyTable) -> list[str]:
-    """Warn once about numeric columns used as they are whose magnitude exceeds 1e3.
-
-    Returns:
-        The columns named (largest magnitude or standard deviation above 1e3 over the table's
-        rows); values are never logged.
-    """
-    if cfg.data.kind is not FeatureKind.NUMERIC:
-        return []
-    names = unscaled_columns(table.features, table.feature_names, UNSCALED_LIMIT)
-    if names:
-        log.warning("%s", unscaled_warning(table.path, names))
-    return names
 
 
 def artifacts_for(cfg: JobConfig) -> Artifacts:
@@ -386,6 +324,7 @@ def restore_to(party: Party, step: int, states: tuple[CheckpointState, ...]) -> 
     Returns:
         The checkpoint's extra state (e.g. the leader's metric history).
     """
+    party.begin(step)
     if step == 0:
         party.model.load_state_dict(party.initial_state)
         party.optimizer = make_optimizer(party.cfg.train, party.model.parameters())

@@ -50,6 +50,17 @@ class Schedule:
         """Indices of the held-out rows (evaluated by the leader)."""
         return self._split[1]
 
+    @cached_property
+    def train_mask(self) -> np.ndarray:
+        """Whether each row is a training row."""
+        mask = np.zeros(self.num_rows, dtype=bool)
+        mask[self.train_rows] = True
+        return mask
+
+    def first_train_row(self) -> int:
+        """The first training row (probes use it)."""
+        return int(self.train_rows[0])
+
     @property
     def steps_per_epoch(self) -> int:
         """Batches per epoch (the last may be short)."""

@@ -120,7 +120,10 @@ class TargetScale:
 def fit_target(
     spec: ModelSpec, labels: np.ndarray | None, train_rows: np.ndarray
 ) -> TargetScale | None:
-    """The target scaling of a regression leader (fitted on ``train_rows``), else None."""
+    """The target scaling of a regression leader (fitted on ``train_rows``), else None.
+
+    ``train_rows``: the training rows' indices, or a boolean mask of them.
+    """
     if spec.task != "regression" or spec.target_scaling != "standard" or labels is None:
         return None
     return TargetScale.fit(labels[train_rows])
