@@ -1,8 +1,17 @@
-"""Writing a party's rows of the intersection, in the agreed order, sealed or (if asked) plain."""
+"""Writing a party's rows of the intersection, in the agreed order, sealed or (if asked) plain.
+
+:func:`write_aligned` streams the table: Parquet in row groups of exactly
+:data:`ALIGNED_ROW_GROUP_ROWS` rows (the last one shorter), CSV in batches of as many rows,
+into an atomic sink (a temporary file, fsync, rename; sealed as it is written when keys are
+given). A failure leaves no half-written table and never replaces an existing one.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -10,13 +19,16 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from cvfl.data.tables import table_format
-from cvfl.errors import DataError
-from cvfl.fsutil import atomic_write_bytes
+from cvfl.errors import AlignmentError, DataError, mismatch
+from cvfl.fsutil import atomic_write_bytes, atomic_writer
 from cvfl.psi.source import iter_row_batches
 from cvfl.psi.spill import Rows
-from cvfl.sealing import KeyProvider, read_sealed, write_sealed
+from cvfl.sealing import KeyProvider, read_sealed, sealed_writer, write_sealed
+from cvfl.sealing.stream import SealedWriter
 
 PURPOSE = "aligned-table"
+ALIGNED_ROW_GROUP_ROWS = 8192
+"""Rows per Parquet row group of an aligned table (the last group holds the rest)."""
 
 
 def select_rows(path: Path, id_column: str, order: Rows, chunk_rows: int) -> pa.Table:
@@ -71,6 +83,96 @@ def write_table(table: pa.Table, fmt: str, out: Path, keys: KeyProvider | None) 
         atomic_write_bytes(out, data)
         return
     write_sealed(out, data, purpose=PURPOSE, keys=keys)
+
+
+@contextlib.contextmanager
+def aligned_sink(out: Path, keys: KeyProvider | None) -> Iterator[BinaryIO | SealedWriter]:
+    """Yield a stream that becomes ``out`` only if the block succeeds (sealed given ``keys``)."""
+    if keys is None:
+        with atomic_writer(out) as handle:
+            yield handle
+        return
+    with sealed_writer(out, purpose=PURPOSE, keys=keys) as writer:
+        yield writer
+
+
+class RowGroupWriter:
+    """Writes tables of any length as Parquet row groups (or CSV batches) of a fixed size."""
+
+    def __init__(
+        self, sink: BinaryIO | SealedWriter, schema: pa.Schema, fmt: str, group_rows: int
+    ) -> None:
+        self._group = group_rows
+        self._held: list[pa.Table] = []
+        self._count = 0
+        self.rows = 0
+        self._writer: pq.ParquetWriter | pacsv.CSVWriter
+        if fmt == "parquet":
+            self._writer = pq.ParquetWriter(sink, schema)
+        else:
+            self._writer = pacsv.CSVWriter(sink, schema)
+
+    def write(self, table: pa.Table) -> None:
+        """Buffer ``table``; write every full group."""
+        self._held.append(table)
+        self._count += table.num_rows
+        while self._count >= self._group:
+            held = pa.concat_tables(self._held)
+            self._emit(held.slice(0, self._group))
+            rest = held.slice(self._group)
+            self._held, self._count = [rest], rest.num_rows
+
+    def close(self) -> None:
+        """Write the last, shorter group and the file's footer."""
+        if self._count:
+            self._emit(pa.concat_tables(self._held))
+        self._held, self._count = [], 0
+        self._writer.close()
+
+    def abandon(self) -> None:
+        """Close the format writer after a failure (its output is being discarded)."""
+        self._held, self._count = [], 0
+        with contextlib.suppress(Exception):
+            self._writer.close()
+
+    def _emit(self, table: pa.Table) -> None:
+        table = table.combine_chunks()
+        if isinstance(self._writer, pq.ParquetWriter):
+            self._writer.write_table(table, row_group_size=self._group)
+        else:
+            self._writer.write_table(table, max_chunksize=self._group)
+        self.rows += table.num_rows
+
+
+def write_aligned(
+    out: Path,
+    fmt: str,
+    keys: KeyProvider | None,
+    schema: pa.Schema,
+    tables: Iterable[pa.Table],
+    *,
+    expected: int,
+    group_rows: int = ALIGNED_ROW_GROUP_ROWS,
+) -> None:
+    """Stream ``tables`` (in order) into ``out`` atomically.
+
+    Raises:
+        AlignmentError: ``psi.internal`` when the rows written are not ``expected`` (then
+            ``out`` is left as it was).
+    """
+    with aligned_sink(out, keys) as sink:
+        writer = RowGroupWriter(sink, schema, fmt, group_rows)
+        try:
+            for table in tables:
+                writer.write(table)
+        except BaseException:
+            writer.abandon()  # into the temporary file, removed as the sink unwinds
+            raise
+        writer.close()
+        if writer.rows != expected:
+            raise AlignmentError(
+                mismatch("aligned rows written", expected, writer.rows), code="psi.internal"
+            )
 
 
 def read_aligned(

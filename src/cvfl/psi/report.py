@@ -11,8 +11,8 @@ from cvfl.errors import AlignmentError
 from cvfl.fsutil import atomic_write_bytes
 from cvfl.logs import get_logger
 from cvfl.psi.config import AlignJob, PsiConfig
-from cvfl.psi.order import agreed_order
-from cvfl.psi.output import select_rows, write_table
+from cvfl.psi.gather import ordered_rows
+from cvfl.psi.output import write_aligned
 from cvfl.psi.spill import Rows
 from cvfl.sealing import KeyProvider
 
@@ -48,8 +48,9 @@ class AlignReport:
 def write_rows(job: AlignJob, cfg: PsiConfig, keys: KeyProvider | None, rows: Rows) -> bytes:
     """Write this party's ``rows`` of the intersection in the agreed order; atomic.
 
-    Sealed unless plaintext was asked for. Returns the order fingerprint (see
-    :mod:`cvfl.psi.order`).
+    Sealed unless plaintext was asked for; streamed in row groups with bounded memory
+    (:mod:`cvfl.psi.gather`, :func:`cvfl.psi.output.write_aligned`). Returns the order
+    fingerprint (see :mod:`cvfl.psi.order`).
 
     Raises:
         AlignmentError: ``psi.empty`` when no row is common to both parties (both sides learn
@@ -62,10 +63,13 @@ def write_rows(job: AlignJob, cfg: PsiConfig, keys: KeyProvider | None, rows: Ro
             "(an aligned table from an earlier run stays as it was)",
             code="psi.empty",
         )
-    table = select_rows(job.data, job.id_column, rows, max(cfg.batch_size, 1 << 16))
-    table, fingerprint = agreed_order(table, job.id_column, job.job_id, job.seed, job.data)
-    write_table(table, table_format(cfg.output), cfg.output, keys)  # as its name says
-    return fingerprint
+    with ordered_rows(job.data, job.id_column, job.job_id, job.seed, cfg.spill_dir) as ordered:
+        ordered.distribute(rows)
+        assert ordered.schema is not None  # rows is not empty: distribute read a batch
+        fmt = table_format(cfg.output)  # as its name says
+        tables = ordered.sorted_tables()
+        write_aligned(cfg.output, fmt, keys, ordered.schema, tables, expected=len(rows))
+        return ordered.fingerprint()
 
 
 def write_report(cfg: PsiConfig, report: AlignReport) -> None:
