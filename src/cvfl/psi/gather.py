@@ -12,39 +12,39 @@ intersection in order-hash order, exactly as sorting it in memory would give.
 from __future__ import annotations
 
 import hashlib
-import io
 import math
-import struct
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from cvfl.data.tables import table_format
 from cvfl.errors import DataError
 from cvfl.psi.keyed import TAG_BYTES, KeyedHasher
 from cvfl.psi.order import FINGERPRINT_DOMAIN, order_key
 from cvfl.psi.runs import RunStore
-from cvfl.psi.source import canonical_ids, iter_row_batches
+from cvfl.psi.source import canonical_ids, iter_row_batches, table_schema
 from cvfl.psi.spill import Keys, Rows, keys_from_bytes, keys_to_bytes
 
 BUCKET_BYTES = 32 << 20
-PENDING_BYTES = 64 << 20
-SCAN_BYTES = 32 << 20
+PENDING_BYTES = 32 << 20
+SCAN_BYTES = 8 << 20
 MAX_BUCKET_BITS = 16
-SCAN_ROWS = (1024, 1 << 16)
-_COUNT = struct.Struct("<Q")
+SCAN_ROWS = (256, 1 << 16)
+VARIABLE_BYTES = 32
+HASH_FIELD = pa.field("order hash", pa.binary(TAG_BYTES), nullable=False)
 
 
-def input_bytes(path: Path) -> int:
-    """Estimate the decoded size of the whole table (Parquet: its metadata; CSV: file size)."""
-    if table_format(path) == "parquet":
-        meta = pq.ParquetFile(path).metadata
-        return sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-    return path.stat().st_size
+def row_bytes(schema: pa.Schema) -> int:
+    """Estimate one row's decoded size: fixed-width columns exactly, others as VARIABLE_BYTES."""
+    total = 0
+    for kind in schema.types:
+        try:
+            total += max(1, kind.bit_width // 8)
+        except ValueError:
+            total += VARIABLE_BYTES
+    return max(1, total)
 
 
 def bucket_bits(total_bytes: int) -> int:
@@ -54,14 +54,9 @@ def bucket_bits(total_bytes: int) -> int:
     return min(MAX_BUCKET_BITS, math.ceil(math.log2(total_bytes / BUCKET_BYTES)))
 
 
-def scan_rows(path: Path, total_bytes: int) -> int:
+def scan_rows(width: int) -> int:
     """Rows per record batch of the pass: about SCAN_BYTES of decoded rows."""
-    if table_format(path) == "parquet":
-        rows = max(1, pq.ParquetFile(path).metadata.num_rows)
-    else:
-        rows = max(1, total_bytes // 64)
-    per_row = max(1, total_bytes // rows)
-    return int(min(SCAN_ROWS[1], max(SCAN_ROWS[0], SCAN_BYTES // per_row)))
+    return int(min(SCAN_ROWS[1], max(SCAN_ROWS[0], SCAN_BYTES // width)))
 
 
 def _bucket_of(tags: Keys, bits: int) -> npt.NDArray[np.int64]:
@@ -73,21 +68,26 @@ def _bucket_of(tags: Keys, bits: int) -> npt.NDArray[np.int64]:
     return shifted
 
 
-def _encode(tags: Keys, table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    sink.write(_COUNT.pack(len(tags)))
-    sink.write(keys_to_bytes(tags))
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue()
+def _encode(tags: Keys, table: pa.Table) -> memoryview:
+    """One run record: the rows and, as a last column, their order hashes (IPC, no schema)."""
+    hashes = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(TAG_BYTES), len(tags), [None, pa.py_buffer(keys_to_bytes(tags))]
+    )
+    batch = table.append_column(HASH_FIELD, hashes).combine_chunks().to_batches()[0]
+    return memoryview(batch.serialize()).cast("B")
 
 
-def _decode(payload: bytes) -> tuple[Keys, pa.Table]:
-    (n,) = _COUNT.unpack_from(payload)
-    end = _COUNT.size + n * TAG_BYTES
-    tags = keys_from_bytes(payload[_COUNT.size : end])
-    table = pa.ipc.open_stream(pa.py_buffer(payload[end:])).read_all()
-    return tags, table
+def _decode(payload: bytes, schema: pa.Schema) -> tuple[Keys, pa.RecordBatch]:
+    batch = pa.ipc.read_record_batch(pa.py_buffer(payload), schema.append(HASH_FIELD))
+    hashes = batch.column(batch.num_columns - 1)
+    data = hashes.buffers()[1]
+    tags = keys_from_bytes(data.to_pybytes()[hashes.offset * TAG_BYTES :][: len(batch) * TAG_BYTES])
+    return tags, pa.RecordBatch.from_arrays(batch.columns[:-1], schema=schema)
+
+
+def _release() -> None:
+    """Hand freed Arrow memory back to the system (the allocator keeps it otherwise)."""
+    pa.default_memory_pool().release_unused()
 
 
 class OrderedRows:
@@ -97,13 +97,11 @@ class OrderedRows:
         self.path = path
         self.id_column = id_column
         self._hasher = KeyedHasher(key)
-        total = input_bytes(path)
-        self.bits = bucket_bits(total)
-        self._scan_rows = scan_rows(path, total)
-        self._runs = RunStore("aligned", 1 << self.bits, spill_dir)
-        self._pending: list[list[tuple[Keys, pa.Table]]] = [[] for _ in range(1 << self.bits)]
+        self.schema = table_schema(path, id_column)
+        self.bits = 0
+        self._runs = RunStore("aligned", 1 << MAX_BUCKET_BITS, spill_dir)
+        self._pending: list[list[tuple[Keys, pa.Table]]] = [[]]
         self._pending_bytes = 0
-        self.schema: pa.Schema | None = None
         self.rows = 0
         self._digest = hashlib.sha256(FINGERPRINT_DOMAIN)
 
@@ -120,8 +118,11 @@ class OrderedRows:
             DataError: ``data.changed`` when the table has fewer rows than ``wanted`` needs.
         """
         wanted = np.sort(wanted)
+        width = row_bytes(self.schema)
+        self.bits = bucket_bits(width * len(wanted))
+        self._pending = [[] for _ in range(1 << self.bits)]
         start = 0
-        for batch in iter_row_batches(self.path, self.id_column, self._scan_rows):
+        for batch in iter_row_batches(self.path, self.id_column, scan_rows(width)):
             self.schema = batch.schema
             end = start + batch.num_rows
             lo, hi = np.searchsorted(wanted, [start, end])
@@ -153,9 +154,10 @@ class OrderedRows:
             if parts:
                 tags = np.concatenate([p[0] for p in parts])
                 table = pa.concat_tables([p[1] for p in parts])
-                self._runs.append(b, _encode(tags, table))
                 self._pending[b] = []
+                self._runs.append(b, _encode(tags, table))
         self._pending_bytes = 0
+        _release()
 
     def fingerprint(self) -> bytes:
         """The order fingerprint of the rows yielded so far (all of them, once done)."""
@@ -164,17 +166,20 @@ class OrderedRows:
     def sorted_tables(self) -> Iterator[pa.Table]:
         """Yield each bucket's rows sorted by order hash; the fingerprint grows with them."""
         for b, pending in enumerate(self._pending):
-            parts = [_decode(payload) for payload in self._runs.read(b)] + pending
+            spilled = [_decode(payload, self.schema) for payload in self._runs.read(b)]
             self._pending[b] = []
-            if not parts:
+            if not spilled and not pending:
                 continue
-            tags = np.concatenate([p[0] for p in parts])
-            table = pa.concat_tables([p[1] for p in parts])
-            del parts
+            tags = np.concatenate([p[0] for p in spilled] + [p[0] for p in pending])
+            table = pa.Table.from_batches([p[1] for p in spilled], schema=self.schema)
+            table = pa.concat_tables([table, *(p[1] for p in pending)])
+            del spilled, pending
             perm = np.argsort(tags, kind="stable")
             self._digest.update(keys_to_bytes(tags[perm]))
             self.rows += len(perm)
             yield table.take(pa.array(perm))
+            del table
+            _release()
 
 
 def ordered_rows(

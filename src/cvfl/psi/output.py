@@ -18,10 +18,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from cvfl.data.tables import table_format
 from cvfl.errors import AlignmentError, DataError, mismatch
 from cvfl.fsutil import atomic_write_bytes, atomic_writer
-from cvfl.psi.source import iter_row_batches
+from cvfl.psi.source import iter_row_batches, table_schema
 from cvfl.psi.spill import Rows
 from cvfl.sealing import KeyProvider, read_sealed, sealed_writer, write_sealed
 from cvfl.sealing.stream import SealedWriter
@@ -48,7 +47,7 @@ def select_rows(path: Path, id_column: str, order: Rows, chunk_rows: int) -> pa.
             ranks.append(by_row[lo:hi])
         start = end
     if schema is None:
-        schema = _schema(path, id_column)
+        schema = table_schema(path, id_column)
     if len(order) and (not len(wanted) or wanted[-1] >= start):
         raise DataError(
             f"{path}: the table changed during alignment (fewer rows)", code="data.changed"
@@ -57,13 +56,6 @@ def select_rows(path: Path, id_column: str, order: Rows, chunk_rows: int) -> pa.
     if not ranks:
         return table
     return table.take(pa.array(np.argsort(np.concatenate(ranks), kind="stable")))
-
-
-def _schema(path: Path, id_column: str) -> pa.Schema:
-    if table_format(path) == "parquet":
-        return pq.ParquetFile(path).schema_arrow
-    convert = pacsv.ConvertOptions(column_types={id_column: pa.string()})
-    return pacsv.open_csv(path, convert_options=convert).schema
 
 
 def encode_table(table: pa.Table, fmt: str) -> bytes:

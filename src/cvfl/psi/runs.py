@@ -27,7 +27,7 @@ TAG_BYTES = 16
 MAX_RECORD = (1 << 32) - 1 - TAG_BYTES
 
 
-def seal_record(aead: AESGCM, bucket: int, index: int, payload: bytes) -> bytes:
+def seal_record(aead: AESGCM, bucket: int, index: int, payload: bytes | memoryview) -> bytes:
     """Return one on-disk record: the ciphertext's length, then the ciphertext."""
     if len(payload) > MAX_RECORD:
         raise ValueError(f"a spill record holds at most {MAX_RECORD} bytes, seen {len(payload)}")
@@ -83,7 +83,7 @@ class RunStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def append(self, bucket: int, payload: bytes) -> None:
+    def append(self, bucket: int, payload: bytes | memoryview) -> None:
         """Encrypt ``payload`` and append it to ``bucket``'s run."""
         record = seal_record(self._aead, bucket, self._counts[bucket], payload)
         with self._path(bucket).open("ab") as handle:

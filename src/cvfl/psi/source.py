@@ -71,6 +71,24 @@ def iter_id_chunks(path: Path, id_column: str, chunk_rows: int) -> Iterator[IdCh
         start += batch.num_rows
 
 
+def table_schema(path: Path, id_column: str) -> pa.Schema:
+    """The schema :func:`iter_row_batches` yields (a CSV id column as text).
+
+    Raises:
+        DataError: the file is missing or cannot be read.
+    """
+    fmt = table_format(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file", code="data.missing_file")
+    try:
+        if fmt == "parquet":
+            return pq.ParquetFile(path).schema_arrow
+        convert = pacsv.ConvertOptions(column_types={id_column: pa.string()})
+        return pacsv.open_csv(path, convert_options=convert).schema
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{path}: cannot read as {fmt}: {exc}", code="data.unreadable") from exc
+
+
 def iter_row_batches(path: Path, id_column: str, chunk_rows: int) -> Iterator[pa.RecordBatch]:
     """Yield all columns of a Parquet or CSV file in record batches."""
     yield from _iter_batches(path, id_column, chunk_rows, only_ids=False)
