@@ -7,6 +7,7 @@ never quoted in messages: they may be private.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -127,12 +128,16 @@ def read_party_table(path: Path, schema: TableSchema) -> PartyTable:
     return validate(load_arrow(path), path, schema)
 
 
-def validate(table: pa.Table, path: Path, schema: TableSchema) -> PartyTable:
-    """Validate an Arrow table against ``schema`` and convert it to arrays."""
+def validate(table: pa.Table, path: Path, schema: TableSchema, *, first_row: int = 0) -> PartyTable:
+    """Validate an Arrow table against ``schema`` and convert it to arrays.
+
+    ``first_row``: the file's row number of the table's first row (a part of a larger file),
+    added to the row numbers in refusals.
+    """
     if table.num_rows == 0:
         raise DataError(f"{path}: the table is empty (0 rows)", code="data.empty")
     _require_column(table, path, schema.id_column)
-    ids = _ids(table, path, schema.id_column)
+    ids = _ids(table, path, schema.id_column, first_row)
     names = schema.features or tuple(
         c for c in table.column_names if c not in (schema.id_column, schema.label_column)
     )
@@ -141,11 +146,12 @@ def validate(table: pa.Table, path: Path, schema: TableSchema) -> PartyTable:
     features = np.empty((table.num_rows, len(names)), dtype=_dtype(schema.kind))
     for j, name in enumerate(names):
         _require_column(table, path, name)
-        features[:, j] = _feature_column(table.column(name), path, name, schema)
+        features[:, j] = _feature_column(table.column(name), path, name, schema, first_row)
     labels = None
     if schema.label_column is not None:
         _require_column(table, path, schema.label_column)
-        labels = _labels(table.column(schema.label_column), path, schema.label_column, schema)
+        column = table.column(schema.label_column)
+        labels = _labels(column, path, schema.label_column, schema, first_row)
     return PartyTable(path, ids, features, tuple(names), labels)
 
 
@@ -162,15 +168,31 @@ def _first_row(mask: pa.ChunkedArray | pa.Array) -> int:
     return int(pc.index(mask, True).as_py())
 
 
-def _check_nulls(column: pa.ChunkedArray, path: Path, name: str) -> None:
+def validate_batches(batches: Iterable[pa.RecordBatch], path: Path, schema: TableSchema) -> int:
+    """Validate a table one record batch at a time (bounded memory); return its row count.
+
+    Raises:
+        DataError: as :func:`validate`, with the file's row numbers; ``data.empty`` for no rows.
+    """
+    start = 0
+    for batch in batches:
+        if batch.num_rows:
+            validate(pa.Table.from_batches([batch]), path, schema, first_row=start)
+            start += batch.num_rows
+    if start == 0:
+        raise DataError(f"{path}: the table is empty (0 rows)", code="data.empty")
+    return start
+
+
+def _check_nulls(column: pa.ChunkedArray, path: Path, name: str, first_row: int = 0) -> None:
     if column.null_count:
-        row = _first_row(pc.is_null(column, nan_is_null=True))
+        row = first_row + _first_row(pc.is_null(column, nan_is_null=True))
         raise DataError(f"{path}: column {name!r} row {row}: missing value", code="data.null")
 
 
-def _ids(table: pa.Table, path: Path, name: str) -> tuple[str, ...]:
+def _ids(table: pa.Table, path: Path, name: str, first_row: int = 0) -> tuple[str, ...]:
     column = table.column(name)
-    _check_nulls(column, path, name)
+    _check_nulls(column, path, name, first_row)
     if not (pa.types.is_string(column.type) or pa.types.is_integer(column.type)) and not (
         pa.types.is_large_string(column.type)
     ):
@@ -182,9 +204,9 @@ def _ids(table: pa.Table, path: Path, name: str) -> tuple[str, ...]:
 
 
 def _feature_column(
-    column: pa.ChunkedArray, path: Path, name: str, schema: TableSchema
+    column: pa.ChunkedArray, path: Path, name: str, schema: TableSchema, first_row: int = 0
 ) -> np.ndarray:
-    _check_nulls(column, path, name)
+    _check_nulls(column, path, name, first_row)
     if schema.kind is FeatureKind.CATEGORICAL:
         if not pa.types.is_integer(column.type):
             raise DataError(
@@ -194,7 +216,7 @@ def _feature_column(
         values: np.ndarray = np.asarray(column.to_numpy(), dtype=np.int64)
         bad = (values < 0) | (values >= schema.vocab)
         if bad.any():
-            row = int(np.argmax(bad))
+            row = first_row + int(np.argmax(bad))
             raise DataError(
                 f"{path}: column {name!r} row {row}: category out of range "
                 f"(expected 0..{schema.vocab - 1})",
@@ -208,15 +230,17 @@ def _feature_column(
     values = np.asarray(column.to_numpy(), dtype=np.float32)
     bad = ~np.isfinite(values)
     if bad.any():
-        row = int(np.argmax(bad))
+        row = first_row + int(np.argmax(bad))
         raise DataError(
             f"{path}: column {name!r} row {row}: NaN or infinite value", code="data.nan"
         )
     return values
 
 
-def _labels(column: pa.ChunkedArray, path: Path, name: str, schema: TableSchema) -> np.ndarray:
-    _check_nulls(column, path, name)
+def _labels(
+    column: pa.ChunkedArray, path: Path, name: str, schema: TableSchema, first_row: int = 0
+) -> np.ndarray:
+    _check_nulls(column, path, name, first_row)
     if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
         raise DataError(
             f"{path}: column {name!r}: expected {_LABEL_KINDS.get(schema.task, 'numeric')} "
@@ -225,12 +249,12 @@ def _labels(column: pa.ChunkedArray, path: Path, name: str, schema: TableSchema)
         )
     values: np.ndarray = np.asarray(column.to_numpy())
     if schema.task == "regression":
-        return _regression_labels(values, path, name)
+        return _regression_labels(values, path, name, first_row)
     if schema.task == "multiclass":
-        return _class_labels(values, path, name, schema.num_classes)
+        return _class_labels(values, path, name, schema.num_classes, first_row)
     bad = (values != 0) & (values != 1)
     if bad.any():
-        row = int(np.argmax(bad))
+        row = first_row + int(np.argmax(bad))
         raise DataError(
             f"{path}: column {name!r} row {row}: label must be 0 or 1", code="data.label"
         )
@@ -240,7 +264,9 @@ def _labels(column: pa.ChunkedArray, path: Path, name: str, schema: TableSchema)
 _LABEL_KINDS = {"binary": "0/1", "multiclass": "integer class", "regression": "numeric"}
 
 
-def _class_labels(values: np.ndarray, path: Path, name: str, num_classes: int) -> np.ndarray:
+def _class_labels(
+    values: np.ndarray, path: Path, name: str, num_classes: int, first_row: int = 0
+) -> np.ndarray:
     """Integer class labels ``0..num_classes-1`` (any non-negative integer when 0)."""
     numbers = values.astype(np.float64)
     invalid = ~np.isfinite(numbers) | (numbers != np.round(numbers)) | (numbers < 0)
@@ -252,17 +278,19 @@ def _class_labels(values: np.ndarray, path: Path, name: str, num_classes: int) -
             if invalid[row]
             else f"label out of range (expected 0..{num_classes - 1})"
         )
-        raise DataError(f"{path}: column {name!r} row {row}: {problem}", code="data.label")
+        raise DataError(
+            f"{path}: column {name!r} row {first_row + row}: {problem}", code="data.label"
+        )
     return np.array(numbers, dtype=np.int64)
 
 
-def _regression_labels(values: np.ndarray, path: Path, name: str) -> np.ndarray:
+def _regression_labels(values: np.ndarray, path: Path, name: str, first_row: int = 0) -> np.ndarray:
     """Finite float32 targets; NaN, infinities and values beyond float32 are refused."""
     with np.errstate(over="ignore", invalid="ignore"):
         targets = np.array(values, dtype=np.float32)
     bad = ~np.isfinite(targets)
     if bad.any():
-        row = int(np.argmax(bad))
+        row = first_row + int(np.argmax(bad))
         raise DataError(
             f"{path}: column {name!r} row {row}: label is NaN, infinite or beyond float32",
             code="data.label",

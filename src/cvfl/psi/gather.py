@@ -59,6 +59,11 @@ def scan_rows(width: int) -> int:
     return int(min(SCAN_ROWS[1], max(SCAN_ROWS[0], SCAN_BYTES // width)))
 
 
+def batch_rows(path: Path, id_column: str) -> int:
+    """Rows per record batch for reading ``path`` with bounded memory (see :func:`scan_rows`)."""
+    return scan_rows(row_bytes(table_schema(path, id_column)))
+
+
 def _bucket_of(tags: Keys, bits: int) -> npt.NDArray[np.int64]:
     if bits == 0:
         return np.zeros(len(tags), dtype=np.int64)
