@@ -86,7 +86,7 @@ class PsiConfig:
     plaintext_output: bool = False
     batch_size: int = 16384
     threads: int = 0
-    spill_threshold: int = 1 << 22
+    spill_threshold: int = 1 << 20
     spill_dir: Path | None = None
     duplicates: DuplicatePolicy = "error"
     window: int = 64

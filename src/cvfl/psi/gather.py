@@ -25,7 +25,7 @@ from cvfl.psi.keyed import TAG_BYTES, KeyedHasher
 from cvfl.psi.order import FINGERPRINT_DOMAIN, order_key
 from cvfl.psi.runs import RunStore
 from cvfl.psi.source import canonical_ids, iter_row_batches, table_schema
-from cvfl.psi.spill import Keys, Rows, keys_from_bytes, keys_to_bytes
+from cvfl.psi.spill import Keys, keys_from_bytes, keys_to_bytes
 
 BUCKET_BYTES = 32 << 20
 PENDING_BYTES = 32 << 20
@@ -116,25 +116,24 @@ class OrderedRows:
     def __exit__(self, *exc: object) -> None:
         self._runs.close()
 
-    def distribute(self, wanted: Rows) -> None:
-        """Read the table once and file rows ``wanted`` (any order) into their buckets.
+    def distribute(self, wanted: npt.NDArray[np.bool_]) -> None:
+        """Read the table once and file the rows where ``wanted`` is true into their buckets.
 
         Raises:
             DataError: ``data.changed`` when the table has fewer rows than ``wanted`` needs.
         """
-        wanted = np.sort(wanted)
         width = row_bytes(self.schema)
-        self.bits = bucket_bits(width * len(wanted))
+        self.bits = bucket_bits(width * int(np.count_nonzero(wanted)))
         self._pending = [[] for _ in range(1 << self.bits)]
         start = 0
         for batch in iter_row_batches(self.path, self.id_column, scan_rows(width)):
             self.schema = batch.schema
             end = start + batch.num_rows
-            lo, hi = np.searchsorted(wanted, [start, end])
-            if hi > lo:
-                self._add(pa.Table.from_batches([batch]).take(pa.array(wanted[lo:hi] - start)))
+            local = np.flatnonzero(wanted[start:end])
+            if len(local):
+                self._add(pa.Table.from_batches([batch]).take(pa.array(local)))
             start = end
-        if len(wanted) and wanted[-1] >= start:
+        if wanted[start:].any():
             raise DataError(
                 f"{self.path}: the table changed during alignment (fewer rows)",
                 code="data.changed",

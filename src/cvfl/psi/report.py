@@ -13,7 +13,7 @@ from cvfl.logs import get_logger
 from cvfl.psi.config import AlignJob, PsiConfig
 from cvfl.psi.gather import ordered_rows
 from cvfl.psi.output import write_aligned
-from cvfl.psi.spill import Rows
+from cvfl.psi.sets import Intersection
 from cvfl.sealing import KeyProvider
 
 log = get_logger(__name__)
@@ -45,7 +45,9 @@ class AlignReport:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
 
 
-def write_rows(job: AlignJob, cfg: PsiConfig, keys: KeyProvider | None, rows: Rows) -> bytes:
+def write_rows(
+    job: AlignJob, cfg: PsiConfig, keys: KeyProvider | None, found: Intersection
+) -> bytes:
     """Write this party's ``rows`` of the intersection in the agreed order; atomic.
 
     Sealed unless plaintext was asked for; streamed in row groups with bounded memory
@@ -57,18 +59,18 @@ def write_rows(job: AlignJob, cfg: PsiConfig, keys: KeyProvider | None, rows: Ro
             the same count): nothing is written, so an aligned table from an earlier run stays
             as it was.
     """
-    if len(rows) == 0:
+    if found.count == 0:
         raise AlignmentError(
             f"{job.data}: no row is common to both parties; {cfg.output} was not written "
             "(an aligned table from an earlier run stays as it was)",
             code="psi.empty",
         )
     with ordered_rows(job.data, job.id_column, job.job_id, job.seed, cfg.spill_dir) as ordered:
-        ordered.distribute(rows)
+        ordered.distribute(found.mask)
         assert ordered.schema is not None  # rows is not empty: distribute read a batch
         fmt = table_format(cfg.output)  # as its name says
         tables = ordered.sorted_tables()
-        write_aligned(cfg.output, fmt, keys, ordered.schema, tables, expected=len(rows))
+        write_aligned(cfg.output, fmt, keys, ordered.schema, tables, expected=found.count)
         return ordered.fingerprint()
 
 
@@ -99,7 +101,7 @@ def finish_alignment(
     job: AlignJob,
     cfg: PsiConfig,
     keys: KeyProvider | None,
-    found: Rows,
+    found: Intersection,
     *,
     channel: str,
     counts: Counts,
@@ -111,7 +113,7 @@ def finish_alignment(
         job: The party's alignment.
         cfg: Its ``[psi]`` settings (the report's mode, output and place).
         keys: The sealing keys of the output (None: plaintext, as asked for).
-        found: This party's rows of the intersection.
+        found: This party's rows of the intersection (a mask of its rows).
         channel: The channel security's name.
         counts: What the mode counted.
         marks: ``time.perf_counter()`` when the alignment started, when this party's own ids
@@ -128,7 +130,7 @@ def finish_alignment(
         own_rows=counts.own_rows,
         duplicates_dropped=counts.duplicates_dropped,
         peer_items=counts.peer_items,
-        intersection=len(found),
+        intersection=found.count,
         order_fingerprint=fingerprint.hex(),
         output=str(cfg.output),
         sealed=keys is not None,

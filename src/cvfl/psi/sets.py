@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from cvfl.errors import AlignmentError
 from cvfl.psi.spill import BucketStore, Keys, Rows, keys_to_bytes
@@ -62,9 +63,23 @@ def own_batches(store: BucketStore, batch_size: int) -> Iterator[tuple[bytes, Ro
 
 @dataclass(frozen=True)
 class Intersection:
-    """This party's rows of the intersection (in ascending doubly-blinded or keyed-hash order).
+    """This party's rows of the intersection: ``mask[i]`` is true when row ``i`` is in it.
 
-    :func:`cvfl.psi.report.write_rows` lays them out in the agreed order.
+    One byte per own row, however the rows are found; :func:`cvfl.psi.report.write_rows` lays
+    them out in the agreed order.
     """
 
-    rows: Rows
+    mask: npt.NDArray[np.bool_]
+
+    @property
+    def count(self) -> int:
+        """Rows in the intersection."""
+        return int(np.count_nonzero(self.mask))
+
+
+def row_mask(own_rows: int, parts: Iterator[Rows]) -> Intersection:
+    """The :class:`Intersection` of ``own_rows`` rows whose row numbers ``parts`` yields."""
+    mask = np.zeros(own_rows, dtype=np.bool_)
+    for rows in parts:
+        mask[rows] = True
+    return Intersection(mask)

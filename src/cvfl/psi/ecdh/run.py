@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Unpack
@@ -24,7 +25,14 @@ from cvfl.psi.ecdh.exchange import Session
 from cvfl.psi.ecdh.group import Blinder, domain_label, get_group
 from cvfl.psi.report import AlignReport, Counts, finish_alignment
 from cvfl.psi.service import run_session
-from cvfl.psi.sets import Intersection, duplicate_error, find_duplicates, own_batches, repeats
+from cvfl.psi.sets import (
+    Intersection,
+    duplicate_error,
+    find_duplicates,
+    own_batches,
+    repeats,
+    row_mask,
+)
 from cvfl.psi.source import iter_id_chunks
 from cvfl.psi.spill import BUCKETS, BucketStore, Rows, default_threads, keys_from_bytes
 
@@ -60,13 +68,16 @@ def blind_own(
     return store.count
 
 
-def intersect(own_d: BucketStore, peer_d: BucketStore) -> Intersection:
-    """Join own (D, row) records with the peer's D values bucket by bucket, in D order.
+def intersect(own_d: BucketStore, peer_d: BucketStore, own_rows: int) -> Intersection:
+    """Join own (D, row) records with the peer's D values bucket by bucket.
 
     Raises:
         AlignmentError: the peer answered two of our items with the same value.
     """
-    parts: list[Rows] = []
+    return row_mask(own_rows, _joined(own_d, peer_d))
+
+
+def _joined(own_d: BucketStore, peer_d: BucketStore) -> Iterator[Rows]:
     for b in range(BUCKETS):
         keys, rows = own_d.bucket(b)
         if repeats(keys).any():
@@ -76,10 +87,7 @@ def intersect(own_d: BucketStore, peer_d: BucketStore) -> Intersection:
                 code="psi.bad_answer",
             )
         peer_keys, _ = peer_d.bucket(b)
-        mask = np.isin(keys, peer_keys)
-        parts.append(rows[mask])
-    rows = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
-    return Intersection(rows)
+        yield rows[np.isin(keys, peer_keys)]
 
 
 def align_ecdh(
@@ -130,12 +138,12 @@ def align_ecdh(
             max_peer_items=cfg.max_peer_items,
         )
         run_session(job, cfg, security, session, options.get("on_bound"))
-        found = intersect(own_d, peer_d)
+        found = intersect(own_d, peer_d, rows)
         spills = own_a.spills + own_d.spills + peer_d.spills
         t2 = time.perf_counter()
     peer_items = session.peer.count if session.peer else 0
     counts = Counts(rows, dups.count, peer_items, spills)
     marks = (t0, t1, t2)
     return finish_alignment(
-        job, cfg, options["keys"], found.rows, channel=security.name, counts=counts, marks=marks
+        job, cfg, options["keys"], found, channel=security.name, counts=counts, marks=marks
     )

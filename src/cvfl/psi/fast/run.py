@@ -25,7 +25,14 @@ from cvfl.psi.fast.session import FastSession
 from cvfl.psi.keyed import KeyedHasher
 from cvfl.psi.report import AlignReport, Counts, finish_alignment
 from cvfl.psi.service import run_session
-from cvfl.psi.sets import Intersection, duplicate_error, find_duplicates, own_batches, repeats
+from cvfl.psi.sets import (
+    Intersection,
+    duplicate_error,
+    find_duplicates,
+    own_batches,
+    repeats,
+    row_mask,
+)
 from cvfl.psi.source import iter_id_chunks
 from cvfl.psi.spill import BUCKETS, BucketStore, Rows, keys_from_bytes
 
@@ -44,13 +51,16 @@ def hash_own(path: Path, id_column: str, hasher: KeyedHasher, store: BucketStore
     return store.count
 
 
-def fast_intersect(own: BucketStore, peer: BucketStore) -> Intersection:
-    """Join own (tag, row) records (first row of each tag) with the peer's tags, in tag order.
+def fast_intersect(own: BucketStore, peer: BucketStore, own_rows: int) -> Intersection:
+    """Join own (tag, row) records (first row of each tag) with the peer's tags.
 
     Raises:
         AlignmentError: the peer sent the same keyed hash twice.
     """
-    parts: list[Rows] = []
+    return row_mask(own_rows, _joined(own, peer))
+
+
+def _joined(own: BucketStore, peer: BucketStore) -> Iterator[Rows]:
     for b in range(BUCKETS):
         all_keys, all_rows = own.bucket(b)
         keep = ~repeats(all_keys)
@@ -65,10 +75,7 @@ def fast_intersect(own: BucketStore, peer: BucketStore) -> Intersection:
         if not len(peer_keys) or not len(keys):
             continue
         at = np.minimum(np.searchsorted(peer_keys, keys), len(peer_keys) - 1)
-        mask = peer_keys[at] == keys
-        parts.append(rows[mask])
-    rows = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
-    return Intersection(rows)
+        yield rows[peer_keys[at] == keys]
 
 
 def align_fast(
@@ -112,11 +119,11 @@ def align_fast(
             max_peer_items=cfg.max_peer_items,
         )
         run_session(job, cfg, security, session, options.get("on_bound"))
-        found = fast_intersect(own, peer)
+        found = fast_intersect(own, peer, int(stats.get("rows", 0)))
         spills = own.spills + peer.spills
     t1 = time.perf_counter()
     counts = Counts(int(stats["rows"]), int(stats["dups"]), session.peer_count, spills)
     marks = (t0, t0 + stats["hash"], t1)
     return finish_alignment(
-        job, cfg, options["keys"], found.rows, channel=security.name, counts=counts, marks=marks
+        job, cfg, options["keys"], found, channel=security.name, counts=counts, marks=marks
     )
