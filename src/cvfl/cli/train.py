@@ -12,7 +12,7 @@ from rich.table import Table
 from cvfl.cli import practice
 from cvfl.cli.reruns import FreshOpt, Rerun, ResumeFromOpt, say_kept, sigterm_stops
 from cvfl.cli.seal import GramineKeyOpt, GramineRootOpt, KeyEnvOpt, KeyFileOpt, keys_from_options
-from cvfl.data import SynthSpec, synthesize, write_arrow
+from cvfl.data import SynthSpec
 from cvfl.errors import ConfigError, mismatch
 from cvfl.logs import get_logger
 from cvfl.sealing.keys import DEFAULT_GRAMINE_ROOT
@@ -32,7 +32,7 @@ model_app = typer.Typer(help="Inspect exported model halves.", no_args_is_help=T
 @data_app.command("synth")
 def synth(
     out: Path = typer.Option(Path("data"), "--out", help="Folder for leader/follower tables."),
-    rows: int = typer.Option(20_000, help="Rows in the shared population."),
+    rows: int = typer.Option(20_000, min=1, help="Rows in the shared population."),
     slots: int = typer.Option(512, help="Categorical slots per party (Fedlearner: 512)."),
     vocab: int = typer.Option(101, help="Values per slot."),
     overlap: float = typer.Option(1.0, help="Fraction of rows both parties hold."),
@@ -40,17 +40,20 @@ def synth(
     fmt: str = typer.Option("parquet", "--format", help="parquet or csv."),
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
-    """Write two parties' synthetic tables whose label needs both parties' features."""
+    """Write two parties' synthetic tables whose label needs both parties' features.
+
+    Written chunk by chunk (any number of rows in bounded memory; Parquet row groups of 8192
+    rows); see docs/data.md for how they relate to the Python API's ``synthesize``.
+    """
+    from cvfl.data.synth_stream import write_synth
+
     if fmt not in ("parquet", "csv"):
         raise typer.BadParameter("expected parquet or csv", param_hint="--format")
     spec = SynthSpec(
         rows=rows, slots=slots, vocab=vocab, overlap=overlap, shuffle=shuffle, seed=seed
     )
-    tables = synthesize(spec)
-    for role, table in (("leader", tables.leader), ("follower", tables.follower)):
-        path = out / f"{role}.{fmt}"
-        write_arrow(table, path)
-        _out.print(f"{role}: {path} ({table.num_rows} rows, {table.num_columns} columns)")
+    for role, (path, count, columns) in write_synth(spec, out, fmt).items():
+        _out.print(f"{role}: {path} ({count} rows, {columns} columns)")
 
 
 def train(
