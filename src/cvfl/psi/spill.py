@@ -113,7 +113,9 @@ class BucketStore:
             yield self.bucket(b)
 
     def close(self) -> None:
-        """Delete the spill files."""
+        """Drop the records held in memory and delete the spill files."""
+        self._pending = [[] for _ in range(BUCKETS)]
+        self._pending_count = 0
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
