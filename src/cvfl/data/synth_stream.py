@@ -192,7 +192,7 @@ def party_chunks(
     prefix = "l" if party == 0 else "f"
     names = [ID_COLUMN, *(f"{prefix}{s}" for s in range(spec.slots))]
     count = layout.count(party)
-    for start in range(0, count, chunk_rows):
+    for start in range(0, max(count, 1), chunk_rows):  # an empty table still has its columns
         positions = np.arange(start, min(start + chunk_rows, count), dtype=np.uint64)
         rows = layout.rows(party, positions)
         columns = [ids(spec, rows), *(pa.array(c) for c in codes(spec, party, rows, spec.slots))]
