@@ -13,49 +13,18 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from cvfl.errors import AlignmentError, DataError, mismatch
+from cvfl.errors import AlignmentError, mismatch
 from cvfl.fsutil import atomic_write_bytes, atomic_writer
-from cvfl.psi.source import iter_row_batches, table_schema
-from cvfl.psi.spill import Rows
 from cvfl.sealing import KeyProvider, read_sealed, sealed_writer, write_sealed
 from cvfl.sealing.stream import SealedWriter
 
 PURPOSE = "aligned-table"
 ALIGNED_ROW_GROUP_ROWS = 8192
 """Rows per Parquet row group of an aligned table (the last group holds the rest)."""
-
-
-def select_rows(path: Path, id_column: str, order: Rows, chunk_rows: int) -> pa.Table:
-    """Read ``path`` in chunks and return its rows ``order[0], order[1], ...`` as one table."""
-    by_row = np.argsort(order, kind="stable")
-    wanted = order[by_row]
-    pieces: list[pa.RecordBatch] = []
-    ranks: list[Rows] = []
-    schema: pa.Schema | None = None
-    start = 0
-    for batch in iter_row_batches(path, id_column, chunk_rows):
-        schema = batch.schema
-        end = start + batch.num_rows
-        lo, hi = np.searchsorted(wanted, [start, end])
-        if hi > lo:
-            pieces.append(batch.take(pa.array(wanted[lo:hi] - start)))
-            ranks.append(by_row[lo:hi])
-        start = end
-    if schema is None:
-        schema = table_schema(path, id_column)
-    if len(order) and (not len(wanted) or wanted[-1] >= start):
-        raise DataError(
-            f"{path}: the table changed during alignment (fewer rows)", code="data.changed"
-        )
-    table = pa.Table.from_batches(pieces, schema=schema)
-    if not ranks:
-        return table
-    return table.take(pa.array(np.argsort(np.concatenate(ranks), kind="stable")))
 
 
 def encode_table(table: pa.Table, fmt: str) -> bytes:
