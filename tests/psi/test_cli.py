@@ -268,3 +268,27 @@ def test_align_checks_the_leaders_labels_before_the_peer(
         )
     assert exit_.value.code == 3
     assert "leader.parquet: missing column 'label'" in capsys.readouterr().err
+
+
+def test_align_checks_its_table_in_batches_with_the_files_row_numbers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cvfl.psi import gather
+
+    monkeypatch.setattr(gather, "SCAN_ROWS", (2, 2))  # batches of 2 rows: row 7 is in the 4th
+    ids = [f"u{i}" for i in range(10)]
+    write_ids(tmp_path / "leader.parquet", ids, "l")
+    table = pq.read_table(tmp_path / "leader.parquet")
+    labels = pa.array([2 if i == 7 else i % 2 for i in range(10)])
+    pq.write_table(table.append_column("label", labels), tmp_path / "leader.parquet")
+    with pytest.raises(SystemExit) as exit_:
+        main(
+            [
+                "align",
+                "--config",
+                str(_config(tmp_path, "leader", 1, False)),
+                "--insecure-plaintext",
+            ]
+        )
+    assert exit_.value.code == 3
+    assert "column 'label' row 7: label must be 0 or 1" in capsys.readouterr().err
