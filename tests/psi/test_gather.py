@@ -50,7 +50,6 @@ def _streamed(path: Path, wanted: np.ndarray, out: Path, keys: EphemeralKeys | N
     mask[wanted] = True
     with ordered_rows(path, "id", "job-7", 3, path.parent / "spill") as ordered:
         ordered.distribute(mask)
-        assert ordered.schema is not None
         fmt = "csv" if out.suffix == ".csv" else "parquet"
         tables = ordered.sorted_tables()
         write_aligned(

@@ -48,7 +48,7 @@ class AlignReport:
 def write_rows(
     job: AlignJob, cfg: PsiConfig, keys: KeyProvider | None, found: Intersection
 ) -> bytes:
-    """Write this party's ``rows`` of the intersection in the agreed order; atomic.
+    """Write this party's rows of the intersection (``found``) in the agreed order; atomic.
 
     Sealed unless plaintext was asked for; streamed in row groups with bounded memory
     (:mod:`cvfl.psi.gather`, :func:`cvfl.psi.output.write_aligned`). Returns the order
@@ -67,7 +67,6 @@ def write_rows(
         )
     with ordered_rows(job.data, job.id_column, job.job_id, job.seed, cfg.spill_dir) as ordered:
         ordered.distribute(found.mask)
-        assert ordered.schema is not None  # rows is not empty: distribute read a batch
         fmt = table_format(cfg.output)  # as its name says
         tables = ordered.sorted_tables()
         write_aligned(cfg.output, fmt, keys, ordered.schema, tables, expected=found.count)
