@@ -20,9 +20,14 @@ With ``--privacy DEFENCE`` it instead compares RA-TLS split training without and
     .venv/bin/python benchmarks/train_throughput.py [--steps 300] [--batch 256] [--repeats 5]
     .venv/bin/python benchmarks/train_throughput.py --workers 2
     .venv/bin/python benchmarks/train_throughput.py --privacy marvell
+    .venv/bin/python benchmarks/train_throughput.py --readers
     .venv/bin/python benchmarks/train_throughput.py --rtt-ms 0,10,50 --mbit 100,1000 \
         --wire float32,bfloat16
     .venv/bin/python benchmarks/train_throughput.py --rtt-ms 0,50 --mbit 100 --staleness 4
+
+With ``--readers`` it instead compares RA-TLS split training reading the tables in memory and
+streamed (``[data] reader = "stream"``), and prints, last, ``ratio stream/memory: <value>``.
+The tables are written in row groups of 8192 rows, as ``cvfl align`` writes aligned tables.
 
 With ``--rtt-ms``/``--mbit`` it instead compares RA-TLS split training on loopback with the same
 job through an emulated WAN link (``benchmarks/wan.py``: a delay-and-rate proxy between the
@@ -47,9 +52,10 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import pyarrow.parquet as pq
 from wan import WanProxy  # benchmarks/wan.py, beside this file
 
-from cvfl.data import SynthSpec, synthesize, write_arrow
+from cvfl.data import SynthSpec, synthesize
 from cvfl.sealing import new_key_file
 from cvfl.train import load_job, load_party, train_centralized
 
@@ -62,6 +68,7 @@ workdir = "{role}-{mode}"
 
 [data]
 path = "data/{role}.parquet"
+reader = "{reader}"
 
 [model]
 kind = "widedeep"
@@ -108,6 +115,7 @@ def write_jobs(
     wan: bool = False,
     wire: str = "float32",
     staleness: int = 0,
+    reader: str = "memory",
 ) -> None:
     security = "insecure" if mode == "plaintext" else "ratls"
     reliable = "false" if mode == "direct" else "true"
@@ -127,6 +135,7 @@ def write_jobs(
             workers=workers,
             wire=wire,
             staleness=staleness,
+            reader=reader,
             # Over the emulated WAN the follower dials the proxy, whose port the benchmark
             # writes to a file of its own once the leader has written its port.
             port_file=f"port-{mode}.wan" if wan and role == "follower" else f"port-{mode}",
@@ -201,13 +210,18 @@ def main() -> None:
     parser.add_argument(
         "--staleness", type=int, default=0, help="on links: also run pipelined with this k"
     )
+    parser.add_argument(
+        "--readers", action="store_true", help="compare [data] reader memory and stream"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         rows = int(args.steps * args.batch / 0.8) + args.batch
         tables = synthesize(SynthSpec(rows=rows, slots=args.slots, seed=3))
-        write_arrow(tables.leader, folder / "data" / "leader.parquet")
-        write_arrow(tables.follower, folder / "data" / "follower.parquet")
+        for role, table in (("leader", tables.leader), ("follower", tables.follower)):
+            # in row groups of 8192 rows, as cvfl align writes its aligned tables
+            (folder / "data").mkdir(exist_ok=True)
+            pq.write_table(table, folder / "data" / f"{role}.parquet", row_group_size=8192)
         for role in ("leader", "follower"):
             new_key_file(folder / f"{role}.key")
         if args.workers > 1:
@@ -218,6 +232,9 @@ def main() -> None:
             return
         if args.rtt_ms or args.mbit:
             compare_links(folder, args)
+            return
+        if args.readers:
+            compare_readers(folder, args)
             return
         modes = ("plaintext", "ratls", "direct")
         for mode in modes:
@@ -275,6 +292,23 @@ def compare_privacy(folder: Path, args: argparse.Namespace) -> None:
     print(f"no defence:                {plain:8.0f} examples/s")
     print(f"[privacy] {args.privacy + ':':<15} {private:8.0f} examples/s")
     print(f"ratio privacy/none: {private / plain:.3f}")
+
+
+def compare_readers(folder: Path, args: argparse.Namespace) -> None:
+    """RA-TLS split training with the in-memory and the streamed reader, interleaved, medians."""
+    write_jobs(folder, "ratls", args)
+    write_jobs(folder, "stream", args, reader="stream")
+    figures: dict[str, list[float]] = {"ratls": [], "stream": []}
+    for _ in range(args.repeats):
+        for mode, runs in figures.items():
+            runs.append(run_split(folder, mode))
+    memory, stream = (statistics.median(figures[m]) for m in ("ratls", "stream"))
+    paired = [s / m for s, m in zip(figures["stream"], figures["ratls"], strict=True)]
+    print(f"steps {args.steps} x batch {args.batch}, {args.slots} slots, {args.optimizer}, RA-TLS")
+    print(f"[data] reader = memory:  {memory:8.0f} examples/s")
+    print(f"[data] reader = stream:  {stream:8.0f} examples/s")
+    print(f"paired stream/memory per repeat: range {min(paired):.3f}-{max(paired):.3f}")
+    print(f"ratio stream/memory: {statistics.median(paired):.3f}")
 
 
 def _numbers(text: str, default: str) -> list[float]:

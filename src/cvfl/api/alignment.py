@@ -11,7 +11,6 @@ from cvfl.errors import ConfigError, mismatch
 if TYPE_CHECKING:
     from cvfl.bridge.security import ChannelSecurity
     from cvfl.psi.report import AlignReport
-    from cvfl.sealing import KeyProvider
     from cvfl.train import JobConfig
 
 
@@ -43,29 +42,10 @@ def align(job: JobLike, *, insecure_fast_mode: bool = False) -> AlignReport:
     security = _security(cfg)
     keys = key_provider_from_config(cfg.sealing) if cfg.sealing is not None else None
     require_protection(cfg.psi, keys)
-    _check_own_table(cfg, keys)  # before the peer
+    from cvfl.train.precheck import check_own_rows
+
+    check_own_rows(cfg.data, cfg.role == "leader", keys, cfg.model)  # before the peer
     return run_align(what, cfg.psi, security, keys=keys)
-
-
-def _check_own_table(cfg: JobConfig, keys: KeyProvider | None) -> None:
-    """Check this party's table as training will, one record batch at a time where it can.
-
-    A table with a ``[data] columns`` specification or a sealed table is checked whole (as
-    ``cvfl train`` checks it); a plain table of all its columns in batches of bounded size.
-    """
-    from cvfl.data.tables import validate_batches
-    from cvfl.psi.gather import batch_rows
-    from cvfl.psi.source import iter_row_batches
-    from cvfl.sealing import is_sealed
-    from cvfl.train.precheck import check_own_table, own_schema
-
-    data, labels = cfg.data, cfg.role == "leader"
-    if data.columns is not None or not data.path.is_file() or is_sealed(data.path):
-        check_own_table(data, labels, keys, cfg.model)
-        return
-    schema = own_schema(data, labels, cfg.model)
-    rows = batch_rows(data.path, data.id_column)
-    validate_batches(iter_row_batches(data.path, data.id_column, rows), data.path, schema)
 
 
 def _security(cfg: JobConfig) -> ChannelSecurity:

@@ -104,10 +104,15 @@ def _iter_batches(
         raise DataError(f"{path}: no such file", code="data.missing_file")
     try:
         if fmt == "parquet":
-            pf = pq.ParquetFile(path)
+            # One row group at a time and no read-ahead: a single iter_batches over the whole
+            # file, with pre-buffering, held about the file's size in memory by its end.
+            pf = pq.ParquetFile(path, pre_buffer=False)
             if columns and any(c not in pf.schema_arrow.names for c in columns):
                 raise DataError(f"{path}: no column {columns[0]!r}", code="data.column")
-            yield from pf.iter_batches(batch_size=chunk_rows, columns=columns)
+            for group in range(pf.num_row_groups):
+                yield from pf.iter_batches(
+                    batch_size=chunk_rows, columns=columns, row_groups=[group]
+                )
             return
         convert = pacsv.ConvertOptions(
             include_columns=columns or [], column_types={id_column: pa.string()}

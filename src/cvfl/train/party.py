@@ -26,7 +26,7 @@ from cvfl.train.binding import Binding, training_binding
 from cvfl.train.config import JobConfig, PeerSection, TrainSection, outputs_sealed
 from cvfl.train.device import resolve_device
 from cvfl.train.metrics import Metrics
-from cvfl.train.precheck import check_own_table
+from cvfl.train.precheck import check_own_rows
 from cvfl.train.recovery import CheckpointStore
 from cvfl.train.reruns import resumable
 from cvfl.train.result import TrainResult
@@ -286,7 +286,7 @@ def check_own_input(cfg: JobConfig, artifacts: Artifacts) -> None:
     problem found only in the aligned table afterwards names the aligned file.
     """
     if cfg.psi is not None and cfg.data.path.is_file():
-        check_own_table(cfg.data, cfg.role == "leader", artifacts.keys, cfg.model)
+        check_own_rows(cfg.data, cfg.role == "leader", artifacts.keys, cfg.model)
 
 
 def artifacts_for(cfg: JobConfig) -> Artifacts:

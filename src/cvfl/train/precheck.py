@@ -99,6 +99,33 @@ def check_own_table(
     )
 
 
+def check_own_rows(
+    data: DataSection, labels: bool, keys: KeyProvider | None, model: ModelSpec
+) -> None:
+    """Check ``[data] path`` as :func:`check_own_table` does, one record batch at a time.
+
+    ``cvfl align`` and ``cvfl train`` (with ``[psi]``) call it before the peer, so its memory
+    does not grow with the table. A table with ``[data] columns`` or a sealed one is checked
+    whole (:func:`check_own_table`).
+
+    Raises:
+        DataError: naming the file, the column and the first bad row of that file.
+        SealingError: a sealed table without a key, or one that fails to open.
+    """
+    from cvfl.data.tables import validate_batches
+    from cvfl.psi.gather import batch_rows
+    from cvfl.psi.source import iter_row_batches
+    from cvfl.sealing import is_sealed
+
+    path = data.path
+    if data.columns is not None or not path.is_file() or is_sealed(path):
+        check_own_table(data, labels, keys, model)
+        return
+    schema = own_schema(data, labels, model)
+    rows = batch_rows(path, data.id_column)
+    validate_batches(iter_row_batches(path, data.id_column, rows), path, schema)
+
+
 def unscaled_warning(path: Path, names: list[str]) -> str:
     """The one warning naming numeric columns used unscaled (never their values)."""
     shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
