@@ -16,7 +16,7 @@ labels (8 bytes a row); the rest is bounded by ``block_rows x shuffle_blocks`` r
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,25 +147,30 @@ class StreamTable:
                 if planned:
                     self._drop_before(int(self._where[need].min()))
                 return self._gather(rows, blocks)
-            self._scratch = self._refresh(self._scratch, need)
-            return _gather_from(self._scratch, rows, self.block_rows, self.width, self.dtype)
+            return self._read_apart(rows, blocks, need)
 
-    def _refresh(self, old: Loaded | None, need: np.ndarray) -> Loaded:
-        """``need`` (ascending) decoded, reusing the blocks ``old`` holds already."""
-        if old is None:
-            return self._load(need)
-        held = np.isin(need, old.blocks)
-        if held.all() and len(need) == len(old.blocks):
-            return old
-        fresh = self._load(need[~held])
-        parts: list[tuple[Sequence[str] | np.ndarray, np.ndarray]] = []
-        for block, mine in zip(need.tolist(), held.tolist(), strict=True):
-            source, index = (old, old.blocks) if mine else (fresh, fresh.blocks)
-            at = int(np.searchsorted(index, block))
-            start = int(source.starts[at])
-            stop = int(source.starts[at + 1]) if at + 1 < len(index) else len(source.ids)
-            parts.append((source.ids[start:stop], source.features[start:stop]))
-        return _joined(need, parts, self.width, self.store)
+    def _read_apart(
+        self, rows: np.ndarray, blocks: np.ndarray, need: np.ndarray
+    ) -> tuple[list[str], np.ndarray]:
+        """Rows outside the window plan, decoded one block at a time.
+
+        Only the last block decoded is kept (held-out batches come in row order, so the next
+        batch may start in it): what a held-out batch costs does not depend on how far apart
+        its rows lie in the table.
+        """
+        features = np.empty((len(rows), self.width), dtype=self.dtype)
+        ids = np.empty(len(rows), dtype=object)
+        for block in need.tolist():
+            if self._scratch is None or self._scratch.blocks.tolist() != [block]:
+                self._scratch = None  # freed before the next block is decoded
+                self._scratch = self._load(np.asarray([block], dtype=np.int64))
+            mask = blocks == block
+            got_ids, got = _gather_from(
+                self._scratch, rows[mask], self.block_rows, self.width, self.dtype
+            )
+            features[mask] = got
+            ids[mask] = got_ids
+        return ids.tolist(), features
 
     def _covered(self, need: np.ndarray) -> bool:
         return bool((self._where[need] >= 0).all())
@@ -239,23 +244,6 @@ class StreamTable:
                 features[where] = rows.features  # narrowed: the codes fit (checked)
                 ids[where] = rows.ids
         return Loaded(np.asarray(blocks, dtype=np.int64), at[:-1], ids, features)
-
-
-def _joined(
-    blocks: np.ndarray,
-    parts: Sequence[tuple[Sequence[str] | np.ndarray, np.ndarray]],
-    width: int,
-    dtype: np.dtype[Any],
-) -> Loaded:
-    """One :class:`Loaded` of ``blocks`` from each block's ids and features, in order."""
-    sizes = [len(ids) for ids, _ in parts]
-    ids = np.empty(sum(sizes), dtype=object)
-    ids[:] = [i for part, _ in parts for i in part]
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    features = np.empty((sum(sizes), width), dtype=dtype)
-    if parts:
-        np.concatenate([f for _, f in parts], out=features)
-    return Loaded(np.asarray(blocks, dtype=np.int64), starts, ids, features)
 
 
 def storage_dtype(dtype: np.dtype[Any], vocab: int) -> np.dtype[Any]:
