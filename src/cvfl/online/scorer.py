@@ -25,6 +25,7 @@ from cvfl.online.request import (
     SPLIT_MODEL,
     ScoreResult,
 )
+from cvfl.serve.halves import ScoringHalf
 from cvfl.serve.scores import scores_table
 
 log = get_logger(__name__)
@@ -153,12 +154,8 @@ class LeaderScorer:
         half = plan.party.half
         with torch.no_grad():
             logits = half.module(features, act)
-        id_column = plan.party.cfg.data.id_column
-        ids = tuple(batch[b].request.ids[k] for b, k in plan.slots)
-        table = scores_table(id_column, ids, logits, half.model.task, half.target)
-        for (b, k), row in zip(plan.slots, table.to_pylist(), strict=True):
-            example = row.pop(id_column)
-            results[b][k] = ScoreResult(example, True, values=row, model=SPLIT_MODEL)
+        slots = [(b, k, "") for b, k in plan.slots]  # a split score carries no reason
+        _fill(batch, plan.party, half, logits, slots, SPLIT_MODEL, results)
 
     def _score_alone(
         self, batch: list[Pending], plan: _Plan, results: list[list[ScoreResult | None]]
@@ -170,9 +167,22 @@ class LeaderScorer:
         zeros = torch.zeros(features.shape[0], plan.party.cfg.model.cut_width)
         with torch.no_grad():
             logits = half.module(features, zeros)
-        id_column = plan.party.cfg.data.id_column
-        ids = tuple(batch[b].request.ids[k] for b, k, _ in plan.lonely)
-        table = scores_table(id_column, ids, logits, half.model.task, half.target)
-        for (b, k, reason), row in zip(plan.lonely, table.to_pylist(), strict=True):
-            example = row.pop(id_column)
-            results[b][k] = ScoreResult(example, True, reason, row, LEADER_ONLY_MODEL)
+        _fill(batch, plan.party, half, logits, plan.lonely, LEADER_ONLY_MODEL, results)
+
+
+def _fill(
+    batch: list[Pending],
+    party: ServingParty,
+    half: ScoringHalf,
+    logits: torch.Tensor,
+    slots: list[tuple[int, int, str]],
+    model: str,
+    results: list[list[ScoreResult | None]],
+) -> None:
+    """Set each slot's (request, position, reason) result from ``half``'s ``logits``."""
+    id_column = party.cfg.data.id_column
+    ids = tuple(batch[b].request.ids[k] for b, k, _ in slots)
+    table = scores_table(id_column, ids, logits, half.model.task, half.target)
+    for (b, k, reason), row in zip(slots, table.to_pylist(), strict=True):
+        example = row.pop(id_column)
+        results[b][k] = ScoreResult(example, True, reason, row, model)

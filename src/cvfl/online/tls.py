@@ -121,10 +121,10 @@ def _check_pair(cert_path: Path, cert: bytes, key_path: Path, key: bytes) -> Non
 
 
 def _warn_if_shared(path: Path) -> None:
-    mode = path.stat().st_mode & 0o077
-    if mode:
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
         log.warning(
             "[serve] tls_key %s can be read by other users of this host (mode %o); chmod 600 it",
             path,
-            path.stat().st_mode & 0o777,
+            mode,
         )

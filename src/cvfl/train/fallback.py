@@ -50,7 +50,7 @@ def train_fallback(cfg: JobConfig, progress: Progress | None = None) -> TrainRes
             mismatch("cvfl fallback: [job] role", "leader (it has the labels)", cfg.role),
             code="config.fallback",
         )
-    party = load_party(cfg, threads=True)
+    party = load_party(cfg)  # process settings (threads) are the caller's: the CLI sets them
     log.info("fallback: training the leader-only model (%d steps)", party.schedule.total_steps)
     result = train_leader_only(party, progress)
     result.role = "leader-only"

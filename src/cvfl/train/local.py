@@ -33,9 +33,7 @@ def train_centralized(
     optimizer = make_optimizer(leader.cfg.train, model.parameters())
 
     def forward(rows: np.ndarray, step: bool) -> torch.Tensor:
-        out: torch.Tensor = model(
-            leader.batch(rows, step=step)[1], follower.batch(rows, step=step)[1]
-        )
+        out: torch.Tensor = model(leader.inputs(rows, step=step), follower.inputs(rows, step=step))
         return out
 
     follower.begin(0)
@@ -49,7 +47,7 @@ def train_leader_only(leader: Party, progress: Progress | None = None) -> TrainR
     model = LeaderOnly(leader.model, leader.cfg.model.cut_width)
 
     def forward(rows: np.ndarray, step: bool) -> torch.Tensor:
-        out: torch.Tensor = model(leader.batch(rows, step=step)[1])
+        out: torch.Tensor = model(leader.inputs(rows, step=step))
         return out
 
     return _fit(model, forward, leader.optimizer, leader, progress)

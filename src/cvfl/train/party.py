@@ -144,9 +144,11 @@ class Party:
             self._trainable = self.group.wrap(self.model)
         return self._trainable
 
-    def inputs(self, rows: np.ndarray) -> torch.Tensor:
-        """The feature rows as a tensor on this party's ``[train] device``."""
-        return self.batch(rows)[1]
+    def inputs(self, rows: np.ndarray, *, step: bool = False) -> torch.Tensor:
+        """The feature rows as a tensor on this party's ``[train] device`` (no ids built)."""
+        if isinstance(self.table, StreamTable):
+            return torch.from_numpy(self.table.take(rows, planned=step)[1]).to(self.device)
+        return features(self.table, rows).to(self.device)
 
     def batch(self, rows: np.ndarray, *, step: bool = False) -> tuple[list[str], torch.Tensor]:
         """The ids and feature tensor of ``rows``; ``step``: a training step's (planned) rows."""

@@ -9,6 +9,7 @@ uses :class:`~cvfl.train.schedule.Schedule`; ``"stream"`` opens a
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from cvfl.data.check import prepare_table
 from cvfl.data.ids import id_order_fingerprint
@@ -38,15 +39,9 @@ def schedule_for(cfg: JobConfig, table: PartyTable | StreamTable) -> Schedule | 
     """The schedule of ``table``: the streamed reader's, or the in-memory one."""
     if not isinstance(table, StreamTable):
         return make_schedule(cfg, table.rows)
-    t = cfg.train
     return StreamSchedule(
         num_rows=table.rows,
-        holdout_fraction=cfg.data.holdout_fraction,
-        seed=cfg.job.seed,
-        batch_size=t.batch_size,
-        epochs=t.epochs,
-        max_steps=t.max_steps,
-        eval_batch_size=t.eval_batch_size,
+        **_shared_terms(cfg),
         block_rows=cfg.data.block_rows,
         shuffle_blocks=cfg.data.shuffle_blocks,
         holdout=table.holdout,
@@ -55,16 +50,20 @@ def schedule_for(cfg: JobConfig, table: PartyTable | StreamTable) -> Schedule | 
 
 def make_schedule(cfg: JobConfig, rows: int) -> Schedule:
     """The schedule both parties derive from the shared job settings."""
+    return Schedule(num_rows=rows, **_shared_terms(cfg))
+
+
+def _shared_terms(cfg: JobConfig) -> dict[str, Any]:
+    """The job settings both readers' schedules are derived from."""
     t = cfg.train
-    return Schedule(
-        num_rows=rows,
-        holdout_fraction=cfg.data.holdout_fraction,
-        seed=cfg.job.seed,
-        batch_size=t.batch_size,
-        epochs=t.epochs,
-        max_steps=t.max_steps,
-        eval_batch_size=t.eval_batch_size,
-    )
+    return {
+        "holdout_fraction": cfg.data.holdout_fraction,
+        "seed": cfg.job.seed,
+        "batch_size": t.batch_size,
+        "epochs": t.epochs,
+        "max_steps": t.max_steps,
+        "eval_batch_size": t.eval_batch_size,
+    }
 
 
 def schema_for(cfg: JobConfig) -> TableSchema:
