@@ -11,7 +11,7 @@ leader and follower peak MiB and the wall time; then the ratio of the largest si
 the smallest's, and, last, ``peak MiB per party at <N> rows: X`` for the largest size (the
 highest of every phase and party).
 
-    .venv/bin/python benchmarks/memory.py --rows 1000000,10000000
+    .venv/bin/python benchmarks/memory.py --rows 1000000,10000000 --psi-ids 8388608
     .venv/bin/python benchmarks/memory.py --rows 100000,300000 --slots 64 --steps 50
 
 Disk: about 0.5 KB per row and party for the input at 512 slots, the same again for the sealed
@@ -23,6 +23,7 @@ not dominate the training phase.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import shutil
@@ -151,24 +152,7 @@ def write_jobs(folder: Path, args: argparse.Namespace, phase: str) -> None:
 
 def measure(rows: int, args: argparse.Namespace, folder: Path) -> list[Phase]:
     """Synthesise, align and train at ``rows`` rows per party; each phase's peaks."""
-    folder.mkdir(parents=True)
-    for role in ROLES:
-        new_key_file(folder / f"{role}.key")
-    synth = [
-        *CVFL,
-        "data",
-        "synth",
-        "--out",
-        "data",
-        "--rows",
-        str(population_for(rows)),
-        "--slots",
-        str(args.slots),
-        "--overlap",
-        str(OVERLAP),
-        "--shuffle",
-    ]
-    phases = [run_children({"both": synth}, folder, "synth")]
+    phases = [synthesise(rows, args.slots, folder)]
     for name in ("align", "train"):
         write_jobs(folder, args, name)
         commands = {role: [*CVFL, name, "--config", f"{role}-{name}.toml"] for role in ROLES}
@@ -176,14 +160,42 @@ def measure(rows: int, args: argparse.Namespace, folder: Path) -> list[Phase]:
     return phases
 
 
+def synthesise(rows: int, slots: int, folder: Path) -> Phase:
+    """Make the folder, the parties' keys and their tables (``rows`` each); synthesis's peak."""
+    folder.mkdir(parents=True)
+    for role in ROLES:
+        new_key_file(folder / f"{role}.key")
+    synth = [*CVFL, "data", "synth", "--out", "data", "--rows", str(population_for(rows))]
+    synth += ["--slots", str(slots), "--overlap", str(OVERLAP), "--shuffle"]
+    return run_children({"both": synth}, folder, "synth")
+
+
+def psi_only(ids: int, args: argparse.Namespace, folder: Path) -> None:
+    """Align two one-slot tables of ``ids`` rows each; print the PSI's wall time and phases."""
+    synthesise(ids, 1, folder)
+    write_jobs(folder, args, "align")
+    commands = {role: [*CVFL, "align", "--config", f"{role}-align.toml"] for role in ROLES}
+    phase = run_children(commands, folder, "align")
+    report_path = folder / "aligned" / "leader.parquet.sealed.report.json"
+    parts = json.loads(report_path.read_text())
+    blind, exchange = parts["seconds_blind"], parts["seconds_exchange"]
+    peaks = ", ".join(f"{who} {mib:,.0f} MiB" for who, mib in phase.peaks.items())
+    print(
+        f"psi at {ids:,} ids per side (one slot): align wall {phase.seconds:,.1f} s (leader: "
+        f"blind {blind:,.1f} s, exchange {exchange:,.1f} s, output "
+        f"{parts['seconds_output']:,.1f} s); peaks {peaks}",
+        flush=True,
+    )
+    exponent = math.log2(ids)
+    name = f"2^{exponent:.0f}" if exponent.is_integer() else f"{ids:,}"
+    print(f"psi wall s at {name} ids per side: {blind + exchange:,.1f}", flush=True)
+
+
 def report(rows: int, phases: list[Phase]) -> float:
     """Print one size's phases; return the highest peak of any phase and party."""
     for phase in phases:
         peaks = ", ".join(f"{who} {mib:,.0f} MiB" for who, mib in phase.peaks.items())
         print(f"rows {rows:,} {phase.name:5s}: {peaks}; wall {phase.seconds:,.1f} s", flush=True)
-    for phase in phases:
-        if phase.name == "align" and rows == 2**23:
-            print(f"psi wall s at 2^23 ids per side: {phase.seconds:.1f}")
     return max(mib for phase in phases for mib in phase.peaks.values())
 
 
@@ -197,6 +209,9 @@ def main() -> None:
     parser.add_argument("--reader", default="stream", help="[data] reader: stream or memory.")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="Keep the tables and artifacts.")
+    parser.add_argument(
+        "--psi-ids", type=int, default=0, help="Also time ECDH-PSI alone at this many ids a side."
+    )
     args = parser.parse_args()
     sizes = sorted(int(r) for r in args.rows.split(","))
     root = Path(args.workdir or tempfile.mkdtemp(prefix="cvfl-memory-"))
@@ -208,6 +223,10 @@ def main() -> None:
             shutil.rmtree(root / f"rows-{rows}")
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
+    if args.psi_ids:
+        psi_only(args.psi_ids, args, root / f"psi-{args.psi_ids}")
+        if not args.keep:
+            shutil.rmtree(root / f"psi-{args.psi_ids}")
     small, large = sizes[0], sizes[-1]
     if small != large:
         print(f"peak ratio {large:,} / {small:,} rows: {peaks[large] / peaks[small]:.3f}")

@@ -42,6 +42,8 @@ def small_buckets(monkeypatch: pytest.MonkeyPatch) -> None:
     """Many buckets, several flushes to the encrypted runs, many record batches."""
     monkeypatch.setattr(gather, "BUCKET_BYTES", 4096)
     monkeypatch.setattr(gather, "PENDING_BYTES", 20_000)
+    monkeypatch.setattr(gather, "MAX_PENDING_BYTES", 20_000)
+    monkeypatch.setattr(gather, "RECORD_BYTES", 64)
     monkeypatch.setattr(gather, "SCAN_ROWS", (64, 256))
 
 
@@ -103,6 +105,41 @@ def test_sealed_streamed_output_reads_back(tmp_path: Path) -> None:
     out = tmp_path / "out.parquet.sealed"
     assert _streamed(path, wanted, out, keys) == fingerprint
     assert read_aligned(out, keys, "parquet").equals(expected)
+
+
+@pytest.mark.usefixtures("small_buckets")
+def test_each_flush_writes_one_record_per_bucket(tmp_path: Path) -> None:
+    path = tmp_path / "in.parquet"
+    pq.write_table(_table(np.random.default_rng(8)), path, row_group_size=300)
+    with ordered_rows(path, "id", "job-7", 3, tmp_path) as ordered:
+        flushes = 0
+        flush = ordered._flush
+
+        def counted() -> None:
+            nonlocal flushes
+            flushes += bool(ordered._pending)
+            flush()
+
+        ordered._flush = counted  # type: ignore[method-assign]
+        ordered.distribute(np.ones(ROWS, dtype=np.bool_))
+        counted()
+        counts = ordered._runs._counts[: 1 << ordered.bits]
+        assert ordered.bits >= 4 and flushes >= 4
+        assert max(counts) <= flushes < sum(counts)
+        assert sum(len(t) for t in ordered.sorted_tables()) == ROWS
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    values=st.lists(st.integers(-(2**15), 2**15 - 1), min_size=1, max_size=50),
+    text=st.text(max_size=8),
+)
+def test_run_records_round_trip(values: list[int], text: str) -> None:
+    table = pa.table({"c": pa.array(values, type=pa.int16()), "s": pa.array([text] * len(values))})
+    tags = np.array([bytes([i % 256]) * 32 for i in range(len(values))], dtype="S32")
+    got_tags, batch = gather._decode(gather._encode(tags, table), table.schema)
+    assert got_tags.tolist() == tags.tolist()
+    assert pa.Table.from_batches([batch], schema=table.schema).equals(table)
 
 
 def test_a_failed_write_keeps_the_old_table(tmp_path: Path) -> None:
