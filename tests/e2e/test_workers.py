@@ -166,3 +166,26 @@ def test_stopping_the_launcher_stops_its_workers(tmp_path: Path) -> None:
 
 def _state(pid: int) -> str:
     return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].split()[0]
+
+
+def test_streamed_two_workers_equal_their_centralized_twin(tmp_path: Path) -> None:
+    """Streamed, each worker reads only its own blocks; the step is still the whole mean."""
+    from cvfl.train import load_party, train_centralized
+    from cvfl.train.config import load_job
+
+    write_small_job(tmp_path, peer_extra=PEER, workers=2)
+    stream = 'reader = "stream"\nblock_rows = 50\nshuffle_blocks = 4\n'
+    for role in ("leader", "follower"):
+        job = tmp_path / f"{role}.toml"
+        job.write_text(job.read_text().replace("[data]\n", f"[data]\n{stream}", 1))
+    leader, follower = _train(tmp_path)
+    _finish(follower, leader)
+    assert "starting 2 workers" in leader.output
+    cfgs = [load_job(tmp_path / f"{role}.toml") for role in ("leader", "follower")]
+    parties = [load_party(cfg) for cfg in cfgs]  # worker 0's view: the two-worker schedule
+    combined, central = train_centralized(*parties)
+    assert central.steps == parties[0].schedule.total_steps > 0
+    split = _halves(tmp_path)
+    for role, half in (("leader", combined.leader), ("follower", combined.follower)):
+        for name, value in half.state_dict().items():
+            torch.testing.assert_close(split[role][name], value, atol=1e-4, rtol=0, msg=role)

@@ -20,6 +20,7 @@ from cvfl.train.config import JobConfig
 from cvfl.train.party import checkpoint_store
 from cvfl.train.stop import STOPPED
 from cvfl.train.stream import StreamTable
+from cvfl.train.stream_schedule import StreamSchedule
 from cvfl.train.training_tables import read_training_table
 from tests.conftest import keys_of
 from tests.train.helpers import run_pair
@@ -133,20 +134,51 @@ def test_a_csv_table_is_refused_naming_the_reader(small_job: Build, tmp_path: Pa
     assert "[data] reader" in caught.value.message and ".parquet" in caught.value.message
 
 
-def test_each_worker_reads_its_slice_of_every_step_through_the_plan(small_job: Build) -> None:
+def test_each_worker_reads_only_its_own_blocks_through_the_plan(small_job: Build) -> None:
     lead_cfg, _ = small_job(**STREAM, train__workers=3, train__batch_size=32)
     parties = [load_party(lead_cfg, worker=w) for w in range(3)]
     memory = read_training_table(lead_cfg, parties[0].artifacts)
     for party in parties:
         party.begin(7)  # as a resume after step 7 does
-    for step in parties[0].schedule.steps(7):
-        for party in parties:
-            rows = party.my_rows(step.rows)
+    schedule = parties[0].schedule
+    assert isinstance(schedule, StreamSchedule) and schedule.workers == 3
+    split_steps = 0
+    for step in schedule.steps(7):
+        parts = [party.my_rows(step.rows) for party in parties]
+        assert sorted(np.concatenate(parts).tolist()) == sorted(step.rows.tolist())
+        owned = all(schedule.owns(rows, w) for w, rows in enumerate(parts))
+        split_steps += not owned
+        for w, (party, rows) in enumerate(zip(parties, parts, strict=True)):
             ids, inputs = party.batch(rows, step=True)
             assert ids == [memory.ids[i] for i in rows]
             assert np.array_equal(inputs.numpy(), memory.features[rows])
-        table = parties[0].table
-        assert isinstance(table, StreamTable) and len(table._windows) <= 3  # bounded
+            table = party.table
+            assert isinstance(table, StreamTable) and len(table._windows) <= 3  # bounded
+            for window in table._windows.values():  # the plan holds this worker's blocks only
+                assert (window.blocks % 3 == w).all()
+    assert split_steps <= schedule.epochs  # only a short last batch may leave a worker empty
+
+
+def test_stream_windows_hold_every_workers_blocks_evenly(small_job: Build) -> None:
+    lead_cfg, _ = small_job(**STREAM, train__workers=3, train__batch_size=32)
+    one_cfg, _ = small_job(**STREAM)
+    schedule = load_party(lead_cfg).schedule
+    one = load_party(one_cfg).schedule
+    assert isinstance(schedule, StreamSchedule) and isinstance(one, StreamSchedule)
+    for epoch in range(2):
+        windows = schedule.windows_of(epoch)
+        order = np.concatenate(windows)
+        assert sorted(order.tolist()) == list(range(schedule.blocks))
+        for blocks in windows[:-1]:
+            assert sorted((blocks % 3).tolist()) == [0, 1, 2]
+    assert schedule.digest() != one.digest()  # both parties must run as many workers
+
+
+def test_stream_shuffle_blocks_must_divide_among_the_workers(small_job: Build) -> None:
+    with pytest.raises(ConfigError) as caught:
+        small_job(**STREAM, train__workers=2, train__batch_size=32)
+    message = caught.value.message
+    assert "shuffle_blocks" in message and "multiple of [train] workers (2)" in message
 
 
 def test_stream_with_column_preprocessing_is_refused_naming_both(small_job: Build) -> None:

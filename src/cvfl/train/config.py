@@ -361,6 +361,7 @@ class JobConfig:
 
     def __post_init__(self) -> None:
         check_task_settings(self.model, self.train, self.privacy)
+        check_stream_workers(self.data, self.train)
 
     @property
     def training_table(self) -> Path:
@@ -371,6 +372,23 @@ class JobConfig:
     def role(self) -> Role:
         """This party's role."""
         return self.job.role
+
+
+def check_stream_workers(data: DataSection, train: TrainSection) -> None:
+    """Streamed, each window must hold the same number of blocks of every worker.
+
+    Raises:
+        ConfigError: ``config.data``, ``[data] shuffle_blocks`` not a multiple of the workers.
+    """
+    if data.reader == "stream" and data.shuffle_blocks % train.workers:
+        raise ConfigError(
+            mismatch(
+                '[data] shuffle_blocks with reader = "stream"',
+                f"a multiple of [train] workers ({train.workers})",
+                data.shuffle_blocks,
+            ),
+            code="config.data",
+        )
 
 
 def check_task_settings(model: ModelSpec, train: TrainSection, privacy: PrivacySection) -> None:

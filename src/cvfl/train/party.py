@@ -147,27 +147,45 @@ class Party:
     def inputs(self, rows: np.ndarray, *, step: bool = False) -> torch.Tensor:
         """The feature rows as a tensor on this party's ``[train] device`` (no ids built)."""
         if isinstance(self.table, StreamTable):
-            return torch.from_numpy(self.table.take(rows, planned=step)[1]).to(self.device)
+            values = self.table.take(rows, planned=self._planned(rows, step))[1]
+            return torch.from_numpy(values).to(self.device)
         return features(self.table, rows).to(self.device)
 
     def batch(self, rows: np.ndarray, *, step: bool = False) -> tuple[list[str], torch.Tensor]:
         """The ids and feature tensor of ``rows``; ``step``: a training step's (planned) rows."""
         if isinstance(self.table, StreamTable):
-            ids, values = self.table.take(rows, planned=step)
+            ids, values = self.table.take(rows, planned=self._planned(rows, step))
             return ids, torch.from_numpy(values).to(self.device)
         ids = [self.table.ids[i] for i in rows]
         return ids, features(self.table, rows).to(self.device)
 
     def begin(self, step: int) -> None:
-        """Training (re)starts after ``step``: a streamed table follows the schedule from there."""
+        """Training (re)starts after ``step``: a streamed table follows the schedule from there.
+
+        With several workers, each follows only its own blocks of every window.
+        """
         if isinstance(self.table, StreamTable) and isinstance(self.schedule, StreamSchedule):
-            self.table.start(self.schedule.windows(step))
+            worker = self.worker if self.workers > 1 else None
+            self.table.start(self.schedule.windows(step, worker))
 
     def my_rows(self, rows: np.ndarray) -> np.ndarray:
-        """This worker's block of a step's rows (the leader assigns; worker i takes block i)."""
+        """This worker's part of a step's rows (the leader assigns; the follower's pair follows).
+
+        In memory, worker i takes the i-th of N consecutive parts; streamed, the rows in its own
+        blocks (:meth:`StreamSchedule.worker_rows`), so it reads no other worker's blocks.
+        """
         if self.workers == 1:
             return rows
+        if isinstance(self.schedule, StreamSchedule):
+            return self.schedule.worker_rows(rows, self.worker)
         return np.array_split(rows, self.workers)[self.worker]
+
+    def _planned(self, rows: np.ndarray, step: bool) -> bool:
+        """Whether a streamed read of ``rows`` goes through this worker's window plan."""
+        if not step or self.workers == 1:
+            return step
+        assert isinstance(self.schedule, StreamSchedule)  # a StreamTable has a StreamSchedule
+        return self.schedule.owns(rows, self.worker)
 
     def my_eval_batches(self) -> list[tuple[int, np.ndarray]]:
         """This worker's held-out batches with their global index (every N-th, from its own)."""

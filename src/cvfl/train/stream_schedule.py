@@ -75,6 +75,7 @@ class StreamSchedule:
     block_rows: int
     shuffle_blocks: int
     holdout: np.ndarray = field(repr=False, compare=False)
+    workers: int = 1
 
     def __post_init__(self) -> None:
         if len(self.holdout) != self.num_rows:
@@ -134,11 +135,50 @@ class StreamSchedule:
         return min(full, self.max_steps) if self.max_steps else full
 
     def windows_of(self, epoch: int) -> list[np.ndarray]:
-        """Epoch ``epoch``'s windows: its block permutation, ``shuffle_blocks`` at a time."""
-        order = np.random.default_rng([self.seed, 3, epoch]).permutation(self.blocks)
+        """Epoch ``epoch``'s windows: its block permutation, ``shuffle_blocks`` at a time.
+
+        With several workers, block ``b`` belongs to worker ``b % workers``; each worker's blocks
+        are permuted on their own and the permutations interleaved, so every window holds
+        ``shuffle_blocks / workers`` blocks of each worker (the last window: about as many).
+        """
+        order = self._block_order(epoch)
         return [
             order[i : i + self.shuffle_blocks] for i in range(0, self.blocks, self.shuffle_blocks)
         ]
+
+    def _block_order(self, epoch: int) -> np.ndarray:
+        if self.workers == 1:
+            return np.random.default_rng([self.seed, 3, epoch]).permutation(self.blocks)
+        own = [
+            np.random.default_rng([self.seed, 3, epoch, w]).permutation(
+                np.arange(w, self.blocks, self.workers)
+            )
+            for w in range(self.workers)
+        ]
+        return np.asarray(
+            [int(part[i]) for i in range(len(own[0])) for part in own if i < len(part)],
+            dtype=np.int64,
+        )
+
+    def worker_rows(self, rows: np.ndarray, worker: int) -> np.ndarray:
+        """Worker ``worker``'s part of a step's ``rows``: those in its own blocks.
+
+        When that would leave some worker no row at all (a short last batch), the step is
+        split into ``workers`` consecutive parts instead (read outside the window plan).
+        """
+        if self.workers == 1:
+            return rows
+        owners = (rows // self.block_rows) % self.workers
+        part: np.ndarray
+        if np.bincount(owners, minlength=self.workers).min() > 0:
+            part = rows[owners == worker]
+        else:
+            part = np.array_split(rows, self.workers)[worker]
+        return part
+
+    def owns(self, rows: np.ndarray, worker: int) -> bool:
+        """Whether every row of ``rows`` lies in a block of worker ``worker``."""
+        return bool(((rows // self.block_rows) % self.workers == worker).all())
 
     def window_rows(self, epoch: int, index: int, blocks: np.ndarray) -> np.ndarray:
         """The training rows of window ``index`` of ``epoch`` in their shuffled order."""
@@ -162,13 +202,19 @@ class StreamSchedule:
         window = int(np.searchsorted(starts, pos, side="right")) - 1
         return epoch, window, pos - int(starts[window])
 
-    def windows(self, start: int = 0) -> Iterator[np.ndarray]:
-        """The blocks of every window the steps after ``start`` read, in order."""
+    def windows(self, start: int = 0, worker: int | None = None) -> Iterator[np.ndarray]:
+        """The blocks of every window the steps after ``start`` read, in order.
+
+        ``worker``: only that worker's blocks of each window (windows without any are skipped).
+        """
         if start >= self.total_steps:
             return
         epoch, window, _ = self._position(start)
         for e in range(epoch, self.epochs):
-            yield from self.windows_of(e)[window if e == epoch else 0 :]
+            for blocks in self.windows_of(e)[window if e == epoch else 0 :]:
+                mine = blocks if worker is None else blocks[blocks % self.workers == worker]
+                if len(mine):
+                    yield mine
 
     def steps(self, start: int = 0) -> Iterator[Step]:
         """Yield steps after global step ``start`` (no step before it is generated)."""
@@ -223,6 +269,8 @@ class StreamSchedule:
                 "shuffle_blocks",
             )
         }
+        if self.workers > 1:  # one worker's schedule (and its digest) is as it always was
+            fields["workers"] = self.workers
         blob = json.dumps(fields, sort_keys=True).encode()
         split = hashlib.sha256(np.packbits(self.holdout).tobytes()).digest()
         return hashlib.sha256(b"cvfl/schedule/stream/v1" + blob + split).digest()

@@ -45,6 +45,7 @@ def schedule_for(cfg: JobConfig, table: PartyTable | StreamTable) -> Schedule | 
         block_rows=cfg.data.block_rows,
         shuffle_blocks=cfg.data.shuffle_blocks,
         holdout=table.holdout,
+        workers=cfg.train.workers,
     )
 
 
