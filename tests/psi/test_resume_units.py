@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cvfl.errors import AlignmentError, SealingError
-from cvfl.psi import AlignJob
+from cvfl.psi import AlignJob, serde
 from cvfl.psi.ecdh.saving import ANSWER_LOG, MANIFEST, AnswerLog, StateFolder, binding_of
 from cvfl.psi.ecdh.state import (
     Blinded,
@@ -190,3 +190,17 @@ def test_answer_log_survives_a_torn_record_and_refuses_a_changed_one(tmp_path: P
     assert "record 0" in info.value.message
     with pytest.raises(AlignmentError):
         AnswerLog(path, key, secrets.token_bytes(32))  # another session's log
+
+
+@given(
+    nonce=st.binary(max_size=40),
+    resume=st.none()
+    | st.builds(
+        serde.Resume, st.binary(max_size=40), st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1)
+    ),
+)
+def test_hello_with_nonce_and_resume_round_trip(nonce: bytes, resume: serde.Resume | None) -> None:
+    hello = serde.PsiHello("j", "leader", 3, "ecdh", 7, "x25519", nonce=nonce, resume=resume)
+    frame = serde.hello_to_proto(hello)
+    parsed = type(frame).FromString(frame.SerializeToString())
+    assert serde.hello_from_proto(parsed.hello) == hello

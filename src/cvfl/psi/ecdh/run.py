@@ -16,7 +16,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Unpack
+from typing import TypedDict, Unpack
 
 import numpy as np
 
@@ -215,12 +215,35 @@ def _align_once(
             _save_intersection(folder, saver.manifest, found, peer_items, spills, own.store)
         t2 = time.perf_counter()
     counts = Counts(own.rows, own.duplicates, peer_items, spills)
-    report = finish_alignment(
-        job, cfg, keys, found, channel=security.name, counts=counts, marks=(t0, t1, t2)
+    return _finish(
+        job, cfg, keys, found, folder, channel=security.name, counts=counts, marks=(t0, t1, t2)
     )
+
+
+def _finish(
+    job: AlignJob,
+    cfg: PsiConfig,
+    keys: KeyProvider | None,
+    found: Intersection,
+    folder: StateFolder | None,
+    **how: Unpack[_How],
+) -> AlignReport:
+    """Write the output and the report, then drop the state (also after ``psi.empty``)."""
+    try:
+        report = finish_alignment(job, cfg, keys, found, **how)
+    except AlignmentError as exc:
+        if folder is not None and exc.code == "psi.empty":
+            folder.discard()  # a definite outcome: a rerun aligns afresh
+        raise
     if folder is not None:
         folder.discard()
     return report
+
+
+class _How(TypedDict):
+    channel: str
+    counts: Counts
+    marks: tuple[float, float, float]
 
 
 @dataclass
@@ -244,7 +267,7 @@ def _blind_fresh(
 ) -> _Own:
     if folder is not None:
         folder.discard()  # leftovers of a run that never reached checkpoint A
-        folder.folder.mkdir(parents=True, mode=0o700)
+        folder.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     durable = folder.durable if folder is not None else None
     store = BucketStore(
         "own", threshold=cfg.spill_threshold, spill_dir=cfg.spill_dir, durable=durable
@@ -342,8 +365,6 @@ def _finish_saved(
     found = Intersection(folder.load_mask(saved.rows))
     now = time.perf_counter()
     counts = Counts(saved.rows, saved.duplicates, done.peer_items, done.spills)
-    report = finish_alignment(
-        job, cfg, keys, found, channel=channel, counts=counts, marks=(now, now, now)
+    return _finish(
+        job, cfg, keys, found, folder, channel=channel, counts=counts, marks=(now, now, now)
     )
-    folder.discard()
-    return report
