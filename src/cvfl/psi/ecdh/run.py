@@ -174,7 +174,6 @@ def _align_once(
     threads = cfg.threads or default_threads()
     t0 = time.perf_counter()
     with ThreadPoolExecutor(threads, thread_name_prefix="psi") as pool, ExitStack() as stack:
-        group = get_group(cfg.group)
         if manifest is None:
             own = _blind_fresh(job, cfg, folder, pool, threads, stack)
         else:
@@ -184,29 +183,7 @@ def _align_once(
         saver = None
         if folder is not None and own.manifest is not None:
             saver = Saver(folder, own.manifest, every=cfg.checkpoint_batches, stores=stores)
-        count = own.rows - own.duplicates
-        me = serde.PsiHello(
-            job.job_id,
-            job.role,
-            count,
-            cfg.mode,
-            cfg.batch_size,
-            group.name,
-            nonce=saver.nonce if saver else secrets.token_bytes(serde.NONCE_BYTES),
-            resume=saver.resume if saver else None,
-        )
-        session = Session(
-            me=me,
-            peer_role=job.peer_role,
-            own=own_batches(own.store, cfg.batch_size),
-            blinder=own.blinder,
-            pool=pool,
-            window=cfg.window,
-            own_d=stores[0],
-            peer_d=stores[1],
-            max_peer_items=cfg.max_peer_items,
-            saver=saver,
-        )
+        session = _session(job, cfg, own, stores, saver, pool)
         run_session(job, cfg, security, session, on_bound)
         found = intersect(stores[0], stores[1], own.rows)
         spills = own.store.spills + stores[0].spills + stores[1].spills
@@ -217,6 +194,39 @@ def _align_once(
     counts = Counts(own.rows, own.duplicates, peer_items, spills)
     return _finish(
         job, cfg, keys, found, folder, channel=security.name, counts=counts, marks=(t0, t1, t2)
+    )
+
+
+def _session(
+    job: AlignJob,
+    cfg: PsiConfig,
+    own: _Own,
+    stores: tuple[BucketStore, BucketStore],
+    saver: Saver | None,
+    pool: Executor,
+) -> Session:
+    """This party's side of the exchange: its hello (nonce, resumed session) and its stores."""
+    me = serde.PsiHello(
+        job.job_id,
+        job.role,
+        own.rows - own.duplicates,
+        cfg.mode,
+        cfg.batch_size,
+        own.blinder.group.name,
+        nonce=saver.nonce if saver else secrets.token_bytes(serde.NONCE_BYTES),
+        resume=saver.resume if saver else None,
+    )
+    return Session(
+        me=me,
+        peer_role=job.peer_role,
+        own=own_batches(own.store, cfg.batch_size),
+        blinder=own.blinder,
+        pool=pool,
+        window=cfg.window,
+        own_d=stores[0],
+        peer_d=stores[1],
+        max_peer_items=cfg.max_peer_items,
+        saver=saver,
     )
 
 
