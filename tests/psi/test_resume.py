@@ -93,16 +93,20 @@ def _ok(result: dict[str, AlignReport | BaseException]) -> None:
 
 
 def _cut_after_checkpoints(monkeypatch: pytest.MonkeyPatch, role: str, count: int) -> None:
-    """``role`` fails right after its ``count``-th exchange checkpoint (as if killed there)."""
+    """``role`` fails right after its ``count``-th exchange checkpoint (as if killed there).
+
+    Not before the other side saved once, so that both have progress to resume from.
+    """
     original = resuming.Saver.checkpoint
-    seen = [0]
+    seen = {"leader": 0, "follower": 0}
 
     def checkpoint(self: resuming.Saver, own: int, peer: int) -> None:
         original(self, own, peer)
-        if self.manifest.binding["role"] == role:
-            seen[0] += 1
-            if seen[0] == count:
-                raise RuntimeError("cut here")
+        mine = str(self.manifest.binding["role"])
+        seen[mine] += 1
+        other = "leader" if mine == "follower" else "follower"
+        if mine == role and seen[mine] >= count and seen[other] >= 1:
+            raise RuntimeError("cut here")
 
     monkeypatch.setattr(resuming.Saver, "checkpoint", checkpoint)
 

@@ -207,6 +207,7 @@ class Session(FrameStream):
         with self._lock:
             n.recv_batches += 1
             n.recv_items = total
+        self._maybe_checkpoint()  # also while only the peer's batches still come
         if n.recv_batches % 64 == 0:
             log.info("psi: answered %d of %d peer items", total, peer.count)
         self._advance()
@@ -235,11 +236,19 @@ class Session(FrameStream):
         with self._lock:
             n.answered_batches += 1
             n.answered_items += len(rows)
-        if self._saver is not None and self._saver.due(n.answered_batches):
-            with self._store_lock:
-                self._saver.checkpoint(n.answered_batches, self._stored_prefix)
+        self._maybe_checkpoint()
         self._window.release()
         self._advance()
+
+    def _maybe_checkpoint(self) -> None:
+        """Save the progress when due (in the receiving thread, which alone adds to own_d)."""
+        # own_d holds the answers to batches 0..K-1: those saved before, then those since (in
+        # order); the sending thread may still be counting skipped batches
+        with self._lock:
+            answered = max(self._n.answered_batches, self._plan.own_kept)
+        if self._saver is not None and self._saver.due(answered):
+            with self._store_lock:
+                self._saver.checkpoint(answered, self._stored_prefix)
 
     def _on_done(self, done: psi_pb2.PsiDone, peer: serde.PsiHello) -> None:
         n = self._n
