@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cvfl.errors import AlignmentError, SealingError, mismatch
+from cvfl.fsutil import fsync_dir
 from cvfl.logs import get_logger
 from cvfl.psi.config import AlignJob, PsiConfig
 from cvfl.psi.ecdh.state import Binding, Manifest, encode_manifest, parse_manifest, refuse
@@ -191,10 +192,13 @@ class AnswerLog:
         """Record the next batch (synced to disk before it is answered)."""
         index = len(self.entries)
         record = _RECORD.pack(index, items, digest, self._tag(index, items, digest))
+        new = not self._path.exists()
         with open(self._path, "ab") as handle:
             handle.write(record)
             handle.flush()
             os.fsync(handle.fileno())
+        if new:
+            fsync_dir(self._path.parent)  # the log's name survives a crash too
         self.entries.append((items, digest))
 
     def items_before(self, index: int) -> int:
