@@ -445,6 +445,9 @@ CODES: dict[str, ErrorCode] = _registry(
             "psi.peer_lost": "the PSI stream ended before the exchange finished",
             "psi.peer_too_large": "the peer announced a larger set than allowed",
             "psi.protocol": "the peer broke the PSI message order",
+            "psi.resume_mismatch": "saved alignment state does not match the peer's (both "
+            "sides drop it and start over once)",
+            "psi.bad_state": "a saved alignment state is malformed (delete its folder)",
             "psi.terms": "a PSI hello declares other job terms than the sender's evidence attests",
             "psi.timeout": "the exchange did not finish in time",
         },

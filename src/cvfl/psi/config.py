@@ -79,6 +79,10 @@ class PsiConfig:
             (default only ``UpToDate``); the channel's attestation policy applies as well.
         max_peer_items: the largest set the peer may announce (None: 4 x this party's own
             item count); a larger one is refused before any point is answered or sent.
+        state_dir: ECDH mode with a sealed output: the folder of the saved state that lets an
+            interrupted alignment resume (default: the output's path + ``.psi-state``).
+        checkpoint_batches: ECDH mode: save the exchange's state every this many answered own
+            batches (and at least every 20 s).
     """
 
     output: Path
@@ -97,6 +101,8 @@ class PsiConfig:
     insecure_fast_mode: bool = False
     fast_tcb_statuses: tuple[str, ...] = FAST_TCB_DEFAULT
     max_peer_items: int | None = None
+    state_dir: Path | None = None
+    checkpoint_batches: int = 64
 
     def __post_init__(self) -> None:
         check_table_name("[psi] output", self.output)
@@ -110,7 +116,13 @@ class PsiConfig:
             raise ConfigError(
                 mismatch("[psi] max_peer_items", "a positive integer", limit), code="config.range"
             )
-        for name, low in (("batch_size", 1), ("threads", 0), ("spill_threshold", 1), ("window", 1)):
+        for name, low in (
+            ("batch_size", 1),
+            ("threads", 0),
+            ("spill_threshold", 1),
+            ("window", 1),
+            ("checkpoint_batches", 1),
+        ):
             if getattr(self, name) < low:
                 raise ConfigError(
                     mismatch(f"[psi] {name}", f">= {low}", getattr(self, name)), code="config.range"
@@ -145,6 +157,11 @@ class PsiConfig:
                 ),
                 code="config.value",
             )
+
+    @property
+    def state_path(self) -> Path:
+        """The resume state's folder (explicit, or derived from the output's)."""
+        return self.state_dir or self.output.with_name(self.output.name + ".psi-state")
 
     @property
     def report_path(self) -> Path:

@@ -13,7 +13,22 @@ from cvfl.errors import (
 )
 from cvfl.wire import psi_pb2
 
-PROTOCOL_VERSION = 2  # 2: the hello names the ECDH group
+PROTOCOL_VERSION = 3  # 2: the hello names the ECDH group; 3: nonce and resume (ECDH)
+NONCE_BYTES = 16
+SESSION_BYTES = 32
+
+
+@dataclass(frozen=True)
+class Resume:
+    """An interrupted ECDH session the sender continues: its id and what each side saved.
+
+    ``own_answered`` (K) counts the sender's batches whose answers it saved, ``peer_answered``
+    (J) the receiver's batches it answered and saved (both a prefix, from batch 0).
+    """
+
+    session: bytes
+    own_answered: int
+    peer_answered: int
 
 
 @dataclass(frozen=True)
@@ -28,6 +43,8 @@ class PsiHello:
     group: str = ""
     version: int = PROTOCOL_VERSION
     terms: bytes = b""  # the sender's job terms (canonical JSON; empty on a plaintext channel)
+    nonce: bytes = b""  # ECDH: 16 random bytes (the session id is made of both sides')
+    resume: Resume | None = None  # ECDH: the session this side continues (None: fresh)
 
 
 def hello_to_proto(hello: PsiHello) -> psi_pb2.PsiFrame:
@@ -42,7 +59,19 @@ def hello_to_proto(hello: PsiHello) -> psi_pb2.PsiFrame:
             batch_size=hello.batch_size,
             group=hello.group,
             terms=hello.terms,
+            nonce=hello.nonce,
+            resume=_resume_to_proto(hello.resume),
         )
+    )
+
+
+def _resume_to_proto(resume: Resume | None) -> psi_pb2.PsiResume | None:
+    if resume is None:
+        return None
+    return psi_pb2.PsiResume(
+        session=resume.session,
+        own_answered=resume.own_answered,
+        peer_answered=resume.peer_answered,
     )
 
 
@@ -57,7 +86,16 @@ def hello_from_proto(msg: psi_pb2.PsiHello) -> PsiHello:
         group=msg.group,
         version=msg.version,
         terms=bytes(msg.terms),
+        nonce=bytes(msg.nonce),
+        resume=_resume_from_proto(msg),
     )
+
+
+def _resume_from_proto(msg: psi_pb2.PsiHello) -> Resume | None:
+    if not msg.HasField("resume"):
+        return None
+    r = msg.resume
+    return Resume(bytes(r.session), r.own_answered, r.peer_answered)
 
 
 def batch_to_proto(index: int, points: bytes) -> psi_pb2.PsiFrame:
@@ -94,9 +132,14 @@ def abort_reason(error: CvflError) -> str:
 
 
 def abort_from_proto(msg: psi_pb2.PsiAbort, peer_role: str = "peer") -> AlignmentError:
-    """Turn the peer's abort into the local error (its code and reason shortened, printable)."""
+    """Turn the peer's abort into the local error (its code and reason shortened, printable).
+
+    The code is ``psi.peer_abort``, except ``psi.resume_mismatch``, which both sides act on
+    (they drop their saved state and start over once).
+    """
     code, reason = printable(msg.code, 64), printable(msg.message, MAX_PEER_REASON)
-    return AlignmentError(f"the {peer_role} stopped: [{code}] {reason}", code="psi.peer_abort")
+    kept = code if code == "psi.resume_mismatch" else "psi.peer_abort"
+    return AlignmentError(f"the {peer_role} stopped: [{code}] {reason}", code=kept)
 
 
 # Refusals of the peer's own messages: their text names only what the peer sent.
@@ -113,6 +156,7 @@ PEER_VISIBLE = frozenset(
         "psi.peer_too_large",
         "psi.peer_lost",
         "psi.timeout",
+        "psi.resume_mismatch",
     }
 )
 _LOCAL_REASONS = {

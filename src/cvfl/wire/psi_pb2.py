@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x63vfl/wire/psi.proto\x12\x07\x63vfl.v1\"\x88\x01\n\x08PsiHello\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\r\n\x05\x63ount\x18\x04 \x01(\x04\x12\x0c\n\x04mode\x18\x05 \x01(\t\x12\x12\n\nbatch_size\x18\x06 \x01(\r\x12\r\n\x05group\x18\x07 \x01(\t\x12\r\n\x05terms\x18\x08 \x01(\x0c\")\n\x08PsiBatch\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0e\n\x06points\x18\x02 \x01(\x0c\"*\n\tPsiReturn\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0e\n\x06points\x18\x02 \x01(\x0c\")\n\x07PsiDone\x12\x0c\n\x04sent\x18\x01 \x01(\x04\x12\x10\n\x08returned\x18\x02 \x01(\x04\"I\n\x0bPsiKeyShare\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\x12\x13\n\x0b\x63\x65rtificate\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"\x1c\n\x0bPsiAnnounce\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\")\n\x08PsiAbort\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x92\x02\n\x08PsiFrame\x12\"\n\x05hello\x18\x01 \x01(\x0b\x32\x11.cvfl.v1.PsiHelloH\x00\x12\"\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x11.cvfl.v1.PsiBatchH\x00\x12!\n\x03ret\x18\x03 \x01(\x0b\x32\x12.cvfl.v1.PsiReturnH\x00\x12 \n\x04\x64one\x18\x04 \x01(\x0b\x32\x10.cvfl.v1.PsiDoneH\x00\x12\"\n\x05\x61\x62ort\x18\x05 \x01(\x0b\x32\x11.cvfl.v1.PsiAbortH\x00\x12#\n\x03key\x18\x06 \x01(\x0b\x32\x14.cvfl.v1.PsiKeyShareH\x00\x12(\n\x08\x61nnounce\x18\x07 \x01(\x0b\x32\x14.cvfl.v1.PsiAnnounceH\x00\x42\x06\n\x04\x62ody2;\n\x03Psi\x12\x34\n\x08\x45xchange\x12\x11.cvfl.v1.PsiFrame\x1a\x11.cvfl.v1.PsiFrame(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x63vfl/wire/psi.proto\x12\x07\x63vfl.v1\"\xbb\x01\n\x08PsiHello\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\r\n\x05\x63ount\x18\x04 \x01(\x04\x12\x0c\n\x04mode\x18\x05 \x01(\t\x12\x12\n\nbatch_size\x18\x06 \x01(\r\x12\r\n\x05group\x18\x07 \x01(\t\x12\r\n\x05terms\x18\x08 \x01(\x0c\x12\r\n\x05nonce\x18\t \x01(\x0c\x12\"\n\x06resume\x18\n \x01(\x0b\x32\x12.cvfl.v1.PsiResume\"I\n\tPsiResume\x12\x0f\n\x07session\x18\x01 \x01(\x0c\x12\x14\n\x0cown_answered\x18\x02 \x01(\x04\x12\x15\n\rpeer_answered\x18\x03 \x01(\x04\")\n\x08PsiBatch\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0e\n\x06points\x18\x02 \x01(\x0c\"*\n\tPsiReturn\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0e\n\x06points\x18\x02 \x01(\x0c\")\n\x07PsiDone\x12\x0c\n\x04sent\x18\x01 \x01(\x04\x12\x10\n\x08returned\x18\x02 \x01(\x04\"I\n\x0bPsiKeyShare\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\x12\x13\n\x0b\x63\x65rtificate\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"\x1c\n\x0bPsiAnnounce\x12\r\n\x05\x63ount\x18\x01 \x01(\x04\")\n\x08PsiAbort\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x92\x02\n\x08PsiFrame\x12\"\n\x05hello\x18\x01 \x01(\x0b\x32\x11.cvfl.v1.PsiHelloH\x00\x12\"\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x11.cvfl.v1.PsiBatchH\x00\x12!\n\x03ret\x18\x03 \x01(\x0b\x32\x12.cvfl.v1.PsiReturnH\x00\x12 \n\x04\x64one\x18\x04 \x01(\x0b\x32\x10.cvfl.v1.PsiDoneH\x00\x12\"\n\x05\x61\x62ort\x18\x05 \x01(\x0b\x32\x11.cvfl.v1.PsiAbortH\x00\x12#\n\x03key\x18\x06 \x01(\x0b\x32\x14.cvfl.v1.PsiKeyShareH\x00\x12(\n\x08\x61nnounce\x18\x07 \x01(\x0b\x32\x14.cvfl.v1.PsiAnnounceH\x00\x42\x06\n\x04\x62ody2;\n\x03Psi\x12\x34\n\x08\x45xchange\x12\x11.cvfl.v1.PsiFrame\x1a\x11.cvfl.v1.PsiFrame(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,21 +32,23 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cvfl.wire.psi_pb2', _global
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PSIHELLO']._serialized_start=33
-  _globals['_PSIHELLO']._serialized_end=169
-  _globals['_PSIBATCH']._serialized_start=171
-  _globals['_PSIBATCH']._serialized_end=212
-  _globals['_PSIRETURN']._serialized_start=214
-  _globals['_PSIRETURN']._serialized_end=256
-  _globals['_PSIDONE']._serialized_start=258
-  _globals['_PSIDONE']._serialized_end=299
-  _globals['_PSIKEYSHARE']._serialized_start=301
-  _globals['_PSIKEYSHARE']._serialized_end=374
-  _globals['_PSIANNOUNCE']._serialized_start=376
-  _globals['_PSIANNOUNCE']._serialized_end=404
-  _globals['_PSIABORT']._serialized_start=406
-  _globals['_PSIABORT']._serialized_end=447
-  _globals['_PSIFRAME']._serialized_start=450
-  _globals['_PSIFRAME']._serialized_end=724
-  _globals['_PSI']._serialized_start=726
-  _globals['_PSI']._serialized_end=785
+  _globals['_PSIHELLO']._serialized_end=220
+  _globals['_PSIRESUME']._serialized_start=222
+  _globals['_PSIRESUME']._serialized_end=295
+  _globals['_PSIBATCH']._serialized_start=297
+  _globals['_PSIBATCH']._serialized_end=338
+  _globals['_PSIRETURN']._serialized_start=340
+  _globals['_PSIRETURN']._serialized_end=382
+  _globals['_PSIDONE']._serialized_start=384
+  _globals['_PSIDONE']._serialized_end=425
+  _globals['_PSIKEYSHARE']._serialized_start=427
+  _globals['_PSIKEYSHARE']._serialized_end=500
+  _globals['_PSIANNOUNCE']._serialized_start=502
+  _globals['_PSIANNOUNCE']._serialized_end=530
+  _globals['_PSIABORT']._serialized_start=532
+  _globals['_PSIABORT']._serialized_end=573
+  _globals['_PSIFRAME']._serialized_start=576
+  _globals['_PSIFRAME']._serialized_end=850
+  _globals['_PSI']._serialized_start=852
+  _globals['_PSI']._serialized_end=911
 # @@protoc_insertion_point(module_scope)

@@ -6,7 +6,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PsiHello(_message.Message):
-    __slots__ = ("version", "job_id", "role", "count", "mode", "batch_size", "group", "terms")
+    __slots__ = ("version", "job_id", "role", "count", "mode", "batch_size", "group", "terms", "nonce", "resume")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -15,6 +15,8 @@ class PsiHello(_message.Message):
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
     TERMS_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FIELD_NUMBER: _ClassVar[int]
     version: int
     job_id: str
     role: str
@@ -23,7 +25,19 @@ class PsiHello(_message.Message):
     batch_size: int
     group: str
     terms: bytes
-    def __init__(self, version: _Optional[int] = ..., job_id: _Optional[str] = ..., role: _Optional[str] = ..., count: _Optional[int] = ..., mode: _Optional[str] = ..., batch_size: _Optional[int] = ..., group: _Optional[str] = ..., terms: _Optional[bytes] = ...) -> None: ...
+    nonce: bytes
+    resume: PsiResume
+    def __init__(self, version: _Optional[int] = ..., job_id: _Optional[str] = ..., role: _Optional[str] = ..., count: _Optional[int] = ..., mode: _Optional[str] = ..., batch_size: _Optional[int] = ..., group: _Optional[str] = ..., terms: _Optional[bytes] = ..., nonce: _Optional[bytes] = ..., resume: _Optional[_Union[PsiResume, _Mapping]] = ...) -> None: ...
+
+class PsiResume(_message.Message):
+    __slots__ = ("session", "own_answered", "peer_answered")
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    OWN_ANSWERED_FIELD_NUMBER: _ClassVar[int]
+    PEER_ANSWERED_FIELD_NUMBER: _ClassVar[int]
+    session: bytes
+    own_answered: int
+    peer_answered: int
+    def __init__(self, session: _Optional[bytes] = ..., own_answered: _Optional[int] = ..., peer_answered: _Optional[int] = ...) -> None: ...
 
 class PsiBatch(_message.Message):
     __slots__ = ("index", "points")

@@ -4,6 +4,8 @@ Each side sends a hello, then its singly-blinded points in batches (at most ``wi
 an answer), answers every batch of the peer with the doubly-blinded points in the same order,
 and sends ``done`` when it has sent everything. The receiving side runs in its own thread; the
 outgoing side is a generator the transport drains. Any refusal is sent to the peer as an abort.
+With a :class:`~cvfl.psi.ecdh.resuming.Saver` the session saves its progress and may continue
+an interrupted one (:class:`~cvfl.psi.ecdh.resuming.Plan`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from cvfl.errors import AlignmentError, CvflError, mismatch
 from cvfl.logs import get_logger
 from cvfl.psi import serde
 from cvfl.psi.ecdh.group import POINT_BYTES, Blinder, check_length
+from cvfl.psi.ecdh.resuming import Plan, Saver, refuse_stateless
 from cvfl.psi.spill import BucketStore, Rows, keys_from_bytes
 from cvfl.psi.stream import FrameStream, check_peer_size, internal
 from cvfl.wire import psi_pb2
@@ -57,6 +60,7 @@ class Session(FrameStream):
         own_d: BucketStore,
         peer_d: BucketStore,
         max_peer_items: int | None = None,
+        saver: Saver | None = None,
     ) -> None:
         super().__init__(me=me, peer_role=peer_role)
         self._max_peer_items = max_peer_items
@@ -70,6 +74,10 @@ class Session(FrameStream):
         self._inflight: dict[int, Rows] = {}
         self._n = _Counters()
         self._peer_ok = threading.Event()
+        self._saver = saver
+        self._plan = Plan()
+        self._stored: set[int] = set()
+        self._stored_prefix = 0  # the peer's batches 0..prefix-1 are all in peer_d
 
     def _started(self) -> None:
         threading.Thread(target=self._send_own, daemon=True).start()
@@ -81,7 +89,10 @@ class Session(FrameStream):
     def _send_own(self) -> None:
         self._peer_ok.wait()
         try:
-            for points, rows in self._own:
+            for i, (points, rows) in enumerate(self._own):
+                if i < self._plan.own_start:
+                    self._skip(rows)
+                    continue
                 while not self._window.acquire(timeout=0.2):
                     if self.failed:
                         return
@@ -102,11 +113,26 @@ class Session(FrameStream):
         except Exception as exc:
             self.fail(internal("sending own batches", exc))
 
+    def _skip(self, rows: Rows) -> None:
+        """An own batch answered in the interrupted session: count it, do not send it."""
+        with self._lock:
+            n = self._n
+            n.sent_batches += 1
+            n.answered_batches += 1
+            n.sent_items += len(rows)
+            n.answered_items += len(rows)
+
     def _answer(self, index: int, points: bytes) -> psi_pb2.PsiFrame:
         doubled = self._blinder.blind_points(points, batch=index, what="blinded")
         keys = keys_from_bytes(doubled)
         with self._store_lock:
-            self.peer_d.add(keys, np.zeros(len(keys), dtype=np.int64))
+            if index >= self._plan.peer_kept:
+                self.peer_d.add(keys, np.zeros(len(keys), dtype=np.int64))
+            if index >= self._stored_prefix:
+                self._stored.add(index)
+            while self._stored_prefix in self._stored:
+                self._stored.discard(self._stored_prefix)
+                self._stored_prefix += 1
         return serde.return_to_proto(index, doubled)
 
     def _advance(self) -> None:
@@ -148,6 +174,15 @@ class Session(FrameStream):
         log.info("psi: peer %s announces %d items", hello.role, hello.count)
         # before any own point goes out or any of the peer's is answered
         check_peer_size(hello.count, self.me.count, self._max_peer_items)
+        if self._saver is None:
+            refuse_stateless(hello)
+        else:
+            self._plan = plan = self._saver.agree(self.me, hello)
+            with self._lock:
+                self._n.recv_batches = plan.peer_start
+                self._n.recv_items = plan.peer_items_before
+            with self._store_lock:
+                self._stored_prefix = plan.peer_kept
         self._peer_ok.set()
         self._advance()
 
@@ -166,10 +201,13 @@ class Session(FrameStream):
                 ),
                 code="psi.count",
             )
+        if self._saver is not None:
+            self._saver.check_batch(index, points, len(points) // POINT_BYTES)
         self._out.put(self._pool.submit(self._answer, index, points))
         with self._lock:
             n.recv_batches += 1
             n.recv_items = total
+        self._maybe_checkpoint()  # also while only the peer's batches still come
         if n.recv_batches % 64 == 0:
             log.info("psi: answered %d of %d peer items", total, peer.count)
         self._advance()
@@ -193,12 +231,24 @@ class Session(FrameStream):
             )
         self._blinder.check_answers(points, batch=index, what="answer")
         with self._store_lock:
-            self.own_d.add(keys_from_bytes(points), rows)
+            if index >= self._plan.own_kept:
+                self.own_d.add(keys_from_bytes(points), rows)
         with self._lock:
             n.answered_batches += 1
             n.answered_items += len(rows)
+        self._maybe_checkpoint()
         self._window.release()
         self._advance()
+
+    def _maybe_checkpoint(self) -> None:
+        """Save the progress when due (in the receiving thread, which alone adds to own_d)."""
+        # own_d holds the answers to batches 0..K-1: those saved before, then those since (in
+        # order); the sending thread may still be counting skipped batches
+        with self._lock:
+            answered = max(self._n.answered_batches, self._plan.own_kept)
+        if self._saver is not None and self._saver.due(answered):
+            with self._store_lock:
+                self._saver.checkpoint(answered, self._stored_prefix)
 
     def _on_done(self, done: psi_pb2.PsiDone, peer: serde.PsiHello) -> None:
         n = self._n

@@ -76,16 +76,23 @@ def domain_label(job_id: str, group: Group) -> bytes:
 
 
 class Blinder:
-    """One party's secret exponent in one group for one run; fresh on every construction.
+    """One party's secret exponent in one group for one run; fresh unless restored.
 
-    The secret never leaves this object: it is not logged, pickled or shown by ``repr``.
+    The secret leaves this object only to be sealed into a resumable alignment's state
+    (:mod:`cvfl.psi.ecdh.state`); it is not logged, pickled or shown by ``repr``.
     """
 
     __slots__ = ("_secret", "group")
 
-    def __init__(self, group: Group | None = None) -> None:
+    def __init__(self, group: Group | None = None, *, secret: bytes | None = None) -> None:
         self.group = group or GROUPS[DEFAULT_GROUP]
-        self._secret = self.group.new_secret()
+        if secret is not None and len(secret) != 32:
+            raise ValueError("a PSI secret is 32 bytes")
+        self._secret = self.group.new_secret() if secret is None else secret
+
+    def secret_for_sealing(self) -> bytes:
+        """The secret, only to be sealed into a resumable alignment's state (never logged)."""
+        return self._secret
 
     def __repr__(self) -> str:
         return f"Blinder({self.group.name}, <secret>)"
