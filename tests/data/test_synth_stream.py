@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cvfl.data import SynthSpec
+from cvfl.data import SynthSpec, synth_stream
 from cvfl.data.synth_stream import CHUNK_ROWS, Permutation, Signal, party_chunks, write_synth
 
 
@@ -39,7 +40,8 @@ def test_chunks_do_not_change_the_tables(
         assert pieces.equals(whole)
 
 
-def test_overlap_shuffle_and_row_groups(tmp_path: Path) -> None:
+def test_overlap_shuffle_and_row_groups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(synth_stream, "GROUP_ROWS", 4096)  # half a chunk
     spec = SynthSpec(rows=CHUNK_ROWS + 1000, slots=2, overlap=0.8, shuffle=True, seed=2)
     written = write_synth(spec, tmp_path, "parquet")
     lead = pq.read_table(written["leader"][0])
@@ -53,7 +55,8 @@ def test_overlap_shuffle_and_row_groups(tmp_path: Path) -> None:
     assert len(follow_ids) == follow.num_rows == shared + rest - rest // 2
     assert lead.column_names == ["example_id", "l0", "l1", "label"]
     meta = pq.ParquetFile(written["leader"][0]).metadata
-    assert meta.row_group(0).num_rows == CHUNK_ROWS
+    sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    assert sizes[:-1] == [4096] * (len(sizes) - 1) and sum(sizes) == lead.num_rows
     # the same spec gives the same files
     again = write_synth(spec, tmp_path / "again", "parquet")
     assert pq.read_table(again["leader"][0]).equals(lead)

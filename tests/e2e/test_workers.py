@@ -174,7 +174,7 @@ def test_streamed_two_workers_equal_their_centralized_twin(tmp_path: Path) -> No
     from cvfl.train.config import load_job
 
     write_small_job(tmp_path, peer_extra=PEER, workers=2)
-    stream = 'reader = "stream"\nblock_rows = 50\nshuffle_blocks = 4\n'
+    stream = 'reader = "stream"\nblock_rows = 50\nshuffle_blocks = 2\n'
     for role in ("leader", "follower"):
         job = tmp_path / f"{role}.toml"
         job.write_text(job.read_text().replace("[data]\n", f"[data]\n{stream}", 1))

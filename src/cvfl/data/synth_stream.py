@@ -6,8 +6,8 @@ threshold of both parties' standardised contributions; ``overlap`` and ``shuffle
 but every value is a function of its position: a category is a keyed 64-bit hash (SplitMix64)
 of its population row and slot, an id a bijective hash of its row, the shuffles keyed
 permutations (a Feistel network, cycle-walking onto ``[0, n)``). So a chunk of any rows can be
-made alone, memory stays at one chunk of :data:`CHUNK_ROWS` rows, and the files do not depend
-on the chunk size. The tables have the same distribution as :func:`synthesize`'s, not the same
+made alone, memory stays at one row group of :data:`GROUP_ROWS` rows, and the files do not
+depend on the chunk size. The tables have the same distribution as :func:`synthesize`'s, not the same
 values (that one draws whole arrays from one generator and holds both tables in memory).
 """
 
@@ -28,6 +28,9 @@ from cvfl.data.synth import ID_COLUMN, LABEL_COLUMN, SynthSpec
 from cvfl.fsutil import atomic_writer
 
 CHUNK_ROWS = 8192
+GROUP_ROWS = 65536
+"""Rows per Parquet row group (as :data:`cvfl.psi.output.ALIGNED_ROW_GROUP_ROWS`): a footer's
+parsed size grows with row groups times columns, about 1 KB each in memory."""
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 U64 = npt.NDArray[np.uint64]
 PARTIES = ("leader", "follower")
@@ -217,7 +220,9 @@ def write_synth(spec: SynthSpec, out: Path, fmt: str) -> dict[str, tuple[Path, i
 
 
 def _write_party(path: Path, fmt: str, chunks: Iterator[pa.Table]) -> tuple[int, int]:
+    """Write the chunks; Parquet in row groups of :data:`GROUP_ROWS` rows (the last shorter)."""
     rows, columns = 0, 0
+    held: list[pa.Table] = []
     with atomic_writer(path) as handle:
         writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
         try:
@@ -229,8 +234,13 @@ def _write_party(path: Path, fmt: str, chunks: Iterator[pa.Table]) -> tuple[int,
                         if fmt == "parquet"
                         else pacsv.CSVWriter(handle, schema)
                     )
-                writer.write_table(table)
+                held.append(table)
                 rows, columns = rows + table.num_rows, table.num_columns
+                if fmt != "parquet" or sum(t.num_rows for t in held) >= GROUP_ROWS:
+                    writer.write_table(pa.concat_tables(held), row_group_size=GROUP_ROWS)
+                    held = []
+            if held and writer is not None:
+                writer.write_table(pa.concat_tables(held), row_group_size=GROUP_ROWS)
         finally:
             if writer is not None:
                 writer.close()

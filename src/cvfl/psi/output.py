@@ -23,8 +23,12 @@ from cvfl.sealing import KeyProvider, read_sealed, sealed_writer, write_sealed
 from cvfl.sealing.stream import SealedWriter
 
 PURPOSE = "aligned-table"
-ALIGNED_ROW_GROUP_ROWS = 8192
-"""Rows per Parquet row group of an aligned table (the last group holds the rest)."""
+ALIGNED_ROW_GROUP_ROWS = 65536
+"""Rows per Parquet row group of an aligned table (the last group holds the rest).
+
+The streamed reader's default block (``[data] block_rows``) is one such group. Fewer, larger
+groups keep the Parquet footer small: parsed, it takes about 1 KB per row group and column
+(a 10M-row, 513-column table in 8,192-row groups: 580 MB; in 65,536-row groups: 75 MB)."""
 
 
 def encode_table(table: pa.Table, fmt: str) -> bytes:

@@ -94,8 +94,8 @@ class DataSection:
     """``[data]``: this party's table.
 
     ``reader`` is how training reads it: ``memory`` (the whole table in memory, the default) or
-    ``stream`` (row groups read a window of ``shuffle_blocks`` blocks of ``block_rows`` rows at
-    a time: :mod:`cvfl.train.stream`); both parties must agree on all three.
+    ``stream`` (row groups read a window of ``shuffle_blocks`` blocks of ``block_rows`` rows per
+    worker at a time: :mod:`cvfl.train.stream`); both parties must agree on all three.
 
     ``columns`` is the ``[data.columns]`` table (:mod:`cvfl.data.columns`): with it, the
     party's own columns are preprocessed (fitted on its training rows) and ``kind`` is unused;
@@ -111,8 +111,8 @@ class DataSection:
     )
     columns: ColumnsSpec | None = field(default=None, metadata={"parse": parse_columns})
     reader: Literal["memory", "stream"] = "memory"
-    block_rows: int = field(default=8192, metadata=bounds(low=1, high=1 << 24))
-    shuffle_blocks: int = field(default=8, metadata=bounds(low=1, high=1 << 16))
+    block_rows: int = field(default=65536, metadata=bounds(low=1, high=1 << 24))
+    shuffle_blocks: int = field(default=1, metadata=bounds(low=1, high=1 << 16))
 
     def __post_init__(self) -> None:
         if not 0.0 < self.holdout_fraction < 1.0:
@@ -361,7 +361,6 @@ class JobConfig:
 
     def __post_init__(self) -> None:
         check_task_settings(self.model, self.train, self.privacy)
-        check_stream_workers(self.data, self.train)
 
     @property
     def training_table(self) -> Path:
@@ -372,23 +371,6 @@ class JobConfig:
     def role(self) -> Role:
         """This party's role."""
         return self.job.role
-
-
-def check_stream_workers(data: DataSection, train: TrainSection) -> None:
-    """Streamed, each window must hold the same number of blocks of every worker.
-
-    Raises:
-        ConfigError: ``config.data``, ``[data] shuffle_blocks`` not a multiple of the workers.
-    """
-    if data.reader == "stream" and data.shuffle_blocks % train.workers:
-        raise ConfigError(
-            mismatch(
-                '[data] shuffle_blocks with reader = "stream"',
-                f"a multiple of [train] workers ({train.workers})",
-                data.shuffle_blocks,
-            ),
-            code="config.data",
-        )
 
 
 def check_task_settings(model: ModelSpec, train: TrainSection, privacy: PrivacySection) -> None:

@@ -138,13 +138,12 @@ class StreamSchedule:
         """Epoch ``epoch``'s windows: its block permutation, ``shuffle_blocks`` at a time.
 
         With several workers, block ``b`` belongs to worker ``b % workers``; each worker's blocks
-        are permuted on their own and the permutations interleaved, so every window holds
-        ``shuffle_blocks / workers`` blocks of each worker (the last window: about as many).
+        are permuted on their own and the permutations interleaved, and a window takes
+        ``shuffle_blocks`` blocks of each worker (the last window: what is left).
         """
         order = self._block_order(epoch)
-        return [
-            order[i : i + self.shuffle_blocks] for i in range(0, self.blocks, self.shuffle_blocks)
-        ]
+        size = self.shuffle_blocks * self.workers
+        return [order[i : i + size] for i in range(0, self.blocks, size)]
 
     def _block_order(self, epoch: int) -> np.ndarray:
         if self.workers == 1:

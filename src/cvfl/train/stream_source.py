@@ -134,48 +134,89 @@ class ParquetSource:
             columns.append(label)
         first = int(np.searchsorted(self.group_starts, start, side="right")) - 1
         last = int(np.searchsorted(self.group_starts, stop, side="left"))
-        parts = [self._group(g, columns) for g in range(first, last)]
-        table = pa.concat_tables(parts).slice(start - int(self.group_starts[first]), stop - start)
+        parts = []
+        for g in range(first, last):
+            low = max(start, int(self.group_starts[g])) - int(self.group_starts[g])
+            high = min(stop, int(self.group_starts[g + 1])) - int(self.group_starts[g])
+            parts.append(self._group_rows(g, columns, low, high))
+        table = pa.concat_tables(parts)
         schema = replace(self.schema, label_column=label)
         if ids_only:
             return _checked(lambda: _ids_and_labels(table, self.path, schema, start), start)
         decoded = _checked(lambda: validate(table, self.path, schema), start)
         return Rows(start, decoded.ids, decoded.features, decoded.labels)
 
-    def _group(self, index: int, columns: list[str]) -> pa.Table:
-        """Row group ``index``, decoded.
+    def _group_rows(self, index: int, columns: list[str], low: int, high: int) -> pa.Table:
+        """Rows ``[low, high)`` of row group ``index``, decoded :data:`READ_ROWS` at a time.
 
-        Each thread keeps the last group it decoded, so consecutive reads within a large row
-        group decode it once.
+        Each thread keeps a cursor in the group it read last: reads that move forward through
+        a group (every read of this module does) decode it once, holding only the record
+        batches not yet passed, however large the group.
         """
         key = (index, tuple(columns))
-        cached: tuple[tuple[int, tuple[str, ...]], pa.Table] | None = getattr(
-            self._local, "group", None
-        )
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        self._local.group = None  # the previous group is freed before the next is decoded
-        table = self._decode(index, columns)
-        self._local.group = (key, table)
-        return table
+        cursor: _Cursor | None = getattr(self._local, "cursor", None)
+        if cursor is None or cursor.key != key or cursor.start > low:
+            self._local.cursor = None  # the previous cursor's batches go before new ones come
+            cursor = _Cursor(key, self._batches(index, columns))
+            self._local.cursor = cursor
+        return cursor.rows(low, high, lambda exc: self._refusal(index, exc))
 
-    def _decode(self, index: int, columns: list[str]) -> pa.Table:
+    def _batches(self, index: int, columns: list[str]) -> Iterator[pa.RecordBatch]:
         try:
-            return self.file().read_row_group(index, columns=columns)
-        except SealingError:
-            raise
+            return self.file().iter_batches(
+                batch_size=READ_ROWS, row_groups=[index], columns=columns
+            )
         except (pa.ArrowException, OSError, ValueError) as exc:
-            if isinstance(exc.__context__, SealingError):  # raised inside Arrow's read call
-                raise exc.__context__ from None
-            raise DataError(
-                f"{self.path}: cannot read row group {index} as parquet: {exc}",
-                code="data.unreadable",
-            ) from exc
+            raise self._refusal(index, exc) from exc
+
+    def _refusal(self, index: int, exc: Exception) -> Exception:
+        """The error to raise for a failed read of row group ``index``."""
+        if isinstance(exc, SealingError):
+            return exc
+        if isinstance(exc.__context__, SealingError):  # raised inside Arrow's read call
+            return exc.__context__
+        return DataError(
+            f"{self.path}: cannot read row group {index} as parquet: {exc}",
+            code="data.unreadable",
+        )
 
     def ranges(self, step: int) -> Iterator[tuple[int, int]]:
         """Consecutive row ranges of at most ``step`` rows that cover the table."""
         for start in range(0, self.rows, step):
             yield start, min(start + step, self.rows)
+
+
+class _Cursor:
+    """A forward-only position in one row group's record batches (rows ``[start, end)`` held)."""
+
+    def __init__(self, key: tuple[int, tuple[str, ...]], batches: Iterator[pa.RecordBatch]) -> None:
+        self.key = key
+        self._batches = batches
+        self._held: list[pa.RecordBatch] = []
+        self.start = 0  # the first row held
+        self._end = 0  # the row after the last one held
+
+    def rows(self, low: int, high: int, refusal: Callable[[Exception], Exception]) -> pa.Table:
+        """Rows ``[low, high)`` of the group (``low >= start``); earlier batches are dropped."""
+        while self._held and self.start + self._held[0].num_rows <= low:
+            self.start += self._held.pop(0).num_rows
+        while self._end < high:
+            try:
+                batch = next(self._batches)
+            except StopIteration:
+                break
+            except SealingError:
+                raise
+            except (pa.ArrowException, OSError, ValueError) as exc:
+                raise refusal(exc) from exc
+            if self._end + batch.num_rows <= low:  # wholly before the rows asked for
+                self.start = self._end = self._end + batch.num_rows
+                continue
+            self._held.append(batch)
+            self._end += batch.num_rows
+        if not self._held or self._end < high:
+            raise refusal(ValueError(f"rows up to {high} asked for, the group ends at {self._end}"))
+        return pa.Table.from_batches(self._held).slice(low - self.start, high - low)
 
 
 def _ids_and_labels(table: pa.Table, path: Path, schema: TableSchema, start: int) -> Rows:
