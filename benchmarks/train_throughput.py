@@ -27,7 +27,7 @@ With ``--privacy DEFENCE`` it instead compares RA-TLS split training without and
 
 With ``--readers`` it instead compares RA-TLS split training reading the tables in memory and
 streamed (``[data] reader = "stream"``), and prints, last, ``ratio stream/memory: <value>``.
-The tables are written in row groups of 8192 rows, as ``cvfl align`` writes aligned tables.
+The tables are written in row groups of 65,536 rows, as ``cvfl align`` writes aligned tables.
 
 With ``--rtt-ms``/``--mbit`` it instead compares RA-TLS split training on loopback with the same
 job through an emulated WAN link (``benchmarks/wan.py``: a delay-and-rate proxy between the
@@ -219,9 +219,9 @@ def main() -> None:
         rows = int(args.steps * args.batch / 0.8) + args.batch
         tables = synthesize(SynthSpec(rows=rows, slots=args.slots, seed=3))
         for role, table in (("leader", tables.leader), ("follower", tables.follower)):
-            # in row groups of 8192 rows, as cvfl align writes its aligned tables
+            # in row groups of 65,536 rows, as cvfl align writes its aligned tables
             (folder / "data").mkdir(exist_ok=True)
-            pq.write_table(table, folder / "data" / f"{role}.parquet", row_group_size=8192)
+            pq.write_table(table, folder / "data" / f"{role}.parquet", row_group_size=65536)
         for role in ("leader", "follower"):
             new_key_file(folder / f"{role}.key")
         if args.workers > 1:

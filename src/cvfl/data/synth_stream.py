@@ -7,8 +7,9 @@ but every value is a function of its position: a category is a keyed 64-bit hash
 of its population row and slot, an id a bijective hash of its row, the shuffles keyed
 permutations (a Feistel network, cycle-walking onto ``[0, n)``). So a chunk of any rows can be
 made alone, memory stays at one row group of :data:`GROUP_ROWS` rows, and the files do not
-depend on the chunk size. The tables have the same distribution as :func:`synthesize`'s, not the same
-values (that one draws whole arrays from one generator and holds both tables in memory).
+depend on the chunk size. The tables have the same distribution as :func:`synthesize`'s, not
+the same values (that one draws whole arrays from one generator and holds both tables in
+memory).
 """
 
 from __future__ import annotations

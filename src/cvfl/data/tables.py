@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -128,11 +128,19 @@ def read_party_table(path: Path, schema: TableSchema) -> PartyTable:
     return validate(load_arrow(path), path, schema)
 
 
-def validate(table: pa.Table, path: Path, schema: TableSchema, *, first_row: int = 0) -> PartyTable:
+def validate(
+    table: pa.Table,
+    path: Path,
+    schema: TableSchema,
+    *,
+    first_row: int = 0,
+    dtype: np.dtype[Any] | None = None,
+) -> PartyTable:
     """Validate an Arrow table against ``schema`` and convert it to arrays.
 
     ``first_row``: the file's row number of the table's first row (a part of a larger file),
-    added to the row numbers in refusals.
+    added to the row numbers in refusals. ``dtype``: the features' type (default int64 codes or
+    float32 values); a narrower one must hold every value (the caller knows the range).
     """
     if table.num_rows == 0:
         raise DataError(f"{path}: the table is empty (0 rows)", code="data.empty")
@@ -143,10 +151,17 @@ def validate(table: pa.Table, path: Path, schema: TableSchema, *, first_row: int
     )
     if not names:
         raise DataError(f"{path}: no feature columns", code="data.no_features")
-    features = np.empty((table.num_rows, len(names)), dtype=_dtype(schema.kind))
-    for j, name in enumerate(names):
-        _require_column(table, path, name)
-        features[:, j] = _feature_column(table.column(name), path, name, schema, first_row)
+    present = set(table.column_names)  # (a list per lookup costs O(columns) each)
+    missing = [name for name in names if name not in present]
+    if missing:
+        raise DataError(f"{path}: missing column {missing[0]!r}", code="data.missing_column")
+    # stacked by column in their own (often narrow) type, then laid out by rows and widened in
+    # one pass: writing each column into a row-major array strides through all of it
+    stacked = np.stack(
+        [_feature_column(table.column(n), path, n, schema, first_row) for n in names]
+    )
+    features = stacked.T.astype(dtype or _dtype(schema.kind), order="C")
+    del stacked
     labels = None
     if schema.label_column is not None:
         _require_column(table, path, schema.label_column)
@@ -213,10 +228,10 @@ def _feature_column(
                 f"{path}: column {name!r}: expected integer category codes, seen {column.type}",
                 code="data.type",
             )
-        values: np.ndarray = np.asarray(column.to_numpy(), dtype=np.int64)
-        bad = (values < 0) | (values >= schema.vocab)
-        if bad.any():
-            row = first_row + int(np.argmax(bad))
+        values: np.ndarray = np.asarray(column.to_numpy())  # its own integer type (narrow)
+        if len(values) and (int(values.min()) < 0 or int(values.max()) >= schema.vocab):
+            wide = values.astype(np.int64)
+            row = first_row + int(np.argmax((wide < 0) | (wide >= schema.vocab)))
             raise DataError(
                 f"{path}: column {name!r} row {row}: category out of range "
                 f"(expected 0..{schema.vocab - 1})",

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from cvfl.data.ids import streamed_order_fingerprint
 from cvfl.data.prep import Preprocessing
@@ -239,10 +240,11 @@ class StreamTable:
             start, stop = int(starts[i]), int(starts[i] + sizes[i])
             for low in range(start, stop, READ_ROWS):
                 high = min(low + READ_ROWS, stop)
-                rows = self.source.read(low, high)
+                rows = self.source.read(low, high, dtype=self.store)  # the codes fit (checked)
                 where = slice(int(at[i]) + low - start, int(at[i]) + high - start)
-                features[where] = rows.features  # narrowed: the codes fit (checked)
+                features[where] = rows.features
                 ids[where] = rows.ids
+        pa.default_memory_pool().release_unused()  # the decode's Arrow buffers, freed above
         return Loaded(np.asarray(blocks, dtype=np.int64), at[:-1], ids, features)
 
 

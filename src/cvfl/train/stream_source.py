@@ -117,7 +117,15 @@ class ParquetSource:
             self._local.file = handle
         return handle
 
-    def read(self, start: int, stop: int, *, labels: bool = False, ids_only: bool = False) -> Rows:
+    def read(
+        self,
+        start: int,
+        stop: int,
+        *,
+        labels: bool = False,
+        ids_only: bool = False,
+        dtype: np.dtype[Any] | None = None,
+    ) -> Rows:
         """Decode and check rows ``[start, stop)`` (every row group they touch is read).
 
         Args:
@@ -125,6 +133,8 @@ class ParquetSource:
             stop: Row after the last.
             labels: Also decode the label column (the leader).
             ids_only: Decode only the ids (and labels when asked), no features.
+            dtype: The features' type (default as :func:`cvfl.data.tables.validate`), narrower
+                when the caller knows every checked value fits.
         """
         columns = [self.schema.id_column]
         if not ids_only:
@@ -143,7 +153,7 @@ class ParquetSource:
         schema = replace(self.schema, label_column=label)
         if ids_only:
             return _checked(lambda: _ids_and_labels(table, self.path, schema, start), start)
-        decoded = _checked(lambda: validate(table, self.path, schema), start)
+        decoded = _checked(lambda: validate(table, self.path, schema, dtype=dtype), start)
         return Rows(start, decoded.ids, decoded.features, decoded.labels)
 
     def _group_rows(self, index: int, columns: list[str], low: int, high: int) -> pa.Table:
@@ -159,13 +169,17 @@ class ParquetSource:
             self._local.cursor = None  # the previous cursor's batches go before new ones come
             cursor = _Cursor(key, self._batches(index, columns))
             self._local.cursor = cursor
-        return cursor.rows(low, high, lambda exc: self._refusal(index, exc))
+        rows = cursor.rows(low, high, lambda exc: self._refusal(index, exc))
+        if high == self.group_starts[index + 1] - self.group_starts[index]:
+            self._local.cursor = None  # at the group's end: its reader's buffers go now
+        return rows
 
     def _batches(self, index: int, columns: list[str]) -> Iterator[pa.RecordBatch]:
         try:
-            return self.file().iter_batches(
+            batches: Iterator[pa.RecordBatch] = self.file().iter_batches(
                 batch_size=READ_ROWS, row_groups=[index], columns=columns
             )
+            return batches
         except (pa.ArrowException, OSError, ValueError) as exc:
             raise self._refusal(index, exc) from exc
 
