@@ -128,6 +128,10 @@ def read_party_table(path: Path, schema: TableSchema) -> PartyTable:
     return validate(load_arrow(path), path, schema)
 
 
+FILL_ROWS = 65536
+"""Rows converted at a time by :func:`validate` (bounds its transient copy)."""
+
+
 def validate(
     table: pa.Table,
     path: Path,
@@ -155,13 +159,15 @@ def validate(
     missing = [name for name in names if name not in present]
     if missing:
         raise DataError(f"{path}: missing column {missing[0]!r}", code="data.missing_column")
-    # stacked by column in their own (often narrow) type, then laid out by rows and widened in
-    # one pass: writing each column into a row-major array strides through all of it
-    stacked = np.stack(
-        [_feature_column(table.column(n), path, n, schema, first_row) for n in names]
-    )
-    features = stacked.T.astype(dtype or _dtype(schema.kind), order="C")
-    del stacked
+    features = np.empty((table.num_rows, len(names)), dtype=dtype or _dtype(schema.kind))
+    for low in range(0, table.num_rows, FILL_ROWS):
+        part = table.slice(low, FILL_ROWS)
+        # stacked by column in their own (often narrow) type, then laid out by rows and widened
+        # in one pass: writing column by column into a row-major array strides through it all
+        stacked = np.stack(
+            [_feature_column(part.column(n), path, n, schema, first_row + low) for n in names]
+        )
+        features[low : low + part.num_rows] = stacked.T
     labels = None
     if schema.label_column is not None:
         _require_column(table, path, schema.label_column)
