@@ -13,7 +13,9 @@ import numpy as np
 import torch
 
 from cvfl.logs import get_logger
+from cvfl.models.nets import LeaderHalf
 from cvfl.online.batching import Pending
+from cvfl.online.cache import bottom_outputs
 from cvfl.online.follower_port import FollowerAnswer, FollowerPort, Ticket
 from cvfl.online.metrics import Metrics
 from cvfl.online.party import ServingParty
@@ -41,6 +43,7 @@ class _Plan:
     def __init__(self, party: ServingParty) -> None:
         self.party = party
         self.features: list[np.ndarray] = []
+        self.table_rows: list[np.ndarray] = []  # each row's table position; -1: inline
         self.act_rows: list[np.ndarray] = []
         self.slots: list[tuple[int, int]] = []  # (request in batch, position in request)
         self.lonely_features: list[np.ndarray] = []
@@ -105,6 +108,7 @@ class LeaderScorer:
         unique = np.asarray([position[i] for i in request.ids], dtype=np.int64)
         held = answer.present[unique] if answer is not None else np.zeros(len(unique), bool)
         party = plan.party
+        full = np.full(len(unique), -1, dtype=np.int64)  # table positions; -1: inline
         if pending.features is not None:
             mine = np.ones(len(unique), dtype=bool)
             rows = pending.features
@@ -112,13 +116,13 @@ class LeaderScorer:
                 rows = party.inline_features(request.ids, request.features)
         else:
             mine, found = party.rows_of(request.ids)
-            full = np.full(len(unique), -1, dtype=np.int64)
             full[mine] = found
             rows = party.table.features[np.where(mine, full, 0)]
         ok = held & mine
         if ok.any() and answer is not None:
             act_index = np.cumsum(answer.present) - 1
             plan.features.append(rows[ok])
+            plan.table_rows.append(full[ok])
             plan.act_rows.append(act_index[unique[ok]])
             plan.slots += [(b, int(k)) for k in np.flatnonzero(ok)]
         out: list[ScoreResult | None] = []
@@ -149,11 +153,16 @@ class LeaderScorer:
         answer: FollowerAnswer,
         results: list[list[ScoreResult | None]],
     ) -> None:
-        features = torch.from_numpy(np.concatenate(plan.features))
+        features = np.concatenate(plan.features)
         act = answer.activations[torch.from_numpy(np.concatenate(plan.act_rows))]
-        half = plan.party.half
+        half, module = plan.party.half, plan.party.half.module
         with torch.no_grad():
-            logits = half.module(features, act)
+            if plan.party.cache is not None and isinstance(module, LeaderHalf):
+                rows = np.concatenate(plan.table_rows)
+                own = bottom_outputs(module, plan.party.cache, features, rows)
+                logits = module.joined(own, act)
+            else:
+                logits = module(torch.from_numpy(features), act)
         slots = [(b, k, "") for b, k in plan.slots]  # a split score carries no reason
         _fill(batch, plan.party, half, logits, slots, SPLIT_MODEL, results)
 
