@@ -1,6 +1,6 @@
 """The leader's handling of one micro-batch: ask the follower once, score what both hold.
 
-Scores are computed by :func:`cvfl.serve.scores.scores_table`, the columns ``cvfl predict``
+Scores are computed by :func:`cvfl.serve.scores.score_columns`, the columns ``cvfl predict``
 writes, so an id scores the same online as in a batch run.
 """
 
@@ -28,7 +28,7 @@ from cvfl.online.request import (
     ScoreResult,
 )
 from cvfl.serve.halves import ScoringHalf
-from cvfl.serve.scores import scores_table
+from cvfl.serve.scores import score_columns
 
 log = get_logger(__name__)
 
@@ -164,7 +164,7 @@ class LeaderScorer:
             else:
                 logits = module(torch.from_numpy(features), act)
         slots = [(b, k, "") for b, k in plan.slots]  # a split score carries no reason
-        _fill(batch, plan.party, half, logits, slots, SPLIT_MODEL, results)
+        _fill(batch, half, logits, slots, SPLIT_MODEL, results)
 
     def _score_alone(
         self, batch: list[Pending], plan: _Plan, results: list[list[ScoreResult | None]]
@@ -176,12 +176,11 @@ class LeaderScorer:
         zeros = torch.zeros(features.shape[0], plan.party.cfg.model.cut_width)
         with torch.no_grad():
             logits = half.module(features, zeros)
-        _fill(batch, plan.party, half, logits, plan.lonely, LEADER_ONLY_MODEL, results)
+        _fill(batch, half, logits, plan.lonely, LEADER_ONLY_MODEL, results)
 
 
 def _fill(
     batch: list[Pending],
-    party: ServingParty,
     half: ScoringHalf,
     logits: torch.Tensor,
     slots: list[tuple[int, int, str]],
@@ -189,9 +188,8 @@ def _fill(
     results: list[list[ScoreResult | None]],
 ) -> None:
     """Set each slot's (request, position, reason) result from ``half``'s ``logits``."""
-    id_column = party.cfg.data.id_column
-    ids = tuple(batch[b].request.ids[k] for b, k, _ in slots)
-    table = scores_table(id_column, ids, logits, half.model.task, half.target)
-    for (b, k, reason), row in zip(slots, table.to_pylist(), strict=True):
-        example = row.pop(id_column)
-        results[b][k] = ScoreResult(example, True, reason, row, model)
+    columns = score_columns(logits, half.model.task, half.target)
+    names, values = tuple(columns), [column.tolist() for column in columns.values()]
+    for n, (b, k, reason) in enumerate(slots):
+        row = {name: column[n] for name, column in zip(names, values, strict=True)}
+        results[b][k] = ScoreResult(batch[b].request.ids[k], True, reason, row, model)

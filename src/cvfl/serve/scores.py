@@ -66,27 +66,35 @@ def scores_table(
 
     A regression half trained on a scaled target (``target``) predicts in the target's units.
     """
+    columns = score_columns(logits, task, target)
     id_array = pa.array(ids, type=pa.string())
+    return pa.table({id_column: id_array, **{k: pa.array(v) for k, v in columns.items()}})
+
+
+def score_columns(
+    logits: torch.Tensor, task: str = "binary", target: TargetScale | None = None
+) -> dict[str, np.ndarray]:
+    """``task``'s score columns (in their order) of the leader's outputs, one row per example.
+
+    What :func:`scores_table` writes beside the ids; ``cvfl serve`` answers with the same values.
+    """
+    rows = logits.shape[0]
     if task == "regression":
-        values = logits.to(torch.float64).reshape(len(ids), -1)[:, 0].numpy()
+        values = logits.to(torch.float64).reshape(rows, -1)[:, 0].numpy()
         if target is not None:
             values = target.unscale(values)
-        return pa.table({id_column: id_array, PREDICTION_COLUMN: pa.array(values)})
+        return {PREDICTION_COLUMN: values}
     if task == "multiclass":
         probs = torch.softmax(logits.to(torch.float64), dim=1).numpy()
-        columns = {class_column(k): pa.array(probs[:, k]) for k in range(probs.shape[1])}
-        predicted = pa.array(probs.argmax(axis=1).astype(np.int64))
-        return pa.table({id_column: id_array, **columns, PREDICTED_COLUMN: predicted})
+        columns = {class_column(k): probs[:, k] for k in range(probs.shape[1])}
+        return {**columns, PREDICTED_COLUMN: probs.argmax(axis=1).astype(np.int64)}
     log_probs = torch.log_softmax(logits.to(torch.float64), dim=1)
     score = log_probs[:, 1].exp().numpy()
     log_odds = (log_probs[:, 1] - log_probs[:, 0]).numpy()
-    return pa.table(
-        {
-            id_column: id_array,
-            SCORE_COLUMN: pa.array(np.asarray(score, dtype=np.float64)),
-            LOGIT_COLUMN: pa.array(np.asarray(log_odds, dtype=np.float64)),
-        }
-    )
+    return {
+        SCORE_COLUMN: np.asarray(score, dtype=np.float64),
+        LOGIT_COLUMN: np.asarray(log_odds, dtype=np.float64),
+    }
 
 
 def encode(table: pa.Table, fmt: str) -> bytes:
