@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Callable
 
@@ -81,3 +83,32 @@ def test_a_failing_batch_fails_only_its_requests_and_drain_refuses_new_ones() ->
     batcher.close(5)
     with pytest.raises(PeerUnavailableError):
         batcher.submit(_pending("late"))
+
+
+def test_requests_made_in_the_batchers_loop_are_batched_and_answered_there() -> None:
+    gate = threading.Event()
+    handler = Recorder(gate, fail_on="bad")
+    batcher = MicroBatcher(handler, max_wait=0.3, max_batch=100)
+    seen_in: list[threading.Thread] = []
+
+    async def ask(*ids: str) -> list[ScoreResult]:
+        results = await batcher.wait_for(_pending(*ids))
+        seen_in.append(threading.current_thread())
+        return results
+
+    def call(*ids: str) -> concurrent.futures.Future[list[ScoreResult]]:
+        return asyncio.run_coroutine_threadsafe(ask(*ids), batcher.loop)
+
+    first = call("a")
+    assert handler.started.wait(5)  # "a" is under way, held at the gate
+    later = [call("b"), call("c"), call("bad")]
+    gate.set()
+    assert [r.id for r in first.result(5)] == ["a"]
+    with pytest.raises(ValueError):  # "b" and "c" shared the failing batch with "bad"
+        later[0].result(5)
+    assert handler.batches == [["a"], ["b", "c", "bad"]]
+    assert [r.id for r in call("d").result(5)] == ["d"]
+    assert len(set(seen_in)) == 1 and seen_in[0] is not threading.current_thread()
+    batcher.close(5)
+    with pytest.raises(PeerUnavailableError):
+        batcher.wait_for(_pending("late"))
