@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import pytest
 
 from cvfl.errors import PeerUnavailableError
 from cvfl.online.batching import MicroBatcher, Pending
 from cvfl.online.request import ScoreRequest, ScoreResult
+
+T = TypeVar("T")
 
 
 class Recorder:
@@ -89,26 +91,30 @@ def test_requests_made_in_the_batchers_loop_are_batched_and_answered_there() -> 
     gate = threading.Event()
     handler = Recorder(gate, fail_on="bad")
     batcher = MicroBatcher(handler, max_wait=0.3, max_batch=100)
-    seen_in: list[threading.Thread] = []
+    answered_in: list[threading.Thread] = []
 
-    async def ask(*ids: str) -> list[ScoreResult]:
-        results = await batcher.wait_for(_pending(*ids))
-        seen_in.append(threading.current_thread())
-        return results
+    async def queue_all(*ids: str) -> list[asyncio.Future[list[ScoreResult]]]:
+        return [batcher.wait_for(_pending(i)) for i in ids]  # one loop iteration
 
-    def call(*ids: str) -> concurrent.futures.Future[list[ScoreResult]]:
-        return asyncio.run_coroutine_threadsafe(ask(*ids), batcher.loop)
+    async def wait(waiter: asyncio.Future[list[ScoreResult]]) -> list[str]:
+        results = await waiter
+        answered_in.append(threading.current_thread())
+        return [r.id for r in results]
 
-    first = call("a")
+    def in_loop(coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, batcher.loop).result(5)
+
+    (first,) = in_loop(queue_all("a"))
     assert handler.started.wait(5)  # "a" is under way, held at the gate
-    later = [call("b"), call("c"), call("bad")]
+    later = in_loop(queue_all("b", "c", "bad"))
     gate.set()
-    assert [r.id for r in first.result(5)] == ["a"]
-    with pytest.raises(ValueError):  # "b" and "c" shared the failing batch with "bad"
-        later[0].result(5)
+    assert in_loop(wait(first)) == ["a"]
+    for waiter in later:  # "b" and "c" shared the failing batch with "bad"
+        with pytest.raises(ValueError):
+            in_loop(wait(waiter))
     assert handler.batches == [["a"], ["b", "c", "bad"]]
-    assert [r.id for r in call("d").result(5)] == ["d"]
-    assert len(set(seen_in)) == 1 and seen_in[0] is not threading.current_thread()
+    assert in_loop(wait(in_loop(queue_all("d"))[0])) == ["d"]
+    assert len(set(answered_in)) == 1 and answered_in[0] is not threading.current_thread()
     batcher.close(5)
     with pytest.raises(PeerUnavailableError):
         batcher.wait_for(_pending("late"))

@@ -50,7 +50,7 @@ def test_a_small_table_is_computed_whole_at_load() -> None:
     assert cache.whole and len(cache) == ROWS and compute.rows == ROWS
     rows = [3, 0, 3, 29]
     got = cache.rows(np.asarray(rows))
-    assert np.allclose(got.numpy(), _direct(half, features, rows), atol=TOL)
+    assert np.allclose(got, _direct(half, features, rows), atol=TOL)
     assert compute.rows == ROWS  # nothing computed again
 
 
@@ -66,7 +66,7 @@ def test_a_large_table_keeps_the_recent_rows(capacity: int, queries: list[list[i
     assert not cache.whole and compute.rows == 0
     for rows in queries:
         got = cache.rows(np.asarray(rows, dtype=np.int64))
-        assert np.allclose(got.numpy(), _direct(half, features, rows), atol=TOL)
+        assert np.allclose(got, _direct(half, features, rows), atol=TOL)
         assert len(cache) <= capacity
     if queries and len(set(queries[-1])) <= capacity:
         before = compute.rows
@@ -86,4 +86,4 @@ def test_inline_rows_are_computed_and_table_rows_cached(table_rows: list[int]) -
     with torch.no_grad():
         want = half.own(torch.from_numpy(given_rows)).numpy()
         got = bottom_outputs(half, cache, given_rows, rows)
-    assert np.allclose(got.numpy(), want, atol=TOL)
+    assert np.allclose(got, want, atol=TOL)

@@ -58,10 +58,11 @@ class RowCache:
                 parts.append(self._compute(chunk).to(torch.float32).numpy())
         return np.concatenate(parts)
 
-    def rows(self, rows: np.ndarray) -> torch.Tensor:
+    def rows(self, rows: np.ndarray) -> np.ndarray:
         """The outputs of table rows ``rows`` (int64 positions, at least one), in that order."""
         if self._whole is not None:
-            return torch.from_numpy(self._whole[rows])
+            held: np.ndarray = self._whole[rows]
+            return held
         with self._lock:
             wanted = [int(r) for r in rows]
             missing = sorted(set(wanted) - self._recent.keys())
@@ -72,7 +73,7 @@ class RowCache:
             self._recent.update(found)
             while len(self._recent) > self.capacity:
                 self._recent.popitem(last=False)
-        return torch.from_numpy(np.stack(out))
+        return np.stack(out)
 
     def _touch(self, row: int) -> np.ndarray:
         self._recent.move_to_end(row)
@@ -81,8 +82,8 @@ class RowCache:
 
 def bottom_outputs(
     module: LeaderHalf, cache: RowCache, features: np.ndarray, table_rows: np.ndarray
-) -> torch.Tensor:
-    """The leader's bottom-tower outputs of ``features``: cached for rows of its table.
+) -> np.ndarray:
+    """The leader's bottom-tower outputs (float32) of ``features``: cached for its table's rows.
 
     ``table_rows`` holds each row's position in the table, or -1 for features a request
     brought inline (computed here, never cached).
@@ -90,10 +91,11 @@ def bottom_outputs(
     inline = table_rows < 0
     if not inline.any():
         return cache.rows(table_rows)
-    computed = module.own(torch.from_numpy(features[inline]))
+    with torch.no_grad():
+        computed = module.own(torch.from_numpy(features[inline])).to(torch.float32).numpy()
     if inline.all():
         return computed
-    out = torch.empty((len(table_rows), computed.shape[1]), dtype=computed.dtype)
-    out[torch.from_numpy(inline)] = computed
-    out[torch.from_numpy(~inline)] = cache.rows(table_rows[~inline]).to(computed.dtype)
+    out = np.empty((len(table_rows), computed.shape[1]), dtype=np.float32)
+    out[inline] = computed
+    out[~inline] = cache.rows(table_rows[~inline])
     return out

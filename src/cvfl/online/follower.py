@@ -54,7 +54,7 @@ def answer_lookup(party: ServingParty, lookup: pb.Lookup) -> pb.Envelope:
 def activations(party: ServingParty, rows: np.ndarray) -> torch.Tensor:
     """The cut-layer activations of table rows ``rows`` (from the party's cache if it has one)."""
     if party.cache is not None:
-        return party.cache.rows(rows)
+        return torch.from_numpy(party.cache.rows(rows))
     with torch.no_grad():
         out: torch.Tensor = party.half.module(torch.from_numpy(party.table.features[rows]))
     return out

@@ -17,6 +17,7 @@ from cvfl.logs import get_logger
 from cvfl.models.nets import LeaderHalf
 from cvfl.online.cache import RowCache
 from cvfl.online.config import ServeSection
+from cvfl.online.top import NumpyTop
 from cvfl.sealing.artifacts import twin_names
 from cvfl.sealing.keys import KeyProvider
 from cvfl.serve.halves import ScoringHalf, load_scoring_half
@@ -43,6 +44,7 @@ class ServingParty:
     index: Mapping[str, int]
     fallback: ScoringHalf | None = None  # the leader-only model ([serve] fallback)
     cache: RowCache | None = None  # the half's per-row outputs (None: computed per batch)
+    top: NumpyTop | None = None  # the leader's top layers, when its bottom tower is cached
 
     def rows_of(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """For ``ids``: a mask of the ones this party holds and their row positions."""
@@ -103,7 +105,9 @@ def load_serving_party(cfg: JobConfig, section: ServeSection) -> ServingParty:
         "serve: %s holds %d rows of %d features", cfg.role, table.rows, len(half.feature_names)
     )
     cache = row_cache(cfg.role, half, table, section.cache_ids)
-    return ServingParty(cfg, section, half, table, index, fallback, cache)
+    module = half.module
+    top = NumpyTop.of(module.top) if cache is not None and isinstance(module, LeaderHalf) else None
+    return ServingParty(cfg, section, half, table, index, fallback, cache, top)
 
 
 def row_cache(role: str, half: ScoringHalf, table: PartyTable, capacity: int) -> RowCache | None:

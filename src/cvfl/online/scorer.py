@@ -154,15 +154,20 @@ class LeaderScorer:
         results: list[list[ScoreResult | None]],
     ) -> None:
         features = np.concatenate(plan.features)
-        act = answer.activations[torch.from_numpy(np.concatenate(plan.act_rows))]
-        half, module = plan.party.half, plan.party.half.module
-        with torch.no_grad():
-            if plan.party.cache is not None and isinstance(module, LeaderHalf):
-                rows = np.concatenate(plan.table_rows)
-                own = bottom_outputs(module, plan.party.cache, features, rows)
-                logits = module.joined(own, act)
+        act = answer.activations.numpy()[np.concatenate(plan.act_rows)]
+        party = plan.party
+        half, module = party.half, party.half.module
+        logits: np.ndarray | torch.Tensor
+        if party.cache is not None and isinstance(module, LeaderHalf):
+            own = bottom_outputs(module, party.cache, features, np.concatenate(plan.table_rows))
+            if party.top is not None:
+                logits = party.top(own, act)
             else:
-                logits = module(torch.from_numpy(features), act)
+                with torch.no_grad():
+                    logits = module.joined(torch.from_numpy(own), torch.from_numpy(act))
+        else:
+            with torch.no_grad():
+                logits = module(torch.from_numpy(features), torch.from_numpy(act))
         slots = [(b, k, "") for b, k in plan.slots]  # a split score carries no reason
         _fill(batch, half, logits, slots, SPLIT_MODEL, results)
 
@@ -182,7 +187,7 @@ class LeaderScorer:
 def _fill(
     batch: list[Pending],
     half: ScoringHalf,
-    logits: torch.Tensor,
+    logits: np.ndarray | torch.Tensor,
     slots: list[tuple[int, int, str]],
     model: str,
     results: list[list[ScoreResult | None]],
