@@ -81,18 +81,22 @@ class RowCache:
 
 
 def bottom_outputs(
-    module: LeaderHalf, cache: RowCache, features: np.ndarray, table_rows: np.ndarray
+    module: LeaderHalf,
+    cache: RowCache,
+    table_rows: np.ndarray,
+    inline_features: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The leader's bottom-tower outputs (float32) of ``features``: cached for its table's rows.
+    """The leader's bottom-tower outputs (float32): cached for its table's rows.
 
-    ``table_rows`` holds each row's position in the table, or -1 for features a request
-    brought inline (computed here, never cached).
+    ``table_rows`` holds each row's position in the table, or -1 for a row a request brought
+    inline: ``inline_features`` holds those, in order (computed here, never cached).
     """
     inline = table_rows < 0
     if not inline.any():
         return cache.rows(table_rows)
+    assert inline_features is not None and len(inline_features) == int(inline.sum())
     with torch.no_grad():
-        computed = module.own(torch.from_numpy(features[inline])).to(torch.float32).numpy()
+        computed = module.own(torch.from_numpy(inline_features)).to(torch.float32).numpy()
     if inline.all():
         return computed
     out = np.empty((len(table_rows), computed.shape[1]), dtype=np.float32)
