@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import pytest
 
 from cvfl.errors import PeerUnavailableError
 from cvfl.online.batching import MicroBatcher, Pending
 from cvfl.online.request import ScoreRequest, ScoreResult
+
+T = TypeVar("T")
 
 
 class Recorder:
@@ -81,3 +85,36 @@ def test_a_failing_batch_fails_only_its_requests_and_drain_refuses_new_ones() ->
     batcher.close(5)
     with pytest.raises(PeerUnavailableError):
         batcher.submit(_pending("late"))
+
+
+def test_requests_made_in_the_batchers_loop_are_batched_and_answered_there() -> None:
+    gate = threading.Event()
+    handler = Recorder(gate, fail_on="bad")
+    batcher = MicroBatcher(handler, max_wait=0.3, max_batch=100)
+    answered_in: list[threading.Thread] = []
+
+    async def queue_all(*ids: str) -> list[asyncio.Future[list[ScoreResult]]]:
+        return [batcher.wait_for(_pending(i)) for i in ids]  # one loop iteration
+
+    async def wait(waiter: asyncio.Future[list[ScoreResult]]) -> list[str]:
+        results = await waiter
+        answered_in.append(threading.current_thread())
+        return [r.id for r in results]
+
+    def in_loop(coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, batcher.loop).result(5)
+
+    (first,) = in_loop(queue_all("a"))
+    assert handler.started.wait(5)  # "a" is under way, held at the gate
+    later = in_loop(queue_all("b", "c", "bad"))
+    gate.set()
+    assert in_loop(wait(first)) == ["a"]
+    for waiter in later:  # "b" and "c" shared the failing batch with "bad"
+        with pytest.raises(ValueError):
+            in_loop(wait(waiter))
+    assert handler.batches == [["a"], ["b", "c", "bad"]]
+    assert in_loop(wait(in_loop(queue_all("d"))[0])) == ["d"]
+    assert len(set(answered_in)) == 1 and answered_in[0] is not threading.current_thread()
+    batcher.close(5)
+    with pytest.raises(PeerUnavailableError):
+        batcher.wait_for(_pending("late"))

@@ -28,6 +28,7 @@ def test_serve_section_is_read_and_training_ignores_it(tmp_path: Path) -> None:
     cfg, section = load_serve_job(path)
     assert section.table == tmp_path / "data.parquet"
     assert (section.max_wait_ms, section.threads, section.fallback) == (0.5, 2, "not_scorable")
+    assert section.cache_ids == 100_000
     assert load_job(path).job.id == cfg.job.id
 
 
@@ -37,6 +38,8 @@ def test_serve_section_is_read_and_training_ignores_it(tmp_path: Path) -> None:
         (None, "config.serve", "[serve]"),
         ({}, "config.missing", "table"),
         ({"table": "t.parquet", "max_batch": 0}, "config.range", "max_batch"),
+        ({"table": "t.parquet", "cache_ids": -1}, "config.range", "cache_ids"),
+        ({"table": "t.parquet", "cache_ids": "many"}, "config.type", "cache_ids"),
         ({"table": "t.parquet", "fallback": "leader-only"}, "config.value", "fallback"),
         ({"table": "t.parquet", "grpc_listen": "nowhere"}, "config.serve", "grpc_listen"),
         ({"table": "t.parquet", "follower_timeout": 0}, "config.range", "follower_timeout"),

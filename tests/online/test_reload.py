@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from cvfl.bridge.security import PlaintextSecurity
 from cvfl.online import start_party
 from cvfl.online.service import FollowerService, LeaderService
@@ -36,8 +38,10 @@ def _scores(port: int, ids: list[str]) -> dict[str, float]:
     return {s["id"]: s["score"] for s in body["scores"] if s["scored"]}
 
 
+# whole tables cached at load, or the 5 most recent rows: a reload never serves the old outputs
+@pytest.mark.parametrize("cache_ids", [100_000, 5])
 def test_both_parties_reload_a_newer_export(
-    small_job: Callable[..., tuple[JobConfig, JobConfig]], tmp_path: Path
+    small_job: Callable[..., tuple[JobConfig, JobConfig]], tmp_path: Path, cache_ids: int
 ) -> None:
     lead, follow = small_job(peer__port_file=str(tmp_path / "leader.port"))
     versions: list[dict[str, float]] = []
@@ -54,15 +58,22 @@ def test_both_parties_reload_a_newer_export(
     ids = sorted(versions[0])[:20]
     assert any(abs(versions[0][i] - versions[1][i]) > 1e-3 for i in ids)
     security = PlaintextSecurity()
-    leader = start_party(lead, serve_section(lead, export=exports[0][0]), security)
-    follower = start_party(follow, serve_section(follow, export=exports[0][1]), security)
+    sections = [
+        (
+            serve_section(lead, export=lead_export, cache_ids=cache_ids),
+            serve_section(follow, export=follow_export, cache_ids=cache_ids),
+        )
+        for lead_export, follow_export in exports
+    ]
+    leader = start_party(lead, sections[0][0], security)
+    follower = start_party(follow, sections[0][1], security)
     assert isinstance(leader, LeaderService) and isinstance(follower, FollowerService)
     try:
         assert leader.wait_for_follower(20)
         for example, score in _scores(leader.http_port, ids).items():
             assert abs(score - versions[0][example]) <= TOL
-        leader.reload(serve_section(lead, export=exports[1][0]))
-        follower.reload(serve_section(follow, export=exports[1][1]))
+        leader.reload(sections[1][0])
+        follower.reload(sections[1][1])
         assert leader.wait_for_follower(20)
         deadline = time.monotonic() + 20
         while len(seen := _scores(leader.http_port, ids)) < len(ids):

@@ -28,8 +28,13 @@ def served(
     small_job: Callable[..., tuple[JobConfig, JobConfig]],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> Iterator[tuple[LeaderService, dict[str, float], list[pb.Envelope]]]:
-    """Both parties serving the small job, ``cvfl predict``'s scores, what the follower got."""
+    """Both parties serving the small job, ``cvfl predict``'s scores, what the follower got.
+
+    ``request.param`` (if given) is both parties' ``[serve] cache_ids``.
+    """
+    cache_ids = getattr(request, "param", 100_000)
     lead, follow = small_job(peer__port_file=str(tmp_path / "leader.port"))
     scores = exported_pair(lead, follow, tmp_path)
     expected = dict(zip(scores["example_id"].to_pylist(), scores["score"].to_pylist(), strict=True))
@@ -43,9 +48,9 @@ def served(
 
     monkeypatch.setattr(ClientLink, "recv", recording)
     security = PlaintextSecurity()
-    settings = {"table": str(lead.data.path), "grpc_listen": "127.0.0.1:0"}
+    settings = {"table": str(lead.data.path), "grpc_listen": "127.0.0.1:0", "cache_ids": cache_ids}
     leader = api.serve(lead, settings=settings | {"http_listen": "127.0.0.1:0"})
-    follower = start_party(follow, serve_section(follow), security)
+    follower = start_party(follow, serve_section(follow, cache_ids=cache_ids), security)
     assert isinstance(leader, LeaderService) and isinstance(follower, FollowerService)
     try:
         assert leader.wait_for_follower(20)
@@ -55,6 +60,8 @@ def served(
         leader.drain()
 
 
+# whole tables cached at load, the 7 most recent rows (evicting), no cache
+@pytest.mark.parametrize("served", [100_000, 7, 0], indirect=True, ids=str)
 def test_http_and_grpc_scores_equal_predict(
     served: tuple[LeaderService, dict[str, float], list[pb.Envelope]],
 ) -> None:

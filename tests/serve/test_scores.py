@@ -14,7 +14,7 @@ from hypothesis.extra.numpy import arrays
 from cvfl.errors import ConfigError, SealingError
 from cvfl.sealing import new_key_file
 from cvfl.serve import read_scores
-from cvfl.serve.scores import scores_store, scores_table, write_scores
+from cvfl.serve.scores import score_columns, scores_store, scores_table, write_scores
 
 logits_arrays = st.integers(1, 40).flatmap(
     lambda n: arrays(np.float32, (n, 2), elements=st.floats(-30, 30, width=32))
@@ -87,3 +87,27 @@ def test_regression_scores_are_the_predicted_values(
     back = read_scores(write_scores(scores_store(None, True), folder / "s.parquet", table))
     assert back.column_names == ["example_id", "prediction"]
     np.testing.assert_array_equal(back.column("prediction").to_numpy(), values.astype(np.float64))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.sampled_from([("binary", 2), ("multiclass", 4), ("regression", 1)]).flatmap(
+        lambda task: st.tuples(
+            st.just(task[0]),
+            st.integers(1, 20).flatmap(
+                lambda n: arrays(np.float32, (n, task[1]), elements=st.floats(-30, 30, width=32))
+            ),
+        )
+    )
+)
+def test_score_columns_as_python_values_equal_the_table_rows(case: tuple[str, np.ndarray]) -> None:
+    """``cvfl serve`` answers with ``score_columns``' values: the same as the table's rows."""
+    task, logits = case
+    ids = tuple(f"0{i}" for i in range(len(logits)))
+    rows = scores_table("example_id", ids, torch.from_numpy(logits), task).to_pylist()
+    columns = score_columns(torch.from_numpy(logits), task)
+    for n, row in enumerate(rows):
+        assert row.pop("example_id") == ids[n]
+        answered = {name: column.tolist()[n] for name, column in columns.items()}
+        assert answered == row
+        assert [type(v) for v in answered.values()] == [type(v) for v in row.values()]

@@ -108,7 +108,16 @@ class LeaderHalf(nn.Module):
 
     def forward(self, x: torch.Tensor, act_f: torch.Tensor) -> torch.Tensor:
         """Compute logits from the leader's features and the follower's activations."""
-        out: torch.Tensor = self.top(torch.cat([self.bottom(self.encoder(x)), act_f], dim=1))
+        return self.joined(self.own(x), act_f)
+
+    def own(self, x: torch.Tensor) -> torch.Tensor:
+        """The leader's bottom tower: its own features -> the part the top joins to ``act1_f``."""
+        out: torch.Tensor = self.bottom(self.encoder(x))
+        return out
+
+    def joined(self, own: torch.Tensor, act_f: torch.Tensor) -> torch.Tensor:
+        """The top over the bottom tower's output (:meth:`own`) and the follower's activations."""
+        out: torch.Tensor = self.top(torch.cat([own, act_f], dim=1))
         return out
 
 

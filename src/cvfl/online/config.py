@@ -49,6 +49,10 @@ class ServeSection:
         port_file: Leader: where to write the chosen ports as JSON (``grpc``, ``http``,
             ``bridge``).
         threads: PyTorch intra-op threads (0: every core; the default 1 suits small batches).
+        cache_ids: Rows of this party's table whose per-row outputs (the follower's
+            activations, the leader's bottom tower) are kept while an export is loaded
+            (:mod:`cvfl.online.cache`): a table of at most this many rows is computed whole at
+            load, a larger one keeps the rows used most recently; 0: no cache.
         tls_cert: Leader: a PEM certificate (chain) for both request APIs; with ``tls_key``
             they speak TLS only (:mod:`cvfl.online.tls`). Neither: plaintext.
         tls_key: Leader: the PEM private key of ``tls_cert``.
@@ -70,6 +74,7 @@ class ServeSection:
     drain_seconds: float = field(default=5.0, metadata=bounds(low=0.0))
     port_file: Path | None = None
     threads: int = field(default=1, metadata=bounds(low=0, high=1024))
+    cache_ids: int = field(default=100_000, metadata=bounds(low=0, high=1 << 26))
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None

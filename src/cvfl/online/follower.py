@@ -10,6 +10,7 @@ import secrets
 import threading
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from cvfl.bridge.link import ClientLink, dial, expect
@@ -43,12 +44,20 @@ def answer_lookup(party: ServingParty, lookup: pb.Lookup) -> pb.Envelope:
     present, rows = party.rows_of(list(lookup.ids))
     tensors = []
     if rows.size:
-        with torch.no_grad():
-            act = party.half.module(torch.from_numpy(party.table.features[rows]))
+        act = activations(party, rows)
         tensors.append(tensor_to_proto(party.half.cut_layer[0].name, act.to(torch.float32)))
     answer = pb.Activations(batch=lookup.batch, present=present.astype("u1").tobytes())
     answer.tensors.extend(tensors)
     return pb.Envelope(activations=answer)
+
+
+def activations(party: ServingParty, rows: np.ndarray) -> torch.Tensor:
+    """The cut-layer activations of table rows ``rows`` (from the party's cache if it has one)."""
+    if party.cache is not None:
+        return torch.from_numpy(party.cache.rows(rows))
+    with torch.no_grad():
+        out: torch.Tensor = party.half.module(torch.from_numpy(party.table.features[rows]))
+    return out
 
 
 def serve_follower(

@@ -1,28 +1,24 @@
 """``cvfl.v1.Scoring``: the gRPC request API. The servicer only translates and delegates.
 
-It runs on a ``grpc.aio`` server in an event loop of its own thread: a request waits for its
-micro-batch without holding a thread.
+It runs on a ``grpc.aio`` server in the micro-batcher's event loop (a thread of its own): a
+request joins its micro-batch and waits for it without holding a thread or changing threads.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
-from collections.abc import Callable, Coroutine
-from concurrent.futures import Future
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
 
 import grpc
 
 from cvfl.errors import ConfigError, DataError, PeerUnavailableError
+from cvfl.online.batching import LoopThread
 from cvfl.online.metrics import Metrics
 from cvfl.online.request import ScoreRequest, ScoreResult, check_request
 from cvfl.online.tls import ApiTls
 from cvfl.wire import scoring_pb2 as spb
 from cvfl.wire import scoring_pb2_grpc as sgrpc
 
-T = TypeVar("T")
 # A request holds at most 65,536 ids of 256 characters and their rows: 4 MiB is plenty for the
 # request API (the bridge's own limit is for training tensors).
 API_OPTIONS: list[tuple[str, int | str]] = [
@@ -30,7 +26,7 @@ API_OPTIONS: list[tuple[str, int | str]] = [
     ("grpc.max_receive_message_length", 4 << 20),
     ("grpc.max_send_message_length", 16 << 20),
 ]
-Submit = Callable[[ScoreRequest], "Future[list[ScoreResult]]"]
+Score = Callable[[ScoreRequest], Awaitable[list[ScoreResult]]]
 
 
 def request_from_proto(msg: spb.ScoreRequest, max_ids: int) -> ScoreRequest:
@@ -53,10 +49,10 @@ def results_to_proto(results: list[ScoreResult]) -> spb.ScoreResponse:
 
 
 class ScoringServicer(sgrpc.ScoringServicer):
-    """Decodes, hands the request to ``submit`` and encodes the answer or the refusal."""
+    """Decodes, hands the request to ``score`` and encodes the answer or the refusal."""
 
-    def __init__(self, submit: Submit, max_ids: int, metrics: Metrics) -> None:
-        self._submit = submit
+    def __init__(self, score: Score, max_ids: int, metrics: Metrics) -> None:
+        self._score = score
         self._max_ids = max_ids
         self._metrics = metrics
 
@@ -69,7 +65,7 @@ class ScoringServicer(sgrpc.ScoringServicer):
         started = time.perf_counter()
         try:
             parsed = request_from_proto(request, self._max_ids)
-            results = await asyncio.wrap_future(self._submit(parsed))
+            results = await self._score(parsed)
         except DataError as exc:
             self._metrics.request("grpc", "invalid", time.perf_counter() - started)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
@@ -80,19 +76,22 @@ class ScoringServicer(sgrpc.ScoringServicer):
 
 
 class GrpcServer:
-    """A ``grpc.aio`` server for ``servicer`` on ``address``, in a thread with its own loop."""
+    """A ``grpc.aio`` server for ``servicer`` on ``address``, in ``runner``'s event loop.
 
-    def __init__(self, servicer: ScoringServicer, address: str, tls: ApiTls | None = None) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="cvfl-scoring-grpc", daemon=True
-        )
-        self._thread.start()
+    The loop is the caller's (the micro-batcher's, so that requests need not change threads);
+    stopping the server leaves it running.
+    """
+
+    def __init__(
+        self,
+        servicer: ScoringServicer,
+        address: str,
+        runner: LoopThread,
+        tls: ApiTls | None = None,
+    ) -> None:
+        self._runner = runner
         self._server: grpc.aio.Server | None = None
-        self.port = self._call(self._start(servicer, address, tls), 10.0)
-
-    def _call(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+        self.port = runner.call(self._start(servicer, address, tls), 10.0)
 
     async def _start(self, servicer: ScoringServicer, address: str, tls: ApiTls | None) -> int:
         # made inside its loop: the server belongs to the loop it is created in
@@ -108,8 +107,6 @@ class GrpcServer:
         return port
 
     def stop(self, grace: float) -> None:
-        """Let the requests in flight finish (up to ``grace`` seconds), then stop the loop."""
+        """Let the requests in flight finish (up to ``grace`` seconds), then stop serving."""
         if self._server is not None:
-            self._call(self._server.stop(grace), grace + 5.0)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5.0)
+            self._runner.call(self._server.stop(grace), grace + 5.0)

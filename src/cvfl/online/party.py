@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -13,7 +14,10 @@ import pyarrow as pa
 from cvfl.data.tables import FeatureKind, PartyTable
 from cvfl.errors import ConfigError, DataError, ModelError, mismatch
 from cvfl.logs import get_logger
+from cvfl.models.nets import LeaderHalf
+from cvfl.online.cache import RowCache
 from cvfl.online.config import ServeSection
+from cvfl.online.top import NumpyTop
 from cvfl.sealing.artifacts import twin_names
 from cvfl.sealing.keys import KeyProvider
 from cvfl.serve.halves import ScoringHalf, load_scoring_half
@@ -39,6 +43,8 @@ class ServingParty:
     table: PartyTable
     index: Mapping[str, int]
     fallback: ScoringHalf | None = None  # the leader-only model ([serve] fallback)
+    cache: RowCache | None = None  # the half's per-row outputs (None: computed per batch)
+    top: NumpyTop | None = None  # the leader's top layers, when its bottom tower is cached
 
     def rows_of(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """For ``ids``: a mask of the ones this party holds and their row positions."""
@@ -98,7 +104,34 @@ def load_serving_party(cfg: JobConfig, section: ServeSection) -> ServingParty:
     log.info(
         "serve: %s holds %d rows of %d features", cfg.role, table.rows, len(half.feature_names)
     )
-    return ServingParty(cfg, section, half, table, index, fallback)
+    cache = row_cache(cfg.role, half, table, section.cache_ids)
+    module = half.module
+    top = NumpyTop.of(module.top) if cache is not None and isinstance(module, LeaderHalf) else None
+    return ServingParty(cfg, section, half, table, index, fallback, cache, top)
+
+
+def row_cache(role: str, half: ScoringHalf, table: PartyTable, capacity: int) -> RowCache | None:
+    """The cache of what ``half`` computes per row of ``table``; None where there is none.
+
+    The follower's whole half and the leader's bottom tower (a built-in :class:`LeaderHalf`
+    only: a custom leader module is not split) are cached, unless ``capacity`` is 0.
+    """
+    module = half.module
+    if capacity == 0 or table.rows == 0:
+        return None
+    if role == "leader" and not isinstance(module, LeaderHalf):
+        return None
+    compute = module.own if isinstance(module, LeaderHalf) else module
+    started = time.perf_counter()
+    cache = RowCache(compute, table.features, capacity)
+    if cache.whole:
+        log.info(
+            "serve: computed the %s's per-row outputs of %d rows in %.1f s",
+            role,
+            table.rows,
+            time.perf_counter() - started,
+        )
+    return cache
 
 
 def load_fallback(

@@ -1,50 +1,31 @@
 """The leader's handling of one micro-batch: ask the follower once, score what both hold.
 
-Scores are computed by :func:`cvfl.serve.scores.scores_table`, the columns ``cvfl predict``
+Scores are computed by :func:`cvfl.serve.scores.score_columns`, the columns ``cvfl predict``
 writes, so an id scores the same online as in a batch run.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from cvfl.logs import get_logger
+from cvfl.models.nets import LeaderHalf
 from cvfl.online.batching import Pending
+from cvfl.online.cache import bottom_outputs
 from cvfl.online.follower_port import FollowerAnswer, FollowerPort, Ticket
 from cvfl.online.metrics import Metrics
 from cvfl.online.party import ServingParty
-from cvfl.online.request import (
-    FOLLOWER_LACKS_ID,
-    FOLLOWER_UNAVAILABLE,
-    LEADER_LACKS_ID,
-    LEADER_ONLY_MODEL,
-    SPLIT_MODEL,
-    ScoreResult,
-)
+from cvfl.online.plan import BatchPlan, plan_batch
+from cvfl.online.request import LEADER_ONLY_MODEL, SPLIT_MODEL, ScoreResult
 from cvfl.serve.halves import ScoringHalf
-from cvfl.serve.scores import scores_table
+from cvfl.serve.scores import score_columns
 
 log = get_logger(__name__)
-
-
-class _Plan:
-    """Which ids of a batch are scorable, with their leader features and activation rows.
-
-    ``lonely`` holds the ids the split model cannot score but the leader-only fallback model
-    can (their leader features are at hand), with their features and the reason.
-    """
-
-    def __init__(self, party: ServingParty) -> None:
-        self.party = party
-        self.features: list[np.ndarray] = []
-        self.act_rows: list[np.ndarray] = []
-        self.slots: list[tuple[int, int]] = []  # (request in batch, position in request)
-        self.lonely_features: list[np.ndarray] = []
-        self.lonely: list[tuple[int, int, str]] = []  # (request, position, reason)
 
 
 class LeaderScorer:
@@ -80,109 +61,90 @@ class LeaderScorer:
         answer = self._port.answer(ticket) if ticket is not None else None
         rtt = time.perf_counter() - started if answer is not None else None
         self._metrics.batch_sent(len(ids), rtt)
-        position = {example: k for k, example in enumerate(ids)}
-        plan = _Plan(party)
-        results: list[list[ScoreResult | None]] = []
-        for b, pending in enumerate(batch):
-            results.append(self._plan(b, pending, position, answer, plan))
-        if plan.slots and answer is not None:
-            self._score(batch, plan, answer, results)
-        if plan.lonely:
-            self._score_alone(batch, plan, results)
-        for pending, answered in zip(batch, results, strict=True):
-            done = [r for r in answered if r is not None]
-            pending.future.set_result(done)
-
-    def _plan(
-        self,
-        b: int,
-        pending: Pending,
-        position: dict[str, int],
-        answer: FollowerAnswer | None,
-        plan: _Plan,
-    ) -> list[ScoreResult | None]:
-        request = pending.request
-        unique = np.asarray([position[i] for i in request.ids], dtype=np.int64)
-        held = answer.present[unique] if answer is not None else np.zeros(len(unique), bool)
-        party = plan.party
-        if pending.features is not None:
-            mine = np.ones(len(unique), dtype=bool)
-            rows = pending.features
-            if pending.prepared_by is not party:  # prepared by a half since reloaded
-                rows = party.inline_features(request.ids, request.features)
-        else:
-            mine, found = party.rows_of(request.ids)
-            full = np.full(len(unique), -1, dtype=np.int64)
-            full[mine] = found
-            rows = party.table.features[np.where(mine, full, 0)]
-        ok = held & mine
-        if ok.any() and answer is not None:
-            act_index = np.cumsum(answer.present) - 1
-            plan.features.append(rows[ok])
-            plan.act_rows.append(act_index[unique[ok]])
-            plan.slots += [(b, int(k)) for k in np.flatnonzero(ok)]
-        out: list[ScoreResult | None] = []
-        for k, example in enumerate(request.ids):
-            if ok[k]:
-                out.append(None)  # filled in by _score
-                continue
-            reason = (
-                LEADER_LACKS_ID
-                if not mine[k]
-                else FOLLOWER_UNAVAILABLE
-                if answer is None
-                else FOLLOWER_LACKS_ID
+        plan = plan_batch(party, batch, ids, answer)
+        results: list[list[ScoreResult | None]] = [[None] * len(p.request.ids) for p in batch]
+        if answer is not None and plan.split.size:
+            _fill(plan, plan.split, _split_logits(plan, answer), party.half, SPLIT_MODEL, results)
+        lonely = self._not_split(plan, results)
+        if lonely.size:
+            _fill(
+                plan,
+                lonely,
+                _alone_logits(plan, lonely),
+                party.fallback,
+                LEADER_ONLY_MODEL,
+                results,
             )
-            self._metrics.fallback(reason, 1)
-            if mine[k] and party.fallback is not None:
-                plan.lonely_features.append(rows[k : k + 1])
-                plan.lonely.append((b, k, reason))
-                out.append(None)  # filled in by _score_alone
-                continue
-            out.append(ScoreResult(example, False, reason))
+        for pending, answered in zip(batch, results, strict=True):
+            pending.future.set_result([r for r in answered if r is not None])
+
+    def _not_split(self, plan: BatchPlan, results: list[list[ScoreResult | None]]) -> np.ndarray:
+        """Answer the ids the split model does not score; those the fallback model scores."""
+        others = np.ones(len(plan.ids), dtype=bool)
+        others[plan.split] = False
+        lonely: list[int] = []
+        reasons: Counter[str] = Counter()
+        for j in np.flatnonzero(others).tolist():
+            reason = plan.reason(j)
+            reasons[reason] += 1
+            if plan.mine[j] and plan.party.fallback is not None:
+                lonely.append(j)  # filled in by the leader-only model
+            else:
+                results[plan.owner[j]][plan.within[j]] = ScoreResult(plan.ids[j], False, reason)
+        for reason, count in reasons.items():
+            self._metrics.fallback(reason, count)
+        return np.asarray(lonely, dtype=np.int64)
+
+
+def _split_logits(plan: BatchPlan, answer: FollowerAnswer) -> np.ndarray | torch.Tensor:
+    """The split model's outputs for the ids ``plan.split``."""
+    party, split = plan.party, plan.split
+    act = answer.activations.numpy()[plan.act_rows]
+    module = party.half.module
+    if party.cache is None or not isinstance(module, LeaderHalf):
+        with torch.no_grad():
+            out: torch.Tensor = module(
+                torch.from_numpy(plan.features(split)), torch.from_numpy(act)
+            )
         return out
+    table_rows = plan.table_rows[split]
+    inline = table_rows < 0
+    inline_features = plan.features(split[inline]) if inline.any() else None
+    own = bottom_outputs(module, party.cache, table_rows, inline_features)
+    if party.top is not None:
+        return party.top(own, act)
+    with torch.no_grad():
+        return module.joined(torch.from_numpy(own), torch.from_numpy(act))
 
-    def _score(
-        self,
-        batch: list[Pending],
-        plan: _Plan,
-        answer: FollowerAnswer,
-        results: list[list[ScoreResult | None]],
-    ) -> None:
-        features = torch.from_numpy(np.concatenate(plan.features))
-        act = answer.activations[torch.from_numpy(np.concatenate(plan.act_rows))]
-        half = plan.party.half
-        with torch.no_grad():
-            logits = half.module(features, act)
-        slots = [(b, k, "") for b, k in plan.slots]  # a split score carries no reason
-        _fill(batch, plan.party, half, logits, slots, SPLIT_MODEL, results)
 
-    def _score_alone(
-        self, batch: list[Pending], plan: _Plan, results: list[list[ScoreResult | None]]
-    ) -> None:
-        """Score the ids the split model could not with the leader-only fallback model."""
-        half = plan.party.fallback
-        assert half is not None
-        features = torch.from_numpy(np.concatenate(plan.lonely_features))
-        zeros = torch.zeros(features.shape[0], plan.party.cfg.model.cut_width)
-        with torch.no_grad():
-            logits = half.module(features, zeros)
-        _fill(batch, plan.party, half, logits, plan.lonely, LEADER_ONLY_MODEL, results)
+def _alone_logits(plan: BatchPlan, lonely: np.ndarray) -> torch.Tensor:
+    """The leader-only model's outputs for the ids at ``lonely``."""
+    half = plan.party.fallback
+    assert half is not None
+    features = torch.from_numpy(plan.features(lonely))
+    zeros = torch.zeros(features.shape[0], plan.party.cfg.model.cut_width)
+    with torch.no_grad():
+        out: torch.Tensor = half.module(features, zeros)
+    return out
 
 
 def _fill(
-    batch: list[Pending],
-    party: ServingParty,
-    half: ScoringHalf,
-    logits: torch.Tensor,
-    slots: list[tuple[int, int, str]],
+    plan: BatchPlan,
+    picks: np.ndarray,
+    logits: np.ndarray | torch.Tensor,
+    half: ScoringHalf | None,
     model: str,
     results: list[list[ScoreResult | None]],
 ) -> None:
-    """Set each slot's (request, position, reason) result from ``half``'s ``logits``."""
-    id_column = party.cfg.data.id_column
-    ids = tuple(batch[b].request.ids[k] for b, k, _ in slots)
-    table = scores_table(id_column, ids, logits, half.model.task, half.target)
-    for (b, k, reason), row in zip(slots, table.to_pylist(), strict=True):
-        example = row.pop(id_column)
-        results[b][k] = ScoreResult(example, True, reason, row, model)
+    """Set the results of the ids at ``picks`` from ``half``'s ``logits`` (one row each).
+
+    A split score carries no reason; a leader-only one carries why the split model could not.
+    """
+    assert half is not None
+    columns = score_columns(logits, half.model.task, half.target)
+    names, values = tuple(columns), [column.tolist() for column in columns.values()]
+    split = model == SPLIT_MODEL
+    for n, j in enumerate(picks.tolist()):
+        row = {name: column[n] for name, column in zip(names, values, strict=True)}
+        reason = "" if split else plan.reason(j)
+        results[plan.owner[j]][plan.within[j]] = ScoreResult(plan.ids[j], True, reason, row, model)

@@ -10,7 +10,7 @@ from cvfl.bridge.security import ChannelSecurity
 from cvfl.errors import PeerUnavailableError
 from cvfl.fsutil import atomic_write_bytes
 from cvfl.logs import get_logger
-from cvfl.online.batching import MicroBatcher, Pending
+from cvfl.online.batching import LoopThread, MicroBatcher, Pending
 from cvfl.online.config import ServeSection
 from cvfl.online.follower import serve_follower
 from cvfl.online.follower_port import FollowerPort
@@ -37,12 +37,13 @@ class LeaderService:
         self._port = FollowerPort(party, security)
         self.metrics.follower_up = self._port.connected.is_set
         scorer = LeaderScorer(self._port, self.metrics, self.section.follower_timeout)
+        self._loop = LoopThread("cvfl-serve-loop")  # batching and the gRPC API
         self._batcher = MicroBatcher(
-            scorer, self.section.max_wait_ms / 1000, self.section.max_batch
+            scorer, self.section.max_wait_ms / 1000, self.section.max_batch, self._loop
         )
-        servicer = ScoringServicer(self.submit, self.section.max_request_ids, self.metrics)
+        servicer = ScoringServicer(self.score, self.section.max_request_ids, self.metrics)
         tls = load_api_tls(self.section)
-        self._grpc = GrpcServer(servicer, self.section.grpc_listen, tls)
+        self._grpc = GrpcServer(servicer, self.section.grpc_listen, self._loop, tls)
         self.grpc_port = self._grpc.port
         self._http = HttpServer(make_app(self), self.section.http_listen, tls)
         self.http_port = self._http.port
@@ -76,12 +77,24 @@ class LeaderService:
             DataError: inline features that do not fit the export (naming the column).
             PeerUnavailableError: the service is draining (``serve.draining``).
         """
+        return self._batcher.submit(self._pending(request))
+
+    async def score(self, request: ScoreRequest) -> list[ScoreResult]:
+        """Score a checked request; awaited in the batcher's loop (the gRPC API's).
+
+        Raises:
+            DataError: inline features that do not fit the export (naming the column).
+            PeerUnavailableError: the service is draining (``serve.draining``).
+        """
+        return await self._batcher.wait_for(self._pending(request))
+
+    def _pending(self, request: ScoreRequest) -> Pending:
         if self.draining:
             raise PeerUnavailableError("the service is shutting down", code="serve.draining")
         party, features = self.party, None
         if request.features:
             features = party.inline_features(request.ids, request.features)
-        return self._batcher.submit(Pending(request, features, party))
+        return Pending(request, features, party)
 
     def reload(self, section: ServeSection | None = None) -> None:
         """Load the export and table again, then serve with them; the follower greets anew.
@@ -109,6 +122,7 @@ class LeaderService:
         self._grpc.stop(grace)
         self._http.stop(grace)
         self._port.stop()
+        self._loop.stop()
         if self.section.port_file is not None:
             self.section.port_file.unlink(missing_ok=True)
 

@@ -66,27 +66,33 @@ def scores_table(
 
     A regression half trained on a scaled target (``target``) predicts in the target's units.
     """
+    columns = score_columns(logits, task, target)
     id_array = pa.array(ids, type=pa.string())
+    return pa.table({id_column: id_array, **{k: pa.array(v) for k, v in columns.items()}})
+
+
+def score_columns(
+    logits: torch.Tensor | np.ndarray, task: str = "binary", target: TargetScale | None = None
+) -> dict[str, np.ndarray]:
+    """``task``'s score columns (in their order) of the leader's outputs, one row per example.
+
+    What :func:`scores_table` writes beside the ids; ``cvfl serve`` answers with the same values.
+    Computed in float64 whatever the outputs' type.
+    """
+    if isinstance(logits, torch.Tensor):
+        logits = logits.detach().to(torch.float64).numpy()
+    x = np.asarray(logits, dtype=np.float64).reshape(len(logits), -1)
     if task == "regression":
-        values = logits.to(torch.float64).reshape(len(ids), -1)[:, 0].numpy()
-        if target is not None:
-            values = target.unscale(values)
-        return pa.table({id_column: id_array, PREDICTION_COLUMN: pa.array(values)})
+        values = x[:, 0].copy()
+        return {PREDICTION_COLUMN: target.unscale(values) if target is not None else values}
+    shifted = x - x.max(axis=1, keepdims=True)
     if task == "multiclass":
-        probs = torch.softmax(logits.to(torch.float64), dim=1).numpy()
-        columns = {class_column(k): pa.array(probs[:, k]) for k in range(probs.shape[1])}
-        predicted = pa.array(probs.argmax(axis=1).astype(np.int64))
-        return pa.table({id_column: id_array, **columns, PREDICTED_COLUMN: predicted})
-    log_probs = torch.log_softmax(logits.to(torch.float64), dim=1)
-    score = log_probs[:, 1].exp().numpy()
-    log_odds = (log_probs[:, 1] - log_probs[:, 0]).numpy()
-    return pa.table(
-        {
-            id_column: id_array,
-            SCORE_COLUMN: pa.array(np.asarray(score, dtype=np.float64)),
-            LOGIT_COLUMN: pa.array(np.asarray(log_odds, dtype=np.float64)),
-        }
-    )
+        probs = np.exp(shifted)
+        probs /= probs.sum(axis=1, keepdims=True)
+        columns = {class_column(k): probs[:, k] for k in range(probs.shape[1])}
+        return {**columns, PREDICTED_COLUMN: probs.argmax(axis=1).astype(np.int64)}
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return {SCORE_COLUMN: np.exp(log_probs[:, 1]), LOGIT_COLUMN: log_probs[:, 1] - log_probs[:, 0]}
 
 
 def encode(table: pa.Table, fmt: str) -> bytes:
