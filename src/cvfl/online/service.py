@@ -30,7 +30,6 @@ class LeaderService:
     """The leader: its half, the follower's channel, the batcher and both request APIs."""
 
     def __init__(self, party: ServingParty, security: ChannelSecurity) -> None:
-        self.party = party
         self.section = party.section
         self.metrics = Metrics()
         self.draining = False
@@ -60,6 +59,16 @@ class LeaderService:
         if self.section.port_file is not None:
             ports = {"grpc": self.grpc_port, "http": self.http_port, "bridge": self.bridge_port}
             atomic_write_bytes(self.section.port_file, json.dumps(ports).encode(), mode=0o644)
+
+    @property
+    def party(self) -> ServingParty:
+        """The half and table serving now (a reloaded one once the follower greets it)."""
+        return self._port.party
+
+    @property
+    def staged(self) -> ServingParty | None:
+        """A reloaded half waiting for the follower to greet it with its matching half."""
+        return self._port.staged
 
     @property
     def follower_connected(self) -> bool:
@@ -97,19 +106,28 @@ class LeaderService:
         return Pending(request, features, party)
 
     def reload(self, section: ServeSection | None = None) -> None:
-        """Load the export and table again, then serve with them; the follower greets anew.
+        """Load the export and table again; serve them once the follower greets the new half.
 
-        ``section`` holds new ``[serve]`` settings (e.g. a new ``peer_fingerprint``). Batches
-        already sent are scored with the half they were sent under. The API limits and batching
-        settings stay as started.
+        ``section`` holds new ``[serve]`` settings (e.g. a new ``peer_fingerprint``). With the
+        follower connected, the new half is staged: the old half and stream keep scoring until
+        a follower stream greets the new half, then both switch at once (a second reload
+        replaces the staged half). With no follower connected, the new half serves at once.
+        Batches already sent are scored with the half they were sent under. The API limits and
+        batching settings stay as started.
 
         Raises:
             CvflError: the new export or table is refused; the service keeps the old one.
         """
-        party = load_serving_party(self.party.cfg, section or self.party.section)
-        self.party = party
-        self._port.use(party)
-        log.info("serve: reloaded; now serving half %s", party.half.fingerprint[:16])
+        current = self._port.party
+        party = load_serving_party(current.cfg, section or current.section)
+        if self._port.use(party):
+            log.info("serve: reloaded; now serving half %s", party.half.fingerprint[:16])
+            return
+        log.info(
+            "serve: reloaded half %s; half %s serves until the follower greets the new one",
+            party.half.fingerprint[:16],
+            current.half.fingerprint[:16],
+        )
 
     def drain(self) -> None:
         """Refuse new requests, finish those in flight, then stop everything (once)."""
@@ -140,7 +158,6 @@ class FollowerService:
         self.party = party
         self.error: BaseException | None = None
         self._stop = threading.Event()
-        self._redial = threading.Event()
         self._thread = threading.Thread(
             target=self._run, args=(security,), name="cvfl-serve-follower", daemon=True
         )
@@ -148,7 +165,7 @@ class FollowerService:
 
     def _run(self, security: ChannelSecurity) -> None:
         try:
-            serve_follower(lambda: self.party, security, self._stop, self._redial)
+            serve_follower(lambda: self.party, security, self._stop)
         except BaseException as exc:  # handed to whoever waits
             self.error = exc
             log.error("serve: the follower stopped: %s", exc)
@@ -159,16 +176,18 @@ class FollowerService:
         return self._thread.is_alive()
 
     def reload(self, section: ServeSection | None = None) -> None:
-        """Load the export and table again and greet the leader anew with them.
+        """Load the export and table again and greet the leader with them on a new stream.
 
-        Lookups on the current link are answered with the old half until it is closed.
+        The current stream keeps answering with the old half until the leader, having reloaded
+        too, accepts the new one and closes the old stream.
 
         Raises:
             CvflError: the new export or table is refused; the follower keeps the old one.
         """
         self.party = load_serving_party(self.party.cfg, section or self.party.section)
-        self._redial.set()
-        log.info("serve: reloaded; now serving half %s", self.party.half.fingerprint[:16])
+        log.info(
+            "serve: reloaded; greeting the leader with half %s", self.party.half.fingerprint[:16]
+        )
 
     def drain(self) -> None:
         """Stop answering and close the channel."""
