@@ -82,3 +82,19 @@ def test_label_needs_both_parties() -> None:
         assert codes.min() >= 0 and codes.max() < spec.vocab
         rates = [labels[codes == v].mean() for v in range(101) if (codes == v).sum() > 20]
         assert max(rates) - min(rates) > 0.2
+
+
+def test_csv_tables_hold_the_same_rows_as_parquet(tmp_path: Path) -> None:
+    import pyarrow.csv as pacsv
+
+    spec = SynthSpec(rows=CHUNK_ROWS + 500, slots=2, overlap=0.8, shuffle=True, seed=4)
+    parquet = write_synth(spec, tmp_path / "p", "parquet")
+    csv = write_synth(spec, tmp_path / "c", "csv")
+    for role in ("leader", "follower"):
+        assert csv[role][1:] == parquet[role][1:]
+        text = pacsv.read_csv(
+            csv[role][0],
+            convert_options=pacsv.ConvertOptions(column_types={"example_id": pa.string()}),
+        )
+        table = pq.read_table(parquet[role][0])
+        assert text.column("example_id").equals(table.column("example_id"))

@@ -235,12 +235,15 @@ def _write_party(path: Path, fmt: str, chunks: Iterator[pa.Table]) -> tuple[int,
                         if fmt == "parquet"
                         else pacsv.CSVWriter(handle, schema)
                     )
-                held.append(table)
                 rows, columns = rows + table.num_rows, table.num_columns
-                if fmt != "parquet" or sum(t.num_rows for t in held) >= GROUP_ROWS:
+                if isinstance(writer, pacsv.CSVWriter):
+                    writer.write_table(table)
+                    continue
+                held.append(table)
+                if sum(t.num_rows for t in held) >= GROUP_ROWS:
                     writer.write_table(pa.concat_tables(held), row_group_size=GROUP_ROWS)
                     held = []
-            if held and writer is not None:
+            if held and isinstance(writer, pq.ParquetWriter):
                 writer.write_table(pa.concat_tables(held), row_group_size=GROUP_ROWS)
         finally:
             if writer is not None:
