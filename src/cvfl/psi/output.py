@@ -28,7 +28,7 @@ ALIGNED_ROW_GROUP_ROWS = 65536
 
 The streamed reader's default block (``[data] block_rows``) is one such group. Fewer, larger
 groups keep the Parquet footer small: parsed, it takes about 1 KB per row group and column
-(a 10M-row, 513-column table in 8,192-row groups: 580 MB; in 65,536-row groups: 75 MB)."""
+(a 10M-row, 514-column table in 8,192-row groups: 583 MiB; in 65,536-row groups: 78 MiB)."""
 
 
 def encode_table(table: pa.Table, fmt: str) -> bytes:
