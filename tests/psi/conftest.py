@@ -52,6 +52,51 @@ def psi_config(tmp: Path, role: str, **kw: object) -> PsiConfig:
     return replace(base, **kw)  # type: ignore[arg-type]
 
 
+def align_both(
+    paths: tuple[Path, Path],
+    cfgs: tuple[PsiConfig, PsiConfig],
+    *,
+    keys: KeyProvider | None,
+    security: ChannelSecurity | None = None,
+    leader_security: ChannelSecurity | None = None,
+    seed: int = 0,
+) -> dict[str, AlignReport | BaseException]:
+    """Align job-1 on 127.0.0.1 (the leader in a thread, on port 0): each side's report or error.
+
+    Without a ``"follower"`` entry the leader failed before it listened.
+    """
+    port: list[int] = []
+    bound = threading.Event()
+    results: dict[str, AlignReport | BaseException] = {}
+
+    def on_bound(p: int) -> None:
+        port.append(p)
+        bound.set()
+
+    def leader() -> None:
+        job = AlignJob("job-1", "leader", paths[0], "id", "127.0.0.1:0", seed)
+        try:
+            results["leader"] = align(
+                job, cfgs[0], leader_security or PlaintextSecurity(), keys=keys, on_bound=on_bound
+            )
+        except BaseException as exc:
+            results["leader"] = exc
+            bound.set()
+
+    thread = threading.Thread(target=leader)
+    thread.start()
+    assert bound.wait(30)
+    if port:
+        job = AlignJob("job-1", "follower", paths[1], "id", f"127.0.0.1:{port[0]}", seed)
+        try:
+            results["follower"] = align(job, cfgs[1], security or PlaintextSecurity(), keys=keys)
+        except BaseException as exc:
+            results["follower"] = exc
+    thread.join(60)
+    assert not thread.is_alive()
+    return results
+
+
 def run_pair(
     tmp: Path,
     leader_ids: Sequence[object],
@@ -71,40 +116,22 @@ def run_pair(
     sec = security or PlaintextSecurity()
     lcfg = psi_config(tmp, "leader", output=tmp / f"leader-aligned{suffix}", **cfg)
     fcfg = psi_config(tmp, "follower", output=tmp / f"follower-aligned{fsuffix}", **cfg)
-    port: list[int] = []
-    bound = threading.Event()
-    result: dict[str, object] = {}
-
-    def leader() -> None:
-        job = AlignJob("job-1", "leader", lpath, "id", "127.0.0.1:0", seed)
-
-        def on_bound(p: int) -> None:
-            port.append(p)
-            bound.set()
-
-        try:
-            result["leader"] = align(
-                job, lcfg, leader_security or PlaintextSecurity(), keys=keys, on_bound=on_bound
-            )
-        except BaseException as exc:
-            result["leader"] = exc
-            bound.set()
-
-    thread = threading.Thread(target=leader)
-    thread.start()
-    assert bound.wait(30)
-    try:
-        if not port:
-            raise result["leader"]  # type: ignore[misc]
-        job = AlignJob("job-1", "follower", fpath, "id", f"127.0.0.1:{port[0]}", seed)
-        follower = align(job, fcfg, sec, keys=keys)
-    finally:
-        thread.join(60)
-    if isinstance(result["leader"], BaseException):
-        raise result["leader"]
+    results = align_both(
+        (lpath, fpath),
+        (lcfg, fcfg),
+        keys=keys,
+        security=sec,
+        leader_security=leader_security,
+        seed=seed,
+    )
+    if "follower" not in results:  # the leader failed before it listened
+        raise results["leader"]  # type: ignore[misc]
+    for role in ("follower", "leader"):
+        if isinstance(results[role], BaseException):
+            raise results[role]  # type: ignore[misc]
     return Outcome(
-        leader=result["leader"],  # type: ignore[arg-type]
-        follower=follower,
+        leader=results["leader"],  # type: ignore[arg-type]
+        follower=results["follower"],  # type: ignore[arg-type]
         leader_table=read_aligned(lcfg.output, keys, _fmt(suffix), id_column="id"),
         follower_table=read_aligned(fcfg.output, keys, _fmt(fsuffix), id_column="id"),
     )

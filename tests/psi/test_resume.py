@@ -23,7 +23,7 @@ from cvfl.psi import AlignJob, AlignReport, PsiConfig, align, read_aligned, serd
 from cvfl.psi.ecdh import resuming
 from cvfl.sealing import KeyProvider, new_key_file
 
-from .conftest import psi_config, write_table
+from .conftest import align_both, psi_config, write_table
 from .test_peer_faults import GOOD, FakeFollower
 
 LEADER_IDS = [f"id{i}" for i in range(0, 300)]
@@ -46,39 +46,8 @@ class Pair:
         }
 
     def run(self) -> dict[str, AlignReport | BaseException]:
-        result: dict[str, AlignReport | BaseException] = {}
-        port: list[int] = []
-        bound = threading.Event()
-
-        def on_bound(p: int) -> None:
-            port.append(p)
-            bound.set()
-
-        def leader() -> None:
-            job = AlignJob("job-1", "leader", self.paths["leader"], "id", "127.0.0.1:0")
-            try:
-                result["leader"] = align(
-                    job, self.cfg["leader"], PlaintextSecurity(), keys=self.keys, on_bound=on_bound
-                )
-            except BaseException as exc:
-                result["leader"] = exc
-                bound.set()
-
-        thread = threading.Thread(target=leader)
-        thread.start()
-        assert bound.wait(30)
-        if port:
-            address = f"127.0.0.1:{port[0]}"
-            job = AlignJob("job-1", "follower", self.paths["follower"], "id", address)
-            try:
-                result["follower"] = align(
-                    job, self.cfg["follower"], PlaintextSecurity(), keys=self.keys
-                )
-            except BaseException as exc:
-                result["follower"] = exc
-        thread.join(60)
-        assert not thread.is_alive()
-        return result
+        paths = (self.paths["leader"], self.paths["follower"])
+        return align_both(paths, (self.cfg["leader"], self.cfg["follower"]), keys=self.keys)
 
     def tables(self) -> list[pa.Table]:
         return [
