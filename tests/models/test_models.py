@@ -11,6 +11,7 @@ from torch import nn
 from cvfl.errors import ConfigError, ModelError, SealingError
 from cvfl.models import ModelSpec, build_follower, build_leader
 from cvfl.models.export import export_half, load_half, parameter_fingerprint
+from cvfl.models.nets import lookup
 from cvfl.sealing import Artifacts, new_key_file
 
 
@@ -126,3 +127,16 @@ def test_building_a_half_leaves_the_caller_state_after_a_refusal() -> None:
     with pytest.raises(ConfigError, match="leader_hidden"):
         build_leader(spec, 4, seed=1)
     assert torch.equal(torch.random.get_rng_state(), before)
+
+
+@pytest.mark.parametrize("batch", [1, 7, 64])
+def test_lookup_backward_equals_the_embeddings_own(batch: int) -> None:
+    """The scatter-add backward gives PyTorch's dense embedding gradient (repeats included)."""
+    torch.manual_seed(batch)
+    table = nn.Embedding(30, 4)
+    index = torch.randint(0, 30, (batch, 9))  # 9 lookups per row into 30 rows: many repeats
+    upstream = torch.randn(batch, 9, 4)
+    expected = torch.autograd.grad(table(index), table.weight, upstream)[0]
+    seen = torch.autograd.grad(lookup(table, index), table.weight, upstream)[0]
+    torch.testing.assert_close(seen, expected, atol=1e-6, rtol=0)
+    assert torch.equal(lookup(table, index), table(index))
