@@ -60,6 +60,7 @@ from cvfl.train.tasks import (
     task_loss,
     validation_loss,
 )
+from cvfl.train.towers import OwnTower, start_own
 from cvfl.train.tracking import NoTracker, Tracker, epoch_metrics, job_params, open_tracker
 from cvfl.wire import bridge_pb2 as pb
 
@@ -299,13 +300,15 @@ def _train_step(
 
     The next steps' assignments (:class:`~cvfl.train.pipeline.Window`) go out with this step's
     gradient, before the optimiser step, so the follower's next forward pass overlaps the
-    leader's update.
+    leader's update; the leader's own tower runs forward before the activations arrive and
+    backward after the gradient left (:mod:`cvfl.train.towers`).
     """
     step, window = steps
     number, rows = step.number, party.my_rows(step.rows)
+    ids, inputs = party.batch(rows, step=True)
+    tower = start_own(party, inputs)  # runs while the follower computes its activations
     envelope = session.recv(party.cfg.peer.step_timeout)
     expect(envelope, "forward")
-    ids, inputs = party.batch(rows, step=True)
     fwd = envelope.forward
     check_batch("train", number, fwd.step, fwd.ids_mac, batch_mac(key, number, TRAIN, ids))
     wire = wire_dtype(party.cfg.train.wire_dtype)
@@ -316,18 +319,29 @@ def _train_step(
     targets, guard = labels
     scale = party.workers / len(step.rows)
     with drawing_from(party.rng):  # the step's draws: the party's, not the caller's
-        logits = party.trainable(inputs, act)
+        logits = party.trainable(inputs, act) if tower is None else tower.logits(act)
         loss = task_loss(party.cfg.model, logits, targets[rows].to(party.device), "sum") * scale
         party.optimizer.zero_grad()
-        loss.backward()  # type: ignore[no-untyped-call]
-    assert act.grad is not None
-    grad = guard.protect(number, step.epoch, rows, act.grad.cpu())  # [privacy]: defence, audit
+        act_grad = _backward(loss, act, tower)
+    grad = guard.protect(number, step.epoch, rows, act_grad.cpu())  # [privacy]: defence, audit
     message = backward_message(number, key, ids, f"{party.cfg.model.cut_name}.grad", grad, wire)
     message.backward.checkpoint = save
     session.send(message)
     window.sent(step, session)
+    if tower is not None:
+        with drawing_from(party.rng):
+            tower.finish()  # the own tower's backward, while the follower runs its own
     party.optimizer.step()
     return float(loss.detach()) / party.workers
+
+
+def _backward(loss: torch.Tensor, act: torch.Tensor, tower: OwnTower | None) -> torch.Tensor:
+    """The gradient on the follower's activations (the own tower's backward waits, if split)."""
+    if tower is not None:
+        return tower.top_backward(loss, act)
+    loss.backward()  # type: ignore[no-untyped-call]
+    assert act.grad is not None
+    return act.grad
 
 
 def evaluate_again(
