@@ -48,14 +48,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pyarrow.parquet as pq
+import torch
+from torch import nn
+from torch.nn.functional import cross_entropy
 from wan import WanProxy  # benchmarks/wan.py, beside this file
 
 from cvfl.data import SynthSpec, synthesize
+from cvfl.models import CombinedModel, ModelSpec, build_follower, build_leader
 from cvfl.sealing import new_key_file
 from cvfl.train import load_job, load_party, train_centralized
 
@@ -187,11 +192,66 @@ def _start_proxy(folder: Path, mode: str, link: tuple[float, float]) -> WanProxy
     return proxy
 
 
-def run_centralized(folder: Path) -> float:
+def run_centralized(folder: Path, threads: int = 0) -> float:
+    """Centralized training on every core (``threads`` 0) or on ``threads`` intra-op threads."""
     leader = load_party(load_job(folder / "leader-plaintext.toml"), threads=True)
     follower = load_party(load_job(folder / "follower-plaintext.toml"))
-    _, result = train_centralized(leader, follower)
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        _, result = train_centralized(leader, follower)
+    finally:
+        torch.set_num_threads(len(os.sched_getaffinity(0)))
     return result.examples_per_second
+
+
+def step_times(args: argparse.Namespace, threads: int, repeats: int = 30) -> dict[str, float]:
+    """Seconds per training step of the combined model and of each half alone, on ``threads``."""
+    spec = ModelSpec(slots=args.slots)
+    torch.set_num_threads(threads)
+    follower, leader = build_follower(spec, args.slots, seed=1), build_leader(spec, args.slots, 1)
+    combined = CombinedModel(follower, leader)
+    codes = torch.randint(0, spec.vocab, (args.batch, args.slots))
+    labels = torch.randint(0, 2, (args.batch,))
+    act = torch.randn(args.batch, spec.cut_width)
+    losses: dict[str, tuple[nn.Module, Callable[[], torch.Tensor]]] = {
+        "centralized": (combined, lambda: cross_entropy(combined(codes, codes), labels)),
+        "leader": (leader, lambda: cross_entropy(leader(codes, act), labels)),
+        # the follower's backward starts from a gradient on its activations (act stands in)
+        "follower": (follower, lambda: torch.sum(follower(codes) * act)),
+    }
+    seconds = {}
+    for name, (model, loss_of) in losses.items():
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            optimizer.zero_grad()
+            loss_of().backward()
+            optimizer.step()
+            times.append(time.perf_counter() - started)
+        seconds[name] = statistics.median(times)
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    return seconds
+
+
+def balance_ceiling(args: argparse.Namespace) -> None:
+    """Print each half's step time and the best split/centralized ratio two cores allow.
+
+    The best two parties sharing two cores can do, with no messaging at all: the lighter half
+    runs on one core beside the heavier half on the other, then the heavier half has both (or
+    the halves take turns on both cores, as centralized training does).
+    """
+    one, two = step_times(args, 1), step_times(args, 2)
+    heavy, light = sorted(("leader", "follower"), key=lambda half: -one[half])
+    beside = one[light] + (1 - one[light] / one[heavy]) * two[heavy]
+    best = min(beside, two[heavy] + two[light])
+    print(
+        "one training step alone, ms (1 thread / 2 threads): "
+        + ", ".join(f"{k} {one[k] * 1e3:.1f} / {two[k] * 1e3:.1f}" for k in one)
+    )
+    ceiling = two["centralized"] / best
+    print(f"ceiling of split/centralized with these halves on 2 cores: {ceiling:.3f}")
 
 
 def main() -> None:
@@ -239,14 +299,28 @@ def main() -> None:
         modes = ("plaintext", "ratls", "direct")
         for mode in modes:
             write_jobs(folder, mode, args)
-        figures: dict[str, list[float]] = {"centralized": [], **{m: [] for m in modes}}
+        figures: dict[str, list[float]] = {"centralized": [], "one thread": []}
+        figures |= {m: [] for m in modes}
         for _ in range(args.repeats):  # interleaved, so drift on a shared machine hits all
             figures["centralized"].append(run_centralized(folder))
+            figures["one thread"].append(run_centralized(folder, threads=1))
             for mode in modes:
                 figures[mode].append(run_split(folder, mode))
     median = {k: statistics.median(v) for k, v in figures.items()}
+    cores = len(os.sched_getaffinity(0))
     print(f"steps {args.steps} x batch {args.batch}, {args.slots} slots, {args.optimizer}")
     print(f"centralized (1 process):            {median['centralized']:8.0f} examples/s")
+    print(f"centralized, 1 thread:              {median['one thread']:8.0f} examples/s")
+    # Two parties can at best keep every core busy with single-threaded work and no messaging:
+    # that is the ceiling of split training (exact or pipelined) against centralized here.
+    pairs = zip(figures["one thread"], figures["centralized"], strict=True)
+    ceiling = [cores * one / central for one, central in pairs]
+    print(
+        f"ceiling of split/centralized on {cores} cores ({cores} x 1-thread / centralized): "
+        f"{statistics.median(ceiling):.3f}"
+    )
+    if cores == 2:
+        balance_ceiling(args)
     print(f"split, plaintext (2 processes):     {median['plaintext']:8.0f} examples/s")
     print(f"split, attested RA-TLS (simulated): {median['ratls']:8.0f} examples/s")
     print(f"split, RA-TLS, no acks/heartbeats:  {median['direct']:8.0f} examples/s")
