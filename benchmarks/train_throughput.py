@@ -7,7 +7,10 @@ gRPC; split over attested RA-TLS (the default); split over RA-TLS without the re
 (no acknowledgements, resending or heartbeats). Prints examples per second per mode, the ratios
 ratls/plaintext and reliable/direct, and, last, ``ratio split/centralized: <value>`` (RA-TLS,
 reliable: what a user gets by default; the median over the repeats of each split run's figure
-against the centralized run beside it).
+against the centralized run beside it). Beside them, on a machine shared by both parties: the
+centralized run on one thread, each half's training step timed alone, and the ceilings of
+split/centralized they imply (all cores busy with single-threaded work; the lighter half beside
+the heavier one) — what two parties on these cores could reach with no messaging at all.
 
 With ``--workers N`` it instead compares 1 and N workers per party (RA-TLS, 2N training processes
 for N workers; the same global batch, each worker training 1/N of it) and prints, last,
