@@ -8,9 +8,8 @@ gRPC; split over attested RA-TLS (the default); split over RA-TLS without the re
 ratls/plaintext and reliable/direct, and, last, ``ratio split/centralized: <value>`` (RA-TLS,
 reliable: what a user gets by default; the median over the repeats of each split run's figure
 against the centralized run beside it). Beside them, on a machine shared by both parties: the
-centralized run on one thread, each half's training step timed alone, and the ceilings of
-split/centralized they imply (all cores busy with single-threaded work; the lighter half beside
-the heavier one) — what two parties on these cores could reach with no messaging at all.
+centralized run on one thread and the ceiling of split/centralized it implies (every core busy
+with single-threaded work, no messaging at all), and each half's training step timed alone.
 
 With ``--workers N`` it instead compares 1 and N workers per party (RA-TLS, 2N training processes
 for N workers; the same global batch, each worker training 1/N of it) and prints, last,
@@ -238,23 +237,16 @@ def step_times(args: argparse.Namespace, threads: int, repeats: int = 30) -> dic
     return seconds
 
 
-def balance_ceiling(args: argparse.Namespace) -> None:
-    """Print each half's step time and the best split/centralized ratio two cores allow.
+def half_steps(args: argparse.Namespace) -> None:
+    """Print the combined model's and each half's training step, timed alone, on 1 and 2 threads.
 
-    The best two parties sharing two cores can do, with no messaging at all: the lighter half
-    runs on one core beside the heavier half on the other, then the heavier half has both (or
-    the halves take turns on both cores, as centralized training does).
+    Shows how the work divides between the parties (the heavier half bounds a split step).
     """
     one, two = step_times(args, 1), step_times(args, 2)
-    heavy, light = sorted(("leader", "follower"), key=lambda half: -one[half])
-    beside = one[light] + (1 - one[light] / one[heavy]) * two[heavy]
-    best = min(beside, two[heavy] + two[light])
     print(
         "one training step alone, ms (1 thread / 2 threads): "
         + ", ".join(f"{k} {one[k] * 1e3:.1f} / {two[k] * 1e3:.1f}" for k in one)
     )
-    ceiling = two["centralized"] / best
-    print(f"ceiling of split/centralized with these halves on 2 cores: {ceiling:.3f}")
 
 
 def main() -> None:
@@ -322,8 +314,7 @@ def main() -> None:
         f"ceiling of split/centralized on {cores} cores ({cores} x 1-thread / centralized): "
         f"{statistics.median(ceiling):.3f}"
     )
-    if cores == 2:
-        balance_ceiling(args)
+    half_steps(args)
     print(f"split, plaintext (2 processes):     {median['plaintext']:8.0f} examples/s")
     print(f"split, attested RA-TLS (simulated): {median['ratls']:8.0f} examples/s")
     print(f"split, RA-TLS, no acks/heartbeats:  {median['direct']:8.0f} examples/s")
