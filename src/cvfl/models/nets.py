@@ -42,11 +42,9 @@ class _Lookup(torch.autograd.Function):
 
 def lookup(table: nn.Embedding, index: torch.Tensor) -> torch.Tensor:
     """``table(index)``, with the faster backward pass of :class:`_Lookup` on CPU."""
-    out: torch.Tensor
     if table.weight.is_cuda:  # CUDA's own backward is fast (and this one would use atomics)
-        out = table(index)
-    else:
-        out = _Lookup.apply(table.weight, index)  # type: ignore[no-untyped-call]
+        return table(index)  # type: ignore[no-any-return]
+    out: torch.Tensor = _Lookup.apply(table.weight, index)  # type: ignore[no-untyped-call]
     return out
 
 
