@@ -55,3 +55,16 @@ def test_only_the_built_in_half_with_one_worker_splits() -> None:
     assert splits(model, 1)
     assert not splits(model, 2)  # DDP's gradient hooks expect one backward pass
     assert not splits(nn.Linear(3, 2), 1)  # a custom leader: one pass
+
+
+def test_a_frozen_tower_gets_no_gradient_and_the_top_still_learns() -> None:
+    model = _leader(())
+    for param in [*model.encoder.parameters(), *model.bottom.parameters()]:
+        param.requires_grad_(False)
+    codes, act = torch.randint(0, 7, (4, 6)), torch.randn(4, 5, requires_grad=True)
+    tower = OwnTower.run(model, codes)
+    loss = nn.CrossEntropyLoss()(tower.logits(act), torch.tensor([0, 1, 1, 0]))
+    sent = tower.top_backward(loss, act)
+    tower.finish()
+    assert sent.shape == act.shape
+    assert set(_grads(model)) == {"top.weight", "top.bias"}

@@ -47,16 +47,18 @@ class OwnTower:
         The top's parameters get their gradients; the tower's waits for :meth:`finish`.
         """
         params = [p for p in self.model.top.parameters() if p.requires_grad]
-        grads = torch.autograd.grad(loss, [act, self.out, *params])
-        for param, grad in zip(params, grads[2:], strict=True):
+        tower = [self.out] if self.out.requires_grad else []  # a frozen tower learns nothing
+        act_grad, *grads = torch.autograd.grad(loss, [act, *tower, *params])
+        if tower:
+            self.grad = grads.pop(0)
+        for param, grad in zip(params, grads, strict=True):
             _accumulate(param, grad)
-        self.grad = grads[1]
-        return grads[0]
+        return act_grad
 
     def finish(self) -> None:
         """Backpropagate the top's gradient through the tower (after the cut gradient left)."""
-        assert self.grad is not None, "top_backward comes first"
-        self.out.backward(self.grad)  # type: ignore[no-untyped-call]
+        if self.grad is not None:
+            self.out.backward(self.grad)  # type: ignore[no-untyped-call]
 
 
 def start_own(party: Party, inputs: torch.Tensor) -> OwnTower | None:
