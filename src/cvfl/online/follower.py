@@ -20,7 +20,7 @@ from cvfl.bridge.security import ChannelSecurity
 from cvfl.bridge.serde import tensor_to_proto
 from cvfl.errors import PeerUnavailableError, ProtocolError, mismatch
 from cvfl.logs import get_logger
-from cvfl.online.party import ServingParty
+from cvfl.online.party import WAIT_WARNING, ServingParty
 from cvfl.serve.hello import follower_predict_handshake
 from cvfl.train.config import PeerSection
 from cvfl.wire import bridge_pb2 as pb
@@ -30,7 +30,6 @@ log = get_logger(__name__)
 MAX_LOOKUP_IDS = 65536
 POLL = 0.2
 HELLO_RETRY = 2.0
-WAIT_WARNING = 30.0  # seconds between warnings that a reloaded half waits for its peer
 DIAL_SLICE = 2.0  # each attempt may need an attestation round trip
 
 

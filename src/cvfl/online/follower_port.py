@@ -21,13 +21,11 @@ from cvfl.bridge.security import ChannelSecurity
 from cvfl.errors import CvflError, PeerUnavailableError, ProtocolError, mismatch
 from cvfl.logs import get_logger
 from cvfl.online.greeting import greet_follower
-from cvfl.online.party import ServingParty
+from cvfl.online.party import WAIT_WARNING, ServingParty
 from cvfl.train.steps import single_tensor
 from cvfl.wire import bridge_pb2 as pb
 
 log = get_logger(__name__)
-
-WAIT_WARNING = 30.0  # seconds between warnings that a reloaded half waits for its peer
 
 
 @dataclass(frozen=True)

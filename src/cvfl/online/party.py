@@ -31,6 +31,7 @@ log = get_logger(__name__)
 # Distinct from cvfl predict's version: a predict peer and a serve peer refuse each other.
 SERVE_PROTOCOL_VERSION = 101
 INLINE = Path("<request features>")
+WAIT_WARNING = 30.0  # seconds between warnings that a reloaded half waits for its peer
 
 
 @dataclass(frozen=True)
