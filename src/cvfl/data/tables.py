@@ -155,10 +155,7 @@ def validate(
     )
     if not names:
         raise DataError(f"{path}: no feature columns", code="data.no_features")
-    present = set(table.column_names)  # (a list per lookup costs O(columns) each)
-    missing = [name for name in names if name not in present]
-    if missing:
-        raise DataError(f"{path}: missing column {missing[0]!r}", code="data.missing_column")
+    _require_column(table, path, *names)
     features = np.empty((table.num_rows, len(names)), dtype=dtype or _dtype(schema.kind))
     for low in range(0, table.num_rows, FILL_ROWS):
         part = table.slice(low, FILL_ROWS)
@@ -180,9 +177,12 @@ def _dtype(kind: FeatureKind) -> type[np.generic]:
     return np.int64 if kind is FeatureKind.CATEGORICAL else np.float32
 
 
-def _require_column(table: pa.Table, path: Path, name: str) -> None:
-    if name not in table.column_names:
-        raise DataError(f"{path}: missing column {name!r}", code="data.missing_column")
+def _require_column(table: pa.Table, path: Path, *names: str) -> None:
+    """Refuse the table if it lacks any of ``names`` (naming the first missing one)."""
+    present = set(table.column_names)  # one set: a list per lookup costs O(columns) each
+    missing = next((name for name in names if name not in present), None)
+    if missing is not None:
+        raise DataError(f"{path}: missing column {missing!r}", code="data.missing_column")
 
 
 def _first_row(mask: pa.ChunkedArray | pa.Array) -> int:
