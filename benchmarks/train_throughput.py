@@ -65,6 +65,7 @@ from cvfl.data import SynthSpec, synthesize
 from cvfl.models import CombinedModel, ModelSpec, build_follower, build_leader
 from cvfl.sealing import new_key_file
 from cvfl.train import load_job, load_party, train_centralized
+from cvfl.train.party import set_threads
 
 JOB = """
 [job]
@@ -199,18 +200,18 @@ def run_centralized(folder: Path, threads: int = 0) -> float:
     leader = load_party(load_job(folder / "leader-plaintext.toml"), threads=True)
     follower = load_party(load_job(folder / "follower-plaintext.toml"))
     if threads:
-        torch.set_num_threads(threads)
+        set_threads(threads)
     try:
         _, result = train_centralized(leader, follower)
     finally:
-        torch.set_num_threads(len(os.sched_getaffinity(0)))
+        set_threads(0)  # every core again
     return result.examples_per_second
 
 
 def step_times(args: argparse.Namespace, threads: int, repeats: int = 30) -> dict[str, float]:
     """Seconds per training step of the combined model and of each half alone, on ``threads``."""
     spec = ModelSpec(slots=args.slots)
-    torch.set_num_threads(threads)
+    set_threads(threads)
     follower, leader = build_follower(spec, args.slots, seed=1), build_leader(spec, args.slots, 1)
     combined = CombinedModel(follower, leader)
     codes = torch.randint(0, spec.vocab, (args.batch, args.slots))
@@ -233,7 +234,7 @@ def step_times(args: argparse.Namespace, threads: int, repeats: int = 30) -> dic
             optimizer.step()
             times.append(time.perf_counter() - started)
         seconds[name] = statistics.median(times)
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    set_threads(0)  # every core again
     return seconds
 
 
