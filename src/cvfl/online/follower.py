@@ -111,8 +111,8 @@ def _raise_any(streams: list[_Stream]) -> None:
 def _remind(party: ServingParty, waiting: _Stream) -> None:
     log.warning(
         "serve: the reloaded half %s waits for the leader to accept it; half %s still answers",
-        party.half.fingerprint[:16],
-        waiting.party.half.fingerprint[:16],
+        party.short,
+        waiting.party.short,
     )
 
 
@@ -146,12 +146,8 @@ def _greet(
         link.shutdown()
         stop.wait(HELLO_RETRY)
         return None
-    log.info("serve: connected to the leader; answering lookups (half %s)", _short(party))
+    log.info("serve: connected to the leader; answering lookups (half %s)", party.short)
     return _Stream(party, link, stop)
-
-
-def _short(party: ServingParty) -> str:
-    return party.half.fingerprint[:16]
 
 
 class _Stream:
@@ -176,7 +172,7 @@ class _Stream:
             _answer(self.party, self._link, self._stop)
         except PeerUnavailableError as exc:
             if self.retired:
-                log.info("serve: the stream of half %s is closed", _short(self.party))
+                log.info("serve: the stream of half %s is closed", self.party.short)
             else:
                 log.warning("serve: lost the leader (%s); redialling", exc.message)
         except ProtocolError as exc:  # the leader broke the protocol: the follower stops

@@ -127,7 +127,7 @@ class FollowerPort:
             log.info(
                 "serve: the follower is connected (%s), half %s with follower half %s",
                 link.peer,
-                party.half.fingerprint[:16],
+                party.short,
                 theirs.model_fingerprint[:16],
             )
 
@@ -142,8 +142,8 @@ class FollowerPort:
         log.warning(
             "serve: the reloaded half %s waits for a follower greeting it; still serving half "
             "%s with follower half %s",
-            staged.half.fingerprint[:16],
-            party.half.fingerprint[:16],
+            staged.short,
+            party.short,
             theirs[:16] or "(none)",
         )
 

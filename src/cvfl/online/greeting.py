@@ -61,5 +61,5 @@ def _labelled(problems: list[str], party: ServingParty, halves: int) -> list[str
     """Mismatches against one half, naming it when there are several to choose from."""
     if halves == 1:
         return problems
-    name = party.half.fingerprint[:16]
+    name = party.short
     return [f"against half {name}: {problem}" for problem in problems]

@@ -47,6 +47,11 @@ class ServingParty:
     cache: RowCache | None = None  # the half's per-row outputs (None: computed per batch)
     top: NumpyTop | None = None  # the leader's top layers, when its bottom tower is cached
 
+    @property
+    def short(self) -> str:
+        """The half's fingerprint shortened for logs and refusals (16 hex digits)."""
+        return self.half.fingerprint[:16]
+
     def rows_of(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """For ``ids``: a mask of the ones this party holds and their row positions."""
         found = [self.index.get(i, -1) for i in ids]

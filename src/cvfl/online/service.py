@@ -121,12 +121,12 @@ class LeaderService:
         current = self._port.party
         party = load_serving_party(current.cfg, section or current.section)
         if self._port.use(party):
-            log.info("serve: reloaded; now serving half %s", party.half.fingerprint[:16])
+            log.info("serve: reloaded; now serving half %s", party.short)
             return
         log.info(
             "serve: reloaded half %s; half %s serves until the follower greets the new one",
-            party.half.fingerprint[:16],
-            current.half.fingerprint[:16],
+            party.short,
+            current.short,
         )
 
     def drain(self) -> None:
@@ -185,9 +185,7 @@ class FollowerService:
             CvflError: the new export or table is refused; the follower keeps the old one.
         """
         self.party = load_serving_party(self.party.cfg, section or self.party.section)
-        log.info(
-            "serve: reloaded; greeting the leader with half %s", self.party.half.fingerprint[:16]
-        )
+        log.info("serve: reloaded; greeting the leader with half %s", self.party.short)
 
     def drain(self) -> None:
         """Stop answering and close the channel."""
