@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 
 import numpy as np
 import torch
@@ -34,7 +33,7 @@ from cvfl.train.party import (
 from cvfl.train.peers import NOTICE_WINDOW, dial_leader, reraise, tell_leader
 from cvfl.train.pipeline import Ahead
 from cvfl.train.recovery import resume_step
-from cvfl.train.result import TrainResult
+from cvfl.train.result import RunClock, TrainResult
 from cvfl.train.rng import drawing_from
 from cvfl.train.scaleout import restart_refusal, synchronise
 from cvfl.train.schedule import Step
@@ -169,7 +168,7 @@ def _train(
     width = cut[0].shape[0] if cut[0].shape else 1
     result = TrainResult(role="follower", steps=start, seconds=0.0)
     progress.start(party.schedule.total_steps, "follower", done=start)
-    started = time.perf_counter()
+    timer = RunClock()
     train_mask = party.schedule.train_mask
     if start >= party.schedule.total_steps:  # the checkpoint already ends the job
         send_eval(party, session, key)
@@ -197,7 +196,7 @@ def _train(
         envelope = pending.receive(session, cfg.peer.step_timeout)
         expect(envelope, "epoch_decision")
         _decided(party, envelope, result)
-    result.seconds = time.perf_counter() - started
+    timer.stop(result)
     result.reconnects = session.reconnects
     return result
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
-import time
 from dataclasses import replace
 from typing import Any
 
@@ -40,7 +39,7 @@ from cvfl.train.party import (
 from cvfl.train.peers import NOTICE_WINDOW, accept_follower, reraise, tell_follower
 from cvfl.train.pipeline import Window
 from cvfl.train.recovery import resume_step
-from cvfl.train.result import TrainResult
+from cvfl.train.result import RunClock, TrainResult
 from cvfl.train.rng import drawing_from
 from cvfl.train.scaleout import fold_losses, gather_scores, restart_refusal, synchronise
 from cvfl.train.schedule import Step
@@ -171,7 +170,7 @@ def _train(
     clock = CheckpointClock(party.cfg.train.checkpoint_every, party.cfg.train.checkpoint_every_s)
     progress.start(party.schedule.total_steps, "leader", done=start)
     preload_backend()  # the held-out metrics' import is not training time
-    started = time.perf_counter()
+    timer = RunClock()
     # Each worker's share of every step's loss; worker 0 holds the whole party's once folded.
     saved = [float(v) for v in extra.get("losses", [])]
     losses = saved if party.is_root else [0.0] * len(saved)
@@ -206,7 +205,7 @@ def _train(
             if _epoch_decision(party, session, result, window.peek() is None):
                 break
             window.fill(session)
-    result.seconds = time.perf_counter() - started
+    timer.stop(result)
     result.reconnects = session.reconnects
     sched = party.schedule
     result.privacy = guard.summary(math.ceil(sched.total_steps / max(sched.steps_per_epoch, 1)))

@@ -7,7 +7,6 @@ split model's.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -18,7 +17,7 @@ from cvfl.models.nets import CombinedModel, LeaderOnly
 from cvfl.train.early import decide
 from cvfl.train.metrics import Metrics, preload_backend
 from cvfl.train.party import Party, Progress, make_optimizer
-from cvfl.train.result import TrainResult
+from cvfl.train.result import RunClock, TrainResult
 from cvfl.train.rng import drawing_from
 from cvfl.train.tasks import held_out_metrics, label_dtype, task_loss, validation_loss
 
@@ -80,7 +79,7 @@ def _fit(
     if progress:
         progress.start(schedule.total_steps, "local")
     preload_backend()  # the held-out metrics' import is not training time
-    started = time.perf_counter()
+    timer = RunClock()
     losses: list[float] = []
     best = _Best(leader)
     rng = leader.fresh_rng()  # the twin draws what the split leader would, not the caller's
@@ -108,7 +107,7 @@ def _fit(
             if best.stop_after(model, result, step.number == schedule.total_steps):
                 break
     best.restore(model, result)
-    result.seconds = time.perf_counter() - started
+    timer.stop(result)
     return result
 
 

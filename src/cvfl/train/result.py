@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ class TrainResult:
     privacy: dict[str, Any] | None = None
     best_step: int = 0  # early stopping: the step whose state was exported (0: the last)
     stopped_early: bool = False
+    cpu_seconds: float = 0.0  # this process's CPU time (every thread) over ``seconds``
 
     @property
     def exported_step(self) -> int:
@@ -46,6 +48,7 @@ class TrainResult:
             "steps": self.steps,
             "seconds": round(self.seconds, 3),
             "examples_per_second": round(self.examples_per_second, 1),
+            "cpu_seconds": round(self.cpu_seconds, 3),
             "export": str(self.export) if self.export else None,
             "fingerprint": self.fingerprint,
             "task": self.metrics.task if self.metrics else None,
@@ -65,3 +68,16 @@ class TrainResult:
         path = folder / f"{self.role}-result.json"
         atomic_write_bytes(path, json.dumps(self.to_json(), indent=2).encode() + b"\n")
         return path
+
+
+@dataclass
+class RunClock:
+    """The wall-clock and process CPU time of a run, from the clock's creation."""
+
+    wall: float = field(default_factory=time.perf_counter)
+    cpu: float = field(default_factory=time.process_time)
+
+    def stop(self, result: TrainResult) -> None:
+        """Set ``result``'s ``seconds`` and ``cpu_seconds`` to the time since the start."""
+        result.seconds = time.perf_counter() - self.wall
+        result.cpu_seconds = time.process_time() - self.cpu
