@@ -9,7 +9,9 @@ ratls/plaintext and reliable/direct, and, last, ``ratio split/centralized: <valu
 reliable: what a user gets by default; the median over the repeats of each split run's figure
 against the centralized run beside it). Beside them, on a machine shared by both parties: the
 centralized run on one thread and the ceiling of split/centralized it implies (every core busy
-with single-threaded work, no messaging at all), and each half's training step timed alone.
+with single-threaded work, no messaging at all), each half's training step timed alone, and a
+split run with one thread per party whose CPU time per step (both processes, every thread:
+messaging included) bounds split/centralized on these cores however the work is scheduled.
 
 With ``--workers N`` it instead compares 1 and N workers per party (RA-TLS, 2N training processes
 for N workers; the same global batch, each worker training 1/N of it) and prints, last,
@@ -88,7 +90,7 @@ lr = {lr}
 batch_size = {batch}
 max_steps = {steps}
 eval_batch_size = 4096
-threads = 0
+threads = {threads}
 workers = {workers}
 wire_dtype = "{wire}"
 staleness = {staleness}
@@ -124,6 +126,7 @@ def write_jobs(
     wire: str = "float32",
     staleness: int = 0,
     reader: str = "memory",
+    threads: int = 0,
 ) -> None:
     security = "insecure" if mode == "plaintext" else "ratls"
     reliable = "false" if mode == "direct" else "true"
@@ -144,6 +147,7 @@ def write_jobs(
             wire=wire,
             staleness=staleness,
             reader=reader,
+            threads=threads,
             # Over the emulated WAN the follower dials the proxy, whose port the benchmark
             # writes to a file of its own once the leader has written its port.
             port_file=f"port-{mode}.wan" if wan and role == "follower" else f"port-{mode}",
@@ -193,6 +197,15 @@ def _start_proxy(folder: Path, mode: str, link: tuple[float, float]) -> WanProxy
     scratch.write_text(f"{proxy.port}\n")
     scratch.replace(folder / f"port-{mode}.wan")
     return proxy
+
+
+def cpu_per_step(folder: Path, mode: str) -> tuple[float, float]:
+    """Each party's CPU seconds per training step in ``mode``'s last run (its result files)."""
+    shares = []
+    for role in ("leader", "follower"):
+        result = json.loads((folder / f"{role}-{mode}" / f"{role}-result.json").read_text())
+        shares.append(float(result["cpu_seconds"]) / max(int(result["steps"]), 1))
+    return shares[0], shares[1]
 
 
 def run_centralized(folder: Path, threads: int = 0) -> float:
@@ -250,6 +263,34 @@ def half_steps(args: argparse.Namespace) -> None:
     )
 
 
+def messaging_ceiling(
+    args: argparse.Namespace,
+    figures: dict[str, list[float]],
+    cpu: list[tuple[float, float]],
+    cores: int,
+) -> None:
+    """Print what both parties' CPU time on one thread each allows, messaging included.
+
+    However the work is scheduled, a split step cannot take less than both parties' CPU time
+    for it shared out over the cores: ``cores * batch / (leader + follower)`` examples/s.
+    """
+    leader = statistics.median(c[0] for c in cpu)
+    follower = statistics.median(c[1] for c in cpu)
+    print(
+        f"split, RA-TLS, 1 thread per party:  {statistics.median(figures['single']):8.0f} "
+        f"examples/s; CPU per step: leader {leader * 1e3:.1f} ms, follower "
+        f"{follower * 1e3:.1f} ms (leader's share {leader / (leader + follower):.2f})"
+    )
+    bounds = [
+        cores * args.batch / (lead + follow) / central
+        for (lead, follow), central in zip(cpu, figures["centralized"], strict=True)
+    ]
+    print(
+        f"ceiling of split/centralized from that CPU time ({cores} cores all busy, messaging "
+        f"included): {statistics.median(bounds):.3f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300)
@@ -292,16 +333,18 @@ def main() -> None:
         if args.readers:
             compare_readers(folder, args)
             return
-        modes = ("plaintext", "ratls", "direct")
+        modes = ("plaintext", "ratls", "direct", "single")
         for mode in modes:
-            write_jobs(folder, mode, args)
+            write_jobs(folder, mode, args, threads=1 if mode == "single" else 0)
         figures: dict[str, list[float]] = {"centralized": [], "one thread": []}
         figures |= {m: [] for m in modes}
+        cpu: list[tuple[float, float]] = []
         for _ in range(args.repeats):  # interleaved, so drift on a shared machine hits all
             figures["centralized"].append(run_centralized(folder))
             figures["one thread"].append(run_centralized(folder, threads=1))
             for mode in modes:
                 figures[mode].append(run_split(folder, mode))
+            cpu.append(cpu_per_step(folder, "single"))
     median = {k: statistics.median(v) for k, v in figures.items()}
     cores = len(os.sched_getaffinity(0))
     print(f"steps {args.steps} x batch {args.batch}, {args.slots} slots, {args.optimizer}")
@@ -316,6 +359,7 @@ def main() -> None:
         f"{statistics.median(ceiling):.3f}"
     )
     half_steps(args)
+    messaging_ceiling(args, figures, cpu, cores)
     print(f"split, plaintext (2 processes):     {median['plaintext']:8.0f} examples/s")
     print(f"split, attested RA-TLS (simulated): {median['ratls']:8.0f} examples/s")
     print(f"split, RA-TLS, no acks/heartbeats:  {median['direct']:8.0f} examples/s")
