@@ -8,12 +8,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from cvfl.data import SynthSpec, synthesize, write_arrow
 from cvfl.sealing import KeyProvider, key_provider_from_config
 from cvfl.train.config import JobConfig, job_from_mapping
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+# Hypothesis's per-example deadline and its "too slow" health check time the machine, not the
+# code: on a loaded CI machine they fail property tests that are right. Tests that are about
+# time measure it themselves.
+settings.register_profile("cvfl", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("cvfl")
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "testdata"
 
