@@ -45,7 +45,7 @@ def test_the_leader_half_gives_two_logits_and_a_gradient_for_the_cut_layer(spec:
     act = torch.rand(6, 8, requires_grad=True)
     logits = leader(torch.randn(6, 4), act)
     assert logits.shape == (6, 2)
-    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 0, 1, 1, 0])).backward()
+    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 0, 1, 1, 0])).backward()  # type: ignore[no-untyped-call]
     assert act.grad is not None
     assert act.grad.abs().sum() > 0
 

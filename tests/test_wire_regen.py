@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _load_regen():  # type: ignore[no-untyped-def]
+def _load_regen() -> ModuleType:
     spec = importlib.util.spec_from_file_location("regen_proto", REPO / "tools" / "regen_proto.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

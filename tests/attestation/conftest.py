@@ -41,7 +41,7 @@ def gramine_quote(gramine_cert_pem: bytes) -> bytes:
     cert = x509.load_pem_x509_certificate(gramine_cert_pem)
     for ext in cert.extensions:
         if ext.oid.dotted_string == LEGACY_OID:
-            value = ext.value.value  # type: ignore[attr-defined]
+            value = ext.value.value
             assert isinstance(value, bytes)
             return value
     raise AssertionError("the Gramine certificate has no legacy quote extension")

@@ -25,7 +25,9 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
     return code, out.out, " ".join(out.err.split())  # rich wraps stderr lines
 
 
-def test_show_simulated_and_verify_its_quote(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+def test_show_simulated_and_verify_its_quote(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     quote = tmp_path / "q.bin"
     code, out, _ = run(
         ["attest", "show", "--provider", "simulated", "--quote-out", str(quote)], capsys

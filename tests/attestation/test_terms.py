@@ -15,7 +15,6 @@ from cvfl.attestation.jobterms import sealing_kind
 from cvfl.attestation.terms import (
     COMMANDS,
     PSI_MODES,
-    ROLES,
     SEALING_KINDS,
     JobTerms,
     PeerRequirements,
@@ -26,6 +25,7 @@ from cvfl.attestation.terms import (
 )
 from cvfl.errors import AttestationError, ConfigError
 from cvfl.ratls.gate import LogBudget
+from cvfl.roles import ROLES
 from cvfl.sealing import SealingConfig
 
 DIGEST = "ab" * 32

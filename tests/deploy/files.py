@@ -8,11 +8,11 @@ import shlex
 import tomllib
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Any
 
 import jinja2
-import yaml
+import yaml  # type: ignore[import-untyped]  # types-PyYAML is not a dev dependency
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -193,7 +193,7 @@ def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {item["name"]: item for item in container.get("env", [])}
 
 
-def under(path: str | PurePosixPath, root: str) -> bool:
+def under(path: str | PurePath, root: str) -> bool:
     """Whether ``path`` is ``root`` or inside it (POSIX paths)."""
     return PurePosixPath(path).is_relative_to(PurePosixPath(root))
 

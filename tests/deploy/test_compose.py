@@ -24,7 +24,8 @@ ROLES = ("leader", "follower")
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    (doc,) = load_yaml(DEPLOY / "compose.yaml")
+    docs: list[dict[str, Any]] = load_yaml(DEPLOY / "compose.yaml")
+    (doc,) = docs
     return doc
 
 

@@ -40,7 +40,8 @@ def _sts(kust: Kustomization) -> dict[str, Any]:
 
 
 def _worker(sts: dict[str, Any]) -> dict[str, Any]:
-    (container,) = [c for c in sts["spec"]["template"]["spec"]["containers"] if c["name"] == "cvfl"]
+    containers: list[dict[str, Any]] = sts["spec"]["template"]["spec"]["containers"]
+    (container,) = [c for c in containers if c["name"] == "cvfl"]
     return container
 
 
@@ -48,7 +49,8 @@ def _job_file(kust: Kustomization) -> Path:
     """The job file the overlay's ConfigMap cvfl-job is generated from."""
     (gen,) = [g for g in kust.spec["configMapGenerator"] if g["name"] == "cvfl-job"]
     (entry,) = gen["files"]
-    return kust.folder / entry.split("=")[-1]
+    name: str = entry.split("=")[-1]
+    return kust.folder / name
 
 
 def _job(kust: Kustomization) -> JobConfig:

@@ -183,7 +183,7 @@ def test_streamed_two_workers_equal_their_centralized_twin(tmp_path: Path) -> No
     assert "starting 2 workers" in leader.output
     cfgs = [load_job(tmp_path / f"{role}.toml") for role in ("leader", "follower")]
     parties = [load_party(cfg) for cfg in cfgs]  # worker 0's view: the two-worker schedule
-    combined, central = train_centralized(*parties)
+    combined, central = train_centralized(parties[0], parties[1])
     assert central.steps == parties[0].schedule.total_steps > 0
     split = _halves(tmp_path)
     for role, half in (("leader", combined.leader), ("follower", combined.follower)):

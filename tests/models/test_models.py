@@ -11,7 +11,7 @@ from torch import nn
 from cvfl.errors import ConfigError, ModelError, SealingError
 from cvfl.models import ModelSpec, build_follower, build_leader
 from cvfl.models.export import export_half, load_half, parameter_fingerprint
-from cvfl.models.nets import lookup
+from cvfl.models.nets import FollowerHalf, SlotEmbedding, lookup
 from cvfl.sealing import Artifacts, new_key_file
 
 
@@ -19,6 +19,7 @@ def test_widedeep_matches_fedlearner_shapes() -> None:
     spec = ModelSpec()  # 512 slots, 101 x 16 embeddings, cut 64, leader 256 -> 64
     follower = build_follower(spec, 512, seed=1)
     leader = build_leader(spec, 512, seed=1)
+    assert isinstance(follower, FollowerHalf) and isinstance(follower.encoder, SlotEmbedding)
     assert follower.encoder.table.weight.shape == (512 * 101, 16)
     linears_f = [m for m in follower.modules() if isinstance(m, nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears_f] == [(8192, 64)]

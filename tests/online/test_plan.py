@@ -76,6 +76,7 @@ def test_each_id_is_planned_as_alone(
             row = party.table.features[party.index[example]]
         at = asked.index(example)
         if answer is not None and mine and present[at]:
+            assert row is not None  # mine: inline or held by the party
             split.append(j)
             act_rows.append(int(present[:at].sum()))
             features.append(row)
@@ -83,6 +84,7 @@ def test_each_id_is_planned_as_alone(
         unavailable = FOLLOWER_UNAVAILABLE if answer is None else FOLLOWER_LACKS_ID
         assert plan.reason(j) == (unavailable if mine else LEADER_LACKS_ID)
         if mine:
+            assert row is not None
             assert np.array_equal(plan.features(np.asarray([j])), [row])
     assert plan.split.tolist() == split
     assert plan.act_rows.tolist() == act_rows

@@ -118,7 +118,8 @@ def test_malformed_requests_name_the_field(
     with pytest.raises(grpc.RpcError) as caught:
         grpc_score(leader.grpc_port, [])
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert caught.value.details().startswith("ids")
+    details = caught.value.details()
+    assert details is not None and details.startswith("ids")
 
 
 def test_drain_finishes_queued_requests_then_refuses(

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from cvfl.errors import ConfigError
 from cvfl.models.factory import build_leader
+from cvfl.models.nets import LeaderHalf
 from cvfl.models.spec import ModelSpec
 
 
@@ -32,6 +33,7 @@ def test_a_linear_top_sends_rank_one_gradients_and_a_hidden_top_does_not() -> No
     assert _singular_ratio(_cut_gradient(linear)) < 1e-5
     assert _singular_ratio(_cut_gradient(hidden)) > 1e-2
     leader = build_leader(hidden, 6, seed=1)
+    assert isinstance(leader, LeaderHalf)
     assert [type(m).__name__ for m in leader.top.modules()][:2] == ["Sequential", "Sequential"]
 
 

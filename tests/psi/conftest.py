@@ -6,6 +6,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -138,9 +139,11 @@ def run_pair(
 
 
 def align_case(
-    tmp: Path, leader_ids: Sequence[object], follower_ids: Sequence[object], **kw: object
+    tmp: Path, leader_ids: Sequence[object], follower_ids: Sequence[object], **kw: Any
 ) -> None:
     """Align the two id lists and check the outcome against their set intersection.
+
+    ``kw`` are keyword arguments of :func:`run_pair` (mostly PsiConfig overrides).
 
     No common id is a refusal (``psi.empty``) that writes no aligned table.
     """

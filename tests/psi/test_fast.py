@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 
@@ -18,8 +19,18 @@ from tests.ratls.helpers import FLAG_DEBUG, CraftedProvider, PlatformVerifier, p
 
 from .conftest import align_case, check_aligned, psi_config, run_pair, write_table
 
-FAST = {"mode": "fast"}
-INSECURE = {"mode": "fast", "insecure_fast_mode": True}
+
+class Fast(TypedDict):
+    mode: str
+
+
+class Insecure(TypedDict):
+    mode: str
+    insecure_fast_mode: bool
+
+
+FAST: Fast = {"mode": "fast"}
+INSECURE: Insecure = {"mode": "fast", "insecure_fast_mode": True}
 LONG = "x" * 5000
 
 CASES = {
@@ -39,7 +50,7 @@ def test_fast_mode_matches_set_intersection(tmp: Path, case: str) -> None:
     if not set(leader) & set(follower):  # nothing in common: refused, nothing written
         align_case(tmp, leader, follower, batch_size=16, **INSECURE)
         return
-    out = run_pair(tmp, leader, follower, batch_size=16, **INSECURE)  # type: ignore[arg-type]
+    out = run_pair(tmp, leader, follower, batch_size=16, **INSECURE)
     check_aligned(out, leader, follower)
     assert out.leader.mode == out.follower.mode == "fast"
     assert out.leader.peer_items == len(follower) and out.follower.peer_items == len(leader)
@@ -49,7 +60,7 @@ def test_fast_mode_sealed_csv_and_dropped_duplicates(tmp: Path) -> None:
     keys = new_key_file(tmp / "k.hex")
     leader = ["a", "b", "a", "c", "d"]
     follower = ["d", "a", "x"]
-    out = run_pair(tmp, leader, follower, suffix=".csv", keys=keys, duplicates="drop", **INSECURE)  # type: ignore[arg-type]
+    out = run_pair(tmp, leader, follower, suffix=".csv", keys=keys, duplicates="drop", **INSECURE)
     assert out.leader.duplicates_dropped == 1 and out.leader.sealed
     lids = out.leader_table.column("id").to_pylist()
     assert lids == out.follower_table.column("id").to_pylist() and sorted(lids) == ["a", "d"]
@@ -58,7 +69,7 @@ def test_fast_mode_sealed_csv_and_dropped_duplicates(tmp: Path) -> None:
 
 def test_duplicates_refused_by_default_and_peer_told(tmp: Path) -> None:
     with pytest.raises(AlignmentError) as err:
-        run_pair(tmp, ["a", "b"], ["c", "c", "d", "c"], **INSECURE)  # type: ignore[arg-type]
+        run_pair(tmp, ["a", "b"], ["c", "c", "d", "c"], **INSECURE)
     assert err.value.code == "psi.duplicates"  # the follower's own refusal
     assert "2 rows repeat an id" in err.value.message and "first at rows 1, 3" in err.value.message
     assert "c" not in err.value.message.replace("col", "").split("(")[0].split(":")[-1]
@@ -80,7 +91,7 @@ def test_over_ratls_with_simulated_evidence_and_the_insecure_flag(tmp: Path) -> 
         follower,
         security=_ratls(CraftedProvider(), SimulatedVerifier()),
         leader_security=_ratls(CraftedProvider(), SimulatedVerifier(), "leader"),
-        **INSECURE,  # type: ignore[arg-type]
+        **INSECURE,
     )
     check_aligned(out, leader, follower)
     assert out.leader.channel == out.follower.channel == "ratls-simulated-INSECURE"
@@ -94,7 +105,7 @@ def _real(role: str = "follower") -> RatlsSecurity:
 
 def test_real_up_to_date_evidence_runs_without_any_flag(tmp: Path) -> None:
     leader, follower = [f"u{i}" for i in range(50)], [f"u{i}" for i in range(25, 60)]
-    out = run_pair(tmp, leader, follower, security=_real(), leader_security=_real("leader"), **FAST)  # type: ignore[arg-type]
+    out = run_pair(tmp, leader, follower, security=_real(), leader_security=_real("leader"), **FAST)
     check_aligned(out, leader, follower)
     assert out.leader.channel == "ratls"
 
@@ -105,15 +116,15 @@ def _outdated(role: str = "follower", **pol: object) -> RatlsSecurity:
 
 
 def test_out_of_date_peer_refused_unless_its_status_is_listed(tmp: Path) -> None:
-    allow = {"allowed_tcb_statuses": frozenset({"UpToDate", "OutOfDate"})}
+    allow = frozenset({"UpToDate", "OutOfDate"})
     with pytest.raises(AlignmentError) as err:
         run_pair(
             tmp,
             ["a"],
             ["a"],
-            security=_outdated(**allow),
-            leader_security=_outdated("leader", **allow),
-            **FAST,  # type: ignore[arg-type]
+            security=_outdated(allowed_tcb_statuses=allow),
+            leader_security=_outdated("leader", allowed_tcb_statuses=allow),
+            **FAST,
         )
     assert "peer tcb_status: expected UpToDate, seen OutOfDate" in err.value.message
     assert not list(tmp.glob("*-aligned*"))
@@ -121,10 +132,10 @@ def test_out_of_date_peer_refused_unless_its_status_is_listed(tmp: Path) -> None
         tmp,
         ["a", "b"],
         ["b"],
-        security=_outdated(**allow),
-        leader_security=_outdated("leader", **allow),
+        security=_outdated(allowed_tcb_statuses=allow),
+        leader_security=_outdated("leader", allowed_tcb_statuses=allow),
         fast_tcb_statuses=("UpToDate", "OutOfDate"),
-        **FAST,  # type: ignore[arg-type]
+        **FAST,
     )
     check_aligned(out, ["a", "b"], ["b"])
 
@@ -134,7 +145,7 @@ def test_debug_peer_refused(tmp: Path) -> None:
     leader = _ratls(debug, PlatformVerifier("UpToDate"), "leader", allow_debug=True)
     follower = _ratls(debug, PlatformVerifier("UpToDate"), allow_debug=True)
     with pytest.raises(AlignmentError) as err:
-        run_pair(tmp, ["a"], ["a"], security=follower, leader_security=leader, **FAST)  # type: ignore[arg-type]
+        run_pair(tmp, ["a"], ["a"], security=follower, leader_security=leader, **FAST)
     assert "peer enclave debug: expected false (production enclave), seen true" in err.value.message
 
 
@@ -149,6 +160,10 @@ def test_simulated_peer_refused_by_a_real_side_without_the_flag(tmp: Path) -> No
     port: list[int] = []
     bound = threading.Event()
 
+    def on_bound(p: int) -> None:
+        port.append(p)
+        bound.set()
+
     def lead() -> None:
         job = AlignJob("job-1", "leader", lpath, "id", "127.0.0.1:0")
         try:
@@ -156,8 +171,8 @@ def test_simulated_peer_refused_by_a_real_side_without_the_flag(tmp: Path) -> No
                 job,
                 psi_config(tmp, "leader", **FAST),
                 real_leader,
-                keys=None,  # type: ignore[arg-type]
-                on_bound=lambda p: (port.append(p), bound.set()),  # type: ignore[func-returns-value]
+                keys=None,
+                on_bound=on_bound,
             )
         except BaseException as exc:
             errors["leader"] = exc
@@ -168,7 +183,7 @@ def test_simulated_peer_refused_by_a_real_side_without_the_flag(tmp: Path) -> No
     assert bound.wait(20) and port
     job = AlignJob("job-1", "follower", fpath, "id", f"127.0.0.1:{port[0]}")
     with pytest.raises(AlignmentError) as err:
-        align(job, psi_config(tmp, "follower", **INSECURE), follower, keys=None)  # type: ignore[arg-type]
+        align(job, psi_config(tmp, "follower", **INSECURE), follower, keys=None)
     thread.join(30)
     assert err.value.code == "psi.peer_abort"
     leader_error = errors["leader"]
@@ -186,7 +201,7 @@ def test_refused_locally_without_the_flag(tmp: Path, channel: str) -> None:
         else _ratls(CraftedProvider(), SimulatedVerifier(), "leader")
     )
     job = AlignJob("job-1", "leader", path, "id", "127.0.0.1:0")
-    cfg = psi_config(tmp, "leader", **FAST)  # type: ignore[arg-type]
+    cfg = psi_config(tmp, "leader", **FAST)
     with pytest.raises(AlignmentError) as err:
         align(job, cfg, security, keys=None, on_bound=lambda _: pytest.fail("it listened"))
     assert err.value.code == "psi.fast_refused"
@@ -209,7 +224,7 @@ def test_fresh_key_per_run_and_spilling(tmp: Path) -> None:
         folder.mkdir()
         out = run_pair(
             folder, leader, follower, spill_threshold=30, spill_dir=folder / "spill", **INSECURE
-        )  # type: ignore[arg-type]
+        )
         check_aligned(out, leader, follower)
         assert out.leader.spills > 0 and out.follower.spills > 0
         assert not list((folder / "spill").glob("*/*")), "spill files left behind"

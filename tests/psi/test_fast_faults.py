@@ -119,6 +119,6 @@ def test_peer_disconnecting_midway(tmp: Path) -> None:
     peer.out.put(serde.announce_to_proto(10))
     peer.out.put(serde.batch_to_proto(0, _tags(2)))
     assert peer.until("announce") is not None
-    peer.call.cancel()
+    peer.call.cancel()  # type: ignore[no-untyped-call]  # grpc-stubs leaves RpcContext.cancel untyped
     peer.close()
     _expect(leader, "psi.peer_lost", "disconnected midway")

@@ -17,8 +17,16 @@ from cvfl.errors import AlignmentError, ConfigError
 from cvfl.psi.ecdh import curve25519 as c
 from cvfl.psi.ecdh.group import GROUPS, Blinder, domain_label, get_group
 from cvfl.psi.ecdh.points import lib
+from cvfl.psi.ecdh.x25519 import X25519
 
-X = GROUPS["x25519"]
+
+def _x25519() -> X25519:
+    group = GROUPS["x25519"]
+    assert isinstance(group, X25519)
+    return group
+
+
+X = _x25519()
 NAMES = sorted(GROUPS)
 # the u-coordinates of Curve25519's points of order 1, 2, 4 and 8 (RFC 7748 / cr.yp.to/ecdh.html)
 SMALL_ORDER_U = [

@@ -199,7 +199,7 @@ def test_peer_disconnecting_midway(tmp: Path) -> None:
     peer.hello(10)
     peer.out.put(serde.batch_to_proto(0, GOOD() + GOOD()))
     assert peer.until("ret") is not None
-    peer.call.cancel()
+    peer.call.cancel()  # type: ignore[no-untyped-call]  # grpc-stubs leaves RpcContext.cancel untyped
     peer.close()
     _expect(leader, "psi.peer_lost", "disconnected midway")
 

@@ -255,6 +255,10 @@ def test_the_receiving_side_names_the_role_code_and_reason(tmp: Path) -> None:
     bound = threading.Event()
     errors: dict[str, BaseException] = {}
 
+    def on_bound(p: int) -> None:
+        port.append(p)
+        bound.set()
+
     def lead() -> None:
         job = AlignJob("job-1", "leader", lpath, "id", "127.0.0.1:0")
         try:
@@ -263,7 +267,7 @@ def test_the_receiving_side_names_the_role_code_and_reason(tmp: Path) -> None:
                 psi_config(tmp, "leader", **INSECURE),
                 PlaintextSecurity(),
                 keys=None,
-                on_bound=lambda p: (port.append(p), bound.set()),  # type: ignore[func-returns-value]
+                on_bound=on_bound,
             )
         except BaseException as exc:
             errors["leader"] = exc

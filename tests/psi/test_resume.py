@@ -158,8 +158,7 @@ def test_the_saved_intersection_needs_no_peer(
     """Killed after the exchange, before the output: the rerun writes it alone."""
     pair = Pair(tmp_path)
     from cvfl.psi.ecdh import run
-
-    original = run.finish_alignment
+    from cvfl.psi.report import finish_alignment as original
 
     def finish(*args: object, **kw: object) -> AlignReport:
         if "follower" in str(args[0]):

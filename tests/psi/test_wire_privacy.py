@@ -36,7 +36,8 @@ class _RecordingCall:
         return bool(self._call.cancel())
 
 
-class Recorder(grpc.StreamStreamClientInterceptor):  # type: ignore[misc]
+# grpc-stubs declares the interceptor generic, but at run time it cannot be subscripted
+class Recorder(grpc.StreamStreamClientInterceptor):  # type: ignore[type-arg]
     def __init__(self) -> None:
         self.frames: list[bytes] = []
 

@@ -162,7 +162,7 @@ class App:
             self.peers.append(peer.description)
         return request
 
-    def handler(self) -> grpc.GenericRpcHandler:
+    def handler(self) -> grpc.GenericRpcHandler[bytes, bytes]:
         return grpc.method_handlers_generic_handler(
             "cvfl.test.App", {"Echo": grpc.unary_unary_rpc_method_handler(self.echo)}
         )
@@ -195,7 +195,9 @@ def serve(sec: RatlsSecurity) -> Iterator[Running]:
 
 
 def echo(channel: grpc.Channel, payload: bytes = b"hello", timeout: float = 5.0) -> bytes:
-    result: bytes = channel.unary_unary(APP_METHOD)(payload, timeout=timeout)
+    result: bytes = channel.unary_unary(
+        APP_METHOD, request_serializer=None, response_deserializer=None
+    )(payload, timeout=timeout)
     return result
 
 

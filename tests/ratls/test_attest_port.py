@@ -101,12 +101,12 @@ def test_oversized_unauthenticated_messages_are_refused_without_memory_growth() 
             huge = attest_pb2.AttestRequest(protocol_version=2, certificate_der=bytes(200 * MIB))
             with pytest.raises(grpc.RpcError) as info:
                 stub.Attest(huge, timeout=30)
-            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             report = attest_pb2.RefusalReport(code="x", message="y" * (24 * MIB))
             with pytest.raises(grpc.RpcError) as info:
                 stub.Report(report, timeout=30)
-            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
-            assert str(MAX_ATTEST_MESSAGE) in (info.value.details() or "")  # type: ignore[attr-defined]
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert str(MAX_ATTEST_MESSAGE) in (info.value.details() or "")
         growth_mib = (_peak_kib(pid) - before) / 1024
         assert growth_mib < 32, f"peak memory grew by {growth_mib:.1f} MiB"
         assert _attested_handshake(port) < 2.0  # and the port still serves

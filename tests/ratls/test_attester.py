@@ -15,7 +15,7 @@ from tests.ratls.helpers import MR_ENCLAVE, CraftedProvider, policy, terms
 
 
 def _security(provider: CraftedProvider, role: str = "leader") -> RatlsSecurity:
-    return RatlsSecurity(provider, SimulatedVerifier(), policy(), terms=terms(role))  # type: ignore[arg-type]
+    return RatlsSecurity(provider, SimulatedVerifier(), policy(), terms=terms(role))
 
 
 def test_signature_verifies_with_the_certificates_key() -> None:

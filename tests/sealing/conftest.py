@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,7 @@ def unseal_bytes(blob: bytes, keys: FileKeyProvider, *, purpose: str = PURPOSE) 
     return seekable
 
 
-def _attempt(make) -> bytes | SealingError:  # type: ignore[no-untyped-def]
+def _attempt(make: Callable[[], SealedReader]) -> bytes | SealingError:
     try:
         return make().readall()
     except SealingError as exc:

@@ -23,7 +23,7 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
 
 
 @pytest.fixture
-def setup(tmp_path: Path, capsys) -> tuple[Path, Path, bytes]:
+def setup(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, Path, bytes]:
     key = tmp_path / "op.key"
     code, out, _ = run(["keys", "new", str(key)], capsys)
     assert code == 0 and "key id file:" in out
@@ -33,7 +33,9 @@ def setup(tmp_path: Path, capsys) -> tuple[Path, Path, bytes]:
     return key, plain, data
 
 
-def test_seal_unseal_round_trip(tmp_path: Path, setup, capsys) -> None:
+def test_seal_unseal_round_trip(
+    tmp_path: Path, setup: tuple[Path, Path, bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
     key, plain, data = setup
     sealed, back = tmp_path / "model.sealed", tmp_path / "back.bin"
     args = ["--purpose", "model", "--key-file", str(key)]
@@ -48,7 +50,9 @@ def test_seal_unseal_round_trip(tmp_path: Path, setup, capsys) -> None:
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "append", "purpose", "key"])
-def test_unseal_failure_exits_non_zero_and_writes_nothing(tmp_path, setup, capsys, damage) -> None:
+def test_unseal_failure_exits_non_zero_and_writes_nothing(
+    tmp_path: Path, setup: tuple[Path, Path, bytes], capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
     key, plain, _ = setup
     sealed, out = tmp_path / "s", tmp_path / "out.bin"
     run(["seal", str(plain), str(sealed), "--purpose", "model", "--key-file", str(key)], capsys)
@@ -76,7 +80,9 @@ def test_unseal_failure_exits_non_zero_and_writes_nothing(tmp_path, setup, capsy
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.bin", "op.key", "s"]
 
 
-def test_key_source_must_be_exactly_one(tmp_path, setup, capsys) -> None:
+def test_key_source_must_be_exactly_one(
+    tmp_path: Path, setup: tuple[Path, Path, bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
     key, plain, _ = setup
     code, _, err = run(["seal", str(plain), str(tmp_path / "s"), "--purpose", "m"], capsys)
     assert code == 2 and "expected exactly one of --key-file" in err
@@ -86,7 +92,9 @@ def test_key_source_must_be_exactly_one(tmp_path, setup, capsys) -> None:
     assert not (tmp_path / "s").exists()
 
 
-def test_open_key_file_refused(tmp_path, setup, capsys) -> None:
+def test_open_key_file_refused(
+    tmp_path: Path, setup: tuple[Path, Path, bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
     key, plain, _ = setup
     os.chmod(key, 0o644)
     code, _, err = run(
@@ -95,7 +103,9 @@ def test_open_key_file_refused(tmp_path, setup, capsys) -> None:
     assert code == 6 and "permissions" in err and not (tmp_path / "s").exists()
 
 
-def test_gramine_keys_and_reseal(tmp_path, setup, capsys) -> None:
+def test_gramine_keys_and_reseal(
+    tmp_path: Path, setup: tuple[Path, Path, bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
     key, plain, data = setup
     root = tmp_path / "att"
     (root / "keys").mkdir(parents=True)
@@ -130,7 +140,9 @@ def test_gramine_keys_and_reseal(tmp_path, setup, capsys) -> None:
     assert code == 0 and (tmp_path / "b").read_bytes() == data
 
 
-def test_keys_new_refuses_to_overwrite(setup, capsys) -> None:
+def test_keys_new_refuses_to_overwrite(
+    setup: tuple[Path, Path, bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
     key, _, _ = setup
     before = key.read_bytes()
     code, _, err = run(["keys", "new", str(key)], capsys)

@@ -22,7 +22,9 @@ from cvfl.sealing import (
 
 
 def table(text: str) -> dict[str, object]:
-    return tomllib.loads(text)["sealing"]
+    section = tomllib.loads(text)["sealing"]
+    assert isinstance(section, dict)
+    return section
 
 
 def test_file_provider_with_relative_path(tmp_path: Path) -> None:
@@ -35,7 +37,7 @@ def test_file_provider_with_relative_path(tmp_path: Path) -> None:
     assert isinstance(key_provider_from_config(cfg), FileKeyProvider)
 
 
-def test_env_and_gramine_providers(tmp_path: Path, monkeypatch) -> None:
+def test_env_and_gramine_providers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CVFL_CFG_KEY", os.urandom(32).hex())
     env = SealingConfig.from_toml_table(
         table('[sealing]\nprovider = "env"\nkey_env = "CVFL_CFG_KEY"')

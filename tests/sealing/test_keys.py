@@ -67,7 +67,9 @@ def test_malformed_key_files(tmp_path: Path, content: bytes, what: str) -> None:
     assert missing.value.code == "sealing.key_missing" and "absent" in missing.value.message
 
 
-def test_env_key_warns_and_matches_the_same_file_key(tmp_path: Path, caplog) -> None:
+def test_env_key_warns_and_matches_the_same_file_key(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     file_keys = new_key_file(tmp_path / "k")
     hex_key = file_keys.key().hex()
     with caplog.at_level(logging.WARNING, logger="cvfl"):

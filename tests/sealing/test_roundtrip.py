@@ -120,7 +120,9 @@ def test_writer_failure_leaves_nothing(tmp_path: Path, keys: FileKeyProvider) ->
     assert os.listdir(tmp_path) == ["keys"]
 
 
-def test_reseal_rotates_the_key(tmp_path: Path, keys: FileKeyProvider, other_keys) -> None:
+def test_reseal_rotates_the_key(
+    tmp_path: Path, keys: FileKeyProvider, other_keys: FileKeyProvider
+) -> None:
     path = tmp_path / "f.sealed"
     data = os.urandom(5000)
     write_sealed(path, data, purpose=PURPOSE, keys=keys, chunk_size=100)

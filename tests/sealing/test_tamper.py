@@ -19,7 +19,12 @@ DATA = bytes(range(256))[: CS * 4 + 7]  # five chunks, the last one partial
 
 
 def assert_refused(
-    blob: bytes, keys: FileKeyProvider, folder: Path, code: str | None = None, *, purpose=PURPOSE
+    blob: bytes,
+    keys: FileKeyProvider,
+    folder: Path,
+    code: str | None = None,
+    *,
+    purpose: str = PURPOSE,
 ) -> SealingError:
     """The blob is refused in memory, by read_sealed and by unseal_file, which writes nothing."""
     with pytest.raises(SealingError) as mem:
@@ -52,7 +57,9 @@ def flip(blob: bytes, pos: int, mask: int = 0x01) -> bytes:
     return bytes(out)
 
 
-def test_every_single_bit_flip_is_refused(blob: bytes, keys: FileKeyProvider, tmp_path: Path):
+def test_every_single_bit_flip_is_refused(
+    blob: bytes, keys: FileKeyProvider, tmp_path: Path
+) -> None:
     f = tmp_path / "f"
     for pos in range(len(blob)):
         bad = flip(blob, pos, 1 << (pos % 8))
@@ -74,7 +81,9 @@ def test_every_single_bit_flip_is_refused(blob: bytes, keys: FileKeyProvider, tm
         ("purpose", 48, 0x01, "sealing.header_tampered"),
     ],
 )
-def test_header_fields(blob, keys, tmp_path, field: str, pos: int, mask: int, code: str) -> None:
+def test_header_fields(
+    blob: bytes, keys: FileKeyProvider, tmp_path: Path, field: str, pos: int, mask: int, code: str
+) -> None:
     err = assert_refused(flip(blob, pos, mask), keys, tmp_path, code)
     assert field.split(maxsplit=1)[0] in err.message or code.endswith("tampered")
 
@@ -98,7 +107,9 @@ def test_any_chunk_byte(blob: bytes, keys: FileKeyProvider, tmp_path: Path) -> N
             assert f"chunk {index} " in err.message
 
 
-def test_truncation_at_every_byte_and_chunk_boundary(blob, keys, tmp_path) -> None:
+def test_truncation_at_every_byte_and_chunk_boundary(
+    blob: bytes, keys: FileKeyProvider, tmp_path: Path
+) -> None:
     head, recs = records(blob)
     boundaries = {len(head) + i * (CS + TAG_SIZE) for i in range(len(recs))}
     for cut in range(len(blob)):
@@ -123,13 +134,17 @@ def test_appended_bytes_after_a_full_last_chunk(keys: FileKeyProvider, tmp_path:
     assert_refused(full + recs[-1], keys, tmp_path, "sealing.chunk_tampered")
 
 
-def test_reordered_dropped_and_duplicated_chunks(blob, keys, tmp_path) -> None:
+def test_reordered_dropped_and_duplicated_chunks(
+    blob: bytes, keys: FileKeyProvider, tmp_path: Path
+) -> None:
     head, r = records(blob)
     for order in ([1, 0, 2, 3, 4], [0, 1, 3, 2, 4], [0, 2, 3, 4], [0, 1, 1, 2, 3, 4], [0, 1, 2, 3]):
         assert_refused(head + b"".join(r[i] for i in order), keys, tmp_path)
 
 
-def test_chunk_or_header_from_another_file(blob, keys, tmp_path) -> None:
+def test_chunk_or_header_from_another_file(
+    blob: bytes, keys: FileKeyProvider, tmp_path: Path
+) -> None:
     twin = seal_bytes(DATA, keys)  # same key, purpose, size: only the file nonce differs
     head, r = records(blob)
     head2, r2 = records(twin)
@@ -153,7 +168,9 @@ def test_not_a_sealed_file_and_empty(keys: FileKeyProvider, tmp_path: Path) -> N
     assert_refused(b"", keys, tmp_path, "sealing.header_truncated")
 
 
-def test_streaming_reader_returns_only_verified_chunks(blob, keys, tmp_path) -> None:
+def test_streaming_reader_returns_only_verified_chunks(
+    blob: bytes, keys: FileKeyProvider, tmp_path: Path
+) -> None:
     h = header_len(blob)
     bad = flip(blob, h + 3 * (CS + TAG_SIZE) + 1)  # chunk 3 altered
     path = tmp_path / "bad.sealed"
@@ -170,7 +187,7 @@ def test_streaming_reader_returns_only_verified_chunks(blob, keys, tmp_path) -> 
         reader.read(1)
 
 
-def test_failed_chunk_leaves_no_plaintext_in_the_buffer(blob, keys) -> None:
+def test_failed_chunk_leaves_no_plaintext_in_the_buffer(blob: bytes, keys: FileKeyProvider) -> None:
     source = io.BytesIO(blob)
     header = read_header(source, "mem")
     opener = ChunkOpener(header, authenticate(header, PURPOSE, keys, "mem"), "mem")
@@ -183,7 +200,9 @@ def test_failed_chunk_leaves_no_plaintext_in_the_buffer(blob, keys) -> None:
     assert bytes(out) == bytes(CS)
 
 
-def test_partial_read_then_close_still_verifies_the_rest(blob, keys, tmp_path) -> None:
+def test_partial_read_then_close_still_verifies_the_rest(
+    blob: bytes, keys: FileKeyProvider, tmp_path: Path
+) -> None:
     path = tmp_path / "bad.sealed"
     path.write_bytes(blob[:-1])
     with pytest.raises(SealingError), sealed_reader(path, purpose=PURPOSE, keys=keys) as reader:
@@ -192,7 +211,9 @@ def test_partial_read_then_close_still_verifies_the_rest(blob, keys, tmp_path) -
         assert reader.read(CS) == DATA[:CS]
 
 
-def test_reseal_of_a_tampered_file_changes_nothing(blob, keys, other_keys, tmp_path) -> None:
+def test_reseal_of_a_tampered_file_changes_nothing(
+    blob: bytes, keys: FileKeyProvider, other_keys: FileKeyProvider, tmp_path: Path
+) -> None:
     path = tmp_path / "f.sealed"
     bad = flip(blob, len(blob) - 2)
     path.write_bytes(bad)

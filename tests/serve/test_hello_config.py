@@ -16,7 +16,7 @@ from cvfl.serve.halves import parse_tensor_spec
 from cvfl.serve.hello import hello_from_proto, hello_to_proto
 from cvfl.wire import bridge_pb2 as pb
 
-names = st.text(st.characters(blacklist_characters=" ", blacklist_categories=("Cs",)), min_size=1)
+names = st.text(st.characters(exclude_characters=" ", exclude_categories=["Cs"]), min_size=1)
 specs = st.builds(
     TensorSpec, names, st.sampled_from(["float32", "int64"]), st.tuples(st.integers(0, 4096))
 )

@@ -29,7 +29,8 @@ def _combined(lead: JobConfig, follow: JobConfig) -> np.ndarray:
         out = CombinedModel(fs.module, ls.module)(
             torch.from_numpy(lt.features), torch.from_numpy(ft.features)
         )
-    return out.double().numpy()
+    scores: np.ndarray = out.double().numpy()
+    return scores
 
 
 @pytest.mark.parametrize("task", ["multiclass", "regression"])

@@ -64,8 +64,8 @@ def test_scores_equal_the_combined_model(jobs: tuple[JobConfig, JobConfig], tmp_
 
 def test_plaintext_scores_only_by_name(jobs: tuple[JobConfig, JobConfig], tmp_path: Path) -> None:
     lead, follow = jobs
-    changes = {"leader": {"plaintext_scores": True, "output": tmp_path / "s.csv"}}
-    leader_result, _ = predict_both(lead, follow, tmp_path, **changes)
+    changes = {"plaintext_scores": True, "output": tmp_path / "s.csv"}
+    leader_result, _ = predict_both(lead, follow, tmp_path, leader=changes)
     assert isinstance(leader_result, PredictResult), leader_result
     assert not leader_result.sealed and leader_result.output == str(tmp_path / "s.csv")
     assert read_scores(tmp_path / "s.csv").num_rows == 600
@@ -75,8 +75,8 @@ def test_pinned_peer_fingerprint_refused_on_both_sides(
     jobs: tuple[JobConfig, JobConfig], tmp_path: Path
 ) -> None:
     lead, follow = jobs
-    changes = {"follower": {"peer_fingerprint": "ab" * 32}}
-    leader_result, follower_result = predict_both(lead, follow, tmp_path, **changes)
+    changes = {"peer_fingerprint": "ab" * 32}
+    leader_result, follower_result = predict_both(lead, follow, tmp_path, follower=changes)
     for result in (leader_result, follower_result):
         assert isinstance(result, ProtocolError), result
         assert "model_fingerprint" in result.message and "abab" in result.message
@@ -121,8 +121,7 @@ def test_nonfinite_activation_refused_on_both_sides(
     jobs: tuple[JobConfig, JobConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import cvfl.serve.session as session_mod
-
-    real = session_mod.forward_message
+    from cvfl.train.steps import forward_message as real
 
     def poisoned(step: int, phase: int, key: bytes, ids: list[str], name: str, act: Any) -> Any:
         if step == 2:

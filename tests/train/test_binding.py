@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from cvfl.bridge.fields import FieldsError, check_fields, decode_fields, encode_fields
 from cvfl.bridge.handshake import terms_mismatches
 from cvfl.bridge.serde import CheckpointState
+from cvfl.data.tables import PartyTable
 from cvfl.errors import ConfigError, ModelError
 from cvfl.train import load_party
 from cvfl.train.binding import Binding, training_binding
@@ -135,6 +136,7 @@ def test_binding_covers_the_trajectory_and_the_data(small_job: Build) -> None:
     assert changed.digest() != binding.digest()
     assert changed.own == binding.own and changed.shared["lr"] == 0.02
     # Another row order, or other data, changes this party's own fields.
+    assert isinstance(party.table, PartyTable)  # the in-memory reader
     table = dataclasses.replace(party.table, ids=party.table.ids[::-1])
     assert (
         training_binding(lead_cfg, table).own["order_fingerprint"]

@@ -46,7 +46,7 @@ def test_a_few_steps_on_cuda_match_cpu(small_job: Build, tmp_path: Path, stalene
             elsewhere(c, tmp_path / device)
             for c in small_job(train__device=device, train__max_steps=6, train__staleness=staleness)
         )
-        lead, follow = run_pair(*cfgs)  # type: ignore[arg-type]
+        lead, follow = run_pair(*cfgs)
         assert isinstance(lead, TrainResult) and isinstance(follow, TrainResult), (lead, follow)
         assert lead.steps == 6
         halves[device] = [

@@ -11,7 +11,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cvfl.models.export import load_half
+from cvfl.models.export import ExportedHalf, load_half
+from cvfl.models.nets import CombinedModel
 from cvfl.train import TrainResult, load_party, train_centralized
 from cvfl.train.config import JobConfig
 from cvfl.train.early import decide
@@ -21,7 +22,7 @@ from tests.train.helpers import run_pair
 from tests.train.task_tables import task_job
 
 
-def _central_at(cfg: JobConfig, follower_cfg: JobConfig, steps: int) -> torch.nn.Module:
+def _central_at(cfg: JobConfig, follower_cfg: JobConfig, steps: int) -> CombinedModel:
     """The centralized model trained for ``steps`` steps of the same schedule."""
     train = dataclasses.replace(cfg.train, max_steps=steps, early_stopping_metric="")
     follower_train = dataclasses.replace(follower_cfg.train, max_steps=steps)
@@ -32,7 +33,9 @@ def _central_at(cfg: JobConfig, follower_cfg: JobConfig, steps: int) -> torch.nn
     return combined
 
 
-def _exports(lead: TrainResult, follow: TrainResult, cfgs: tuple[JobConfig, JobConfig]) -> tuple:
+def _exports(
+    lead: TrainResult, follow: TrainResult, cfgs: tuple[JobConfig, JobConfig]
+) -> tuple[ExportedHalf, ExportedHalf]:
     assert lead.export is not None and follow.export is not None
     return (
         load_half(lead.export, keys_of(cfgs[0])),

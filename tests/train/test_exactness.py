@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 import torch
 
+from cvfl.data.tables import PartyTable
 from cvfl.models.export import load_half
 from cvfl.train import TrainResult, load_party, train_centralized
 from cvfl.train.config import JobConfig
@@ -40,6 +41,7 @@ def test_split_equals_centralized(
 
     # Held-out logits of the exported halves equal the centralized model's.
     rows = leader.schedule.holdout_rows
+    assert isinstance(leader.table, PartyTable) and isinstance(follower.table, PartyTable)
     leader.model.load_state_dict(split_leader)
     follower.model.load_state_dict(split_follower)
     with torch.no_grad():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -13,6 +14,7 @@ import torch
 
 from cvfl.bridge.security import PlaintextSecurity
 from cvfl.data import load_arrow, write_arrow
+from cvfl.data.tables import PartyTable
 from cvfl.errors import DataError
 from cvfl.models.export import load_half
 from cvfl.models.nets import CombinedModel
@@ -32,7 +34,7 @@ from tests.serve.helpers import predict_both, section
 from tests.train.helpers import run_pair
 
 
-def _jobs(tmp: Path, **extra: object) -> tuple[JobConfig, JobConfig]:
+def _jobs(tmp: Path, **extra: Any) -> tuple[JobConfig, JobConfig]:
     paths = mixed_tables(tmp)
     cfgs = []
     for role, path in zip(("leader", "follower"), paths, strict=True):
@@ -55,6 +57,7 @@ def test_split_equals_centralized_on_mixed_tables(
 ) -> None:
     lead_cfg, follow_cfg, lead, follow = trained
     leader, follower = load_party(lead_cfg), load_party(follow_cfg)
+    assert isinstance(leader.table, PartyTable) and isinstance(follower.table, PartyTable)
     assert leader.table.prep is not None and follower.table.prep is not None
     assert leader.table.prep.layout.cardinalities == (4, 17)  # 3 colours + OOV; 16 buckets + 0
     assert not np.isnan(leader.table.features).any()
@@ -105,6 +108,7 @@ def test_predict_applies_the_stored_state(
     leader, follower = load_party(lead_cfg), load_party(follow_cfg)
     leader.model.load_state_dict(load_half(_export(lead_cfg), keys_of(lead_cfg)).tensors)
     follower.model.load_state_dict(load_half(_export(follow_cfg), keys_of(follow_cfg)).tensors)
+    assert isinstance(leader.table, PartyTable) and isinstance(follower.table, PartyTable)
     assert leader.table.prep is not None and follower.table.prep is not None
     lx = leader.table.prep.transform(load_arrow(leader_in))
     fx = follower.table.prep.transform(load_arrow(follower_in))

@@ -11,12 +11,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cvfl.configload import load_section
 from cvfl.errors import ConfigError, CvflError, PeerStoppedError, ProtocolError
 from cvfl.models.export import load_half
 from cvfl.train import NoProgress, TrainResult
 from cvfl.train.binding import training_binding
 from cvfl.train.cadence import CheckpointClock
-from cvfl.train.config import MAX_STALENESS, JobConfig, TrainSection, load_section
+from cvfl.train.config import MAX_STALENESS, JobConfig, TrainSection
 from cvfl.train.party import checkpoint_store, load_party
 from cvfl.train.pipeline import Ahead, Window
 from cvfl.train.stop import STOPPED

@@ -74,8 +74,7 @@ def test_misaligned_batch_is_caught_not_trained(
     small_job: Build, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import cvfl.train.follower as follower_mod
-
-    real = follower_mod.forward_message
+    from cvfl.train.steps import forward_message as real
 
     def shifted(step: int, phase: int, key: bytes, ids: list[str], *rest: object):  # type: ignore[no-untyped-def]
         if step == 3:

@@ -6,6 +6,7 @@ import dataclasses
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import pytest
@@ -46,6 +47,13 @@ def test_worker_port_past_65535_is_refused() -> None:
         PeerSection(listen="127.0.0.1:65535").for_worker(1)
 
 
+class WorkerFields(TypedDict, total=False):
+    """The [train] settings that the workers check involves."""
+
+    workers: int
+    batch_size: int
+
+
 @pytest.mark.parametrize(
     ("fields", "needle"),
     [
@@ -56,7 +64,7 @@ def test_worker_port_past_65535_is_refused() -> None:
         ),
     ],
 )
-def test_workers_setting_is_validated(fields: dict[str, int], needle: str) -> None:
+def test_workers_setting_is_validated(fields: WorkerFields, needle: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(needle)):
         TrainSection(**fields)
 
@@ -100,7 +108,7 @@ def test_assignment_refusals_name_what_failed() -> None:
 
 def test_interleave_restores_the_held_out_order() -> None:
     sizes = [3, 3, 3, 2, 1]
-    batches = torch.arange(12).split(sizes)
+    batches = torch.arange(12).split(sizes)  # type: ignore[no-untyped-call]  # torch stub
     parts = [torch.cat(batches[w::2]) for w in range(2)]
     assert interleave(parts, sizes).tolist() == list(range(12))
     assert interleave([torch.arange(12)], sizes).tolist() == list(range(12))

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cvfl.data.tables import TableSchema
+from cvfl.data.tables import FeatureKind, TableSchema
 from cvfl.train import stream_source
 from cvfl.train.stream_source import ParquetSource
 
@@ -37,7 +37,7 @@ def table_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _source(path: Path) -> ParquetSource:
-    schema = TableSchema(kind="categorical", id_column="id", label_column=None, vocab=9)
+    schema = TableSchema(kind=FeatureKind.CATEGORICAL, id_column="id", label_column=None, vocab=9)
     return ParquetSource(path, schema, None, sealed=False)
 
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from cvfl.train import TrainResult, load_party
 from cvfl.train.binding import training_binding
+from cvfl.train.schedule import Schedule
 from cvfl.train.tasks import TargetScale, fit_target
 from tests.train.helpers import run_pair
 from tests.train.task_tables import task_job
@@ -52,6 +53,7 @@ def test_fitted_on_training_rows_only_and_only_for_regression(tmp_path: Path) ->
     raw = load_party(task_job(tmp_path / "raw", "regression", model__target_scaling="none")[0])
     assert party.target is not None and raw.target is None
     assert raw.table.labels is not None and party.table.labels is not None
+    assert isinstance(party.schedule, Schedule)  # the in-memory schedule
     expected = TargetScale.fit(raw.table.labels[party.schedule.train_rows])
     assert party.target == expected  # the held-out rows never shaped it
     np.testing.assert_allclose(party.table.labels, expected.apply(raw.table.labels))

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cvfl.data.tables import PartyTable
 from cvfl.errors import ConfigError
 from cvfl.models.export import load_half
 from cvfl.train import TrainResult, load_party, train_centralized, train_leader_only
@@ -44,6 +45,7 @@ def test_split_equals_centralized_per_task(
     for name, value in combined.follower.state_dict().items():
         torch.testing.assert_close(split_follower[name], value, atol=1e-5, rtol=0)
     rows = leader.schedule.holdout_rows
+    assert isinstance(leader.table, PartyTable) and isinstance(follower.table, PartyTable)
     with torch.no_grad():
         outputs = combined(features(leader.table, rows), features(follower.table, rows))
     assert outputs.shape == (len(rows), 3 if task == "multiclass" else 1)

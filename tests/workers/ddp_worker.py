@@ -18,7 +18,7 @@ import cvfl.workers.hook as hook_module
 from cvfl.bridge.security import PlaintextSecurity
 from cvfl.errors import CvflError
 from cvfl.workers import WorkerContext, join_group
-from cvfl.workers.buckets import HEADER_SIZE, OVERHEAD
+from cvfl.workers.buckets import HEADER_SIZE, OVERHEAD, seal_bucket_into
 
 WORLD = 2
 LOCAL_BATCH = 4
@@ -48,7 +48,7 @@ def train(model: torch.nn.Module, data: list[tuple[torch.Tensor, torch.Tensor]])
     opt = torch.optim.SGD(model.parameters(), lr=LR)
     for x, y in data:
         opt.zero_grad()
-        torch.nn.functional.mse_loss(model(x), y).backward()
+        torch.nn.functional.mse_loss(model(x), y).backward()  # type: ignore[no-untyped-call]
         opt.step()
 
 
@@ -66,7 +66,7 @@ class Recorder:
         self.plain: list[bytes] = []
         self.gather_sizes: list[int] = []
         real_gather, real_broadcast = dist.all_gather, dist.broadcast
-        real_seal = hook_module.seal_bucket_into
+        real_seal = seal_bucket_into  # what cvfl.workers.hook calls
 
         def all_gather(out: list[torch.Tensor], tensor: torch.Tensor, *a: Any, **k: Any) -> Any:
             self.sent.append(tensor.numpy().tobytes())
@@ -83,7 +83,8 @@ class Recorder:
             real_seal(key, binding, payload, out, **k)
 
         dist.all_gather, dist.broadcast = all_gather, broadcast  # type: ignore[assignment]
-        hook_module.seal_bucket_into = seal  # type: ignore[assignment]
+        # hook imported the name without re-exporting it: patch its module globals
+        vars(hook_module)["seal_bucket_into"] = seal
 
     def leaks(self, extra: bytes = b"") -> int:
         """How many 16-byte windows of any plaintext bucket appear in what was sent."""

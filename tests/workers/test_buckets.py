@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
+from typing import TypedDict, Unpack
 
 import pytest
 import torch
@@ -25,16 +26,36 @@ from cvfl.workers.tensors import decode_tensor, encode_tensor
 KEY = bytes(range(32))
 BIND = Binding(BUCKET_LABEL, "job-1", "leader", 4)
 PAYLOAD = torch.arange(64, dtype=torch.float32).numpy().tobytes()
-AT = {"sender": 2, "step": 7, "index": 3}
+
+
+class Position(TypedDict):
+    """Where a record belongs: the keyword arguments that bind it to a rank, step and bucket."""
+
+    sender: int
+    step: int
+    index: int
+
+
+class Claim(TypedDict, total=False):
+    """What the opener expects of a record: its position and, optionally, payload length."""
+
+    sender: int
+    step: int
+    index: int
+    length: int
+
+
+AT: Position = {"sender": 2, "step": 7, "index": 3}
 
 
 def sealed() -> bytes:
     return seal_bucket(KEY, BIND, PAYLOAD, **AT)
 
 
-def refused(record: bytes, *, key: bytes = KEY, bind: Binding = BIND, **at: int) -> str:
+def refused(record: bytes, *, key: bytes = KEY, bind: Binding = BIND, **at: Unpack[Claim]) -> str:
+    claimed: Claim = {**AT, **at}
     with pytest.raises(SealingError) as info:
-        open_bucket(key, bind, record, **{**AT, **at})
+        open_bucket(key, bind, record, **claimed)
     assert info.value.code == "workers.bucket"
     return info.value.message
 
@@ -76,7 +97,7 @@ def test_tampered_ciphertext_names_sender_step_and_bucket() -> None:
         ({"sender": 1}, "sender rank: expected 1, seen 2"),
     ],
 )
-def test_replay_from_another_step_bucket_or_rank(at: dict[str, int], field: str) -> None:
+def test_replay_from_another_step_bucket_or_rank(at: Claim, field: str) -> None:
     assert field in refused(sealed(), **at)
 
 
@@ -85,7 +106,8 @@ def test_rewritten_header_still_fails_authentication(offset: int, fmt: str, valu
     """An attacker who also rewrites the header to fit the replay fails on the tag."""
     record = bytearray(sealed())
     struct.pack_into(fmt, record, offset, value)
-    at = {13: {"step": 6}, 21: {"index": 4}, 5: {"sender": 1}}[offset]
+    moved: dict[int, Claim] = {13: {"step": 6}, 21: {"index": 4}, 5: {"sender": 1}}
+    at = moved[offset]
     assert "authentication tag" in refused(bytes(record), **at)
 
 

@@ -14,9 +14,18 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
+import grpc
 import pytest
 
-from cvfl.bridge.security import ChannelSecurity, PlaintextSecurity
+from cvfl.attestation.terms import JobTerms
+from cvfl.bridge.security import (
+    Attester,
+    Binding,
+    ChannelSecurity,
+    Connection,
+    PeerInfo,
+    PlaintextSecurity,
+)
 from cvfl.errors import AttestationError, ConfigError, PeerUnavailableError, ProtocolError
 from cvfl.ratls import RatlsSecurity
 from cvfl.workers import WorkerContext
@@ -170,15 +179,23 @@ def test_enrol_group_through_ratls_agrees_one_fresh_key() -> None:
 
 def test_single_worker_needs_no_network() -> None:
     class NoNetwork:
-        name = "none"
+        """A ChannelSecurity that fails the test if any of its networking is used."""
 
-        def bind(self, *_: object) -> int:
+        name = "none"
+        terms: JobTerms | None = None
+        local_certificate: bytes | None = None
+        attester: Attester | None = None
+
+        def for_own_party(self) -> ChannelSecurity:
+            raise AssertionError("derived a worker security")
+
+        def bind(self, server: grpc.Server, address: str) -> Binding:
             raise AssertionError("bound a port")
 
-        def connect(self, *_: object) -> Any:
+        def connect(self, target: str, timeout: float) -> Connection:
             raise AssertionError("dialled")
 
-        def authorize(self, *_: object) -> str:
+        def authorize(self, context: grpc.ServicerContext) -> PeerInfo:
             raise AssertionError("authorised")
 
     ctx = WorkerContext(0, 1, "127.0.0.1", 1, 2)
@@ -232,7 +249,7 @@ def test_peer_enclave_claiming_the_leader_role_lacks_the_party_key() -> None:
     """Its operator can copy the leader's terms into its job file; not the leader's key."""
     with serving(ratls) as server:
         impostor = security(job_terms=terms("leader")).for_own_party()
-        stolen_terms = impostor.terms == server.security.terms  # type: ignore[attr-defined]
+        stolen_terms = impostor.terms == server.security.terms
         assert stolen_terms
         with pytest.raises(AttestationError) as info:
             enrol(impostor, target(server), claim(rank=1), TIMEOUT, bytes(32))

@@ -12,8 +12,9 @@ import socket
 from typing import Any
 
 import pytest
-import torch.multiprocessing as mp
+from torch.multiprocessing.spawn import spawn
 
+from cvfl.bridge.security import PlaintextSecurity
 from cvfl.errors import ConfigError
 from cvfl.workers import WorkerContext, join_group
 from tests.workers import ddp_worker
@@ -28,7 +29,8 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     out = tmp_path_factory.mktemp("group")
-    mp.spawn(ddp_worker.run, args=(str(out), free_port(), free_port()), nprocs=2, join=True)
+    # torch leaves spawn unannotated
+    spawn(ddp_worker.run, args=(str(out), free_port(), free_port()), nprocs=2, join=True)  # type: ignore[no-untyped-call]
     return [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
 
 
@@ -91,7 +93,7 @@ def test_tampered_bucket_stops_backward_on_every_rank(ranks: list[dict[str, Any]
 def test_single_worker_group_is_local() -> None:
     group = join_group(
         WorkerContext(0, 1, "127.0.0.1", 1, 2),
-        ddp_worker.PlaintextSecurity(),
+        PlaintextSecurity(),
         job_id="j",
         role="leader",
         timeout=1.0,
@@ -118,13 +120,13 @@ def test_failed_rendezvous_is_a_peer_unavailable_error() -> None:
 
     own = EnrolClaim("j", "leader", 0, 2)
     party = bytes(range(32))
-    root = EnrolServer(ddp_worker.PlaintextSecurity(), "127.0.0.1:0", own, bytes(32), party)
+    root = EnrolServer(PlaintextSecurity(), "127.0.0.1:0", own, bytes(32), party)
     try:
         ctx = WorkerContext(1, 2, "127.0.0.1", free_port(), root.port)
         with pytest.raises(PeerUnavailableError) as info:
             join_group(
                 ctx,
-                ddp_worker.PlaintextSecurity(),
+                PlaintextSecurity(),
                 job_id="j",
                 role="leader",
                 timeout=2.0,
