@@ -174,12 +174,6 @@ def test_stream_windows_hold_every_workers_blocks_evenly(small_job: Build) -> No
     assert schedule.digest() != one.digest()  # both parties must run as many workers
 
 
-def test_stream_with_column_preprocessing_is_refused_naming_both(small_job: Build) -> None:
-    with pytest.raises(ConfigError) as caught:
-        small_job(**STREAM, data__columns={"default": "auto"})
-    assert "[data] reader" in caught.value.message and "[data.columns]" in caught.value.message
-
-
 def test_unknown_reader_is_refused(small_job: Build) -> None:
     with pytest.raises(ConfigError) as caught:
         small_job(data__reader="mmap")

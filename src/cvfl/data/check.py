@@ -139,7 +139,7 @@ def check_input(table: pa.Table, path: Path, spec: ColumnsSpec, schema: TableSch
         raise DataError(f"{path}: the table is empty (0 rows)", code="data.empty")
     _require_column(table, path, schema.id_column)
     _ids(table, path, schema.id_column)
-    _no_empty_ids(table.column(schema.id_column), path, schema.id_column)
+    no_empty_ids(table.column(schema.id_column), path, schema.id_column)
     exclude = [schema.id_column] + ([schema.label_column] if schema.label_column else [])
     kinds = resolve_kinds(table, path, spec, exclude)
     check_columns(table, path, kinds)
@@ -149,7 +149,7 @@ def check_input(table: pa.Table, path: Path, spec: ColumnsSpec, schema: TableSch
     return kinds
 
 
-def _no_empty_ids(column: pa.ChunkedArray, path: Path, name: str) -> None:
+def no_empty_ids(column: pa.ChunkedArray, path: Path, name: str) -> None:
     """An empty text id (a CSV's empty cell) is a missing id."""
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         row = int(pc.index(pc.equal(column, ""), True).as_py())

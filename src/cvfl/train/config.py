@@ -117,12 +117,6 @@ class DataSection:
     def __post_init__(self) -> None:
         if not 0.0 < self.holdout_fraction < 1.0:
             raise ConfigError("[data] holdout_fraction must be in (0, 1)", code="config.data")
-        if self.reader == "stream" and self.columns is not None:
-            raise ConfigError(
-                '[data] reader = "stream" does not fit [data.columns] preprocessing yet: '
-                'use reader = "memory", or preprocess the table before training',
-                code="config.data",
-            )
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,13 @@ windows a batch reads and loading the next one on a background thread; held-out 
 other reads outside the plan decode just the blocks they touch. The checkpoint binding's data
 digest is computed by one streamed pass that also checks every row.
 
+With ``[data.columns]`` the preprocessing is fitted after the id pass, one column at a time, on
+the rows not held out (:mod:`cvfl.train.stream_prep`), and every read goes through it.
+
 What stays in memory grows with rows only by the held-out flags (1 byte a row) and the leader's
 labels (8 bytes a row); the rest is bounded by ``block_rows x shuffle_blocks`` rows of features
-(two or three windows at a time), the Parquet row groups being decoded, the batch and the model.
+(two or three windows at a time), the Parquet row groups being decoded, the batch and the model;
+fitting ``[data.columns]`` holds one column of every row at a time.
 """
 
 from __future__ import annotations
@@ -25,11 +29,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from cvfl.data.columns import ColumnsSpec
 from cvfl.data.ids import streamed_order_fingerprint
 from cvfl.data.prep import Preprocessing
 from cvfl.data.tables import TableSchema
 from cvfl.logs import get_logger
 from cvfl.sealing import KeyProvider
+from cvfl.train.stream_prep import fit_streamed
 from cvfl.train.stream_schedule import held_out, holdout_key
 from cvfl.train.stream_source import READ_ROWS, ParquetSource, streamed_digest
 
@@ -88,6 +94,7 @@ class StreamTable:
 
     def __init__(self, source: ParquetSource, split: Split, block_rows: int) -> None:
         self.source = source
+        self.prep = source.prep
         self.path: Path = source.path
         self.feature_names = source.feature_names
         self.labels = split.labels
@@ -280,8 +287,9 @@ def open_stream(
     sealed: bool | None,
     split: tuple[str, int, float],
     block_rows: int,
+    columns: ColumnsSpec | None = None,
 ) -> StreamTable:
-    """Open ``path`` for streamed training and run the id pass.
+    """Open ``path`` for streamed training, run the id pass and fit ``[data.columns]``.
 
     Args:
         path: The training table (Parquet, plaintext or sealed).
@@ -290,6 +298,8 @@ def open_stream(
         sealed: The aligned table's required form (None: the user's own table, either form).
         split: The job id, seed and held-out fraction the held-out hash uses.
         block_rows: Rows per logical block.
+        columns: The job's ``[data.columns]``: fitted on the rows not held out
+            (:func:`cvfl.train.stream_prep.fit_streamed`), then applied to every row read.
     """
     source = ParquetSource(path, schema, keys, sealed=sealed)
     job_id, seed, fraction = split
@@ -301,4 +311,6 @@ def open_stream(
         len(source.group_starts) - 1,
         int(found.holdout.sum()),
     )
+    if columns is not None:
+        source.prep = fit_streamed(source, columns, found.holdout)
     return StreamTable(source, found, block_rows)

@@ -20,6 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cvfl.data.check import apply_state, no_empty_ids
+from cvfl.data.prep import Preprocessing
 from cvfl.data.tables import (
     TableSchema,
     _ids,
@@ -49,7 +51,13 @@ class Rows:
 
 
 class ParquetSource:
-    """A Parquet training table read by row ranges (one open file per thread)."""
+    """A Parquet training table read by row ranges (one open file per thread).
+
+    With :attr:`prep` set (``[data.columns]``, :mod:`cvfl.train.stream_prep`), rows are read
+    through the fitted preprocessing: its input columns in, its float32 matrix out.
+    """
+
+    prep: Preprocessing | None = None
 
     def __init__(
         self, path: Path, schema: TableSchema, keys: KeyProvider | None, *, sealed: bool | None
@@ -96,8 +104,28 @@ class ParquetSource:
 
     @property
     def feature_names(self) -> tuple[str, ...]:
-        """The feature columns, in model order."""
-        return self.schema.features
+        """The feature columns, in model order (the preprocessing's outputs, if fitted)."""
+        return self.prep.output_names if self.prep is not None else self.schema.features
+
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        """The table's columns and their types."""
+        schema: pa.Schema = self.file().schema_arrow
+        return schema
+
+    def column(self, name: str) -> pa.Table:
+        """Column ``name`` of every row, as a one-column table (the only one held)."""
+        try:
+            return self.file().read(columns=[name])
+        except SealingError:
+            raise
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            if isinstance(exc.__context__, SealingError):
+                raise exc.__context__ from None
+            raise DataError(
+                f"{self.path}: cannot read column {name!r} as parquet: {exc}",
+                code="data.unreadable",
+            ) from exc
 
     def file(self) -> pq.ParquetFile:
         """This thread's open Parquet file (a sealed one through a verifying seekable reader)."""
@@ -138,7 +166,7 @@ class ParquetSource:
         """
         columns = [self.schema.id_column]
         if not ids_only:
-            columns += list(self.feature_names)
+            columns += list(self.prep.input_columns if self.prep else self.feature_names)
         label = self.schema.label_column if labels else None
         if label is not None:
             columns.append(label)
@@ -153,7 +181,16 @@ class ParquetSource:
         schema = replace(self.schema, label_column=label)
         if ids_only:
             return _checked(lambda: _ids_and_labels(table, self.path, schema, start), start)
+        if self.prep is not None:
+            return _checked(lambda: self._prepared(table, schema, start), start)
         decoded = _checked(lambda: validate(table, self.path, schema, dtype=dtype), start)
+        return Rows(start, decoded.ids, decoded.features, decoded.labels)
+
+    def _prepared(self, table: pa.Table, schema: TableSchema, start: int) -> Rows:
+        """Rows decoded through the fitted preprocessing, checked as the memory reader does."""
+        assert self.prep is not None
+        no_empty_ids(table.column(schema.id_column), self.path, schema.id_column)
+        decoded = apply_state(table, self.path, self.prep, schema)
         return Rows(start, decoded.ids, decoded.features, decoded.labels)
 
     def _group_rows(self, index: int, columns: list[str], low: int, high: int) -> pa.Table:

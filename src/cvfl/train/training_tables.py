@@ -104,6 +104,7 @@ def training_table(cfg: JobConfig, artifacts: Artifacts) -> PartyTable | StreamT
         sealed=None if cfg.psi is None else artifacts.sealed,
         split=(cfg.job.id, cfg.job.seed, cfg.data.holdout_fraction),
         block_rows=cfg.data.block_rows,
+        columns=cfg.data.columns,
     )
 
 
