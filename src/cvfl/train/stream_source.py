@@ -120,12 +120,7 @@ class ParquetSource:
         except SealingError:
             raise
         except (pa.ArrowException, OSError, ValueError) as exc:
-            if isinstance(exc.__context__, SealingError):
-                raise exc.__context__ from None
-            raise DataError(
-                f"{self.path}: cannot read column {name!r} as parquet: {exc}",
-                code="data.unreadable",
-            ) from exc
+            raise self._refusal(f"column {name!r}", exc) from exc
 
     def file(self) -> pq.ParquetFile:
         """This thread's open Parquet file (a sealed one through a verifying seekable reader)."""
@@ -206,7 +201,7 @@ class ParquetSource:
             self._local.cursor = None  # the previous cursor's batches go before new ones come
             cursor = _Cursor(key, self._batches(index, columns))
             self._local.cursor = cursor
-        rows = cursor.rows(low, high, lambda exc: self._refusal(index, exc))
+        rows = cursor.rows(low, high, lambda exc: self._refusal(f"row group {index}", exc))
         if high == self.group_starts[index + 1] - self.group_starts[index]:
             self._local.cursor = None  # at the group's end: its reader's buffers go now
         return rows
@@ -218,17 +213,16 @@ class ParquetSource:
             )
             return batches
         except (pa.ArrowException, OSError, ValueError) as exc:
-            raise self._refusal(index, exc) from exc
+            raise self._refusal(f"row group {index}", exc) from exc
 
-    def _refusal(self, index: int, exc: Exception) -> Exception:
-        """The error to raise for a failed read of row group ``index``."""
+    def _refusal(self, what: str, exc: Exception) -> Exception:
+        """The error to raise for a failed read of ``what`` (a row group, a column)."""
         if isinstance(exc, SealingError):
             return exc
         if isinstance(exc.__context__, SealingError):  # raised inside Arrow's read call
             return exc.__context__
         return DataError(
-            f"{self.path}: cannot read row group {index} as parquet: {exc}",
-            code="data.unreadable",
+            f"{self.path}: cannot read {what} as parquet: {exc}", code="data.unreadable"
         )
 
     def ranges(self, step: int) -> Iterator[tuple[int, int]]:
