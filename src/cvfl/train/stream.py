@@ -90,11 +90,8 @@ class StreamTable:
     (:meth:`take`).
     """
 
-    prep: Preprocessing | None = None
-
     def __init__(self, source: ParquetSource, split: Split, block_rows: int) -> None:
         self.source = source
-        self.prep = source.prep
         self.path: Path = source.path
         self.feature_names = source.feature_names
         self.labels = split.labels
@@ -116,6 +113,11 @@ class StreamTable:
         self.dtype: np.dtype[Any] = first.features.dtype  # what reads return
         self.store = storage_dtype(self.dtype, source.schema.vocab)  # what windows hold
         self.width = first.features.shape[1]
+
+    @property
+    def prep(self) -> Preprocessing | None:
+        """The fitted ``[data.columns]`` preprocessing every read goes through, if any."""
+        return self.source.prep
 
     @property
     def rows(self) -> int:
